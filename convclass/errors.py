@@ -34,3 +34,11 @@ class UnknownTenant(ConvclassError):
 
 class IncompatibleModel(ConvclassError):
     """A model artifact was produced with a cleaning or artifact version this code cannot serve."""
+
+
+class ModelFailure(ConvclassError):
+    """The model (in process or behind TF Serving) did not answer a prediction; the caller may retry."""
+
+
+class ExportIncomplete(ConvclassError):
+    """Chunks of a parallel export lack a manifest (failed or still running): never read it as complete."""

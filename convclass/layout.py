@@ -9,6 +9,8 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
         consent.json                         approval to use the tenant's data (written by the approval gate)
         exports/{run}/part-00000.parquet     export records (see convclass.records)
         exports/{run}/manifest.json          written last: an export without it is incomplete
+        exports/{run}/chunks/{i}/...         parts + manifest of one chunk of a parallel export (listed by the
+                                             run manifest, which is written after every chunk finished)
         exports/watermark.json               high-water mark for incremental exports
         datasets/{run}/{train,validation,test}.parquet, tokenizer.json, manifest.json
         models/{run}/                        SageMaker OutputDataConfig.S3OutputPath (job writes .../output/model.tar.gz)
@@ -32,6 +34,17 @@ EXECUTION_NAME_MAX = 80
 PROJECT_PREFIX = "cc"
 
 SPLITS = ("train", "validation", "test")
+
+TENANTS_ROOT = "tenants/"
+# Areas under a classifier's prefix: each holds one sub-prefix per run. IAM policies and S3 lifecycle rules
+# are scoped by area, so the names live here and nowhere else.
+EXPORTS = "exports"
+DATASETS = "datasets"
+MODELS = "models"
+CHECKPOINTS = "checkpoints"
+AREAS = (EXPORTS, DATASETS, MODELS, CHECKPOINTS)
+CONSENT_FILE = "consent.json"
+CHAMPION_FILE = "champion.json"
 
 
 def validate_id(value: str, what: str) -> str:
@@ -60,22 +73,28 @@ class ClassifierLayout:
 
     @property
     def prefix(self) -> str:
-        return f"tenants/{self.tenant}/classifiers/{self.classifier}/"
+        return f"{TENANTS_ROOT}{self.tenant}/classifiers/{self.classifier}/"
+
+    def area_prefix(self, area: str) -> str:
+        """Prefix holding every run of one area (what per-classifier S3 lifecycle rules filter on)."""
+        if area not in AREAS:
+            raise ValueError(f"unknown area {area!r}; expected one of {AREAS}")
+        return f"{self.prefix}{area}/"
 
     @property
     def consent_key(self) -> str:
-        return self.prefix + "consent.json"
+        return self.prefix + CONSENT_FILE
 
     @property
     def champion_key(self) -> str:
-        return self.prefix + "champion.json"
+        return self.prefix + CHAMPION_FILE
 
     @property
     def watermark_key(self) -> str:
-        return self.prefix + "exports/watermark.json"
+        return self.area_prefix(EXPORTS) + "watermark.json"
 
     def export_prefix(self, run: str) -> str:
-        return f"{self.prefix}exports/{validate_run_id(run)}/"
+        return f"{self.area_prefix(EXPORTS)}{validate_run_id(run)}/"
 
     def export_part_key(self, run: str, part: int) -> str:
         return f"{self.export_prefix(run)}part-{part:05d}.parquet"
@@ -83,8 +102,20 @@ class ClassifierLayout:
     def export_manifest_key(self, run: str) -> str:
         return self.export_prefix(run) + "manifest.json"
 
+    def export_chunk_prefix(self, run: str, chunk: int) -> str:
+        """One chunk of a parallel (Distributed Map) export: its parts and its own manifest."""
+        if not isinstance(chunk, int) or chunk < 0:
+            raise ValueError("chunk index must be a non-negative integer")
+        return f"{self.export_prefix(run)}chunks/{chunk:05d}/"
+
+    def export_chunk_part_key(self, run: str, chunk: int, part: int) -> str:
+        return f"{self.export_chunk_prefix(run, chunk)}part-{part:05d}.parquet"
+
+    def export_chunk_manifest_key(self, run: str, chunk: int) -> str:
+        return self.export_chunk_prefix(run, chunk) + "manifest.json"
+
     def dataset_prefix(self, run: str) -> str:
-        return f"{self.prefix}datasets/{validate_run_id(run)}/"
+        return f"{self.area_prefix(DATASETS)}{validate_run_id(run)}/"
 
     def split_key(self, run: str, split: str) -> str:
         if split not in SPLITS:
@@ -98,10 +129,18 @@ class ClassifierLayout:
         return self.dataset_prefix(run) + "manifest.json"
 
     def model_output_prefix(self, run: str) -> str:
-        return f"{self.prefix}models/{validate_run_id(run)}/"
+        return f"{self.area_prefix(MODELS)}{validate_run_id(run)}/"
 
     def checkpoint_prefix(self, run: str) -> str:
-        return f"{self.prefix}checkpoints/{validate_run_id(run)}/"
+        return f"{self.area_prefix(CHECKPOINTS)}{validate_run_id(run)}/"
+
+
+def any_classifier_key_pattern(relative: str) -> str:
+    """IAM resource pattern for ``relative`` (``exports/*``, ``consent.json``) under every classifier.
+
+    Deployed roles are scoped with these patterns, so a role that may write exports cannot touch models.
+    """
+    return f"{TENANTS_ROOT}*/classifiers/*/{relative}"
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -151,3 +190,30 @@ def training_execution_name(tenant: str, classifier: str, business_key: str) -> 
     if not key:
         raise ValueError("business key must contain letters or digits")
     return _bounded(f"{tenant}-{classifier}-{key}", EXECUTION_NAME_MAX)
+
+
+#: Suffix room a training job name needs for ``-{RetryCount}`` (the state machine appends it per attempt).
+TRAINING_ATTEMPT_SUFFIX_MAX = 3
+#: CloudWatch alarms watched by blue/green endpoint updates (auto-rollback); monitoring creates them per endpoint.
+ENDPOINT_ALARM_KINDS = ("invocation-5xx", "model-latency")
+
+
+def run_id_for_execution(execution_name: str) -> str:
+    """The run id of a training execution: its name, shortened (with a digest) to fit RUN_ID_PATTERN."""
+    cleaned = re.sub(r"[^A-Za-z0-9-]+", "-", execution_name).strip("-")
+    if not cleaned:
+        raise ValueError("execution name must contain letters or digits")
+    return validate_run_id(_bounded(cleaned, 40))
+
+
+def training_job_base_name(tenant: str, classifier: str, run: str) -> str:
+    """Training job name without the attempt suffix: a retried CreateTrainingJob needs a fresh name."""
+    return _bounded(
+        f"{PROJECT_PREFIX}-{tenant}-{classifier}-{validate_run_id(run)}",
+        SAGEMAKER_NAME_MAX - TRAINING_ATTEMPT_SUFFIX_MAX,
+    )
+
+
+def endpoint_alarm_names(tenant: str, classifier: str) -> list[str]:
+    """Names of the endpoint's rollback alarms, in ENDPOINT_ALARM_KINDS order."""
+    return [f"{endpoint_name(tenant, classifier)}-{kind}" for kind in ENDPOINT_ALARM_KINDS]

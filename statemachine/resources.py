@@ -1,6 +1,7 @@
 """What a rendering of the workflows needs to know about the deployed world.
 
-The Pulumi program fills these from real resource outputs, the embedded local run from its moto resources, and the
+The Pulumi program fills these from real resource outputs, the embedded local run from its moto
+resources, and the
 tests from placeholders; the rendering itself is a pure function of them.
 """
 
@@ -27,6 +28,7 @@ class TrainingPipelineResources:
 
 @dataclass(frozen=True)
 class InferenceResources:
-    """Names the inference workflow (Express) refers to; endpoints are derived from tenant/classifier per email."""
+    """Names the inference workflow (Express) refers to; endpoints are derived from
+    tenant/classifier per email."""
 
     event_bus_name: str

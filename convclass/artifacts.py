@@ -1,0 +1,268 @@
+"""The model artifact: what a training job leaves in ``/opt/ml/model`` (SageMaker tars it to model.tar.gz).
+
+This module is the contract between training, model comparison and serving. It never imports TensorFlow: the
+serving image talks to TF Serving over REST and must read the artifact without it.
+
+Layout of the extracted ``model.tar.gz``::
+
+    model/<version>/            TensorFlow SavedModel (numeric version directory, as TF Serving expects)
+        saved_model.pb, variables/
+    tokenizer.json              Hugging Face tokenizer the model was trained with
+    labels.json                 {"labels": [...]}: output column i of ``probabilities`` is ``labels[i]``
+    artifact.json               ArtifactInfo: format version, cleaning version, max_length, architecture, ...
+    metrics.json                ModelMetrics: held-out test metrics (model comparison reads this file)
+    report/                     training_curves.png, confusion_matrix.png, summary.md, summary.html
+
+Serving signature (``serving_default``) of the SavedModel::
+
+    inputs:  input_ids       int32 [batch, max_length]   token ids from convclass.tokenization.encode_texts
+             attention_mask  int32 [batch, max_length]   1 for real tokens, 0 for padding
+    output:  probabilities   float32 [batch, n_labels]   softmax over labels.json, rows sum to 1
+
+    The length axis is declared open ([-1, -1]): a client may drop trailing columns that are padding in every
+    row (the result is the same, the cost lower: MiniLM's time grows with length); never pass more than
+    ``max_length`` columns, the model was not trained on longer inputs.
+
+How serving classifies one email (identical to training by construction)::
+
+    cleaned = convclass.cleaning.clean_email(subject, body, content_type)      # artifact.cleaning_version
+    tok = convclass.tokenization.load_tokenizer(artifact.tokenizer_path)
+    enc = convclass.tokenization.encode_texts(tok, [cleaned.text], artifact.info.max_length)
+    TF Serving REST: POST /v1/models/<name>:predict
+        {"signature_name": "serving_default",
+         "inputs": {"input_ids": enc["input_ids"].tolist(), "attention_mask": enc["attention_mask"].tolist()}}
+    → {"outputs": [[p_0, ..., p_{n-1}]]}; label = artifact.labels[argmax]
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from convclass.errors import IncompatibleModel, InvalidInput
+
+_M = TypeVar("_M", bound=BaseModel)
+
+#: Bumped when the layout or a schema below changes incompatibly; serving refuses artifacts it does not know.
+ARTIFACT_FORMAT_VERSION = 1
+
+SAVED_MODEL_DIR = "model"
+TOKENIZER_FILE = "tokenizer.json"
+LABELS_FILE = "labels.json"
+ARTIFACT_FILE = "artifact.json"
+METRICS_FILE = "metrics.json"
+REPORT_DIR = "report"
+REPORT_FILES = ("training_curves.png", "confusion_matrix.png", "summary.md", "summary.html")
+
+SIGNATURE_NAME = "serving_default"
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+OUTPUT_NAME = "probabilities"
+
+
+class SignatureInfo(BaseModel):
+    """The serving signature, in artifact.json so a client can check it without loading the model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = SIGNATURE_NAME
+    inputs: tuple[str, ...] = (INPUT_IDS, ATTENTION_MASK)
+    input_dtype: Literal["int32"] = "int32"
+    output: str = OUTPUT_NAME
+    output_dtype: Literal["float32"] = "float32"
+
+
+class ArtifactInfo(BaseModel):
+    """artifact.json: what serving needs to prepare inputs exactly as training did."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int = ARTIFACT_FORMAT_VERSION
+    model_version: int = Field(ge=1, description="numeric directory under model/ (TF Serving version)")
+    architecture: str = Field(min_length=1)
+    base_model: str | None = Field(default=None, description="pretrained encoder the model started from")
+    max_length: int = Field(ge=2, le=512)
+    n_labels: int = Field(ge=2)
+    cleaning_version: str = Field(min_length=1)
+    signature: SignatureInfo = SignatureInfo()
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    versions: dict[str, str] = Field(default_factory=dict, description="convclass, tensorflow, keras, ...")
+
+
+class LabelMap(BaseModel):
+    """labels.json: output column i of ``probabilities`` is ``labels[i]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels: tuple[str, ...] = Field(min_length=2)
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_non_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not label for label in value):
+            raise ValueError("labels must be non-empty strings")
+        if len(set(value)) != len(value):
+            raise ValueError("labels must be unique")
+        return value
+
+
+class LabelMetrics(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    precision: float = Field(ge=0, le=1)
+    recall: float = Field(ge=0, le=1)
+    f1: float = Field(ge=0, le=1)
+    support: int = Field(ge=0)
+
+
+class DataSizes(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: int = Field(ge=0)
+    validation: int = Field(ge=0)
+    test: int = Field(ge=0)
+    n_labels: int = Field(ge=2)
+
+
+class ModelMetrics(BaseModel):
+    """metrics.json: held-out test metrics of one trained model; challenger vs champion compares these.
+
+    ``labels`` gives the order of ``confusion_matrix`` rows (true label) and columns (predicted label).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int = ARTIFACT_FORMAT_VERSION
+    evaluated_on: Literal["test", "validation"] = "test"
+    accuracy: float = Field(ge=0, le=1)
+    macro_f1: float = Field(ge=0, le=1)
+    weighted_f1: float = Field(ge=0, le=1)
+    expected_calibration_error: float = Field(ge=0, le=1)
+    per_label: dict[str, LabelMetrics]
+    labels: tuple[str, ...]
+    confusion_matrix: tuple[tuple[int, ...], ...]
+    data: DataSizes
+    training_seconds: float = Field(ge=0)
+    epochs: int = Field(ge=0)
+    architecture: str
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelMetrics:
+        n = len(self.labels)
+        if len(self.confusion_matrix) != n or any(len(row) != n for row in self.confusion_matrix):
+            raise ValueError(f"confusion_matrix must be {n}x{n} (one row/column per label)")
+        if set(self.per_label) != set(self.labels):
+            raise ValueError("per_label keys must equal labels")
+        return self
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """An extracted artifact directory, validated."""
+
+    root: Path
+    info: ArtifactInfo
+    labels: tuple[str, ...]
+    metrics: ModelMetrics | None
+
+    @property
+    def saved_model_dir(self) -> Path:
+        return self.root / SAVED_MODEL_DIR / str(self.info.model_version)
+
+    @property
+    def saved_model_base(self) -> Path:
+        """Directory to give TF Serving as ``--model_base_path`` (it picks the numeric version inside)."""
+        return self.root / SAVED_MODEL_DIR
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.root / TOKENIZER_FILE
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / REPORT_DIR
+
+
+def saved_model_path(root: Path, model_version: int) -> Path:
+    return root / SAVED_MODEL_DIR / str(model_version)
+
+
+def _read_model(path: Path, model: type[_M]) -> _M:
+    if not path.is_file():
+        raise IncompatibleModel(f"model artifact lacks {path.name}")
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) or "<root>" for err in exc.errors()})
+        raise IncompatibleModel(f"{path.name} is invalid (fields: {', '.join(fields)})") from exc
+
+
+def read_metrics(path: Path) -> ModelMetrics:
+    """Read a metrics.json (the evaluate step reads the challenger's and the champion's)."""
+    return _read_model(path, ModelMetrics)
+
+
+def load_artifact(
+    root: Path, *, cleaning_version: str | None = None, require_metrics: bool = False
+) -> ModelArtifact:
+    """Validate an extracted artifact directory; raise ``IncompatibleModel`` naming what is wrong.
+
+    Pass the serving side's ``cleaning_version`` to refuse a model trained on differently cleaned text.
+    """
+    info = _read_model(root / ARTIFACT_FILE, ArtifactInfo)
+    if info.format_version != ARTIFACT_FORMAT_VERSION:
+        raise IncompatibleModel(
+            f"artifact format {info.format_version} is not supported (this code reads "
+            f"{ARTIFACT_FORMAT_VERSION})"
+        )
+    if cleaning_version is not None and info.cleaning_version != cleaning_version:
+        raise IncompatibleModel(
+            f"model was trained on cleaning version {info.cleaning_version!r}, "
+            f"this code cleans as {cleaning_version!r}"
+        )
+    label_map = _read_model(root / LABELS_FILE, LabelMap)
+    if len(label_map.labels) != info.n_labels:
+        raise IncompatibleModel(
+            f"labels.json has {len(label_map.labels)} labels, artifact.json says {info.n_labels}"
+        )
+    if not (root / TOKENIZER_FILE).is_file():
+        raise IncompatibleModel(f"model artifact lacks {TOKENIZER_FILE}")
+    if not (saved_model_path(root, info.model_version) / "saved_model.pb").is_file():
+        raise IncompatibleModel(f"model artifact lacks {SAVED_MODEL_DIR}/{info.model_version}/saved_model.pb")
+    metrics: ModelMetrics | None = None
+    if (root / METRICS_FILE).is_file() or require_metrics:
+        metrics = read_metrics(root / METRICS_FILE)
+    return ModelArtifact(root=root, info=info, labels=label_map.labels, metrics=metrics)
+
+
+def write_json_model(path: Path, value: BaseModel) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def pack_model_dir(model_dir: Path, tar_path: Path) -> Path:
+    """Tar a model directory the way SageMaker does (members relative to the directory, gzip)."""
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+    return tar_path
+
+
+def extract_model_tar(source: Path | bytes, dest: Path) -> Path:
+    """Extract ``model.tar.gz`` safely (no absolute paths, links or devices: the ``data`` filter)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        fileobj = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+        with fileobj, tarfile.open(fileobj=fileobj, mode="r:*") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise InvalidInput(f"model archive cannot be extracted: {type(exc).__name__}") from exc
+    return dest

@@ -1,0 +1,469 @@
+"""``convclass``: drive training runs, approvals and classification on a deployed stack, or run it all
+locally.
+
+Commands talk to AWS through boto3's usual configuration (profile, environment, SSO) and read resource ARNs
+from the stack outputs: ``pulumi stack output --json > outputs.json`` then ``--outputs outputs.json`` (or
+``CONVCLASS_OUTPUTS``), or one ``CONVCLASS_<OUTPUT>`` variable per output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from convclass.errors import ConvclassError, InvalidInput
+from convclass.events import TrainingRunRequest
+from convclass.operator import Operator
+from convclass.stack import StackOutputs
+
+app = typer.Typer(
+    name="convclass",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Per-customer support-email classifiers: train, approve, deploy and classify.",
+)
+local_app = typer.Typer(no_args_is_help=True, help="Run convclass on an embedded AWS on this machine.")
+app.add_typer(local_app, name="local")
+
+console = Console()
+err_console = Console(stderr=True)
+_T = TypeVar("_T")
+
+OutputsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--outputs",
+        envvar="CONVCLASS_OUTPUTS",
+        help="JSON file written by `pulumi stack output --json`.",
+        dir_okay=False,
+    ),
+]
+RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region (default: the stack's).")]
+TenantArg = Annotated[str, typer.Argument(help="Tenant id, e.g. acme.")]
+ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="Classifier id.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the named failures an operator can cause into one clear line and exit status 2."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ConvclassError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise _fail(
+            f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise _fail(f"AWS request failed: {exc}") from None
+
+
+def _operator(outputs: Path | None, region: str | None) -> Operator:
+    return Operator(StackOutputs.load(outputs, region=region))
+
+
+def _print_json(value: Any) -> None:
+    console.print_json(json.dumps(value, default=str))
+
+
+@app.command()
+def train(
+    tenant: TenantArg,
+    classifier: ClassifierOption = "default",
+    label_field: Annotated[str, typer.Option(help="Label field of the conversations to learn.")] = "intent",
+    source: Annotated[
+        str, typer.Option(help="Where the export reads conversations: mongodb, opensearch or files.")
+    ] = "mongodb",
+    source_uri: Annotated[
+        str | None, typer.Option(help="files only: s3:// URI of JSON Lines or Parquet files.")
+    ] = None,
+    business_key: Annotated[
+        str | None,
+        typer.Option(help="What makes this run unique, e.g. a date; the same key never starts a second run."),
+    ] = None,
+    export_approval: Annotated[bool, typer.Option(help="Wait for approval before exporting data.")] = False,
+    deploy_approval: Annotated[bool, typer.Option(help="Wait for approval before deploying.")] = False,
+    request_file: Annotated[
+        Path | None,
+        typer.Option("--request", help="JSON file with a full training run request (overrides the flags)."),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Start a training run with an idempotent name: repeating the command returns the run already started."""
+    with _errors():
+        request = _training_request(
+            request_file,
+            {
+                "tenant": tenant,
+                "classifier": classifier,
+                "label_field": label_field,
+                "data_source": {"kind": source, **({"uri": source_uri} if source_uri else {})},
+                "options": {"export_approval": export_approval, "deploy_approval": deploy_approval},
+                **({"business_key": business_key} if business_key else {}),
+            },
+        )
+        operator = _operator(outputs, region)
+        arn = operator.start_training(request)
+        console.print(f"run [bold]{arn.rsplit(':', 1)[-1]}[/] started: {arn}")
+        if wait:
+            _follow(operator, arn)
+
+
+def _training_request(request_file: Path | None, flags: dict[str, Any]) -> TrainingRunRequest:
+    """The run request from a file (if given) or the flags, validated; errors name the offending fields."""
+    document: Any = flags
+    if request_file is not None:
+        try:
+            document = json.loads(request_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"cannot read request file {str(request_file)!r}: {exc}") from None
+    try:
+        return TrainingRunRequest.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"invalid training run request: {problems}") from None
+
+
+def _follow(operator: Operator, arn: str, poll_s: float = 5.0) -> None:
+    last_state: str | None = None
+    while True:
+        detail = operator.describe_run(arn)
+        if detail.current_state and detail.current_state != last_state:
+            last_state = detail.current_state
+            console.print(f"  → {last_state}" + (" (waiting for approval)" if detail.pending_token else ""))
+        if detail.summary.status != "RUNNING":
+            break
+        time.sleep(poll_s)
+    colour = "green" if detail.summary.status == "SUCCEEDED" else "red"
+    console.print(
+        f"[{colour}]{detail.summary.status}[/]"
+        + (f": {detail.error} {detail.cause or ''}" if detail.error else "")
+    )
+    if detail.summary.status != "SUCCEEDED":
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def runs(
+    tenant: Annotated[str | None, typer.Argument(help="Only this tenant's runs.")] = None,
+    classifier: Annotated[str | None, typer.Option("--classifier", "-c")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """List training runs, newest first."""
+    with _errors():
+        found = _operator(outputs, region).runs(tenant, classifier, limit)
+        table = Table("run", "status", "started", "stopped")
+        for run in found:
+            table.add_row(run.name, run.status, str(run.started or ""), str(run.stopped or ""))
+        console.print(table)
+
+
+@app.command()
+def status(
+    tenant: TenantArg,
+    classifier: ClassifierOption = "default",
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """A tenant's latest runs, the state they are in, their metrics and the tenant's endpoint."""
+    with _errors():
+        operator = _operator(outputs, region)
+        found = operator.runs(tenant, classifier, limit=5)
+        endpoint = None
+        try:
+            endpoint = operator.endpoint(tenant, classifier)
+        except ConvclassError:
+            endpoint = None
+        if not found and endpoint is None:
+            raise _fail(f"unknown tenant/classifier {tenant}/{classifier}: no training runs and no endpoint")
+        table = Table("run", "status", "state / outcome", "test accuracy", title=f"{tenant}/{classifier}")
+        for run in found:
+            detail = operator.describe_run(run.arn)
+            where = detail.current_state or detail.error or _outcome(detail.output)
+            if detail.pending_token:
+                where = f"{where} (approval pending)"
+            table.add_row(run.name, run.status, where or "", _accuracy(detail.output))
+        console.print(table)
+        if endpoint is None:
+            console.print("endpoint: none deployed")
+        else:
+            console.print(
+                f"endpoint: [bold]{endpoint.name}[/] {endpoint.status} (config {endpoint.config_name})"
+                + (f" failure: {endpoint.failure_reason}" if endpoint.failure_reason else "")
+            )
+
+
+def _find(document: Any, key: str) -> Any:
+    """First value stored under ``key`` anywhere in a run's output (outputs nest summaries by step)."""
+    if isinstance(document, dict):
+        if key in document:
+            return document[key]
+        for value in document.values():
+            found = _find(value, key)
+            if found is not None:
+                return found
+    elif isinstance(document, list):
+        for value in document:
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _outcome(output: dict[str, Any] | None) -> str:
+    value = _find(output, "outcome")
+    return str(value) if value is not None else ""
+
+
+def _accuracy(output: dict[str, Any] | None) -> str:
+    challenger = _find(output, "challenger")
+    value = _find(challenger, "accuracy") if challenger is not None else _find(output, "accuracy")
+    return f"{float(value):.3f}" if isinstance(value, int | float) else ""
+
+
+def _answer(
+    approve: bool,
+    token: str | None,
+    execution: str | None,
+    reason: str,
+    outputs: Path | None,
+    region: str | None,
+) -> None:
+    if (token is None) == (execution is None):
+        raise _fail("give exactly one of --token or --execution")
+    with _errors():
+        operator = _operator(outputs, region)
+        verdict = "approved" if approve else "rejected"
+        if token is not None:
+            operator.answer(token, approve=approve, reason=reason, approver=_whoami())
+            console.print(verdict)
+            return
+        gate = operator.answer_pending(str(execution), approve=approve, reason=reason, approver=_whoami())
+        console.print(
+            f"{gate} gate {verdict}" + (" (consent recorded)" if approve and gate == "export" else "")
+        )
+
+
+@app.command()
+def consent(
+    tenant: TenantArg,
+    classifier: ClassifierOption = "default",
+    label_field: Annotated[
+        str | None, typer.Option(help="Label field the approval covers (default: all of the classifier's).")
+    ] = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Withdraw the approval.")] = False,
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Record (or revoke) a tenant's approval to use its conversations for training."""
+    with _errors():
+        key = _operator(outputs, region).record_consent(
+            tenant, classifier, label_field, approver=_whoami(), revoke=revoke
+        )
+    console.print(("consent revoked: " if revoke else "consent recorded: ") + key)
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+TokenOption = Annotated[str | None, typer.Option("--token", help="Task token from the approval request.")]
+ExecutionOption = Annotated[
+    str | None, typer.Option("--execution", "-e", help="Run name or ARN waiting at an approval gate.")
+]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Recorded with the decision.")]
+
+
+@app.command()
+def approve(
+    token: TokenOption = None,
+    execution: ExecutionOption = None,
+    reason: ReasonOption = "",
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Approve a pending export or deployment gate."""
+    _answer(True, token, execution, reason, outputs, region)
+
+
+@app.command()
+def reject(
+    token: TokenOption = None,
+    execution: ExecutionOption = None,
+    reason: ReasonOption = "",
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Reject a pending gate: the run ends as ApprovalRejected."""
+    _answer(False, token, execution, reason, outputs, region)
+
+
+@app.command()
+def classify(
+    tenant: TenantArg,
+    classifier: ClassifierOption = "default",
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="JSON Lines: one {subject, body, body_content_type} per line; - for stdin."
+        ),
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="Subject of a single email.")] = None,
+    body: Annotated[str | None, typer.Option(help="Body of a single email (HTML or text).")] = None,
+    text: Annotated[bool, typer.Option("--text", help="The --body is plain text, not HTML.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the endpoint's predictions as JSON.")
+    ] = False,
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Classify emails with the tenant's deployed endpoint."""
+    emails = _read_emails(file, subject, body, "text/plain" if text else "text/html")
+    with _errors():
+        predictions = _operator(outputs, region).classify(tenant, classifier, emails)
+    if as_json:
+        _print_json(predictions)
+        return
+    table = Table("#", "label", "probability", "model")
+    for index, prediction in enumerate(predictions):
+        labels = prediction.get("labels") or [{}]
+        top = labels[0]
+        table.add_row(
+            str(prediction.get("id") or index),
+            str(top.get("label", "?")),
+            f"{float(top.get('probability', 0.0)):.3f}",
+            str(prediction.get("model_version", "")),
+        )
+    console.print(table)
+
+
+def _read_emails(
+    file: Path | None, subject: str | None, body: str | None, content_type: str
+) -> list[dict[str, Any]]:
+    if file is None:
+        if body is None:
+            raise _fail("give --body (and optionally --subject) or --file")
+        return [{"subject": subject, "body": body, "body_content_type": content_type}]
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot read {str(file)!r}: {exc.strerror}") from None
+    emails: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            raise _fail(f"line {number} of the emails file is not JSON") from None
+        if not isinstance(value, dict) or not isinstance(value.get("body"), str):
+            raise _fail(f"line {number} of the emails file needs a string 'body'")
+        emails.append(value)
+    if not emails:
+        raise _fail("the emails file holds no emails")
+    return emails
+
+
+@app.command()
+def logs(
+    run: Annotated[str, typer.Argument(help="Run name/ARN, or a training job name.")],
+    tail: Annotated[int, typer.Option(min=1, help="Print at most this many last lines.")] = 200,
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Print a run's training log (the SageMaker training job's CloudWatch log)."""
+    with _errors():
+        operator = _operator(outputs, region)
+        jobs: tuple[str, ...] = (run,)
+        if run.startswith("arn:") or operator.outputs.training_state_machine_arn:
+            try:
+                jobs = operator.describe_run(run).training_jobs or (run,)
+            except ConvclassError:
+                jobs = (run,)
+        lines = operator.training_log(jobs[-1])
+    for line in lines[-tail:]:
+        console.print(line, markup=False, highlight=False)
+
+
+@app.command()
+def describe(
+    run: Annotated[str, typer.Argument(help="Run name or ARN.")],
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """A run's status, current state, pending approval token and output as JSON."""
+    with _errors():
+        detail = _operator(outputs, region).describe_run(run)
+    _print_json(
+        {
+            "name": detail.summary.name,
+            "arn": detail.summary.arn,
+            "status": detail.summary.status,
+            "current_state": detail.current_state,
+            "pending_token": detail.pending_token,
+            "training_jobs": list(detail.training_jobs),
+            "error": detail.error,
+            "cause": detail.cause,
+            "output": detail.output,
+        }
+    )
+
+
+@local_app.command("demo")
+def local_demo(
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Ask before each approval gate instead of approving.")
+    ] = False,
+    emails: Annotated[
+        int, typer.Option("--emails", min=100, help="Labelled emails in the sample tenant.")
+    ] = 3000,
+    workdir: Annotated[
+        Path,
+        typer.Option("--workdir", help="Everything the run creates lives here; delete it to start over."),
+    ] = Path(".convclass"),
+    inbound: Annotated[int, typer.Option("--inbound", min=1, max=500, help="New emails to classify.")] = 8,
+) -> None:
+    """Train, approve, deploy and classify for a sample tenant on an embedded AWS (what `make demo` runs)."""
+    from convclass.local.demo import DemoOptions, run_demo
+
+    options = DemoOptions(workdir=workdir, emails=emails, inbound=inbound, interactive=interactive)
+    _exit_with(run_demo, options)
+
+
+def _exit_with(run: Callable[[_T], int], options: _T) -> None:
+    code = run(options)
+    if code:
+        raise typer.Exit(code=code)
+
+
+def main() -> None:
+    app()

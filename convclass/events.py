@@ -1,0 +1,427 @@
+"""What starts a training run, what a run plans, and the events convclass publishes on its EventBridge bus.
+
+``TrainingRunRequest`` is the input of the training pipeline (the SQS trigger, the "train
+classifier" rule, the
+schedules and the CLI all send it). The plan step turns it into a ``RunPlan``: every S3 key and
+SageMaker name the
+run uses, computed once by :mod:`convclass.layout`, so the state machine only copies pointers around.
+
+Event detail-types (source ``convclass.pipeline`` or ``convclass.inference``) and their ``detail`` models:
+
+============================= =========================== ===============================================
+detail-type                   detail model                when
+============================= =========================== ===============================================
+Train Classifier Requested    TrainingRunRequest          anyone asks for a run (a bus rule starts it)
+Approval Requested            ApprovalRequest             an export or deployment gate awaits an answer
+Training Run Succeeded        RunOutcome                  ``deployed``, or ``insufficient_data``
+Training Run Failed           RunOutcome                  any failure; ``error`` is the Fail state's error
+Email Classified              EmailClassified             one per inbound email the endpoint classified
+Email Classification Failed   EmailClassificationFailed   one per inbound email not classified
+============================= =========================== ===============================================
+
+No event ever carries email text: only ids, labels, probabilities and metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from convclass import layout
+from convclass.export.source import SourceKind
+
+PIPELINE_SOURCE = "convclass.pipeline"
+INFERENCE_SOURCE = "convclass.inference"
+
+TRAIN_REQUESTED = "Train Classifier Requested"
+APPROVAL_REQUESTED = "Approval Requested"
+RUN_SUCCEEDED = "Training Run Succeeded"
+RUN_FAILED = "Training Run Failed"
+EMAIL_CLASSIFIED = "Email Classified"
+EMAIL_CLASSIFICATION_FAILED = "Email Classification Failed"
+
+#: SQS message attributes of an inbound email; the message body is the serving request JSON, passed unchanged
+#: to the tenant's endpoint (the workflow never parses or logs it).
+INBOUND_ATTRIBUTES = ("tenant", "classifier", "conversation_id")
+
+#: Label fields name a key of ExportRecord.labels; they end up in S3 manifests, never in resource names.
+LABEL_FIELD_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+#: SageMaker instance types look like ml.<family>.<size>.
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+#: The local path SageMaker syncs to CheckpointConfig.S3Uri (the training entrypoint resumes from it).
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+#: Variant name of every endpoint config; blue/green updates require it to stay the same.
+VARIANT_NAME = "AllTraffic"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSource(_Frozen):
+    """Where the export reads conversations. Connection settings live in Secrets Manager, never here."""
+
+    kind: SourceKind
+    #: ``files`` only: an ``s3://`` URI or a local path holding JSON Lines or Parquet files.
+    uri: str | None = Field(default=None, max_length=1024)
+
+    @model_validator(mode="after")
+    def _uri_for_files(self) -> DataSource:
+        if self.kind == "files" and not self.uri:
+            raise ValueError("data_source.uri is required for kind 'files'")
+        if self.kind != "files" and self.uri:
+            raise ValueError(
+                "data_source.uri is only allowed for kind 'files' (connections come from secrets)"
+            )
+        return self
+
+
+class RunOptions(_Frozen):
+    """Per-run choices; every default is what a tenant gets without asking."""
+
+    #: Wait for a human to approve using the tenant's conversations before exporting them.
+    export_approval: bool = False
+    #: Wait for a human to approve the challenger before it replaces the endpoint's model.
+    deploy_approval: bool = False
+    #: Re-export everything instead of what changed since the last watermark.
+    full_export: bool = False
+    #: Labels with fewer examples are dropped by preprocessing (and reported in its manifest).
+    min_examples_per_label: int = Field(default=10, ge=1, le=100_000)
+    training_instance_type: str = Field(default="ml.g5.xlarge", pattern=INSTANCE_TYPE_PATTERN)
+    #: Managed spot training (up to ~70 % cheaper); the job checkpoints and resumes after interruptions.
+    managed_spot: bool = True
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=432_000)
+    #: Spot only: how long SageMaker may wait for capacity plus run; must be ≥ max_runtime_seconds.
+    max_wait_seconds: int = Field(default=7200, ge=60, le=432_000)
+    #: Extra training hyperparameters (SageMaker passes every value as a string).
+    hyperparameters: dict[str, str] = Field(default_factory=dict, max_length=64)
+    #: The challenger is deployed only if its test accuracy reaches this …
+    min_accuracy: float = Field(default=0.7, ge=0, le=1)
+    #: … and is not below the champion's by more than this (absolute accuracy points, 0.01 = one point).
+    tolerance: float = Field(default=0.01, ge=0, le=1)
+    endpoint_instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
+    endpoint_instance_count: int = Field(default=1, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _spot_wait(self) -> RunOptions:
+        if self.managed_spot and self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError("max_wait_seconds must be >= max_runtime_seconds with managed spot training")
+        return self
+
+
+class TrainingRunRequest(_Frozen):
+    """Input of the training pipeline (and detail of ``Train Classifier Requested``)."""
+
+    tenant: str
+    classifier: str
+    label_field: str = Field(pattern=LABEL_FIELD_PATTERN)
+    data_source: DataSource
+    options: RunOptions = Field(default_factory=RunOptions)
+    #: What makes this run unique for its trigger (a schedule date, a request id). Two requests with the same
+    #: key map to one execution name, so a duplicated trigger cannot start a second paid run.
+    business_key: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        return layout.validate_id(value, "tenant id")
+
+    @field_validator("classifier")
+    @classmethod
+    def _classifier(cls, value: str) -> str:
+        return layout.validate_id(value, "classifier id")
+
+
+def execution_name(request: TrainingRunRequest) -> str:
+    """Idempotent StartExecution name for ``request``.
+
+    With a business key: tenant + classifier + key. Without one: tenant + classifier + a digest of the whole
+    request, so the same request (a redelivered message, a double click) always gets the same name.
+    """
+    key = request.business_key
+    if key is None:
+        canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        key = "req-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return layout.training_execution_name(request.tenant, request.classifier, key)
+
+
+class ExportStep(_Frozen):
+    """Event of the export function: read one tenant's labelled conversations, write Parquet parts
+    + manifest."""
+
+    tenant: str
+    classifier: str
+    label_field: str
+    run_id: str
+    data_source: DataSource
+    full_export: bool
+    bucket: str
+    output_prefix: str
+    manifest_key: str
+    consent_key: str
+    watermark_key: str
+
+
+class PreprocessStep(_Frozen):
+    """Event of the preprocess function: export parts → cleaned, tokenized train/validation/test splits."""
+
+    tenant: str
+    classifier: str
+    label_field: str
+    run_id: str
+    bucket: str
+    input_prefix: str
+    input_manifest_key: str
+    output_prefix: str
+    min_examples_per_label: int
+
+
+class TrainingStep(_Frozen):
+    """What CreateTrainingJob needs beyond the deployment-wide settings (image, role, KMS key)."""
+
+    job_base_name: str
+    hyperparameters: dict[str, str]
+    #: CreateTrainingJob InputDataConfig: one File-mode channel per split plus the tokenizer and manifest.
+    input_data_config: list[dict[str, Any]]
+    output_uri: str
+    checkpoint_uri: str
+    instance_type: str
+    managed_spot: bool
+    stopping_condition: dict[str, int]
+
+
+class EvaluationStep(_Frozen):
+    """Event of the evaluate function (the model artifact URI is added from the training job's result)."""
+
+    tenant: str
+    classifier: str
+    run_id: str
+    bucket: str
+    champion_key: str
+    endpoint_name: str
+    min_accuracy: float
+    tolerance: float
+
+
+class DeployStep(_Frozen):
+    model_name: str
+    endpoint_config_name: str
+    endpoint_name: str
+    instance_type: str
+    instance_count: int
+    #: AutoRollbackConfiguration alarms for blue/green updates (created with the endpoint's monitoring).
+    rollback_alarms: list[dict[str, str]]
+    champion_key: str
+
+
+class RunPlan(_Frozen):
+    """The validated request plus every name and key of the run; the state machine only reads
+    pointers here."""
+
+    tenant: str
+    classifier: str
+    run_id: str
+    execution_name: str
+    bucket: str
+    export_approval: bool
+    deploy_approval: bool
+    request: TrainingRunRequest
+    export: ExportStep
+    preprocess: PreprocessStep
+    training: TrainingStep
+    evaluation: EvaluationStep
+    deploy: DeployStep
+
+
+def plan_run(request: TrainingRunRequest, *, execution_name: str, bucket: str) -> RunPlan:
+    """Compute every key and name of one run; the run id is derived from the execution name."""
+    run_id = layout.run_id_for_execution(execution_name)
+    tenant, classifier = request.tenant, request.classifier
+    where = layout.ClassifierLayout(tenant, classifier)
+    opts = request.options
+    dataset_channels = {split: where.split_key(run_id, split) for split in layout.SPLITS}
+    dataset_channels["tokenizer"] = where.tokenizer_key(run_id)
+    dataset_channels["manifest"] = where.dataset_manifest_key(run_id)
+    stopping = {"MaxRuntimeInSeconds": opts.max_runtime_seconds}
+    if opts.managed_spot:
+        stopping["MaxWaitTimeInSeconds"] = opts.max_wait_seconds
+    endpoint = layout.endpoint_name(tenant, classifier)
+    return RunPlan(
+        tenant=tenant,
+        classifier=classifier,
+        run_id=run_id,
+        execution_name=execution_name,
+        bucket=bucket,
+        export_approval=opts.export_approval,
+        deploy_approval=opts.deploy_approval,
+        request=request,
+        export=ExportStep(
+            tenant=tenant,
+            classifier=classifier,
+            label_field=request.label_field,
+            run_id=run_id,
+            data_source=request.data_source,
+            full_export=opts.full_export,
+            bucket=bucket,
+            output_prefix=where.export_prefix(run_id),
+            manifest_key=where.export_manifest_key(run_id),
+            consent_key=where.consent_key,
+            watermark_key=where.watermark_key,
+        ),
+        preprocess=PreprocessStep(
+            tenant=tenant,
+            classifier=classifier,
+            label_field=request.label_field,
+            run_id=run_id,
+            bucket=bucket,
+            input_prefix=where.export_prefix(run_id),
+            input_manifest_key=where.export_manifest_key(run_id),
+            output_prefix=where.dataset_prefix(run_id),
+            min_examples_per_label=opts.min_examples_per_label,
+        ),
+        training=TrainingStep(
+            job_base_name=layout.training_job_base_name(tenant, classifier, run_id),
+            hyperparameters=dict(opts.hyperparameters),
+            input_data_config=[
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": layout.s3_uri(bucket, key),
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                    "InputMode": "File",
+                }
+                for name, key in dataset_channels.items()
+            ],
+            output_uri=layout.s3_uri(bucket, where.model_output_prefix(run_id)),
+            checkpoint_uri=layout.s3_uri(bucket, where.checkpoint_prefix(run_id)),
+            instance_type=opts.training_instance_type,
+            managed_spot=opts.managed_spot,
+            stopping_condition=stopping,
+        ),
+        evaluation=EvaluationStep(
+            tenant=tenant,
+            classifier=classifier,
+            run_id=run_id,
+            bucket=bucket,
+            champion_key=where.champion_key,
+            endpoint_name=endpoint,
+            min_accuracy=opts.min_accuracy,
+            tolerance=opts.tolerance,
+        ),
+        deploy=DeployStep(
+            model_name=layout.model_name(tenant, classifier, run_id),
+            endpoint_config_name=layout.endpoint_config_name(tenant, classifier, run_id),
+            endpoint_name=endpoint,
+            instance_type=opts.endpoint_instance_type,
+            instance_count=opts.endpoint_instance_count,
+            rollback_alarms=[{"AlarmName": name} for name in layout.endpoint_alarm_names(tenant, classifier)],
+            champion_key=where.champion_key,
+        ),
+    )
+
+
+class HeadlineMetrics(_Frozen):
+    """The figures model comparison uses (a summary of convclass.artifacts.ModelMetrics)."""
+
+    accuracy: float = Field(ge=0, le=1)
+    macro_f1: float = Field(ge=0, le=1)
+
+
+class EndpointState(_Frozen):
+    exists: bool
+    config_name: str | None = None
+
+
+class EvaluationResult(_Frozen):
+    """Output of the evaluate function: the deploy decision with both figures."""
+
+    deploy: bool
+    reason: str
+    challenger: HeadlineMetrics
+    champion: HeadlineMetrics | None = None
+    min_accuracy: float
+    tolerance: float
+    endpoint: EndpointState
+
+
+class ChampionRecord(BaseModel):
+    """champion.json: the model behind the tenant's endpoint now (written by the pipeline after a deploy)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: str
+    model_name: str
+    endpoint_config_name: str
+    model_artifacts: str
+    training_job_name: str
+    metrics: HeadlineMetrics
+    execution: str
+    deployed_at: str
+
+
+Gate = Literal["export", "deployment"]
+
+
+class ApprovalRequest(_Frozen):
+    """Detail of ``Approval Requested``: answer with SendTaskSuccess /
+    SendTaskFailure(error=ApprovalRejected)."""
+
+    gate: Gate
+    task_token: str
+    tenant: str
+    classifier: str
+    run_id: str
+    execution: str
+    #: The request lapses unless the reviewer's tool sends a heartbeat within this many seconds.
+    heartbeat_seconds: int
+    timeout_seconds: int
+    #: Deployment gate only: the decision with both figures.
+    evaluation: EvaluationResult | None = None
+
+
+Outcome = Literal["deployed", "insufficient_data", "failed"]
+
+
+class RunOutcome(BaseModel):
+    """Detail of ``Training Run Succeeded`` / ``Training Run Failed``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outcome: Outcome
+    execution: str
+    tenant: str | None = None
+    classifier: str | None = None
+    run_id: str | None = None
+    endpoint: str | None = None
+    metrics: HeadlineMetrics | None = None
+    evaluation: EvaluationResult | None = None
+    error: str | None = None
+    cause: str | None = None
+    #: Only when the request itself was invalid (no plan exists): the raw execution input.
+    request: Any = None
+
+
+class EmailClassified(_Frozen):
+    """Detail of ``Email Classified``: the serving response for one email, plus where it came from."""
+
+    tenant: str
+    classifier: str
+    conversation_id: str
+    message_id: str
+    prediction: Any
+
+
+class EmailClassificationFailed(_Frozen):
+    tenant: str | None = None
+    classifier: str | None = None
+    conversation_id: str | None = None
+    message_id: str
+    error: str
+    cause: str | None = None

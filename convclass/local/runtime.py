@@ -1,0 +1,211 @@
+"""A whole convclass deployment on one machine: embedded AWS, the stack's resources and the engines behind
+them.
+
+``LocalRuntime`` starts moto in server mode, connects the engine hooks of :mod:`convclass.local.moto_shims` to
+the real components (Lambda handlers in-process, the training entrypoint as a local process, the serving app
+per endpoint), creates the stack, restores the previous run's data, and runs the inbound-email Pipe. Closing
+it stops every execution, process and thread it started and saves the data for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from convclass.local import moto_shims, state
+from convclass.local.embedded import EmbeddedAws
+from convclass.local.endpoints import EndpointUnavailable, LocalEndpointHost
+from convclass.local.lambdas import invoke_handler, routed_output
+from convclass.local.pipes import BatchListener, InboundPipe
+from convclass.local.stack import deploy
+from convclass.local.training import LocalTrainingRunner, LogListener, MetricDefinition
+from convclass.stack import StackOutputs
+from statemachine import PipelineSettings
+
+OUTPUTS_FILE = "stack-outputs.json"
+STATE_DIR = "state"
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalRuntime:
+    """Everything under ``workdir``; use as a context manager (``close`` is safe to call more than once)."""
+
+    workdir: Path
+    training_listener: LogListener | None = None
+    inference_listener: BatchListener | None = None
+    persist: bool = True
+    endpoint_poll_seconds: int = 1
+    aws: EmbeddedAws = field(default_factory=EmbeddedAws)
+    outputs: StackOutputs = field(default_factory=StackOutputs)
+    restored_objects: int = 0
+    _runner: LocalTrainingRunner | None = field(default=None, repr=False)
+    _endpoints: LocalEndpointHost | None = field(default=None, repr=False)
+    _pipe: InboundPipe | None = field(default=None, repr=False)
+    _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def outputs_path(self) -> Path:
+        return self.workdir / OUTPUTS_FILE
+
+    @property
+    def endpoints(self) -> LocalEndpointHost:
+        if self._endpoints is None:
+            raise RuntimeError("the local runtime is not started")
+        return self._endpoints
+
+    def start(self) -> LocalRuntime:
+        from convclass.training import metric_definitions
+
+        self.workdir = self.workdir.resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.aws.start()
+        self._undo.append(self.aws.stop)
+        routing = routed_output()
+        routing.__enter__()
+        self._undo.append(lambda: routing.__exit__(None, None, None))
+        self._runner = LocalTrainingRunner(
+            workdir=self.workdir,
+            metric_definitions=[MetricDefinition(d["Name"], d["Regex"]) for d in metric_definitions()],
+            listener=self.training_listener,
+        )
+        self._endpoints = LocalEndpointHost(workdir=self.workdir)
+        self._install_hooks()
+        self.outputs = deploy(self.aws, PipelineSettings(endpoint_poll_seconds=self.endpoint_poll_seconds))
+        self.outputs.save(self.outputs_path)
+        if self.persist:
+            self.restored_objects = state.restore(self.workdir / STATE_DIR, self._clients(), self.bucket)
+        self._start_pipe()
+        return self
+
+    @property
+    def bucket(self) -> str:
+        return self.outputs.require("data_bucket")
+
+    def _clients(self) -> dict[str, Any]:
+        return {"s3": self.aws.client("s3"), "sagemaker": self.aws.client("sagemaker")}
+
+    def _install_hooks(self) -> None:
+        runner, endpoints = self._runner, self.endpoints
+        assert runner is not None
+        previous = moto_shims.current()
+        moto_shims.install(
+            moto_shims.EngineHooks(
+                lambda_dispatch=_dispatch_lambda,
+                training_runner=runner.run,
+                invoke_endpoint=lambda request: _invoke_endpoint(endpoints, request),
+            )
+        )
+        self._undo.append(lambda: moto_shims.install(previous))
+
+    def _start_pipe(self) -> None:
+        sqs, sfn = self.aws.client("sqs"), self.aws.client("stepfunctions")
+        queue_url = self.outputs.require("inbound_queue_url")
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self._pipe = InboundPipe(
+            sqs=sqs,
+            sfn=sfn,
+            queue_url=queue_url,
+            queue_arn=queue_arn,
+            region=self.aws.region,
+            state_machine_arn=self.outputs.require("inference_state_machine_arn"),
+            listener=self.inference_listener,
+        )
+        self._pipe.start()
+        self._undo.append(self._pipe.stop)
+
+    def stop_executions(self) -> int:
+        """Stop every running execution of the stack's state machines; return how many were stopped."""
+        sfn = self.aws.client("stepfunctions")
+        stopped = 0
+        for arn in (self.outputs.training_state_machine_arn, self.outputs.inference_state_machine_arn):
+            if not arn:
+                continue
+            for item in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING").get(
+                "executions", []
+            ):
+                sfn.stop_execution(
+                    executionArn=item["executionArn"], error="Interrupted", cause="local run ended"
+                )
+                stopped += 1
+        return stopped
+
+    def close(self) -> None:
+        """Stop executions, training processes, endpoints and the Pipe; save the data; stop the embedded
+        AWS."""
+        if self.aws.port:
+            try:
+                self.stop_executions()
+            except Exception:  # closing must go on whatever state the engine is in
+                _log.exception("could not stop running executions")
+        if self._runner is not None:
+            self._runner.stop_all()
+        if self._endpoints is not None:
+            self._endpoints.stop_all()
+        if self._pipe is not None:
+            self._pipe.stop()
+        if self.persist and self.aws.port and self.outputs.data_bucket:
+            try:
+                state.save(self.workdir / STATE_DIR, self._clients(), self.bucket)
+            except Exception:
+                _log.exception("could not save the local deployment's data")
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception:
+                _log.exception("cleanup step failed")
+
+    def __enter__(self) -> LocalRuntime:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _dispatch_lambda(invocation: moto_shims.LambdaInvocation) -> tuple[str, bool]:
+    """A Lambda invoke → the handler its image CMD names, run in this process."""
+    event = invocation.event
+    if isinstance(event, bytes | str):
+        event = json.loads(event) if event else {}
+    return invoke_handler(
+        invocation.handler,
+        event,
+        function_name=invocation.function_name,
+        function_arn=invocation.function_arn,
+        environment=invocation.environment,
+        memory_mb=invocation.memory_mb,
+        timeout_s=invocation.timeout_s,
+    )
+
+
+def _invoke_endpoint(
+    host: LocalEndpointHost, request: moto_shims.EndpointRequest
+) -> moto_shims.EndpointReply:
+    """InvokeEndpoint → the endpoint's serving process, with sagemaker-runtime's error names."""
+    try:
+        status, body, content_type = host.invoke(
+            request.endpoint_name, request.body, request.content_type, request.accept
+        )
+    except EndpointUnavailable as exc:
+        raise moto_shims.EndpointError("ValidationError", str(exc), 400) from exc
+    if status >= 300:
+        # SageMaker reports a container's non-2xx answer as ModelError, with the container's status and body.
+        message = (
+            f'Received client error ({status}) from primary with message "{body.decode(errors="replace")}"'
+        )
+        raise moto_shims.EndpointError("ModelError", message, 424)
+    return moto_shims.EndpointReply(body=body, content_type=content_type)

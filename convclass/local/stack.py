@@ -1,0 +1,261 @@
+"""Create on the embedded AWS what ``pulumi up`` creates on a real account, and describe it as stack outputs.
+
+The resources mirror the Pulumi program: a KMS key, the data bucket (SSE-KMS, public access blocked,
+versioning; not the TLS-only policy, see ``_bucket``), the training-trigger and inbound-email queues with
+bus, the container-image Lambda functions (one image, one ``CMD`` per handler), the SageMaker execution role
+and the two state machines rendered by :mod:`statemachine` from these resources' real ARNs. The outputs are
+written in the shape of ``pulumi stack output --json`` so the ``convclass`` CLI works against a local run
+unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED
+from convclass.local.embedded import LOCAL_ACCOUNT_ID, EmbeddedAws
+from convclass.stack import StackOutputs
+from statemachine import (
+    InferenceResources,
+    PipelineSettings,
+    TrainingPipelineResources,
+    render_inference_workflow,
+    render_training_pipeline,
+)
+
+PROJECT = "convclass"
+STACK = "local"
+_TAGS = {"project": PROJECT, "stack": STACK}
+_IMAGE_REPO = f"{LOCAL_ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com"
+LAMBDA_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-lambda:local"
+TRAINING_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-train:local"
+SERVING_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-serve:local"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One container-image Lambda: the handler it runs (the image's CMD) and its sizing (the stack
+    defaults)."""
+
+    key: str
+    memory_mb: int
+    timeout_s: int
+
+    @property
+    def handler(self) -> str:
+        return f"functions.{self.key}.handler.handler"
+
+
+PIPELINE_FUNCTIONS = (
+    FunctionSpec("plan", 256, 30),
+    FunctionSpec("export", 1024, 900),
+    FunctionSpec("preprocess", 3008, 900),
+    FunctionSpec("evaluate", 512, 120),
+)
+STARTER = FunctionSpec("starter", 256, 30)
+#: Express workflows run at most five minutes: an inbound message stays hidden while its batch is processed.
+EXPRESS_MAX_SECONDS = 300
+MAX_RECEIVE_COUNT = 3
+
+
+def function_name(key: str) -> str:
+    return f"{PROJECT}-{STACK}-{key}"
+
+
+def _assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+def _role(iam: Any, name: str, service: str) -> str:
+    return str(
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=_assume_role_policy(service),
+            Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()],
+        )["Role"]["Arn"]
+    )
+
+
+def _queue_with_dlq(sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: int) -> tuple[str, str]:
+    dlq_url = sqs.create_queue(
+        QueueName=f"{name}-dlq", Attributes={"KmsMasterKeyId": kms_key_id}, tags=_TAGS
+    )["QueueUrl"]
+    dlq_arn = _queue_arn(sqs, dlq_url)
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "KmsMasterKeyId": kms_key_id,
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            ),
+        },
+        tags=_TAGS,
+    )["QueueUrl"]
+    return str(url), str(dlq_url)
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _function(lam: Any, iam: Any, spec: FunctionSpec, environment: dict[str, str], kms_key_arn: str) -> str:
+    """One image function with its own role, as the stack's ContainerFunction creates it; returns its ARN."""
+    name = function_name(spec.key)
+    role = _role(iam, f"{name}-fn", "lambda.amazonaws.com")
+    return str(
+        lam.create_function(
+            FunctionName=name,
+            PackageType="Image",
+            Code={"ImageUri": LAMBDA_IMAGE_URI},
+            ImageConfig={"Command": [spec.handler]},
+            Role=role,
+            MemorySize=spec.memory_mb,
+            Timeout=spec.timeout_s,
+            Environment={
+                "Variables": {
+                    "POWERTOOLS_SERVICE_NAME": f"convclass-{spec.key}",
+                    "POWERTOOLS_METRICS_NAMESPACE": "convclass",
+                    **environment,
+                }
+            },
+            KMSKeyArn=kms_key_arn,
+            TracingConfig={"Mode": "Active"},
+            Tags=_TAGS,
+        )["FunctionArn"]
+    )
+
+
+def _bucket(s3: Any, name: str, kms_key_arn: str) -> None:
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": kms_key_arn,
+                    },
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    # The deployed bucket also denies every request without TLS (aws:SecureTransport). moto enforces bucket
+    # policies and the embedded endpoint is plain HTTP on the loopback interface, so that one statement is
+    # the part of the storage configuration a local stack leaves out.
+
+
+def _as_json(definition: Any) -> str:
+    return definition if isinstance(definition, str) else json.dumps(definition)
+
+
+def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackOutputs:
+    """Create every resource of the stack on the embedded AWS and return its outputs."""
+
+    iam, kms, s3, sqs = aws.client("iam"), aws.client("kms"), aws.client("s3"), aws.client("sqs")
+    lam, events, sfn = aws.client("lambda"), aws.client("events"), aws.client("stepfunctions")
+
+    key = kms.create_key(
+        Description="convclass data key", Tags=[{"TagKey": k, "TagValue": v} for k, v in _TAGS.items()]
+    )["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    kms_key_arn = str(key["Arn"])
+
+    bucket = f"{PROJECT}-{STACK}-data-{LOCAL_ACCOUNT_ID}"
+    _bucket(s3, bucket, kms_key_arn)
+    training_queue_url, training_dlq_url = _queue_with_dlq(
+        sqs, f"{PROJECT}-{STACK}-training-requests", kms_key_arn, 6 * STARTER.timeout_s
+    )
+    inbound_queue_url, inbound_dlq_url = _queue_with_dlq(
+        sqs, f"{PROJECT}-{STACK}-inbound-emails", kms_key_arn, EXPRESS_MAX_SECONDS
+    )
+    bus = f"{PROJECT}-{STACK}"
+    events.create_event_bus(Name=bus, Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()])
+
+    sagemaker_role = _role(iam, f"{PROJECT}-{STACK}-sagemaker", "sagemaker.amazonaws.com")
+    environment = {"CONVCLASS_DATA_BUCKET": bucket, "CONVCLASS_KMS_KEY_ARN": kms_key_arn}
+    arns = {spec.key: _function(lam, iam, spec, environment, kms_key_arn) for spec in PIPELINE_FUNCTIONS}
+
+    training_resources = TrainingPipelineResources(
+        plan_function_arn=arns["plan"],
+        export_function_arn=arns["export"],
+        preprocess_function_arn=arns["preprocess"],
+        evaluate_function_arn=arns["evaluate"],
+        data_bucket=bucket,
+        kms_key_arn=kms_key_arn,
+        sagemaker_role_arn=sagemaker_role,
+        training_image_uri=TRAINING_IMAGE_URI,
+        serving_image_uri=SERVING_IMAGE_URI,
+        event_bus_name=bus,
+    )
+    sfn_role = _role(iam, f"{PROJECT}-{STACK}-states", "states.amazonaws.com")
+    training_arn = sfn.create_state_machine(
+        name=f"{PROJECT}-{STACK}-training",
+        definition=_as_json(render_training_pipeline(training_resources, settings)),
+        roleArn=sfn_role,
+        type="STANDARD",
+        tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
+    )["stateMachineArn"]
+    inference_arn = sfn.create_state_machine(
+        name=f"{PROJECT}-{STACK}-inference",
+        definition=_as_json(render_inference_workflow(InferenceResources(event_bus_name=bus))),
+        roleArn=sfn_role,
+        type="EXPRESS",
+        tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
+    )["stateMachineArn"]
+
+    # Training requests: queue → starter (event source mapping) → StartExecution under the idempotent name;
+    # the "Train Classifier Requested" rule on the bus feeds the same queue.
+    starter = _function(
+        lam, iam, STARTER, {"CONVCLASS_TRAINING_STATE_MACHINE_ARN": str(training_arn)}, kms_key_arn
+    )
+    training_queue_arn = _queue_arn(sqs, training_queue_url)
+    lam.create_event_source_mapping(
+        EventSourceArn=training_queue_arn,
+        FunctionName=starter,
+        BatchSize=10,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    events.put_rule(
+        Name=f"{PROJECT}-{STACK}-train-classifier",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}),
+    )
+    events.put_targets(
+        Rule=f"{PROJECT}-{STACK}-train-classifier",
+        EventBusName=bus,
+        Targets=[{"Id": "training-requests", "Arn": training_queue_arn, "InputPath": "$.detail"}],
+    )
+
+    return StackOutputs(
+        region=aws.region,
+        data_bucket=bucket,
+        kms_key_arn=kms_key_arn,
+        event_bus_name=bus,
+        training_state_machine_arn=str(training_arn),
+        inference_state_machine_arn=str(inference_arn),
+        training_queue_url=training_queue_url,
+        training_dlq_url=training_dlq_url,
+        inbound_queue_url=inbound_queue_url,
+        inbound_dlq_url=inbound_dlq_url,
+        sagemaker_role_arn=sagemaker_role,
+    )

@@ -1,0 +1,71 @@
+"""Held-out evaluation: the numbers in metrics.json that model comparison and the report use."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from convclass.artifacts import DataSizes, LabelMetrics, ModelMetrics
+
+ECE_BINS = 15
+
+
+def expected_calibration_error(probabilities: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width confidence bins (Guo et al., 2017)."""
+    if len(y_true) == 0:
+        return 0.0
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(min(1.0, ece))
+
+
+def build_metrics(
+    *,
+    probabilities: np.ndarray,
+    y_true: np.ndarray,
+    labels: tuple[str, ...],
+    data: DataSizes,
+    training_seconds: float,
+    epochs: int,
+    architecture: str,
+    versions: dict[str, str],
+    evaluated_on: str,
+) -> ModelMetrics:
+    """Macro/weighted F1 average over the labels present in the split (true or predicted), as sklearn does."""
+    n = len(labels)
+    y_pred = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, dtype=np.int64)
+    ids = list(range(n))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, zero_division=0
+    )
+    per_label = {
+        labels[i]: LabelMetrics(
+            precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]), support=int(support[i])
+        )
+        for i in ids
+    }
+    matrix = confusion_matrix(y_true, y_pred, labels=ids) if len(y_true) else np.zeros((n, n), dtype=int)
+    return ModelMetrics.model_validate(
+        {
+            "evaluated_on": evaluated_on,
+            "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+            "expected_calibration_error": expected_calibration_error(probabilities, y_true),
+            "per_label": per_label,
+            "labels": labels,
+            "confusion_matrix": [[int(v) for v in row] for row in matrix],
+            "data": data,
+            "training_seconds": training_seconds,
+            "epochs": epochs,
+            "architecture": architecture,
+            "versions": versions,
+        }
+    )

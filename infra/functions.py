@@ -1,0 +1,306 @@
+"""The container-image Lambdas: one image, one command per function, one least-privilege role per function."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from convclass.export.factory import FILES_ROOTS_ENV
+from convclass.export.settings import SECRET_ID_ENV
+from convclass.layout import (
+    CHAMPION_FILE,
+    CONSENT_FILE,
+    DATASETS,
+    EXPORTS,
+    MODELS,
+    PROJECT_PREFIX,
+    any_classifier_key_pattern,
+)
+from infra.common import (
+    AwsEnv,
+    Naming,
+    Statement,
+    assume_role_policy,
+    child_opts,
+    kms_use_statement,
+    log_group_arns,
+    policy_document,
+    statement,
+    xray_statement,
+)
+from infra.config import FunctionsConfig, FunctionSettings
+
+# The pipeline's functions (the starter belongs to the triggers and is built there with the same helper).
+PIPELINE_FUNCTIONS = ("plan", "export", "preprocess", "evaluate")
+
+
+def handler_command(function: str) -> str:
+    """Lambda image CMD for one function: ``functions/<function>/handler.py`` exports ``handler``."""
+    return f"functions.{function}.handler.handler"
+
+
+def s3_statements(
+    env: AwsEnv, bucket: str, *, read: Sequence[str] = (), write: Sequence[str] = (), sid: str = "Data"
+) -> list[Statement]:
+    """Object access limited to key patterns (``convclass.layout`` patterns) and listing limited to the
+    same."""
+    bucket_arn = f"arn:{env.partition}:s3:::{bucket}"
+    statements = []
+    if read:
+        statements.append(statement(f"{sid}Read", ["s3:GetObject"], [f"{bucket_arn}/{p}" for p in read]))
+    if write:
+        statements.append(statement(f"{sid}Write", ["s3:PutObject"], [f"{bucket_arn}/{p}" for p in write]))
+    prefixes = sorted(set(read) | set(write))
+    if prefixes:
+        statements.append(
+            statement(
+                f"{sid}List",
+                ["s3:ListBucket"],
+                [bucket_arn],
+                conditions={"StringLike": {"s3:prefix": prefixes}},
+            )
+        )
+    return statements
+
+
+def source_secret_prefix(naming: Naming) -> str:
+    """Secrets Manager names under which a deployment stores its conversation-store connections."""
+    return f"{naming.prefix}/sources/"
+
+
+def source_secret_id(naming: Naming) -> str:
+    """One secret per tenant; the export function replaces ``{tenant}`` (convclass.export.settings)."""
+    return source_secret_prefix(naming) + "{tenant}"
+
+
+def files_root_statements(env: AwsEnv, roots: Sequence[str]) -> list[Statement]:
+    """Read access to the S3 prefixes tenants drop files into (``{tenant}`` matches any tenant)."""
+    objects, buckets = [], set()
+    for root in roots:
+        bucket, _, prefix = root.removeprefix("s3://").partition("/")
+        buckets.add(bucket)
+        objects.append(f"arn:{env.partition}:s3:::{bucket}/{prefix.replace('{tenant}', '*')}*")
+    if not objects:
+        return []
+    return [
+        statement("ReadDroppedFiles", ["s3:GetObject"], objects),
+        statement("ListDroppedFiles", ["s3:ListBucket"], [f"arn:{env.partition}:s3:::{b}" for b in buckets]),
+    ]
+
+
+@dataclass(frozen=True)
+class PipelineAccess:
+    """What each pipeline function may touch beyond its own logs; a pure function of names, so tests read
+    it."""
+
+    bucket: str
+    key_arn: str
+    env: AwsEnv
+    naming: Naming
+    files_roots: tuple[str, ...] = ()
+
+    def statements(self, function: str) -> list[Statement]:
+        area = any_classifier_key_pattern
+        if function == "plan":
+            # Validates the request and computes names: no data access at all.
+            return []
+        if function == "export":
+            return [
+                *s3_statements(
+                    self.env,
+                    self.bucket,
+                    read=[area(CONSENT_FILE), area(f"{EXPORTS}/*")],
+                    write=[area(f"{EXPORTS}/*")],
+                ),
+                kms_use_statement(self.key_arn),
+                statement(
+                    "ReadSourceConnections",
+                    ["secretsmanager:GetSecretValue"],
+                    [self.env.arn("secretsmanager", f"secret:{source_secret_prefix(self.naming)}*")],
+                ),
+                *files_root_statements(self.env, self.files_roots),
+            ]
+        if function == "preprocess":
+            return [
+                *s3_statements(
+                    self.env, self.bucket, read=[area(f"{EXPORTS}/*")], write=[area(f"{DATASETS}/*")]
+                ),
+                kms_use_statement(self.key_arn),
+            ]
+        if function == "evaluate":
+            return [
+                *s3_statements(self.env, self.bucket, read=[area(f"{MODELS}/*"), area(CHAMPION_FILE)]),
+                kms_use_statement(self.key_arn),
+                # Whether the tenant's endpoint exists and which config it runs decide create vs update.
+                statement(
+                    "DescribeTenantEndpoints",
+                    ["sagemaker:DescribeEndpoint"],
+                    [self.env.arn("sagemaker", f"endpoint/{PROJECT_PREFIX}-*")],
+                ),
+            ]
+        raise ValueError(f"no access defined for function {function!r}")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda: its name (``functions/<name>/handler.py``), sizing, environment and extra permissions."""
+
+    function: str
+    settings: FunctionSettings
+    environment: dict[str, pulumi.Input[str]]
+    statements: pulumi.Output[list[Statement]]
+    description: str = ""
+
+
+class ContainerFunction(pulumi.ComponentResource):
+    """Log group (retention, KMS), role (own logs + X-Ray + what ``spec`` grants) and the image function."""
+
+    arn: pulumi.Output[str]
+    name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        naming: Naming,
+        env: pulumi.Output[AwsEnv],
+        spec: FunctionSpec,
+        image_uri: pulumi.Input[str],
+        key_arn: pulumi.Input[str],
+        log_retention_days: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("convclass:infra:ContainerFunction", name, None, opts)
+        tags = naming.tags("functions")
+        function_name = naming.name(spec.function)
+        log_group_name = f"/aws/lambda/{function_name}"
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=log_group_name,
+            retention_in_days=log_retention_days,
+            kms_key_id=key_arn,
+            tags=tags,
+            opts=child_opts(self),
+        )
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=naming.name(spec.function, "fn"),
+            assume_role_policy=env.apply(
+                lambda e: assume_role_policy("lambda.amazonaws.com", source_account=e.account_id)
+            ),
+            tags=tags,
+            opts=child_opts(self),
+        )
+
+        def document(values: list[Any]) -> str:
+            e, statements = values
+            own_logs = statement(
+                "OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], log_group_arns(e, log_group_name)
+            )
+            return policy_document([own_logs, xray_statement(), *statements])
+
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=pulumi.Output.all(env, spec.statements).apply(document),
+            opts=child_opts(self),
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=function_name,
+            description=spec.description,
+            package_type="Image",
+            image_uri=image_uri,
+            image_config=aws.lambda_.FunctionImageConfigArgs(commands=[handler_command(spec.function)]),
+            architectures=["x86_64"],
+            role=role.arn,
+            memory_size=spec.settings.memory_mb,
+            timeout=spec.settings.timeout_seconds,
+            ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(
+                size=spec.settings.ephemeral_storage_mb
+            ),
+            reserved_concurrent_executions=spec.settings.reserved_concurrency,
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON",
+                log_group=log_group.name,
+                application_log_level="INFO",
+                system_log_level="WARN",
+            ),
+            kms_key_arn=key_arn,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "POWERTOOLS_SERVICE_NAME": f"convclass-{spec.function}",
+                    "POWERTOOLS_METRICS_NAMESPACE": "convclass",
+                    **spec.environment,
+                }
+            ),
+            tags=tags,
+            opts=child_opts(self, depends_on=[policy, log_group]),
+        )
+        self.arn = self.function.arn
+        self.name = self.function.name
+        self.role_arn = role.arn
+        self.register_outputs({"arn": self.arn})
+
+
+@dataclass(frozen=True)
+class FunctionsArgs:
+    naming: Naming
+    env: pulumi.Output[AwsEnv]
+    config: FunctionsConfig
+    image_uri: pulumi.Input[str]
+    bucket: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+    log_retention_days: int
+    files_roots: tuple[str, ...] = ()
+
+
+class Functions(pulumi.ComponentResource):
+    """plan, export, preprocess and evaluate: the Lambda steps of the training pipeline."""
+
+    functions: dict[str, ContainerFunction]
+
+    def __init__(self, name: str, args: FunctionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("convclass:infra:Functions", name, None, opts)
+        access = pulumi.Output.all(args.bucket, args.key_arn, args.env).apply(
+            lambda v: PipelineAccess(
+                bucket=v[0], key_arn=v[1], env=v[2], naming=args.naming, files_roots=args.files_roots
+            )
+        )
+        self.functions = {}
+        for function in PIPELINE_FUNCTIONS:
+            spec = FunctionSpec(
+                function=function,
+                settings=getattr(args.config, function),
+                environment={
+                    "CONVCLASS_DATA_BUCKET": args.bucket,
+                    "CONVCLASS_KMS_KEY_ARN": args.key_arn,
+                    **(self._export_environment(args) if function == "export" else {}),
+                },
+                statements=access.apply(lambda a, f=function: a.statements(f)),  # type: ignore[misc]
+                description=f"convclass {function} step",
+            )
+            self.functions[function] = ContainerFunction(
+                f"{name}-{function}",
+                naming=args.naming,
+                env=args.env,
+                spec=spec,
+                image_uri=args.image_uri,
+                key_arn=args.key_arn,
+                log_retention_days=args.log_retention_days,
+                opts=child_opts(self),
+            )
+        self.register_outputs({f: fn.arn for f, fn in self.functions.items()})
+
+    @staticmethod
+    def _export_environment(args: FunctionsArgs) -> dict[str, pulumi.Input[str]]:
+        environment: dict[str, pulumi.Input[str]] = {SECRET_ID_ENV: source_secret_id(args.naming)}
+        if args.files_roots:
+            environment[FILES_ROOTS_ENV] = ",".join(args.files_roots)
+        return environment

@@ -1,0 +1,16 @@
+"""CrossGuard entry point: serves the policies of ``infra.policies`` to the Pulumi CLI."""
+
+import sys
+from pathlib import Path
+
+# The CLI starts this file from infra/policypack/; the rules live in the `infra` package at the repository
+# root.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from pulumi_policy import PolicyPack  # noqa: E402
+
+from infra.policies import ENFORCEMENT, POLICIES  # noqa: E402
+
+PolicyPack(name="convclass-policies", policies=list(POLICIES), enforcement_level=ENFORCEMENT)

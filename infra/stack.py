@@ -1,0 +1,160 @@
+"""Wire the components of one convclass stack together and export what operators and the CLI need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.common import AwsEnv, Naming
+from infra.config import StackArgs
+from infra.functions import Functions, FunctionsArgs
+from infra.images import Images, ImagesArgs
+from infra.monitoring import Monitoring, MonitoringArgs
+from infra.notifications import Notifications, NotificationsArgs
+from infra.orchestration import Orchestration, OrchestrationArgs
+from infra.sagemaker import SageMaker, SageMakerArgs
+from infra.storage import Storage, StorageArgs
+from infra.triggers import Triggers, TriggersArgs
+
+
+@dataclass(frozen=True)
+class ConvclassStack:
+    """The components, for tests that want to look at one of them."""
+
+    storage: Storage
+    images: Images
+    functions: Functions
+    sagemaker: SageMaker
+    notifications: Notifications
+    orchestration: Orchestration
+    triggers: Triggers
+    monitoring: Monitoring
+
+
+def aws_env(region: str) -> pulumi.Output[AwsEnv]:
+    identity = aws.get_caller_identity_output()
+    partition = aws.get_partition_output()
+    return pulumi.Output.all(identity.account_id, partition.partition).apply(
+        lambda v: AwsEnv(account_id=v[0], region=region, partition=v[1])
+    )
+
+
+def build(args: StackArgs) -> ConvclassStack:
+    """Declare every resource of the stack from validated settings, and export the stack outputs."""
+    naming = Naming(project=args.project, stack=args.stack)
+    env = aws_env(args.region)
+    classifier_ids = [(tenant, c.id) for tenant, c in args.classifiers()]
+
+    storage = Storage(
+        "storage", StorageArgs(naming=naming, env=env, config=args.storage, classifiers=classifier_ids)
+    )
+    images = Images("images", ImagesArgs(naming=naming, env=env, config=args.images, key_arn=storage.key_arn))
+    functions = Functions(
+        "functions",
+        FunctionsArgs(
+            naming=naming,
+            env=env,
+            config=args.functions,
+            image_uri=images.image_uris["lambda"],
+            bucket=storage.bucket_name,
+            key_arn=storage.key_arn,
+            log_retention_days=args.log_retention_days,
+            files_roots=tuple(args.export_files_roots),
+        ),
+    )
+    sagemaker = SageMaker(
+        "sagemaker",
+        SageMakerArgs(
+            naming=naming,
+            env=env,
+            bucket=storage.bucket_name,
+            key_arn=storage.key_arn,
+            repository_arns=[images.repository_arns["training"], images.repository_arns["serving"]],
+            log_retention_days=args.log_retention_days,
+            classifiers=classifier_ids,
+            create_log_groups=args.sagemaker_log_groups,
+        ),
+    )
+    notifications = Notifications(
+        "notifications",
+        NotificationsArgs(naming=naming, env=env, key_arn=storage.key_arn, emails=args.notification_emails),
+    )
+    orchestration = Orchestration(
+        "orchestration",
+        OrchestrationArgs(
+            naming=naming,
+            env=env,
+            key_arn=storage.key_arn,
+            bucket=storage.bucket_name,
+            bus_name=notifications.bus_name,
+            sagemaker_role_arn=sagemaker.role_arn,
+            function_arns={name: fn.arn for name, fn in functions.functions.items()},
+            training_image_uri=images.image_uris["training"],
+            serving_image_uri=images.image_uris["serving"],
+            pipeline=args.pipeline_settings(),
+            log_retention_days=args.log_retention_days,
+        ),
+    )
+    triggers = Triggers(
+        "triggers",
+        TriggersArgs(
+            naming=naming,
+            env=env,
+            key_arn=storage.key_arn,
+            lambda_image_uri=images.image_uris["lambda"],
+            starter=args.functions.starter,
+            training_state_machine_arn=orchestration.training_arn,
+            inference_state_machine_arn=orchestration.inference_arn,
+            bus_name=notifications.bus_name,
+            delivery_dlq=notifications.delivery_dlq,
+            classifiers=args.classifiers(),
+            training=args.training,
+            serving=args.serving,
+            inference=args.inference,
+            log_retention_days=args.log_retention_days,
+        ),
+    )
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            naming=naming,
+            region=args.region,
+            topic_arn=notifications.topic_arn,
+            training_arn=orchestration.training_arn,
+            inference_arn=orchestration.inference_arn,
+            dlq_names={
+                "training-requests": triggers.training.dlq.name,
+                "inbound-emails": triggers.inbound.dlq.name,
+                "undelivered-events": notifications.delivery_dlq.name,
+            },
+            queue_names={
+                "training-requests": triggers.training.queue.name,
+                "inbound-emails": triggers.inbound.queue.name,
+            },
+            function_names=[*(fn.name for fn in functions.functions.values()), triggers.starter.name],
+            classifiers=classifier_ids,
+            serving=args.serving,
+        ),
+    )
+
+    # Names match convclass.stack.StackOutputs, which the CLI reads from `pulumi stack output --json`.
+    pulumi.export("region", args.region)
+    pulumi.export("data_bucket", storage.bucket_name)
+    pulumi.export("kms_key_arn", storage.key_arn)
+    pulumi.export("event_bus_name", notifications.bus_name)
+    pulumi.export("notifications_topic_arn", notifications.topic_arn)
+    pulumi.export("training_state_machine_arn", orchestration.training_arn)
+    pulumi.export("inference_state_machine_arn", orchestration.inference_arn)
+    pulumi.export("training_queue_url", triggers.training_queue_url)
+    pulumi.export("training_dlq_url", triggers.training_dlq_url)
+    pulumi.export("inbound_queue_url", triggers.inbound_queue_url)
+    pulumi.export("inbound_dlq_url", triggers.inbound_dlq_url)
+    pulumi.export("sagemaker_role_arn", sagemaker.role_arn)
+    pulumi.export("repository_urls", images.repository_urls)
+    pulumi.export("image_uris", images.image_uris)
+    pulumi.export("dashboard_name", monitoring.dashboard_name)
+    return ConvclassStack(
+        storage, images, functions, sagemaker, notifications, orchestration, triggers, monitoring
+    )

@@ -1,0 +1,106 @@
+"""The demo's code path end to end, smaller: real pipeline, real handlers, real training, real serving app.
+
+Two runs on one working directory: the first trains and deploys, the second retrains against the champion the
+first left behind (restored from the working directory). Then the CLI classifies through the deployed endpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from convclass.cli import app
+from convclass.generator import template_labels
+from convclass.local.demo import DEMO_CLASSIFIER, DEMO_TENANT, DemoOptions, run_demo
+from convclass.local.runtime import LocalRuntime
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("embedded-aws")]
+
+# Same code path as `make demo`, sized for CI: fewer emails and epochs.
+HYPERPARAMETERS = {"architecture": "cnn", "epochs": "4", "max_length": "48"}
+
+
+def _demo(workdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
+    screen = io.StringIO()
+    options = DemoOptions(
+        workdir=workdir,
+        emails=400,
+        inbound=3,
+        hyperparameters=HYPERPARAMETERS,
+        timeout_s=300,
+        console=Console(file=screen, width=160),
+    )
+    code = run_demo(options)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    return code, json.loads(last), screen.getvalue()
+
+
+def test_demo_trains_deploys_classifies_then_retrains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workdir = tmp_path / "convclass"
+    code, first, screen = _demo(workdir, capsys)
+    assert code == 0, screen
+    assert first["status"] == "SUCCEEDED"
+    assert first["outcome"] == "deployed"
+    assert first["endpoint"] == "cc-acme-shop-intent"
+    assert first["classified"] == 3
+    assert first["classification_failed"] == 0
+    assert first["test_accuracy"] >= 0.7
+    assert first["champion_accuracy"] is None
+    assert first["execution_arn"].endswith(
+        ":execution:convclass-local-training:" + first["execution_arn"].split(":")[-1]
+    )
+    for state in (
+        "RequestExportApproval",
+        "Export",
+        "Preprocess",
+        "Train",
+        "RequestDeployApproval",
+        "CreateEndpoint",
+    ):
+        assert f"→ {state}\n" in screen
+    assert "export approval requested → approved" in screen
+    assert (Path(first["report"]) / "confusion_matrix.png").is_file()
+
+    code, second, screen = _demo(workdir, capsys)
+    assert code == 0, screen
+    assert second["run"] == 2
+    assert second["champion_accuracy"] == pytest.approx(first["test_accuracy"])
+    assert "→ UpdateEndpoint\n" in screen
+    assert "vs champion" in screen
+    assert second["classified"] == 3
+
+    # The deployment outlives the process: a new runtime on the same directory serves the champion to the CLI.
+    with LocalRuntime(workdir=workdir) as runtime:
+        outputs = str(runtime.outputs_path)
+        classify = CliRunner().invoke(
+            app,
+            [
+                "classify",
+                DEMO_TENANT,
+                "-c",
+                DEMO_CLASSIFIER,
+                "--body",
+                "I was charged twice for my order.",
+                "--text",
+                "--json",
+                "--outputs",
+                outputs,
+            ],
+        )
+        assert classify.exit_code == 0, classify.output
+        predictions = json.loads(classify.output)
+        assert len(predictions) == 1
+        assert predictions[0]["labels"][0]["label"] in template_labels()
+        status = CliRunner().invoke(
+            app, ["status", DEMO_TENANT, "-c", DEMO_CLASSIFIER, "--outputs", outputs], env={"COLUMNS": "200"}
+        )
+        assert status.exit_code == 0, status.output
+        assert "endpoint: cc-acme-shop-intent InService" in status.output

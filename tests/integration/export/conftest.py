@@ -1,0 +1,51 @@
+"""Fixtures of the export tests: a moto S3 data bucket, with or without a recorded approval."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from export_support import BUCKET, WHERE
+from moto import mock_aws
+
+from convclass.export.consent import ConsentRecord, record_consent
+
+for _name in ("botocore", "boto3", "urllib3", "moto", "opensearch"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def approved(s3: Any) -> Any:
+    record_consent(
+        s3,
+        BUCKET,
+        WHERE,
+        ConsentRecord(
+            approved=True, approved_by="privacy-office", approved_at=datetime(2026, 1, 1, tzinfo=UTC)
+        ),
+    )
+    return s3

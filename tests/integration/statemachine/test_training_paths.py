@@ -1,0 +1,278 @@
+"""Every path of the training pipeline, executed by moto's Step Functions engine.
+
+Mocked service responses come from the Step Functions Local mock config (statemachine.mockconfig); the plan and
+evaluate functions, the SageMaker calls, S3 and EventBridge run for real on moto. Each test asserts the states
+entered, the final status and error, and what the run published.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from workflow_support import BUCKET, REGION, RecordingRunner, World, request
+
+from convclass import events, layout
+from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_run
+from convclass.local import moto_shims
+from convclass.training.logs import metric_definitions
+from statemachine import training as t
+from statemachine.history import history, wait_for
+
+pytestmark = pytest.mark.xdist_group("statemachine-training")
+
+BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.TRAIN]
+POLL = [t.WAIT_FOR_ENDPOINT, t.DESCRIBE_ENDPOINT, t.CHECK_ENDPOINT]
+DEPLOY_NEW = [t.CREATE_MODEL, t.CREATE_ENDPOINT_CONFIG, t.CREATE_OR_UPDATE_ENDPOINT, t.CREATE_ENDPOINT]
+HAPPY = [
+    *BEFORE_TRAINING,
+    t.EVALUATE,
+    t.DEPLOY_DECISION,
+    *DEPLOY_NEW,
+    *POLL,
+    t.COUNT_POLL,
+    *POLL,
+    t.COUNT_POLL,
+    *POLL,
+    t.WRITE_CHAMPION,
+    t.PUBLISH_SUCCEEDED,
+    t.SUCCEEDED,
+]
+FAILURE_TAIL = [t.PUBLISH_FAILURE, t.FAILED]
+
+
+def _outcomes(world: World, execution: str) -> list[tuple[str, RunOutcome]]:
+    found = [
+        (event["detail-type"], RunOutcome.model_validate(event["detail"]))
+        for event in world.events(execution=execution)
+        if event["detail-type"] in {events.RUN_SUCCEEDED, events.RUN_FAILED}
+    ]
+    assert len(found) == 1, found
+    return found
+
+
+def test_happy_path_deploys_a_new_endpoint_and_records_the_champion(world: World) -> None:
+    req = request("happy")
+    execution, run = world.run_training(req, "happy-support-1", "HappyPath")
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert list(run.entered) == HAPPY
+    plan = plan_run(req, execution_name="happy-support-1", bucket=BUCKET)
+    s3 = boto3.client("s3", region_name=REGION)
+    champion = ChampionRecord.model_validate_json(
+        s3.get_object(Bucket=BUCKET, Key=plan.deploy.champion_key)["Body"].read()
+    )
+    assert champion.endpoint_config_name == plan.deploy.endpoint_config_name
+    assert champion.metrics.accuracy == pytest.approx(0.93)
+    assert champion.training_job_name == f"{plan.training.job_base_name}-0"
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    endpoint = sagemaker.describe_endpoint(EndpointName=layout.endpoint_name("happy", "support"))
+    assert endpoint["EndpointConfigName"] == plan.deploy.endpoint_config_name
+    ((detail_type, outcome),) = _outcomes(world, execution)
+    assert (detail_type, outcome.outcome, outcome.endpoint) == (events.RUN_SUCCEEDED, "deployed", endpoint["EndpointName"])
+    assert outcome.metrics is not None and outcome.metrics.accuracy == pytest.approx(0.93)
+
+
+def test_training_job_is_secure_spot_and_uniquely_named(world: World) -> None:
+    runner = RecordingRunner()
+    moto_shims.update(training_runner=runner)
+    req = request("secure", managed_spot=True, max_runtime_seconds=600, max_wait_seconds=1200)
+    _, run = world.run_training(req, "secure-support-1", "HappyPath")
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    (job,) = runner.requests
+    plan = plan_run(req, execution_name="secure-support-1", bucket=BUCKET)
+    assert job["TrainingJobName"] == f"{plan.training.job_base_name}-0"
+    assert len(job["TrainingJobName"]) <= layout.SAGEMAKER_NAME_MAX
+    assert job["EnableNetworkIsolation"] is True
+    assert job["EnableInterContainerTrafficEncryption"] is True
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200}
+    assert job["CheckpointConfig"] == {"S3Uri": plan.training.checkpoint_uri, "LocalPath": "/opt/ml/checkpoints"}
+    assert job["OutputDataConfig"]["KmsKeyId"] == world.resources.kms_key_arn
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == world.resources.kms_key_arn
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
+    assert {c["ChannelName"] for c in job["InputDataConfig"]} == {"train", "validation", "test", "tokenizer", "manifest"}
+
+
+def test_throttled_lambda_is_retried_to_success(world: World) -> None:
+    _, run = world.run_training(request("throttle"), "throttle-support-1", "LambdaThrottled")
+    execution = f"{world.training_arn.replace(':stateMachine:', ':execution:')}:throttle-support-1"
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert list(run.entered) == HAPPY
+    failures = [
+        e["taskFailedEventDetails"]["error"]
+        for e in history(world.client("stepfunctions"), execution)
+        if e["type"] == "TaskFailed"
+    ]
+    assert failures == ["Lambda.TooManyRequestsException"]
+
+
+def test_invalid_input_fails_before_anything_runs(world: World) -> None:
+    bad = {"tenant": "Not A Tenant!", "classifier": "support", "data_source": {"kind": "files"}}
+    execution = world.start(world.training_arn, "invalid-1", bad)
+    run = wait_for(world.client("stepfunctions"), execution)
+
+    assert run.status == "FAILED"
+    assert run.error == "InvalidInput"
+    assert "tenant" in (run.cause or "") and "label_field" in (run.cause or "")
+    assert list(run.entered) == [t.VALIDATE_INPUT, t.REPORT_REJECTED_REQUEST, t.REQUEST_REJECTED]
+    ((detail_type, outcome),) = _outcomes(world, execution)
+    assert (detail_type, outcome.error) == (events.RUN_FAILED, "InvalidInput")
+    assert json.loads(outcome.request) == bad if isinstance(outcome.request, str) else outcome.request == bad
+
+
+def test_insufficient_data_ends_cleanly_before_training(world: World) -> None:
+    execution, run = world.run_training(request("scarce"), "scarce-support-1", "InsufficientData")
+
+    assert run.status == "SUCCEEDED"
+    assert list(run.entered) == [*BEFORE_TRAINING[:-1], t.REPORT_NO_TRAINING, t.ENDED_WITHOUT_TRAINING]
+    ((detail_type, outcome),) = _outcomes(world, execution)
+    assert (detail_type, outcome.outcome, outcome.error) == (events.RUN_SUCCEEDED, "insufficient_data", "InsufficientData")
+    jobs = boto3.client("sagemaker", region_name=REGION).list_training_jobs()["TrainingJobSummaries"]
+    assert not [job for job in jobs if job["TrainingJobName"].startswith("cc-scarce-")]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "state"),
+    [("Failed", t.ERROR_TRAINING_FAILED, t.TRAINING_FAILED), ("Stopped", t.ERROR_TRAINING_STOPPED, t.TRAINING_STOPPED)],
+)
+def test_training_that_does_not_complete_fails_the_run(world: World, status: str, error: str, state: str) -> None:
+    reason = "AlgorithmError: loss became NaN" if status == "Failed" else ""
+    moto_shims.update(training_runner=RecordingRunner(status=status, failure_reason=reason))
+    tenant = f"train-{status.lower()}"
+    execution, run = world.run_training(request(tenant), f"{tenant}-1", "HappyPath")
+
+    assert run.status == "FAILED"
+    assert run.error == error
+    assert f'"TrainingJobStatus":"{status}"' in (run.cause or "")
+    assert reason in (run.cause or "")
+    assert list(run.entered) == [*BEFORE_TRAINING, t.CLASSIFY_TRAINING_FAILURE, state, *FAILURE_TAIL]
+    ((_, outcome),) = _outcomes(world, execution)
+    assert outcome.error == error
+
+
+def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: World) -> None:
+    """Two runs with the real evaluate function: the second, weaker model must not replace the first."""
+    real_comparison = {"RealComparison": {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt",
+                                          t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls"}}
+    runner = RecordingRunner(accuracy=0.92)
+    moto_shims.update(training_runner=runner)
+    first = request("rival")
+    world.mock(first, "rival-support-1", world.training_arn, real_comparison)
+    first_run = wait_for(
+        world.client("stepfunctions"),
+        world.start(world.training_arn, "rival-support-1", first.model_dump(mode="json"), "RealComparison"),
+    )
+    assert first_run.status == "SUCCEEDED", (first_run.error, first_run.cause)
+
+    runner.accuracy = 0.80
+    second = request("rival")
+    world.mock(second, "rival-support-2", world.training_arn, real_comparison)
+    execution = world.start(world.training_arn, "rival-support-2", second.model_dump(mode="json"), "RealComparison")
+    run = wait_for(world.client("stepfunctions"), execution)
+
+    assert run.status == "FAILED"
+    assert run.error == t.ERROR_MODEL_REJECTED
+    decision = json.loads(run.cause or "{}")
+    assert decision["challenger"]["accuracy"] == pytest.approx(0.80)
+    assert decision["champion"]["accuracy"] == pytest.approx(0.92)
+    assert decision["deploy"] is False
+    assert list(run.entered) == [*BEFORE_TRAINING, t.EVALUATE, t.DEPLOY_DECISION, t.MODEL_REJECTED, *FAILURE_TAIL]
+    endpoint = boto3.client("sagemaker", region_name=REGION).describe_endpoint(
+        EndpointName=layout.endpoint_name("rival", "support")
+    )
+    assert endpoint["EndpointConfigName"] == plan_run(first, execution_name="rival-support-1", bucket=BUCKET).deploy.endpoint_config_name
+
+
+def test_export_approval_rejected_stops_before_export(world: World) -> None:
+    req = request("consent", export_approval=True)
+    execution = world.start(world.training_arn, "consent-support-1", req.model_dump(mode="json"))
+    asked = ApprovalRequest.model_validate(
+        world.wait_for_event(events.APPROVAL_REQUESTED, execution=execution)["detail"]
+    )
+    assert (asked.gate, asked.tenant) == ("export", "consent")
+    world.client("stepfunctions").send_task_failure(taskToken=asked.task_token, error="ApprovalRejected")
+    run = wait_for(world.client("stepfunctions"), execution)
+
+    assert run.status == "FAILED"
+    assert run.error == t.ERROR_APPROVAL_REJECTED
+    assert list(run.entered) == [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.REQUEST_EXPORT_APPROVAL, *FAILURE_TAIL]
+
+
+def test_granted_approvals_let_the_run_deploy(world: World) -> None:
+    req = request("granted", export_approval=True, deploy_approval=True)
+    world.mock(req, "granted-support-1", world.training_arn)
+    execution = world.start(world.training_arn, "granted-support-1", req.model_dump(mode="json"), "HappyPath")
+    sfn = world.client("stepfunctions")
+    for gate in ("export", "deployment"):
+        asked = ApprovalRequest.model_validate(
+            next(
+                e["detail"]
+                for _ in range(500)
+                for e in [*world.events(execution=execution)]
+                if e["detail-type"] == events.APPROVAL_REQUESTED and e["detail"]["gate"] == gate
+            )
+        )
+        sfn.send_task_success(taskToken=asked.task_token, output=json.dumps({"approved_by": "ops"}))
+    run = wait_for(sfn, execution)
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert t.REQUEST_EXPORT_APPROVAL in run.entered and t.REQUEST_DEPLOY_APPROVAL in run.entered
+    assert run.entered.index(t.REQUEST_DEPLOY_APPROVAL) == run.entered.index(t.DEPLOY_DECISION) + 1
+
+
+def test_deployment_approval_that_times_out_fails_the_run(world: World) -> None:
+    """Rendered with a 1 s heartbeat / 2 s timeout: nobody answers, so the gate lapses."""
+    req = request("slow", deploy_approval=True)
+    execution, run = world.run_training(req, "slow-support-1", "HappyPath", arn=world.short_approvals_arn)
+
+    assert run.status == "FAILED"
+    assert run.error == t.ERROR_APPROVAL_TIMED_OUT
+    assert "States.HeartbeatTimeout" in (run.cause or "") or "States.Timeout" in (run.cause or "")
+    assert list(run.entered) == [
+        *BEFORE_TRAINING, t.EVALUATE, t.DEPLOY_DECISION, t.REQUEST_DEPLOY_APPROVAL, t.DEPLOY_APPROVAL_TIMED_OUT,
+        *FAILURE_TAIL,
+    ]
+    asked = ApprovalRequest.model_validate(world.wait_for_event(events.APPROVAL_REQUESTED, execution=execution)["detail"])
+    assert asked.gate == "deployment" and asked.evaluation is not None
+
+
+def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> None:
+    req = request("rollback")
+    execution, run = world.run_training(req, "rollback-support-1", "EndpointRolledBack")
+    plan = plan_run(req, execution_name="rollback-support-1", bucket=BUCKET)
+
+    assert run.status == "FAILED"
+    assert run.error == t.ERROR_DEPLOYMENT_FAILED
+    assert "InService" in (run.cause or "") and "FailureReason" in (run.cause or "")
+    assert f"expected {plan.deploy.endpoint_config_name}" in (run.cause or "")
+    assert list(run.entered) == [
+        *BEFORE_TRAINING, t.EVALUATE, t.DEPLOY_DECISION, t.CREATE_MODEL, t.CREATE_ENDPOINT_CONFIG,
+        t.CREATE_OR_UPDATE_ENDPOINT, t.UPDATE_ENDPOINT, *POLL, t.COUNT_POLL, *POLL, t.ENDPOINT_NOT_DEPLOYED,
+        *FAILURE_TAIL,
+    ]
+    s3 = boto3.client("s3", region_name=REGION)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=plan.deploy.champion_key)
+
+
+def test_endpoint_wait_is_bounded(world: World) -> None:
+    req = request("stuck")
+    never = {"NeverInService": {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt", t.EVALUATE: "ChallengerWins",
+                                t.DESCRIBE_ENDPOINT: "StillCreating"}}
+    world.mock(req, "stuck-support-1", world.training_arn, never)
+    config = moto_shims.current().mock_config
+    assert config is not None
+    raw = dict(config.raw)
+    creating = raw["MockedResponses"]["EndpointInServiceAfterPolls"]["0-1"]
+    raw["MockedResponses"] = {**raw["MockedResponses"], "StillCreating": {"0-99": creating}}
+    moto_shims.update(mock_config=moto_shims.MockConfig(raw))
+    execution = world.start(world.training_arn, "stuck-support-1", req.model_dump(mode="json"), "NeverInService")
+    run = wait_for(world.client("stepfunctions"), execution)
+
+    assert run.status == "FAILED"
+    assert run.error == t.ERROR_DEPLOYMENT_FAILED
+    assert run.entered.count(t.DESCRIBE_ENDPOINT) == t.PipelineSettings().endpoint_max_polls
+    assert "Creating" in (run.cause or "")

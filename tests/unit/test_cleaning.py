@@ -1,0 +1,263 @@
+"""clean_email: HTML structure, what is removed, PII masking, normalisation, damage reports and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from convclass.cleaning import CLEANING_VERSION, DEFAULT_MAX_CHARS, MAX_INPUT_CHARS, PII_TOKENS, clean_email
+from convclass.cleaning.pii import mask_pii
+
+
+def text_of(body: str | bytes, content_type: str = "text/html", subject: str | None = None) -> str:
+    return clean_email(subject, body, content_type).text
+
+
+# --- HTML to text -------------------------------------------------------------------------------------------
+
+
+def test_block_elements_and_br_become_lines_and_inline_elements_do_not() -> None:
+    html = "<div>Hello <b>there</b>, my <span>card</span></div><p>is lost</p>line one<br>line two"
+    lines = text_of(html).split("\n")
+    assert [line for line in lines if line] == ["Hello there, my card", "is lost", "line one", "line two"]
+
+
+def test_lists_and_table_cells_stay_apart() -> None:
+    html = "<ul><li>first</li><li>second</li></ul><table><tr><td>Order</td><td>late</td></tr></table>"
+    lines = text_of(html).split("\n")
+    assert [line for line in lines if line] == ["first", "second", "Order", "late"]
+
+
+def test_source_newlines_are_plain_whitespace_as_in_browsers() -> None:
+    assert text_of("<p>my card\n   was\tdeclined</p>") == "my card was declined"
+
+
+def test_script_style_head_comments_and_hidden_elements_are_dropped() -> None:
+    html = (
+        "<html><head><title>Newsletter</title><style>p{color:red}</style></head><body>"
+        "<div style='DISPLAY: none'>preheader</div><span hidden>hidden span</span>"
+        "<script>alert('x')</script><!-- a comment --><noscript>enable js</noscript>"
+        "<p>Where is my parcel?</p>"
+        '<img src="https://t.example/p.gif" width="1" height="1" style="display:none"></body></html>'
+    )
+    assert text_of(html) == "Where is my parcel?"
+
+
+def test_entities_are_decoded() -> None:
+    assert text_of("<p>Fish &amp; chips &lt;3 caf&eacute; &#8217;s&nbsp;x</p>") == "Fish & chips <3 café ’s x"
+
+
+# --- quotes, signatures, disclaimers -----------------------------------------------------------------------
+
+
+def test_gmail_quote_is_removed() -> None:
+    html = (
+        '<div dir="ltr">Still no refund.</div><div class="gmail_quote"><div class="gmail_attr">On Mon, 2 Mar'
+        " 2026, Support &lt;s@acme.example&gt; wrote:</div><blockquote>We refunded you.</blockquote></div>"
+    )
+    cleaned = clean_email(None, html)
+    assert cleaned.text == "Still no refund."
+    assert cleaned.quote_stripped
+
+
+def test_outlook_reply_header_and_everything_after_it_are_removed() -> None:
+    html = (
+        '<div class="WordSection1"><p class="MsoNormal">Please cancel my plan.</p>'
+        '<div style="border-top:solid #E1E1E1 1pt"><div id="divRplyFwdMsg"><b>From:</b> Support<br>'
+        "<b>Sent:</b> Monday</div></div><p>Earlier message text</p></div><p>Even more history</p>"
+    )
+    assert text_of(html) == "Please cancel my plan."
+
+
+def test_apple_mail_and_plain_blockquotes_are_removed() -> None:
+    apple = 'My app crashes.<br><blockquote type="cite"><div>On 2 Mar, Support wrote:</div>old</blockquote>'
+    assert text_of(apple) == "My app crashes."
+    inline = "<p>Question one</p><blockquote>quoted bit</blockquote><p>Question two</p>"
+    assert text_of(inline) == "Question one\n\nQuestion two"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "On Tue, 3 Mar 2026 at 10:00, ACME Support <support@acme.example> wrote:\n> Thanks for writing",
+        "On Tue, 3 Mar 2026 at 10:00, ACME Support <support@acme.example>\nwrote:\n> Thanks",
+        "-----Original Message-----\nFrom: support\nSent: Monday",
+        "From: ACME Support <support@acme.example>\nSent: Monday, 2 March 2026\nTo: me\nSubject: Re",
+        "> a quoted line\n> another",
+    ],
+)
+def test_plain_text_quotes_are_removed(tail: str) -> None:
+    cleaned = clean_email(None, f"My parcel never arrived.\n\n{tail}", "text/plain")
+    assert cleaned.text == "My parcel never arrived."
+    assert cleaned.quote_stripped
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "-- \nJane Doe\nwww.example.com",
+        "Sent from my iPhone",
+        "Get Outlook for Android",
+        "Kind regards,\nJane Doe\nProcurement, Example Corp",
+        "Thanks,\nJosé",
+    ],
+)
+def test_signatures_and_sign_offs_are_removed(signature: str) -> None:
+    cleaned = clean_email(None, f"I was charged twice.\n\n{signature}", "text/plain")
+    assert cleaned.text == "I was charged twice."
+    assert cleaned.signature_stripped
+
+
+def test_disclaimers_are_removed() -> None:
+    body = (
+        "Please reset my password.\n\nCONFIDENTIALITY NOTICE: This e-mail and any attachments are confidential."
+        " If you are not the intended recipient, delete it."
+    )
+    cleaned = clean_email(None, body, "text/plain")
+    assert cleaned.text == "Please reset my password."
+    assert cleaned.disclaimer_stripped
+
+
+def test_greeting_line_is_dropped_but_a_sole_line_and_real_content_are_kept() -> None:
+    assert text_of("Hi team,\n\nMy card is blocked.", "text/plain") == "My card is blocked."
+    assert text_of("Hello, my card is blocked and I need help today.", "text/plain").startswith("Hello, my")
+    assert text_of("Thanks", "text/plain") == "Thanks"
+    # A sign-off is only cut at the end, after other content, and only with short lines after it.
+    long_tail = "Thanks,\n" + "This line is far too long to be a name or a job title in a signature block." * 2
+    assert "far too long" in text_of(f"My card is blocked.\n{long_tail}", "text/plain")
+
+
+# --- normalisation --------------------------------------------------------------------------------------------
+
+
+def test_nfkc_zero_width_controls_and_whitespace() -> None:
+    body = "ｆｕｌｌｗｉｄｔｈ\u200b zero\u200dwidth\x07 bell\u00a0nbsp ﬁ  \t spaced\r\n\r\n\r\n\r\nnext"
+    assert text_of(body, "text/plain") == "fullwidth zerowidth bell nbsp fi spaced\n\nnext"
+
+
+def test_our_line_marker_in_the_input_cannot_inject_line_breaks() -> None:
+    assert text_of("<p>one\ue000two</p>") == "onetwo"
+
+
+def test_max_chars_truncates_at_a_word_boundary_and_flags_it() -> None:
+    cleaned = clean_email(None, "word " * 100, "text/plain", max_chars=42)
+    assert cleaned.truncated
+    assert len(cleaned.text) <= 42
+    assert cleaned.text.endswith("word")
+    assert not clean_email(None, "short", "text/plain").truncated
+    with pytest.raises(ValueError, match="max_chars"):
+        clean_email(None, "x", max_chars=0)
+
+
+def test_subject_and_body_are_combined_with_a_blank_line_and_reply_prefixes_dropped() -> None:
+    assert clean_email("RE: Fwd: AW: Refund", "<p>Where is it?</p>").text == "Refund\n\nWhere is it?"
+    assert clean_email("Only subject", "").text == "Only subject"
+    assert clean_email(None, "Only body", "text/plain").text == "Only body"
+    assert clean_email("", "", "text/plain").empty
+
+
+# --- PII ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked", "token"),
+    [
+        ("mail jane.doe+x@example.co.uk now", "mail [EMAIL] now", "[EMAIL]"),
+        ("see https://acme.example/track?id=1&a=2.", "see [URL].", "[URL]"),
+        ("go to www.acme.example/help", "go to [URL]", "[URL]"),
+        ("call +44 20 7946 0958 today", "call [PHONE] today", "[PHONE]"),
+        ("call (555) 123-4567", "call [PHONE]", "[PHONE]"),
+        ("call 555-123-4567", "call [PHONE]", "[PHONE]"),
+        ("card 4111 1111 1111 1111 declined", "card [NUMBER] declined", "[NUMBER]"),
+        ("card 4111-1111-1111-1111", "card [NUMBER]", "[NUMBER]"),
+        ("order #12345678 late", "order #[NUMBER] late", "[NUMBER]"),
+        ("order ORD-48213", "order ORD-[NUMBER]", "[NUMBER]"),
+    ],
+)
+def test_pii_is_masked(raw: str, masked: str, token: str) -> None:
+    text, counts = mask_pii(raw)
+    assert text == masked
+    assert counts == {token: 1}
+
+
+def test_short_numbers_amounts_and_years_are_kept() -> None:
+    text, counts = mask_pii("I paid £50.25 on 3 March 2026 for 2 items")
+    assert text == "I paid £50.25 on 3 March 2026 for 2 items"
+    assert counts == {}
+
+
+def test_clean_email_reports_pii_counts_from_subject_and_body() -> None:
+    cleaned = clean_email("Order 99887766", "<p>Mail me at a@b.example</p>")
+    assert cleaned.text == "Order [NUMBER]\n\nMail me at [EMAIL]"
+    assert cleaned.pii_counts == {"[NUMBER]": 1, "[EMAIL]": 1}
+    assert set(PII_TOKENS) >= set(cleaned.pii_counts)
+
+
+# --- damage reports and bad input -----------------------------------------------------------------------------
+
+
+def test_malformed_markup_is_reported_not_fatal() -> None:
+    cleaned = clean_email(None, "<div><b>My order</div></span><p>is late<!-- unterminated")
+    assert cleaned.malformed_markup
+    assert cleaned.markup_issues >= 3
+    assert cleaned.text.startswith("My order")
+    assert not clean_email(None, "<div><p>fine</p><br><img src=x></div>").malformed_markup
+
+
+def test_bytes_in_utf8_are_decoded_without_flags() -> None:
+    cleaned = clean_email(None, "<p>Zoë’s café</p>".encode())
+    assert cleaned.text == "Zoë’s café"
+    assert not cleaned.broken_encoding
+
+
+def test_invalid_utf8_bytes_are_decoded_as_windows_1252_and_flagged() -> None:
+    cleaned = clean_email(None, b"<p>Caf\xe9 cr\xe8me \x93quoted\x94</p>")
+    assert cleaned.text == "Café crème “quoted”"
+    assert cleaned.broken_encoding
+    assert cleaned.encoding_issues >= 1
+
+
+def test_mojibake_is_repaired_and_flagged() -> None:
+    cleaned = clean_email(None, "<p>CafÃ© and crÃ¨me brÃ»lÃ©e</p>")
+    assert cleaned.text == "Café and crème brûlée"
+    assert cleaned.broken_encoding
+
+
+def test_replacement_characters_are_flagged_and_removed() -> None:
+    cleaned = clean_email(None, "bad \ufffd\ufffd bytes", "text/plain")
+    assert cleaned.text == "bad bytes"
+    assert cleaned.encoding_issues == 2
+
+
+@pytest.mark.parametrize("body", [b"", "", None, b"\x00\x01\x02\xff\xfe", "   \n\t ", "<html></html>", "<"])
+def test_empty_or_garbage_bodies_give_empty_or_short_text(body: str | bytes | None) -> None:
+    cleaned = clean_email(None, body)
+    assert "<" not in cleaned.text or body == "<"
+    assert len(cleaned.text) < 10
+
+
+def test_ten_megabyte_body_is_cut_and_flagged() -> None:
+    body = "<html><body>" + "<p>my card was declined at the shop again</p>" * 250_000
+    assert len(body) > 10_000_000
+    cleaned = clean_email("Declined", body)
+    assert cleaned.truncated
+    assert len(cleaned.text) <= DEFAULT_MAX_CHARS
+    assert cleaned.text.startswith("Declined\n\nmy card was declined")
+    assert MAX_INPUT_CHARS < len(body)
+
+
+def test_deeply_nested_markup_does_not_recurse_out() -> None:
+    body = "<div>" * 50_000 + "deep text" + "</div>" * 50_000
+    assert clean_email(None, body).text == "deep text"
+    unclosed = "<span><b><i>" * 20_000 + "still here"
+    cleaned = clean_email(None, unclosed)
+    assert cleaned.text == "still here"
+    assert cleaned.malformed_markup
+
+
+def test_plain_text_with_angle_brackets_is_not_parsed_as_html() -> None:
+    assert text_of("if a < b and c > d then", "text/plain") == "if a < b and c > d then"
+
+
+def test_cleaning_version_is_a_nonempty_string() -> None:
+    assert isinstance(CLEANING_VERSION, str)
+    assert CLEANING_VERSION
