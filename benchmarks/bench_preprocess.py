@@ -1,9 +1,10 @@
 """Cleaning throughput: convclass's full cleaning + PII masking vs BeautifulSoup ``get_text()``, same corpus.
 
 Generates realistic HTML support emails with convclass.generator (Gmail/Outlook/Apple Mail/web-form bodies,
-quoted help-desk replies, HTML signatures, tracking pixels, broken markup), times both in the same process with
-interleaved rounds (per batch, the best round counts: the machine is shared), and measures how long a fresh interpreter takes
-to import the preprocess Lambda handler (its cold-start share). The last line is one JSON object.
+quoted help-desk threads, HTML signatures, tracking pixels, broken markup) and times both in the same process,
+batch by batch in interleaved rounds (per batch the best round counts: the machine is shared). Also measures
+how long a fresh interpreter takes to import the preprocess Lambda handler (its share of a cold start).
+The last line printed is one JSON object.
 
     python benchmarks/bench_preprocess.py [--emails 20000] [--rounds 3]
 """
@@ -16,8 +17,8 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent

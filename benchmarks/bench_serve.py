@@ -13,7 +13,8 @@
    slices of the work alternate (``--rounds``), so both see the same load from whatever else runs on the
    machine. The bare SavedModel call is reported too (``model_only_*``): what cleaning costs on top.
 
-``overhead_ms_p99`` = p99 single-request latency over HTTP − median in-process latency of the same emails;
+``overhead_ms_p99`` = p99 single-request latency over HTTP − p99 in-process latency of the same emails
+(``inprocess_ms_single``; the medians and ``overhead_ms_p50`` are reported too);
 ``batched_efficiency`` = emails/s over HTTP in batches of 32 ÷ emails/s in-process in batches of 32.
 Floors on 2 cores: overhead_ms_p99 ≤ 10 and batched_efficiency ≥ 0.8. The machine's load average is reported
 with the figures: other work on the same cores shows up in them. The last line printed is one JSON object.
@@ -169,6 +170,10 @@ class OverHTTP:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def drive(self, bodies: list[bytes]) -> tuple[list[float], float]:
+        # A fresh connection per slice, opened before the clock starts: slices are separated by in-process
+        # work, and an idle keep-alive connection may have been closed meanwhile.
+        self.connection.close()
+        self.connection.connect()
         headers = {"Content-Type": "application/json"}
         latencies = []
         started_all = time.perf_counter()
@@ -261,13 +266,15 @@ def main() -> int:
         "p50_ms_single": statistics.median(single_ms),
         "p99_ms_single": percentile(single_ms, 99),
         "emails_per_s_batched": emails_batched / batch_seconds,
-        "inprocess_ms_single": statistics.median(inprocess_single_ms),
-        "inprocess_p99_ms_single": percentile(inprocess_single_ms, 99),
+        # The same percentile as p99_ms_single, so overhead_ms_p99 is what HTTP adds at the 99th percentile.
+        "inprocess_ms_single": percentile(inprocess_single_ms, 99),
+        "inprocess_p50_ms_single": statistics.median(inprocess_single_ms),
         "inprocess_emails_per_s_batched": emails_batched / inprocess_batch_seconds,
         "p50_ms_batch32": statistics.median(batch_ms),
         **model_only,
     }
     result["overhead_ms_p99"] = result["p99_ms_single"] - result["inprocess_ms_single"]
+    result["overhead_ms_p50"] = result["p50_ms_single"] - result["inprocess_p50_ms_single"]
     result["batched_efficiency"] = result["emails_per_s_batched"] / result["inprocess_emails_per_s_batched"]
     result["floors_met"] = result["overhead_ms_p99"] <= 10 and result["batched_efficiency"] >= 0.8
     result["goals_met"] = result["p99_ms_single"] <= 15 and result["emails_per_s_batched"] >= 800

@@ -1,8 +1,8 @@
 """Named errors that cross process boundaries.
 
-Step Functions sees a Lambda exception by its class name (``errorType``), so each class name here is part of the
-state machine's contract: ``Catch`` clauses match on ``InsufficientData``, ``InvalidInput`` and so on. Messages
-never contain customer text.
+Step Functions sees a Lambda exception by its class name (``errorType``), so each class name here is
+part of the state machine's contract: ``Catch`` clauses match on ``InsufficientData``, ``InvalidInput``
+and so on. Messages never contain customer text.
 """
 
 from __future__ import annotations

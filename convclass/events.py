@@ -1,10 +1,8 @@
 """What starts a training run, what a run plans, and the events convclass publishes on its EventBridge bus.
 
-``TrainingRunRequest`` is the input of the training pipeline (the SQS trigger, the "train
-classifier" rule, the
-schedules and the CLI all send it). The plan step turns it into a ``RunPlan``: every S3 key and
-SageMaker name the
-run uses, computed once by :mod:`convclass.layout`, so the state machine only copies pointers around.
+``TrainingRunRequest`` is the input of the training pipeline (the SQS trigger, the "train classifier" rule,
+the schedules and the CLI all send it). The plan step turns it into a ``RunPlan``: every S3 key and SageMaker
+name the run uses, computed once by :mod:`convclass.layout`, so the state machine only copies pointers around.
 
 Event detail-types (source ``convclass.pipeline`` or ``convclass.inference``) and their ``detail`` models:
 

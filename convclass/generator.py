@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 DEFAULT_TENANT = "acme-shop"
 DEFAULT_LABEL_FIELD = "intent"
@@ -311,7 +311,10 @@ def _quoted_reply(rng: random.Random) -> tuple[str, str]:
 def _agent_email_html(rng: random.Random, reply: str) -> str:
     """The help desk's earlier reply as a customer's client quotes it: a branded, table-based HTML email."""
     ticket = rng.randint(10000, 99999)
-    cell = 'style="padding:0 24px;font-family:Helvetica,Arial,sans-serif;font-size:14px;line-height:21px;color:#2f3941"'
+    cell = (
+        'style="padding:0 24px;font-family:Helvetica,Arial,sans-serif;font-size:14px;line-height:21px;'
+        'color:#2f3941"'
+    )
     rows = "".join(
         f'<tr><td {cell}><p style="margin:0 0 12px 0">{_esc(paragraph)}</p></td></tr>'
         for paragraph in (
@@ -573,9 +576,10 @@ def _break_markup(rng: random.Random, body: str) -> str:
     """Damage the markup as badly-behaved mail software does (the text itself stays intact)."""
     kind = rng.randrange(4)
     if kind == 0:
-        return body.replace("</div>", "", 1)  # a missing end tag
+        end_tag = "</span>" if "</span>" in body else "</p>"
+        return body.replace(end_tag, "", 1)  # a missing end tag
     if kind == 1:
-        return body.replace("<div", "<div><span><b", 1) if "<div" in body else "<font><b>" + body
+        return "<font face=Arial><b>" + body  # formatting elements never closed
     if kind == 2:
         return body + "</td></span></div><!-- [if mso]> unterminated"
     return body + '<div class="footer'  # cut off in the middle of a tag
@@ -599,11 +603,11 @@ def _json_default(value: object) -> str:
 
 def write_parquet(
     records: Sequence[dict[str, Any]] | Iterator[dict[str, Any]],
-    path: str | Path,
+    path: str | Path | BinaryIO,
     *,
     row_group_size: int = 5000,
 ) -> int:
-    """Write records as Parquet with the export schema (``EXPORT_RECORD_SCHEMA``), in row groups."""
+    """Write records as Parquet (``EXPORT_RECORD_SCHEMA``) to a path or binary file, in row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -611,7 +615,8 @@ def write_parquet(
 
     count = 0
     batch: list[dict[str, Any]] = []
-    with pq.ParquetWriter(str(path), EXPORT_RECORD_SCHEMA) as writer:
+    sink = str(path) if isinstance(path, str | Path) else path
+    with pq.ParquetWriter(sink, EXPORT_RECORD_SCHEMA) as writer:
         for record in records:
             batch.append({**record, "labels": list(record["labels"].items())})
             if len(batch) >= row_group_size:

@@ -1,7 +1,7 @@
 """The one place that turns (tenant, classifier, run) into S3 keys and AWS resource names.
 
-Everything that reads or writes the data bucket, names a SageMaker resource or an execution goes through here, so
-the Lambdas, the state machine, the infrastructure and the CLI agree by construction.
+Everything that reads or writes the data bucket, names a SageMaker resource or an execution goes through
+here, so the Lambdas, the state machine, the infrastructure and the CLI agree by construction.
 
 S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be scoped by prefix)::
 
@@ -13,7 +13,7 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
                                              run manifest, which is written after every chunk finished)
         exports/watermark.json               high-water mark for incremental exports
         datasets/{run}/{train,validation,test}.parquet, tokenizer.json, manifest.json
-        models/{run}/                        SageMaker OutputDataConfig.S3OutputPath (job writes .../output/model.tar.gz)
+        models/{run}/                        SageMaker S3OutputPath (the job writes .../output/model.tar.gz)
         checkpoints/{run}/                   managed-spot checkpoints
         champion.json                        the model behind the endpoint now (pointer + headline metrics)
 """
@@ -24,7 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-# Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short and plain.
+# Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short.
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$"
 _ID_RE = re.compile(ID_PATTERN)
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$"
@@ -194,7 +194,8 @@ def training_execution_name(tenant: str, classifier: str, business_key: str) -> 
 
 #: Suffix room a training job name needs for ``-{RetryCount}`` (the state machine appends it per attempt).
 TRAINING_ATTEMPT_SUFFIX_MAX = 3
-#: CloudWatch alarms watched by blue/green endpoint updates (auto-rollback); monitoring creates them per endpoint.
+#: CloudWatch alarms watched by blue/green endpoint updates (auto-rollback); monitoring creates them
+#: per endpoint.
 ENDPOINT_ALARM_KINDS = ("invocation-5xx", "model-latency")
 
 

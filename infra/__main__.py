@@ -7,8 +7,7 @@ is one field of :class:`infra.config.StackArgs` (camelCase), documented in ``Pul
 import sys
 from pathlib import Path
 
-# Pulumi starts this file with infra/ as the working directory; the program imports `infra` and the convclass
-# packages from the repository root.
+# Pulumi starts this file from infra/; `infra` and the convclass packages are imported from the repo root.
 _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
@@ -20,8 +19,7 @@ from infra.stack import build  # noqa: E402
 
 
 def read_stack_args() -> StackArgs:
-    """Stack config → validated StackArgs (a config error stops ``pulumi up`` before any resource is
-    touched)."""
+    """Stack config → validated StackArgs: a config error stops ``pulumi up`` before anything changes."""
     config = pulumi.Config()
     values: dict[str, object] = {
         "project": pulumi.get_project(),

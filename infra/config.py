@@ -76,9 +76,8 @@ class FunctionsConfig(_Model):
 
 
 class ImagesConfig(_Model):
-    """Container images. Either build and push them here (needs a Docker daemon at ``pulumi up``) or pin
-    digests that CI pushed to this stack's ECR repositories. Everything downstream references an image by
-    digest."""
+    """Container images: built and pushed here (needs a Docker daemon at ``pulumi up``), or digests that CI
+    pushed to this stack's ECR repositories. Everything downstream references an image by digest."""
 
     build: bool = False
     lambda_digest: str | None = None
@@ -87,8 +86,8 @@ class ImagesConfig(_Model):
     # Only used when build is true; paths are relative to the repository root.
     context: str = "."
     lambda_dockerfile: str = "images/lambda/Dockerfile"
-    training_dockerfile: str = "images/training/Dockerfile"
-    serving_dockerfile: str = "images/serving/Dockerfile"
+    training_dockerfile: str = "images/train/Dockerfile"
+    serving_dockerfile: str = "images/serve/Dockerfile"
     platform: str = "linux/amd64"
     # Tag pushed with each build (tags are immutable: use a fresh one per build, e.g. the Git commit).
     build_tag: str | None = None
@@ -139,8 +138,7 @@ class TrainingConfig(_Model):
 
 class ServingConfig(_Model):
     """Endpoint settings of scheduled runs, and the thresholds of every endpoint's alarms (which also roll
-    back
-    a failing blue/green update)."""
+    back a failing blue/green update)."""
 
     instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
     instance_count: Annotated[int, Field(ge=1, le=10)] = 1
@@ -203,8 +201,7 @@ class StorageConfig(_Model):
     export_retention_days: Annotated[int, Field(ge=1)] = 30
     dataset_retention_days: Annotated[int, Field(ge=1)] = 90
     checkpoint_retention_days: Annotated[int, Field(ge=1)] = 14
-    # Models stay (an endpoint may still serve them) but move to Glacier Instant Retrieval after this many
-    # days.
+    # Models stay (an endpoint may still serve them); they move to Glacier Instant Retrieval after this.
     model_archive_days: Annotated[int, Field(ge=30)] = 90
     noncurrent_version_days: Annotated[int, Field(ge=1)] = 30
 
@@ -242,6 +239,14 @@ class StackArgs(_Model):
     # SageMaker).
     sagemaker_log_groups: bool = True
     tenants: list[TenantConfig] = Field(default_factory=list)
+
+    @field_validator("project", "stack")
+    @classmethod
+    def _name_part(cls, value: str) -> str:
+        # Both prefix every physical name: ECR and S3 want lowercase, IAM role names at most 64 characters.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,19}", value):
+            raise ValueError("project and stack names must be lowercase letters, digits and '-', at most 20")
+        return value
 
     @field_validator("log_retention_days")
     @classmethod

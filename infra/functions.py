@@ -46,8 +46,7 @@ def handler_command(function: str) -> str:
 def s3_statements(
     env: AwsEnv, bucket: str, *, read: Sequence[str] = (), write: Sequence[str] = (), sid: str = "Data"
 ) -> list[Statement]:
-    """Object access limited to key patterns (``convclass.layout`` patterns) and listing limited to the
-    same."""
+    """Object access limited to ``convclass.layout`` key patterns, and listing limited to the same."""
     bucket_arn = f"arn:{env.partition}:s3:::{bucket}"
     statements = []
     if read:
@@ -94,8 +93,7 @@ def files_root_statements(env: AwsEnv, roots: Sequence[str]) -> list[Statement]:
 
 @dataclass(frozen=True)
 class PipelineAccess:
-    """What each pipeline function may touch beyond its own logs; a pure function of names, so tests read
-    it."""
+    """What each pipeline function may touch beyond its own logs (a pure function of names)."""
 
     bucket: str
     key_arn: str
@@ -198,16 +196,18 @@ class ContainerFunction(pulumi.ComponentResource):
         )
 
         def document(values: list[Any]) -> str:
-            e, statements = values
+            e, key, statements = values
             own_logs = statement(
                 "OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], log_group_arns(e, log_group_name)
             )
-            return policy_document([own_logs, xray_statement(), *statements])
+            # The environment is encrypted with the stack's key.
+            environment = statement("DecryptEnvironment", ["kms:Decrypt"], [key])
+            return policy_document([own_logs, xray_statement(), environment, *statements])
 
         policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
-            policy=pulumi.Output.all(env, spec.statements).apply(document),
+            policy=pulumi.Output.all(env, key_arn, spec.statements).apply(document),
             opts=child_opts(self),
         )
         self.function = aws.lambda_.Function(

@@ -12,8 +12,7 @@ from infra.common import AwsEnv, Naming, child_opts
 from infra.config import ImagesConfig
 
 # The three images convclass ships: one Lambda image (every function, different command), the SageMaker
-# training
-# image and the SageMaker serving image.
+# training image and the SageMaker serving image.
 IMAGE_KINDS = ("lambda", "training", "serving")
 KEEP_IMAGES = 50
 
@@ -129,8 +128,7 @@ class Images(pulumi.ComponentResource):
             dockerfile=docker_build.DockerfileArgs(location=getattr(config, f"{kind}_dockerfile")),
             platforms=[docker_build.Platform(config.platform)],
             push=True,
-            # Tags are immutable, so every build carries its own (e.g. the Git commit); deployments use the
-            # digest.
+            # Tags are immutable, so each build has its own (e.g. the Git commit); deployments use the digest.
             tags=[repo.repository_url.apply(lambda url: f"{url}:{config.build_tag}")],
             registries=[
                 docker_build.RegistryArgs(

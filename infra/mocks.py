@@ -183,8 +183,8 @@ def stack_config(stack_file: Path) -> dict[str, str]:
 def run_program(config: Mapping[str, str], *, project: str = "convclass", stack: str = "dev") -> Recording:
     """Run ``infra/__main__.py`` under mocks with ``config`` and return everything it declared.
 
-    Pulumi's mock settings and config are process-wide: call this once per process (or per test module) and
-    share the recording.
+    Pulumi's mock settings and config are process-wide: each call replaces them, so run the program once per
+    configuration and share the recording.
     """
     region = config.get("aws:region", "eu-west-1")
     mocks = RecordingMocks(region=region)
@@ -199,6 +199,7 @@ def run_program(config: Mapping[str, str], *, project: str = "convclass", stack:
         def capture(name: str, value: Any) -> None:
             outputs[name] = value
 
+        # The mock engine keeps no stack outputs, so they are captured on their way in.
         pulumi.export = capture
         try:
             runpy.run_path(str(PROGRAM), run_name="__main__")

@@ -1,5 +1,4 @@
-"""The stack's event bus and the notification topic that approvals, run outcomes and alarms reach people
-by."""
+"""The stack's event bus, and the notification topic by which approvals, outcomes and alarms reach people."""
 
 from __future__ import annotations
 
@@ -140,8 +139,7 @@ class Notifications(pulumi.ComponentResource):
                 rule=rule.name,
                 event_bus_name=self.bus.name,
                 arn=self.topic.arn,
-                # The approval detail carries the task token an approver needs; nothing in it is customer
-                # text.
+                # The approval detail carries the task token an approver needs; never customer text.
                 input_path="$.detail",
                 dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=self.delivery_dlq.arn),
                 retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(

@@ -24,8 +24,7 @@ from pulumi_policy import (
 
 REQUIRED_TAGS = ("project", "stack")
 
-# Actions AWS only authorises on Resource "*" (no resource-level permissions), each with the reason it is
-# needed.
+# Actions AWS authorises only on Resource "*" (no resource-level permissions), each with its reason.
 STAR_RESOURCE_ALLOWED: dict[str, str] = {
     "xray:PutTraceSegments": "X-Ray tracing of functions and workflows; no resource-level permissions",
     "xray:PutTelemetryRecords": "X-Ray tracing; no resource-level permissions",
@@ -57,8 +56,7 @@ POLICY_DOCUMENTS: dict[str, tuple[str, ...]] = {
 }
 IDENTITY_POLICY_TYPES = {"aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"}
 
-# Types whose AWS resource cannot carry tags (checked against pulumi_aws by the tests: each lacks a `tags`
-# input).
+# Types whose AWS resource cannot carry tags (the tests check each lacks a `tags` input in pulumi_aws).
 UNTAGGABLE_TYPES = frozenset(
     {
         "aws:kms/alias:Alias",
@@ -113,7 +111,8 @@ def _of_type(resources: Sequence[PolicyResource], type_token: str) -> list[Polic
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+    # CrossGuard hands lists over as read-only Sequence proxies, not lists.
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
 
 
 def _documents(resource: PolicyResource) -> Iterator[dict[str, Any]]:
@@ -333,8 +332,8 @@ def validate_bucket_hardening(args: StackValidationArgs, report: ReportViolation
         b.props.get("bucket")
         for b in _of_type(args.resources, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
         if all(
-            b.props.get(k) is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-            "restrictPublicBuckets")
+            b.props.get(k) is True
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
         )
     }
     tls_only = set()
@@ -414,8 +413,7 @@ ENFORCEMENT = EnforcementLevel.MANDATORY
 
 
 def violations(resources: Sequence[PolicyResource]) -> dict[str, list[str]]:
-    """Run every policy over ``resources``; {policy name: [messages]} for the policies that found
-    something."""
+    """Run every policy over ``resources``: {policy name: [messages]} for each policy that found any."""
     found: dict[str, list[str]] = {}
     for policy in POLICIES:
         messages: list[str] = []

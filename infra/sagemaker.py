@@ -1,5 +1,4 @@
-"""The SageMaker execution role that training jobs and endpoints run as, and the log groups SageMaker writes
-to."""
+"""The SageMaker execution role (training jobs and endpoints run as it) and SageMaker's log groups."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ def endpoint_log_group(tenant: str, classifier: str) -> str:
 def execution_role_statements(
     env: AwsEnv, bucket: str, key_arn: str, repository_arns: list[str]
 ) -> list[Statement]:
-    """Training reads datasets and writes models/checkpoints; endpoints read models. Nothing else in the
-    bucket."""
+    """Training reads datasets, writes models and checkpoints; endpoints read models. Nothing else."""
     area = any_classifier_key_pattern
     return [
         *s3_statements(

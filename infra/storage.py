@@ -49,8 +49,9 @@ KEY_ACCOUNT_ACTIONS = (
 def key_policy(env: AwsEnv) -> str:
     """Key policy: the account (through IAM), CloudWatch Logs for this account's log groups, and the two
     services that deliver into encrypted queues/topics on this stack's behalf (EventBridge rules, CloudWatch
-    alarms).""" account_root = f"arn:{env.partition}:iam::{env.account_id}:root" statements: list[Statement] =
-    [
+    alarms)."""
+    account_root = f"arn:{env.partition}:iam::{env.account_id}:root"
+    statements: list[Statement] = [
         {
             "Sid": "AccountAdministersAndDelegatesThroughIam",
             "Effect": "Allow",
@@ -69,8 +70,9 @@ def key_policy(env: AwsEnv) -> str:
                 "kms:GenerateDataKey",
                 "kms:ReEncryptFrom",
                 "kms:ReEncryptTo",
-            ], "Resource": "*", "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-            env.arn("logs", "log-group:*")}},
+            ],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": env.arn("logs", "log-group:*")}},
         },
         {
             "Sid": "ServiceDeliveryIntoEncryptedQueuesAndTopics",
@@ -105,9 +107,12 @@ def bucket_policy(bucket_arn: str, key_arn: str) -> str:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         },
         {
-            "Sid": "DenyOtherEncryption", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-            "Resource": f"{bucket_arn}/*", "Condition": {"StringNotEqualsIfExists":
-            {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            "Sid": "DenyOtherEncryption",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{bucket_arn}/*",
+            "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
         },
         {
             "Sid": "DenyOtherKmsKeys",
@@ -130,14 +135,16 @@ def lifecycle_rules(
     archiving of models. S3 filters cannot wildcard a path segment, hence one rule per classifier and area."""
     rules = [
         aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="abort-incomplete-uploads", status="Enabled",
+            id="abort-incomplete-uploads",
+            status="Enabled",
             filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
             abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                 days_after_initiation=7
             ),
         ),
         aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="expire-noncurrent-versions", status="Enabled",
+            id="expire-noncurrent-versions",
+            status="Enabled",
             filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
             noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                 noncurrent_days=config.noncurrent_version_days
@@ -154,14 +161,16 @@ def lifecycle_rules(
         for area, days in expiring:
             rules.append(
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id=f"{tenant}-{classifier}-{area}-expire", status="Enabled",
+                    id=f"{tenant}-{classifier}-{area}-expire",
+                    status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=layout.area_prefix(area)),
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
                 )
             )
         rules.append(
             aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id=f"{tenant}-{classifier}-{MODELS}-archive", status="Enabled",
+                id=f"{tenant}-{classifier}-{MODELS}-archive",
+                status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=layout.area_prefix(MODELS)),
                 transitions=[
                     aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
@@ -248,7 +257,8 @@ class Storage(pulumi.ComponentResource):
             opts=child_opts(self),
         )
         versioning = aws.s3.BucketVersioning(
-            f"{name}-data-versioning", bucket=self.bucket.id,
+            f"{name}-data-versioning",
+            bucket=self.bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child_opts(self),
         )

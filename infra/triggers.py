@@ -8,9 +8,8 @@ therefore lands in one queue: the "train classifier" bus rule and the schedules 
 the starter calls StartExecution with ``convclass.events.execution_name``.
 
 Inbound emails need no name: the inference workflow is Express (at-least-once, idempotent by design of its
-events), so a Pipe takes queue batches straight to it, synchronously, so a failed batch returns to the queue
-and
-ends in the DLQ after ``max_receive_count`` attempts.
+events), so a Pipe takes queue batches straight to it. The Pipe waits for the result (StartSyncExecution),
+so a failed batch returns to the queue and ends in the DLQ after ``max_receive_count`` attempts.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, RunOptions, TrainingRunRequest
+from functions.starter.handler import STATE_MACHINE_ENV
 from infra.common import (
     AwsEnv,
     Naming,
@@ -74,7 +74,7 @@ def scheduled_request(
     )
 
 
-def starter_statements(env: AwsEnv, state_machine_arn: str, queue_arn: str, key_arn: str) -> list[Statement]:
+def starter_statements(state_machine_arn: str, queue_arn: str, key_arn: str) -> list[Statement]:
     return [
         statement("StartTrainingRuns", ["states:StartExecution"], [state_machine_arn]),
         statement(
@@ -220,17 +220,18 @@ class Triggers(pulumi.ComponentResource):
         )
         training_queue = self.training.queue
         starter_access = pulumi.Output.all(
-            env, args.training_state_machine_arn, training_queue.arn, key_arn
-        ).apply(lambda v: starter_statements(v[0], v[1], v[2], v[3]))
+            args.training_state_machine_arn, training_queue.arn, key_arn
+        ).apply(lambda v: starter_statements(v[0], v[1], v[2]))
         self.starter = ContainerFunction(
             f"{name}-starter",
             naming=naming,
             env=env,
             spec=FunctionSpec(
-                function="starter", settings=args.starter,
-                environment={"CONVCLASS_TRAINING_STATE_MACHINE_ARN": args.training_state_machine_arn},
-                statements=starter_access, description="convclass: start training runs under idempotent
-                execution names",
+                function="starter",
+                settings=args.starter,
+                environment={STATE_MACHINE_ENV: args.training_state_machine_arn},
+                statements=starter_access,
+                description="convclass: start training runs under idempotent execution names",
             ),
             image_uri=args.lambda_image_uri,
             key_arn=key_arn,
@@ -251,9 +252,13 @@ class Triggers(pulumi.ComponentResource):
 
         # "Train Classifier Requested" on the bus → the same queue (detail only: a TrainingRunRequest).
         rule = aws.cloudwatch.EventRule(
-            f"{name}-train-rule", name=naming.name("train-classifier"), event_bus_name=args.bus_name,
-            description="convclass: training requests from the bus", event_pattern=json.dumps({"source":
-            [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}), tags=tags, opts=child_opts(self),
+            f"{name}-train-rule",
+            name=naming.name("train-classifier"),
+            event_bus_name=args.bus_name,
+            description="convclass: training requests from the bus",
+            event_pattern=json.dumps({"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}),
+            tags=tags,
+            opts=child_opts(self),
         )
         aws.sqs.QueuePolicy(
             f"{name}-training-queue-policy",
@@ -264,7 +269,10 @@ class Triggers(pulumi.ComponentResource):
             opts=child_opts(self),
         )
         aws.cloudwatch.EventTarget(
-            f"{name}-train-target", rule=rule.name, event_bus_name=args.bus_name, arn=training_queue.arn,
+            f"{name}-train-target",
+            rule=rule.name,
+            event_bus_name=args.bus_name,
+            arn=training_queue.arn,
             input_path="$.detail",
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=args.delivery_dlq.arn),
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
@@ -344,8 +352,9 @@ class Triggers(pulumi.ComponentResource):
             opts=child_opts(self),
         )
         pipe_policy = aws.iam.RolePolicy(
-            f"{name}-inbound-pipe-policy", role=pipe_role.id, policy=pulumi.Output.all(self.inbound.queue.arn,
-            args.inference_state_machine_arn, key_arn).apply(
+            f"{name}-inbound-pipe-policy",
+            role=pipe_role.id,
+            policy=pulumi.Output.all(self.inbound.queue.arn, args.inference_state_machine_arn, key_arn).apply(
                 lambda v: policy_document(pipe_statements(v[0], v[1], v[2]))
             ),
             opts=child_opts(self),

@@ -1,7 +1,7 @@
 """Reading an execution back: its final status, the states it entered, and what it cost in transitions.
 
-Works with any Step Functions client (AWS, or the embedded engine): the CLI follows runs with it, the path tests
-assert the entered-state sequence with it and the benchmark counts billable transitions with it.
+Works with any Step Functions client (AWS, or the embedded engine): the CLI follows runs with it, the path
+tests assert the entered-state sequence with it and the benchmark counts billable transitions with it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def history(client: Any, execution_arn: str) -> list[dict[str, Any]]:
         kwargs["nextToken"] = page["nextToken"]
 
 
-def wait_for(client: Any, execution_arn: str, *, timeout_s: float = 60.0, poll_s: float = 0.05) -> ExecutionRecord:
+def wait_for(
+    client: Any, execution_arn: str, *, timeout_s: float = 60.0, poll_s: float = 0.05
+) -> ExecutionRecord:
     """Poll until the execution leaves RUNNING; ``TimeoutError`` if it does not within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:

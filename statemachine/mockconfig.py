@@ -1,9 +1,9 @@
 """Paths of the training pipeline as mocked service responses, in the Step Functions Local mock-config format.
 
 A test case names the states whose service calls are replaced; every other state runs for real (the plan
-function, the SageMaker calls, S3, EventBridge). Start an execution on ``<stateMachineArn>#<TestCase>`` with the
-engine's mock config set to ``training_mock_config(...)``. Each case also records how the run must end, so the
-same catalogue drives the path tests and the benchmark.
+function, the SageMaker calls, S3, EventBridge). Start an execution on ``<stateMachineArn>#<TestCase>`` with
+the engine's mock config set to ``training_mock_config(...)``. Each case also records how the run must end, so
+the same catalogue drives the path tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -47,13 +47,19 @@ def _evaluation(*, deploy: bool, endpoint_exists: bool, live_config: str | None)
 
 
 def _endpoint(plan: RunPlan, status: str, config: str, failure: str | None = None) -> dict[str, Any]:
-    described = {"EndpointName": plan.deploy.endpoint_name, "EndpointStatus": status, "EndpointConfigName": config}
+    described = {
+        "EndpointName": plan.deploy.endpoint_name,
+        "EndpointStatus": status,
+        "EndpointConfigName": config,
+    }
     if failure:
         described["FailureReason"] = failure
     return {"Return": described}
 
 
-def training_mock_config(state_machine_name: str, plan: RunPlan, *, polls_to_in_service: int = 3) -> dict[str, Any]:
+def training_mock_config(
+    state_machine_name: str, plan: RunPlan, *, polls_to_in_service: int = 3
+) -> dict[str, Any]:
     """The mock config for ``plan``'s run (names in mocked SageMaker answers must match the plan)."""
     new_config = plan.deploy.endpoint_config_name
     old_config = f"{plan.deploy.endpoint_name}-previous-cfg"
@@ -80,14 +86,22 @@ def training_mock_config(state_machine_name: str, plan: RunPlan, *, polls_to_in_
             "0": _lambda_return(_evaluation(deploy=False, endpoint_exists=True, live_config=old_config))
         },
         "EndpointInServiceAfterPolls": {
-            **({f"0-{creating - 1}" if creating > 1 else "0": _endpoint(plan, "Creating", new_config)} if creating else {}),
+            **(
+                {f"0-{creating - 1}" if creating > 1 else "0": _endpoint(plan, "Creating", new_config)}
+                if creating
+                else {}
+            ),
             str(creating): _endpoint(plan, "InService", new_config),
         },
-        "UpdateAccepted": {"0": {"Return": {"EndpointArn": f"arn:aws:sagemaker:::endpoint/{plan.deploy.endpoint_name}"}}},
+        "UpdateAccepted": {
+            "0": {"Return": {"EndpointArn": f"arn:aws:sagemaker:::endpoint/{plan.deploy.endpoint_name}"}}
+        },
         # A failed update: SageMaker keeps serving the old config, InService, with a FailureReason.
         "EndpointUpdateRolledBack": {
             "0": _endpoint(plan, "Updating", old_config),
-            "1": _endpoint(plan, "InService", old_config, "Rolled back: alarm invocation-5xx went into ALARM"),
+            "1": _endpoint(
+                plan, "InService", old_config, "Rolled back: alarm invocation-5xx went into ALARM"
+            ),
         },
     }
     return {
@@ -101,8 +115,8 @@ def training_mock_config(state_machine_name: str, plan: RunPlan, *, polls_to_in_
 _DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls"}
 _DATA = {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt"}
 
-#: Paths that need nothing but mocked responses (approvals, training outcomes and real comparisons are driven by
-#: the tests through the engine's hooks).
+#: Paths that need nothing but mocked responses (approvals, training outcomes and real comparisons are
+#: driven by the tests through the engine's hooks).
 TRAINING_PATHS: dict[str, PathCase] = {
     "HappyPath": PathCase({**_DATA, **_DEPLOY_NEW}, "SUCCEEDED"),
     "LambdaThrottled": PathCase({**_DATA, t.EXPORT: "ExportThrottledOnce", **_DEPLOY_NEW}, "SUCCEEDED"),

@@ -1,8 +1,7 @@
 """What a rendering of the workflows needs to know about the deployed world.
 
-The Pulumi program fills these from real resource outputs, the embedded local run from its moto
-resources, and the
-tests from placeholders; the rendering itself is a pure function of them.
+The Pulumi program fills these from real resource outputs, the embedded local run from its moto resources, and
+the tests from placeholders; the rendering itself is a pure function of them.
 """
 
 from __future__ import annotations

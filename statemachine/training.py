@@ -8,12 +8,11 @@ Happy path, with the optional gates in brackets::
       → WaitForEndpoint → DescribeEndpoint → CheckEndpoint (→ CountPoll → WaitForEndpoint …, bounded)
       → WriteChampion → PublishSucceeded → Succeeded
 
-Every failure sets ``$.failure`` = {Error, Cause} with a named error, publishes ``Training Run
-Failed`` and ends
-in the ``Failed`` state (``RequestRejected`` when the input itself was invalid: no plan exists to name the
-tenant). ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded`` event
-whose outcome says no model was trained. The state document only ever holds the run plan (names and S3 keys),
-small function results and SageMaker summaries: never data.
+Every failure sets ``$.failure`` = {Error, Cause} with a named error, publishes ``Training Run Failed`` and
+ends in the ``Failed`` state (``RequestRejected`` when the input itself was invalid: no plan exists to name
+the tenant). ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded``
+event whose outcome says no model was trained. The state document only ever holds the run plan (names and S3
+keys), small function results and SageMaker summaries: never data.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convclass import events
-from convclass.training.logs import metric_definitions
+from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
     S3_RETRY,

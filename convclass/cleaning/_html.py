@@ -8,6 +8,7 @@ against BeautifulSoup on the same corpus.
 
 from __future__ import annotations
 
+import html as _html
 import re
 from collections import Counter
 
@@ -17,7 +18,10 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 #: so every marker in the extracted text is ours; source newlines are just whitespace, as in browsers.
 BREAK = "\ue000"
 _BREAK_BYTES = BREAK.encode("utf-8")
-_DROP_TAGS = ["head", "script", "style", "noscript", "template", "title", "svg", "iframe", "object", "embed"]
+_DROP_TAGS = [
+    (tag, f"<{tag}".encode())
+    for tag in ("head", "script", "style", "noscript", "template", "title", "svg", "iframe", "object", "embed")
+]
 # Hidden content (pre-headers, tracking blocks): each selector only joins the query when its trigger occurs in
 # the lower-cased markup, because attribute-substring selectors are the most expensive part of a query.
 _HIDDEN_RULES = (
@@ -37,10 +41,10 @@ _QUOTES = (
     "blockquote, .gmail_quote, .gmail_extra, .yahoo_quoted, .moz-cite-prefix, [type=cite],"
     " #appendonsend, .protonmail_quote"
 )
-_QUOTE_TRIGGERS = (b"quote", b"cite", b"appendonsend")
+_QUOTE_TRIGGER_RE = re.compile(rb"quote|type=.?cite|cite-prefix|appendonsend|gmail_extra")
 # Outlook puts the quoted message *after* its reply header: drop the header and everything that follows.
 _OUTLOOK_HEADERS = "#divRplyFwdMsg, #x_divRplyFwdMsg, .OutlookMessageHeader"
-_OUTLOOK_TRIGGERS = (b"divrplyfwdmsg", b"outlookmessageheader")
+_OUTLOOK_TRIGGER_RE = re.compile(rb"divrplyfwdmsg|outlookmessageheader")
 # Attribute values that open a client's quoted history, and the tags that carry them.
 _HISTORY_ATTRIBUTES = (b"gmail_quote", b"divrplyfwdmsg", b"moz-cite-prefix", b"yahoo_quoted", b'type="cite"')
 _HISTORY_TAGS = (b"div", b"blockquote", b"table", b"span", b"p ", b"p>")
@@ -127,26 +131,41 @@ _NEEDS_CLOSE = [
 ]
 
 
+#: Browsers' parsers (lexbor included) slow down quadratically with nesting depth; markup nested deeper than
+#: this (far beyond any real email) is reduced to text without a tree, and reported as malformed.
+MAX_DEPTH = 512
+_DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
+_VOID = frozenset(
+    b"area base br col embed hr img input link meta param source track wbr !doctype o:p".split()
+)
+_ANY_TAG_RE = re.compile(rb"<(/?)([a-z!][a-z0-9:]*)(?:[^<>]*?(/)?)?>")
+_ANY_TAG_FULL_RE = re.compile(rb"<[^<>]*>|<!--.*?-->", re.DOTALL)
+_SCRIPT_STYLE_RE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+
+
+_Trie = dict[str, "_Trie"]
+
+
 def _trie(words: list[str], *, fold_case: bool) -> str:
     """Regex alternation of ``words`` as a trie, optionally with explicit ``[aA]`` classes.
 
     sre tries alternatives one by one and ``re.IGNORECASE`` folds every character it compares; a trie with
     explicit classes does one comparison per character and runs about twice as fast on mail markup.
     """
-    trie: dict[str, dict[str, object]] = {}
+    trie: _Trie = {}
     for word in words:
-        node: dict[str, object] = trie
+        node = trie
         for char in word:
-            node = node.setdefault(char, {})  # type: ignore[assignment]
+            node = node.setdefault(char, {})
         node[""] = {}
 
-    def render(node: dict[str, object]) -> str:
+    def render(node: _Trie) -> str:
         branches = []
         for char, child in sorted(node.items()):
             if char == "":
                 continue
             cls = f"[{char}{char.upper()}]" if fold_case and char.isalpha() else re.escape(char)
-            branches.append(cls + render(child))  # type: ignore[arg-type]
+            branches.append(cls + render(child))
         if not branches:
             return ""
         return f"(?:{'|'.join(branches)}){'?' if '' in node else ''}"
@@ -162,17 +181,19 @@ _MARKED_TAG = _BREAK_BYTES + b"<"
 _CLOSING_TAG_RE = re.compile(rf"</?{_trie(_NEEDS_CLOSE, fold_case=False)}(?=[\s/>])".encode())
 
 
-def markup_issues(lowered: bytes) -> int:
+def markup_issues(lowered: bytes, *, cut_short: bool = False) -> int:
     """Count signs of malformed markup: unbalanced elements, unterminated tags and comments.
 
     The parser repairs all of these silently (as browsers do); counting them lets the dataset manifest report
-    how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased.
+    how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased. When it
+    was ``cut_short`` before quoted history, elements still open at the cut are expected, not counted.
     """
     tags = Counter(_CLOSING_TAG_RE.findall(lowered))
     issues = 0
     for tag, seen in tags.items():
         if tag[1:2] != b"/":
-            issues += abs(seen - tags.get(b"</" + tag[1:], 0))
+            missing_ends = seen - tags.get(b"</" + tag[1:], 0)
+            issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
         elif b"<" + tag[2:] not in tags:
             issues += seen  # end tags of an element that was never opened
     opened_comments = lowered.count(b"<!--")
@@ -216,31 +237,72 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     body = lowered.find(b"<body")
     if body > 0:  # nothing in <head> is text: skip it (Outlook's style sheets are kilobytes long)
         html, lowered = html[body:], lowered[body:]
-    issues = markup_issues(lowered)
     cut = cut_quoted_history(lowered)
     quoted = 0
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
+    issues = markup_issues(lowered, cut_short=quoted > 0)
+    if html.count(b"<") > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
+        return _flat_text(html), quoted, issues + 1
     tree = LexborHTMLParser(_BLOCK_TAG_RE.sub(_MARKED_TAG, html))
-    tree.strip_tags(_DROP_TAGS)
+    dropped = [tag for tag, start in _DROP_TAGS if start in lowered]
+    if dropped:
+        tree.strip_tags(dropped)
     root = tree.body
     if root is None:
         return "", quoted, issues
-    if _HIDDEN_TRIGGER_RE.search(lowered) is not None:
-        hidden = ", ".join(selector for trigger, selector in _HIDDEN_RULES if trigger in lowered)
+    hidden = _hidden_selector(lowered)
+    if hidden:
         for node in root.css(hidden):
             node.decompose()
-    if any(word in lowered for word in _OUTLOOK_TRIGGERS):
+    if _OUTLOOK_TRIGGER_RE.search(lowered) is not None:
         header = root.css_first(_OUTLOOK_HEADERS)
         if header is not None:
             _drop_from(header, root)
             quoted += 1
-    if any(word in lowered for word in _QUOTE_TRIGGERS):
+    if _QUOTE_TRIGGER_RE.search(lowered) is not None:
         for node in root.css(_QUOTES):
             node.decompose()
             quoted += 1
     return root.text(deep=True, separator=""), quoted, issues
+
+
+def _hidden_selector(lowered: bytes) -> str:
+    """CSS selector for the hidden elements this markup may have; empty when it has none.
+
+    Attribute-substring selectors are the most expensive part of a query, so only the rules whose trigger
+    occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text anyway).
+    """
+    if _HIDDEN_TRIGGER_RE.search(lowered) is None:
+        return ""
+    selectors = []
+    for trigger, selector in _HIDDEN_RULES:
+        found = lowered.find(trigger)
+        while found != -1:
+            if not lowered.startswith(b"<img", lowered.rfind(b"<", 0, found)):
+                selectors.append(selector)
+                break
+            found = lowered.find(trigger, found + len(trigger))
+    return ", ".join(selectors)
+
+
+def _nesting_depth(lowered: bytes) -> int:
+    """Deepest element nesting (void elements and self-closing tags do not nest)."""
+    depth = deepest = 0
+    for closing, name, self_closing in _ANY_TAG_RE.findall(lowered):
+        if closing:
+            depth = max(0, depth - 1)
+        elif name not in _VOID and not self_closing:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def _flat_text(html: bytes) -> str:
+    """Text of pathologically nested markup without building a tree: tags become spaces, entities decode."""
+    html = _SCRIPT_STYLE_RE.sub(b" ", html)
+    return _html.unescape(_ANY_TAG_FULL_RE.sub(b" ", html).decode("utf-8", errors="replace"))
 
 
 def _drop_from(node: LexborNode, root: LexborNode) -> None:

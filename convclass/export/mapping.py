@@ -219,7 +219,10 @@ def _first_inbound(messages: object, mapping: DocumentMapping) -> Mapping[str, A
 
 
 def _label_value(document: Mapping[str, Any], mapping: DocumentMapping, label_field: str) -> str | SkipReason:
-    value = get_path(document, mapping.label_path(label_field))
+    return _label_text(get_path(document, mapping.label_path(label_field)))
+
+
+def _label_text(value: object) -> str | SkipReason:
     if is_missing(value):
         return SkipReason.MISSING_LABEL
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -383,13 +386,15 @@ def normalize_record_row(
             return Skipped(SkipReason.MALFORMED_LABEL)
     if labels is not None and not isinstance(labels, Mapping):
         return Skipped(SkipReason.MALFORMED_LABEL)
-    label = _label_value({"labels": labels or {}}, _FLAT, label_field)
+    # Label maps in files are flat: a dotted label field is one key here, not a nested path.
+    label = _label_text((labels or {}).get(label_field))
     if label is SkipReason.MISSING_LABEL:
         return Skipped(FilterReason.NO_LABEL)
     if isinstance(label, SkipReason):
         return Skipped(label)
     document = dict(row)
-    document["labels"] = {label_field: label}
+    document["labels"] = {}
+    _set_path(document, _FLAT.label_path(label_field), label)
     if document.get("updated_at") is None:
         document["updated_at"] = document.get("created_at")
     mapping = (

@@ -58,9 +58,10 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 class EmbeddedAws:
     """moto's ThreadedMotoServer on a free localhost port with Step Functions execution switched on.
 
-    While active, ``AWS_ENDPOINT_URL`` and dummy credentials are set in this process's environment so any
-    boto3 client created here, and any child process started here, reaches the embedded AWS and never a real
-    account.
+    moto keeps its backends per process, so one embedded AWS runs at a time in a process; each start begins
+    with an empty account. While active, ``AWS_ENDPOINT_URL`` and dummy credentials are set in this process's
+    environment so any boto3 client created here, and any child process started here, reaches the embedded AWS
+    and never a real account.
     """
 
     def __init__(self, region: str = LOCAL_REGION) -> None:
@@ -99,14 +100,17 @@ class EmbeddedAws:
         self._env.__enter__()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
-        self._post_config(_MOTO_CONFIG)
+        # moto's backends are process-wide: start from an empty account even if an earlier run used this
+        # process.
+        self._post("/moto-api/reset", {})
+        self._post("/moto-api/config", _MOTO_CONFIG)
         return self
 
-    def _post_config(self, config: Mapping[str, Any]) -> None:
-        """moto's documented runtime configuration endpoint (same effect as ``mock_aws(config=...)``)."""
+    def _post(self, path: str, document: Mapping[str, Any]) -> None:
+        """moto's documented runtime API (reset; configuration, same effect as ``mock_aws(config=...)``)."""
         request = urllib.request.Request(  # noqa: S310 - fixed http://127.0.0.1 URL
-            f"{self.endpoint_url}/moto-api/config",
-            data=json.dumps(config).encode(),
+            f"{self.endpoint_url}{path}",
+            data=json.dumps(document).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )

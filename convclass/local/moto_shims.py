@@ -4,23 +4,18 @@ moto 5.2.5 executes Step Functions definitions but leaves gaps that matter here;
 through the narrowest hook found, and defers to moto whenever its hook is unset:
 
 * **Lambda in process** — ``LambdaFunction._invoke_lambda`` (every invoke path) calls
-``EngineHooks.lambda_dispatch``
-  instead of Docker.
+  ``EngineHooks.lambda_dispatch`` instead of Docker.
 * **SageMaker in the engine** — the ``sagemaker`` optimised integration (request-response and
-  ``createTrainingJob.sync``, which moto rejects as an unsupported procedure); ``UpdateEndpoint``
-  (not implemented);
-  training jobs run by ``EngineHooks.training_runner`` (default: moto's, Completed at once).
+  ``createTrainingJob.sync``, which moto rejects as an unsupported procedure); ``UpdateEndpoint`` (not
+  implemented); training jobs run by ``EngineHooks.training_runner`` (default: moto's, Completed at once).
 * **aws-sdk calls** — responses made JSON (timestamps as ISO text) and a JSON ``Body`` sent as text, as Step
-  Functions does; moto keeps ``datetime`` objects (they break ``States.JsonToString`` and
-  DescribeExecution) and
-  cannot send a JSON object as an S3 body.
-* **InvokeEndpoint** — ``aws-sdk:sagemakerruntime`` resolves to boto3's ``sagemaker-runtime`` and
-requests go to
-  ``EngineHooks.invoke_endpoint`` (default: moto's canned answer).
+  Functions does; moto keeps ``datetime`` objects (they break ``States.JsonToString`` and DescribeExecution)
+  and cannot send a JSON object as an S3 body.
+* **InvokeEndpoint** — ``aws-sdk:sagemakerruntime`` resolves to boto3's ``sagemaker-runtime`` and requests go
+  to ``EngineHooks.invoke_endpoint`` (default: moto's canned answer).
 * **Mocked service responses** in the Step Functions Local mock-config format: start an execution on
-  ``stateMachineArn#TestCase`` and the test case's responses replace the named states' service
-  calls. A state's
-  n-th invocation in the execution (retries and loop turns alike) takes response ``n``.
+  ``stateMachineArn#TestCase`` and the test case's responses replace the named states' service calls. A
+  state's n-th invocation in the execution (retries and loop turns alike) takes response ``n``.
 * **Time** — Wait states and retry back-off sleep ``time_scale`` × their seconds; ``.sync`` polls every
   ``sync_poll_seconds``.
 
@@ -33,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import inspect
 import json
 import threading
 import time
@@ -253,15 +249,75 @@ _SERVICE_NAME_OVERRIDES = {"sagemakerruntime": "sagemaker-runtime"}
 _SERVICE_ERROR_NAMES = {"sagemakerruntime": "SageMakerRuntime", "sagemaker": "SageMaker", "s3": "S3"}
 
 
+#: Parameters of every moto function the shims replace, as moto 5.2.5 defines them.
+PINNED_SIGNATURES: dict[str, list[str]] = {
+    "LambdaFunction._invoke_lambda": ["self", "event"],
+    "state_task_service_for": ["service_name"],
+    "SageMakerModelBackend.create_training_job": [
+        "self",
+        "training_job_name",
+        "hyper_parameters",
+        "algorithm_specification",
+        "role_arn",
+        "input_data_config",
+        "output_data_config",
+        "resource_config",
+        "vpc_config",
+        "stopping_condition",
+        "tags",
+        "enable_network_isolation",
+        "enable_inter_container_traffic_encryption",
+        "enable_managed_spot_training",
+        "checkpoint_config",
+        "debug_hook_config",
+        "debug_rule_configurations",
+        "tensor_board_output_config",
+        "experiment_config",
+    ],
+    "SageMakerRuntimeResponse.invoke_endpoint": ["self"],
+    "StepFunctionsParserBackend.start_execution": [
+        "self",
+        "state_machine_arn",
+        "name",
+        "execution_input",
+        "trace_header",
+    ],
+    "Execution._get_start_execution_worker": ["self"],
+    "Environment.get_current_mocked_response": ["self"],
+    "WaitFunction._wait_interval": ["self", "env", "wait_seconds"],
+}
+#: moto's own functions, kept when the shims replace them (the contract test checks these).
+originals: dict[str, Callable[..., Any]] = {}
+
+
+def _pinned(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse to patch a moto function whose parameters changed: the shim would misbehave silently."""
+    found = list(inspect.signature(function).parameters)
+    if found != PINNED_SIGNATURES[name]:
+        raise RuntimeError(
+            f"moto internals moved: {name}{found} != {PINNED_SIGNATURES[name]}; update moto_shims"
+        )
+    originals[name] = function
+    return function
+
+
 def _patch() -> None:
-    original_invoke = LambdaFunction._invoke_lambda
-    original_service_for = state_task_factory.state_task_service_for
-    original_create_training_job = SageMakerModelBackend.create_training_job
-    original_invoke_endpoint = SageMakerRuntimeResponse.invoke_endpoint
-    original_start_execution = StepFunctionsParserBackend.start_execution
-    original_worker = Execution._get_start_execution_worker
-    original_mocked_response = Environment.get_current_mocked_response
-    original_wait = WaitFunction._wait_interval
+    original_invoke = _pinned("LambdaFunction._invoke_lambda", LambdaFunction._invoke_lambda)
+    original_service_for = _pinned("state_task_service_for", state_task_factory.state_task_service_for)
+    original_create_training_job = _pinned(
+        "SageMakerModelBackend.create_training_job", SageMakerModelBackend.create_training_job
+    )
+    original_invoke_endpoint = _pinned(
+        "SageMakerRuntimeResponse.invoke_endpoint", SageMakerRuntimeResponse.invoke_endpoint
+    )
+    original_start_execution = _pinned(
+        "StepFunctionsParserBackend.start_execution", StepFunctionsParserBackend.start_execution
+    )
+    original_worker = _pinned("Execution._get_start_execution_worker", Execution._get_start_execution_worker)
+    original_mocked_response = _pinned(
+        "Environment.get_current_mocked_response", Environment.get_current_mocked_response
+    )
+    original_wait = _pinned("WaitFunction._wait_interval", WaitFunction._wait_interval)
 
     def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         dispatch = _hooks.lambda_dispatch
@@ -315,7 +371,12 @@ def _patch() -> None:
             reply = invoker(request)
         except EndpointError as exc:
             error = json.dumps({"message": exc.message})
-            return exc.status, {"x-amzn-ErrorType": exc.code, "Content-Type": "application/json"}, error
+            headers = {
+                "status": str(exc.status),
+                "x-amzn-ErrorType": exc.code,
+                "Content-Type": "application/json",
+            }
+            return exc.status, headers, error
         return 200, {"Content-Type": reply.content_type}, reply.body
 
     def update_endpoint(self: Any) -> Any:

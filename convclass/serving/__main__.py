@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=20,
+        # uvicorn's default (5 s) closes idle kept-alive connections soon; a caller that reuses one after a
+        # pause can race the close and see a failed invocation. Idle connections are cheap to keep.
+        timeout_keep_alive=75,
     )
     return 0
 

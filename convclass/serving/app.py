@@ -8,6 +8,7 @@ logs one line per request (request id, sizes, latency; never subject or body tex
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -38,6 +39,7 @@ logger = logging.getLogger("convclass.serving")
 JSON = "application/json"
 TEXT = "text/plain"
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,8 @@ def create_app(
     )
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()[:100]
         size = 0
         n_emails = 0
         try:
@@ -212,6 +214,14 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _request_id(supplied: str | None) -> str:
+    # Callers may pass their own id for correlation; anything that is not a plain token is replaced, since it
+    # ends up in log lines.
+    if supplied and _REQUEST_ID_RE.fullmatch(supplied):
+        return supplied
+    return uuid.uuid4().hex
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

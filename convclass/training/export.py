@@ -17,8 +17,9 @@ from convclass.artifacts import ATTENTION_MASK, INPUT_IDS, OUTPUT_NAME, SIGNATUR
 
 def export_saved_model(model: keras.Model, path: Path) -> Path:
     """Write ``model`` with the ``serving_default`` signature (length axis open, see convclass.artifacts)."""
+    # No archive.track(model): the endpoint already captures the variables it uses, and tracking the model as well
+    # stores every weight twice (Keras 3.15 saves both lists), doubling the artifact.
     archive = keras.export.ExportArchive()
-    archive.track(model)
 
     def serve(input_ids: Any, attention_mask: Any) -> dict[str, Any]:
         probabilities = model({INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask}, training=False)

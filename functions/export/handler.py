@@ -21,7 +21,7 @@ from convclass.errors import InvalidInput
 from convclass.export.factory import open_source
 from convclass.export.request import ExportPlan, ExportRequest
 from convclass.export.run import DEFAULT_SETTLE, ExportTarget, execute
-from convclass.export.settings import SECRET_ID_ENV, load_source_settings
+from convclass.export.settings import SECRET_ID_ENV, SourceSettings, load_source_settings
 from convclass.export.source import ConversationSource
 from convclass.export.writer import DEFAULT_MAX_PART_BYTES, DEFAULT_MAX_PART_ROWS
 
@@ -69,8 +69,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     target = target_from_environment(s3, request.bucket, environ)
 
     def connect() -> ConversationSource:
-        secrets = boto3.client("secretsmanager") if environ.get(SECRET_ID_ENV) else None
-        settings = load_source_settings(request.tenant, environ=environ, secrets=secrets)
+        if request.data_source.kind == "files":
+            settings = SourceSettings()  # dropped files need no connection: the location is in the event
+        else:
+            secrets = boto3.client("secretsmanager") if environ.get(SECRET_ID_ENV) else None
+            settings = load_source_settings(request.tenant, environ=environ, secrets=secrets)
         return open_source(
             request.data_source, tenant=request.tenant, settings=settings, environ=environ, s3=s3
         )

@@ -3,8 +3,7 @@
 import sys
 from pathlib import Path
 
-# The CLI starts this file from infra/policypack/; the rules live in the `infra` package at the repository
-# root.
+# The CLI starts this file from infra/policypack/; the rules live in the repository root's `infra` package.
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)

@@ -1,7 +1,7 @@
 """The demo's code path end to end, smaller: real pipeline, real handlers, real training, real serving app.
 
-Two runs on one working directory: the first trains and deploys, the second retrains against the champion the
-first left behind (restored from the working directory). Then the CLI classifies through the deployed endpoint.
+Two runs on one working directory: the first trains and deploys, the second retrains against the champion
+the first left behind (restored from the working directory). Then the CLI classifies through the endpoint.
 """
 
 from __future__ import annotations

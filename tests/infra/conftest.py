@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from infra.mocks import REPO_ROOT, RecordedResource, Recording, run_program, stack_config
 from infra.policies import policy_resource
@@ -25,9 +26,9 @@ def recording(dev_config: dict[str, str]) -> Recording:
 
 @pytest.fixture(scope="session")
 def settings() -> dict[str, Any]:
-    """The example stack's convclass:* settings as written in Pulumi.dev.yaml (what assertions compare
-    with).""" config = yaml.safe_load(DEV_STACK.read_text(encoding="utf-8"))["config"] return {key.split(":",
-    1)[1]: value for key, value in config.items() if key.startswith("convclass:")}
+    """The example stack's convclass:* settings as written in Pulumi.dev.yaml (what tests compare with)."""
+    config = yaml.safe_load(DEV_STACK.read_text(encoding="utf-8"))["config"]
+    return {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("convclass:")}
 
 
 def only(recording: Recording, type_token: str, name: str) -> RecordedResource:
@@ -36,8 +37,13 @@ def only(recording: Recording, type_token: str, name: str) -> RecordedResource:
     return matches[0]
 
 
-def as_policy_resources(resources: list[RecordedResource]) -> list[Any]:
-    return [policy_resource(r.type, r.name, r.outputs) for r in resources]
+def as_policy_resources(resources: list[RecordedResource], *, proxied: bool = False) -> list[Any]:
+    """Recorded resources as CrossGuard policy resources; ``proxied`` wraps props the way the CLI's
+    analyzer does (read-only Mapping/Sequence proxies that raise on unknown values)."""
+    return [
+        policy_resource(r.type, r.name, unknown_checking_proxy(r.outputs) if proxied else r.outputs)
+        for r in resources
+    ]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -79,6 +79,7 @@ def test_minimal_settings_take_documented_defaults() -> None:
         ),
         ({"notificationEmails": ["not-an-address"]}, "e-mail"),
         ({"unknownKey": 1}, "Extra inputs"),
+        ({"stack": "Prod_EU"}, "stack names must be lowercase"),
     ],
 )
 def test_mistakes_are_refused_with_a_clear_message(overrides: dict[str, Any], message: str) -> None:

@@ -5,19 +5,30 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pulumi_aws
 import pytest
 
-from infra.mocks import RecordedResource, Recording
+from infra.mocks import REPO_ROOT, RecordedResource, Recording
 from infra.policies import POLICIES, STAR_RESOURCE_ALLOWED, UNTAGGABLE_TYPES, violations
 from tests.infra.conftest import as_policy_resources
 
 
 def test_the_example_stack_passes_every_policy(recording: Recording) -> None:
     assert violations(as_policy_resources(recording.resources)) == {}
+
+
+def test_policies_read_props_as_crossguard_hands_them_over(recording: Recording) -> None:
+    assert violations(as_policy_resources(recording.resources, proxied=True)) == {}
+    resources = copy.deepcopy(recording.resources)
+    _public_bucket(resources)
+    _log_group_forever(resources)
+    found = violations(as_policy_resources(resources, proxied=True))
+    assert set(found) == {"bucket-hardening", "log-retention"}
 
 
 def test_every_policy_is_exercised_below() -> None:
@@ -157,3 +168,21 @@ def test_untaggable_list_matches_pulumi_aws(recording: Recording) -> None:
     declared = {r.type for r in recording.resources if r.type.startswith("aws:")}
     for type_token in declared - UNTAGGABLE_TYPES:
         assert "tags" in inspect.signature(_args_class(type_token).__init__).parameters, type_token
+
+
+def test_policy_pack_starts_for_the_pulumi_cli() -> None:
+    """`pulumi preview --policy-pack infra/policypack` runs this entry point: it must load and serve."""
+    entry = REPO_ROOT / "infra" / "policypack" / "__main__.py"
+    process = subprocess.Popen(
+        [sys.executable, str(entry)],
+        cwd=entry.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = process.stdout.readline().strip() if process.stdout else ""
+        assert port.isdigit(), process.stderr.read() if process.stderr else port
+    finally:
+        process.kill()
+        process.wait(timeout=10)

@@ -11,7 +11,8 @@ import pytest
 from convclass.events import TrainingRunRequest
 from convclass.layout import AREAS, ClassifierLayout, endpoint_alarm_names
 from convclass.stack import StackOutputs
-from infra.mocks import Recording
+from infra.config import ImagesConfig
+from infra.mocks import REPO_ROOT, Recording
 from tests.infra.conftest import only
 
 FUNCTIONS = ("plan", "export", "preprocess", "evaluate", "starter")
@@ -42,11 +43,12 @@ def test_one_component_per_concern(recording: Recording) -> None:
 
 
 def test_stack_outputs_cover_what_the_cli_reads(recording: Recording) -> None:
-    outputs = recording.stack_outputs assert set(StackOutputs.model_fields) <= set(outputs) loaded =
-    StackOutputs.model_validate(outputs) assert
-    loaded.training_state_machine_arn.endswith(":stateMachine:convclass-dev-training")  # type:
-    ignore[union-attr] assert loaded.inbound_queue_url.endswith("/convclass-dev-inbound-emails")  # type:
-    ignore[union-attr] assert set(outputs["repository_urls"]) == {"lambda", "training", "serving"}
+    outputs = recording.stack_outputs
+    assert set(StackOutputs.model_fields) <= set(outputs)
+    loaded = StackOutputs.model_validate(outputs)
+    assert loaded.require("training_state_machine_arn").endswith(":stateMachine:convclass-dev-training")
+    assert loaded.require("inbound_queue_url").endswith("/convclass-dev-inbound-emails")
+    assert set(outputs["repository_urls"]) == {"lambda", "training", "serving"}
 
 
 def test_lambdas_run_one_image_by_digest_with_configured_sizes(
@@ -86,7 +88,11 @@ def test_function_roles_reach_only_their_area_of_the_bucket(recording: Recording
     assert objects("functions-preprocess-policy", "DataWrite") == {"tenants/*/classifiers/*/datasets/*"}
     assert objects("functions-export-policy", "DataWrite") == {"tenants/*/classifiers/*/exports/*"}
     assert not objects("functions-evaluate-policy", "DataWrite")
-    assert [s["Sid"] for s in _policy(recording, "functions-plan-policy")] == ["OwnLogs", "XRayTracing"]
+    assert [s["Sid"] for s in _policy(recording, "functions-plan-policy")] == [
+        "OwnLogs",
+        "XRayTracing",
+        "DecryptEnvironment",
+    ]
     sagemaker = objects("sagemaker-execution-policy", "DataWrite")
     assert sagemaker == {"tenants/*/classifiers/*/models/*", "tenants/*/classifiers/*/checkpoints/*"}
     assert not any("exports" in key for key in objects("sagemaker-execution-policy", "DataRead"))
@@ -220,6 +226,10 @@ def test_log_groups_are_the_ones_the_services_write_to(recording: Recording) -> 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_deployed_command_has_a_handler(function: str) -> None:
-    from infra.mocks import REPO_ROOT
-
     assert (REPO_ROOT / "functions" / function / "handler.py").is_file()
+
+
+@pytest.mark.parametrize("kind", ["lambda", "training", "serving"])
+def test_default_dockerfiles_of_image_builds_exist(kind: str) -> None:
+    images = ImagesConfig(build=True, build_tag="3f2c1ab")
+    assert (REPO_ROOT / images.context / getattr(images, f"{kind}_dockerfile")).is_file()

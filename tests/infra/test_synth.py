@@ -22,9 +22,11 @@ def test_plan_lists_every_resource_with_type_name_and_inputs(recording: Recordin
 
 def test_building_images_keeps_registry_credentials_out_of_the_plan(tmp_path: Path) -> None:
     """With images.build, the registry password (an ECR token) is a secret input: the plan redacts it."""
-    document = yaml.safe_load(DEV_STACK.read_text(encoding="utf-8")) document["config"]["convclass:images"] =
-    {"build": True, "buildTag": "3f2c1ab"} config = tmp_path / "Pulumi.build.yaml"
-    config.write_text(yaml.safe_dump(document), encoding="utf-8") out = tmp_path / "stack.json"
+    document = yaml.safe_load(DEV_STACK.read_text(encoding="utf-8"))
+    document["config"]["convclass:images"] = {"build": True, "buildTag": "3f2c1ab"}
+    config = tmp_path / "Pulumi.build.yaml"
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    out = tmp_path / "stack.json"
 
     assert main([str(out), "--stack", "build", "--config", str(config)]) == 0
 

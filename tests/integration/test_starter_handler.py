@@ -1,5 +1,4 @@
-"""The starter Lambda against moto's Step Functions: one training run per request, however often it
-arrives."""
+"""The starter Lambda against moto's Step Functions: one run per request, however often it arrives."""
 
 from __future__ import annotations
 
@@ -27,8 +26,10 @@ REQUEST = {
 
 @dataclass
 class _Context:
-    function_name: str = "convclass-test-starter" memory_limit_in_mb: int = 256 invoked_function_arn: str =
-    f"arn:aws:lambda:{REGION}:123456789012:function:convclass-test-starter" aws_request_id: str = "req-1"
+    function_name: str = "convclass-test-starter"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:convclass-test-starter"
+    aws_request_id: str = "req-1"
 
 
 @pytest.fixture

@@ -109,7 +109,8 @@ def test_signatures_and_sign_offs_are_removed(signature: str) -> None:
 
 def test_disclaimers_are_removed() -> None:
     body = (
-        "Please reset my password.\n\nCONFIDENTIALITY NOTICE: This e-mail and any attachments are confidential."
+        "Please reset my password.\n\nCONFIDENTIALITY NOTICE: This e-mail and any attachments are "
+        "confidential."
         " If you are not the intended recipient, delete it."
     )
     cleaned = clean_email(None, body, "text/plain")
@@ -122,11 +123,14 @@ def test_greeting_line_is_dropped_but_a_sole_line_and_real_content_are_kept() ->
     assert text_of("Hello, my card is blocked and I need help today.", "text/plain").startswith("Hello, my")
     assert text_of("Thanks", "text/plain") == "Thanks"
     # A sign-off is only cut at the end, after other content, and only with short lines after it.
-    long_tail = "Thanks,\n" + "This line is far too long to be a name or a job title in a signature block." * 2
+    long_tail = (
+        "Thanks,\n" + "This line is far too long to be a name or a job title in a signature block." * 2
+    )
     assert "far too long" in text_of(f"My card is blocked.\n{long_tail}", "text/plain")
 
 
-# --- normalisation --------------------------------------------------------------------------------------------
+# --- normalisation
+# --------------------------------------------------------------------------------------------
 
 
 def test_nfkc_zero_width_controls_and_whitespace() -> None:
@@ -155,7 +159,8 @@ def test_subject_and_body_are_combined_with_a_blank_line_and_reply_prefixes_drop
     assert clean_email("", "", "text/plain").empty
 
 
-# --- PII ------------------------------------------------------------------------------------------------------
+# --- PII
+# ------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -192,7 +197,8 @@ def test_clean_email_reports_pii_counts_from_subject_and_body() -> None:
     assert set(PII_TOKENS) >= set(cleaned.pii_counts)
 
 
-# --- damage reports and bad input -----------------------------------------------------------------------------
+# --- damage reports and bad input
+# -----------------------------------------------------------------------------
 
 
 def test_malformed_markup_is_reported_not_fatal() -> None:
@@ -242,7 +248,7 @@ def test_ten_megabyte_body_is_cut_and_flagged() -> None:
     assert cleaned.truncated
     assert len(cleaned.text) <= DEFAULT_MAX_CHARS
     assert cleaned.text.startswith("Declined\n\nmy card was declined")
-    assert MAX_INPUT_CHARS < len(body)
+    assert len(body) > MAX_INPUT_CHARS
 
 
 def test_deeply_nested_markup_does_not_recurse_out() -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from export_support import BUCKET, WHERE
 from moto import mock_aws
 
 from convclass.export.consent import ConsentRecord, record_consent
+
+# The helper modules next to this file (export_support, fake_opensearch) are imported by name from the test
+# modules; under --import-mode=importlib pytest does not put test folders on sys.path itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_support import BUCKET, WHERE
 
 for _name in ("botocore", "boto3", "urllib3", "moto", "opensearch"):
     logging.getLogger(_name).setLevel(logging.WARNING)

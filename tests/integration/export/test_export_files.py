@@ -101,14 +101,18 @@ def test_parquet_on_s3_and_corrupt_file_counted(approved: Any) -> None:
     approved.put_object(Bucket=BUCKET, Key="drops/acme-shop/2026/part-1.parquet", Body=buffer.getvalue())
     approved.put_object(Bucket=BUCKET, Key="drops/acme-shop/2026/part-2.parquet", Body=b"PAR1 truncated")
     approved.put_object(Bucket=BUCKET, Key="drops/acme-shop/2026/_SUCCESS", Body=b"")
+    extra = emails(5, seed=4)
+    approved.put_object(
+        Bucket=BUCKET, Key="drops/acme-shop/2027/more.jsonl.gz", Body=gzip.compress(jsonl(extra))
+    )
 
     result = export(approved, f"s3://{BUCKET}/drops/acme-shop/")
     manifest = read_manifest(approved, WHERE.export_manifest_key("run-1"))
-    assert result.records == 30
+    assert result.records == 35
     assert manifest.counts.skipped == {"unreadable_file": 1}
     assert manifest.unreadable_files == [f"s3://{BUCKET}/drops/acme-shop/2026/part-2.parquet"]
     rows = read_rows(approved, manifest)
-    assert sorted(r["body"] for r in rows) == sorted(r["body"] for r in good)
+    assert sorted(r["body"] for r in rows) == sorted(r["body"] for r in good + extra)
 
 
 def test_missing_locations_are_source_unavailable(approved: Any, tmp_path: Path) -> None:

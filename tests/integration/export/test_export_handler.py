@@ -48,6 +48,7 @@ def test_files_export_answers_with_pointers_and_counts(
     approved: Any, drop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONVCLASS_DATA_BUCKET", BUCKET)
+    monkeypatch.setenv("CONVCLASS_SOURCE_SECRET_ID", "convclass/{tenant}/source")  # not needed for files
     answer = handler(files_event(drop), CONTEXT)
     assert answer["manifest"] == f"s3://{BUCKET}/{WHERE.export_manifest_key('run-1')}"
     assert answer["complete"] is True

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Helpers live beside this file; with --import-mode=importlib pytest does not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
 from serving_support import build_artifact
 
 

@@ -1,8 +1,8 @@
 """Every path of the training pipeline, executed by moto's Step Functions engine.
 
-Mocked service responses come from the Step Functions Local mock config (statemachine.mockconfig); the plan and
-evaluate functions, the SageMaker calls, S3 and EventBridge run for real on moto. Each test asserts the states
-entered, the final status and error, and what the run published.
+Mocked service responses come from the Step Functions Local mock config (statemachine.mockconfig);
+the plan and evaluate functions, the SageMaker calls, S3 and EventBridge run for real on moto. Each test
+asserts the states entered, the final status and error, and what the run published.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from workflow_support import BUCKET, REGION, RecordingRunner, World, request
 from convclass import events, layout
 from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_run
 from convclass.local import moto_shims
-from convclass.training.logs import metric_definitions
+from convclass.training import metric_definitions
 from statemachine import training as t
 from statemachine.history import history, wait_for
 
@@ -70,8 +70,13 @@ def test_happy_path_deploys_a_new_endpoint_and_records_the_champion(world: World
     endpoint = sagemaker.describe_endpoint(EndpointName=layout.endpoint_name("happy", "support"))
     assert endpoint["EndpointConfigName"] == plan.deploy.endpoint_config_name
     ((detail_type, outcome),) = _outcomes(world, execution)
-    assert (detail_type, outcome.outcome, outcome.endpoint) == (events.RUN_SUCCEEDED, "deployed", endpoint["EndpointName"])
-    assert outcome.metrics is not None and outcome.metrics.accuracy == pytest.approx(0.93)
+    assert (detail_type, outcome.outcome, outcome.endpoint) == (
+        events.RUN_SUCCEEDED,
+        "deployed",
+        endpoint["EndpointName"],
+    )
+    assert outcome.metrics is not None
+    assert outcome.metrics.accuracy == pytest.approx(0.93)
 
 
 def test_training_job_is_secure_spot_and_uniquely_named(world: World) -> None:
@@ -89,11 +94,20 @@ def test_training_job_is_secure_spot_and_uniquely_named(world: World) -> None:
     assert job["EnableInterContainerTrafficEncryption"] is True
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200}
-    assert job["CheckpointConfig"] == {"S3Uri": plan.training.checkpoint_uri, "LocalPath": "/opt/ml/checkpoints"}
+    assert job["CheckpointConfig"] == {
+        "S3Uri": plan.training.checkpoint_uri,
+        "LocalPath": "/opt/ml/checkpoints",
+    }
     assert job["OutputDataConfig"]["KmsKeyId"] == world.resources.kms_key_arn
     assert job["ResourceConfig"]["VolumeKmsKeyId"] == world.resources.kms_key_arn
     assert job["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
-    assert {c["ChannelName"] for c in job["InputDataConfig"]} == {"train", "validation", "test", "tokenizer", "manifest"}
+    assert {c["ChannelName"] for c in job["InputDataConfig"]} == {
+        "train",
+        "validation",
+        "test",
+        "tokenizer",
+        "manifest",
+    }
 
 
 def test_throttled_lambda_is_retried_to_success(world: World) -> None:
@@ -117,11 +131,12 @@ def test_invalid_input_fails_before_anything_runs(world: World) -> None:
 
     assert run.status == "FAILED"
     assert run.error == "InvalidInput"
-    assert "tenant" in (run.cause or "") and "label_field" in (run.cause or "")
+    assert "tenant" in (run.cause or "")
+    assert "label_field" in (run.cause or "")
     assert list(run.entered) == [t.VALIDATE_INPUT, t.REPORT_REJECTED_REQUEST, t.REQUEST_REJECTED]
     ((detail_type, outcome),) = _outcomes(world, execution)
     assert (detail_type, outcome.error) == (events.RUN_FAILED, "InvalidInput")
-    assert json.loads(outcome.request) == bad if isinstance(outcome.request, str) else outcome.request == bad
+    assert outcome.request == bad  # the raw input, echoed so the sender can see what was refused
 
 
 def test_insufficient_data_ends_cleanly_before_training(world: World) -> None:
@@ -130,16 +145,25 @@ def test_insufficient_data_ends_cleanly_before_training(world: World) -> None:
     assert run.status == "SUCCEEDED"
     assert list(run.entered) == [*BEFORE_TRAINING[:-1], t.REPORT_NO_TRAINING, t.ENDED_WITHOUT_TRAINING]
     ((detail_type, outcome),) = _outcomes(world, execution)
-    assert (detail_type, outcome.outcome, outcome.error) == (events.RUN_SUCCEEDED, "insufficient_data", "InsufficientData")
+    assert (detail_type, outcome.outcome, outcome.error) == (
+        events.RUN_SUCCEEDED,
+        "insufficient_data",
+        "InsufficientData",
+    )
     jobs = boto3.client("sagemaker", region_name=REGION).list_training_jobs()["TrainingJobSummaries"]
     assert not [job for job in jobs if job["TrainingJobName"].startswith("cc-scarce-")]
 
 
 @pytest.mark.parametrize(
     ("status", "error", "state"),
-    [("Failed", t.ERROR_TRAINING_FAILED, t.TRAINING_FAILED), ("Stopped", t.ERROR_TRAINING_STOPPED, t.TRAINING_STOPPED)],
+    [
+        ("Failed", t.ERROR_TRAINING_FAILED, t.TRAINING_FAILED),
+        ("Stopped", t.ERROR_TRAINING_STOPPED, t.TRAINING_STOPPED),
+    ],
 )
-def test_training_that_does_not_complete_fails_the_run(world: World, status: str, error: str, state: str) -> None:
+def test_training_that_does_not_complete_fails_the_run(
+    world: World, status: str, error: str, state: str
+) -> None:
     reason = "AlgorithmError: loss became NaN" if status == "Failed" else ""
     moto_shims.update(training_runner=RecordingRunner(status=status, failure_reason=reason))
     tenant = f"train-{status.lower()}"
@@ -156,8 +180,13 @@ def test_training_that_does_not_complete_fails_the_run(world: World, status: str
 
 def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: World) -> None:
     """Two runs with the real evaluate function: the second, weaker model must not replace the first."""
-    real_comparison = {"RealComparison": {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt",
-                                          t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls"}}
+    real_comparison = {
+        "RealComparison": {
+            t.EXPORT: "ExportDone",
+            t.PREPROCESS: "DatasetBuilt",
+            t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls",
+        }
+    }
     runner = RecordingRunner(accuracy=0.92)
     moto_shims.update(training_runner=runner)
     first = request("rival")
@@ -171,7 +200,9 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     runner.accuracy = 0.80
     second = request("rival")
     world.mock(second, "rival-support-2", world.training_arn, real_comparison)
-    execution = world.start(world.training_arn, "rival-support-2", second.model_dump(mode="json"), "RealComparison")
+    execution = world.start(
+        world.training_arn, "rival-support-2", second.model_dump(mode="json"), "RealComparison"
+    )
     run = wait_for(world.client("stepfunctions"), execution)
 
     assert run.status == "FAILED"
@@ -180,11 +211,20 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     assert decision["challenger"]["accuracy"] == pytest.approx(0.80)
     assert decision["champion"]["accuracy"] == pytest.approx(0.92)
     assert decision["deploy"] is False
-    assert list(run.entered) == [*BEFORE_TRAINING, t.EVALUATE, t.DEPLOY_DECISION, t.MODEL_REJECTED, *FAILURE_TAIL]
+    assert list(run.entered) == [
+        *BEFORE_TRAINING,
+        t.EVALUATE,
+        t.DEPLOY_DECISION,
+        t.MODEL_REJECTED,
+        *FAILURE_TAIL,
+    ]
     endpoint = boto3.client("sagemaker", region_name=REGION).describe_endpoint(
         EndpointName=layout.endpoint_name("rival", "support")
     )
-    assert endpoint["EndpointConfigName"] == plan_run(first, execution_name="rival-support-1", bucket=BUCKET).deploy.endpoint_config_name
+    assert (
+        endpoint["EndpointConfigName"]
+        == plan_run(first, execution_name="rival-support-1", bucket=BUCKET).deploy.endpoint_config_name
+    )
 
 
 def test_export_approval_rejected_stops_before_export(world: World) -> None:
@@ -199,7 +239,12 @@ def test_export_approval_rejected_stops_before_export(world: World) -> None:
 
     assert run.status == "FAILED"
     assert run.error == t.ERROR_APPROVAL_REJECTED
-    assert list(run.entered) == [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.REQUEST_EXPORT_APPROVAL, *FAILURE_TAIL]
+    assert list(run.entered) == [
+        t.VALIDATE_INPUT,
+        t.EXPORT_APPROVAL_GATE,
+        t.REQUEST_EXPORT_APPROVAL,
+        *FAILURE_TAIL,
+    ]
 
 
 def test_granted_approvals_let_the_run_deploy(world: World) -> None:
@@ -220,7 +265,8 @@ def test_granted_approvals_let_the_run_deploy(world: World) -> None:
     run = wait_for(sfn, execution)
 
     assert run.status == "SUCCEEDED", (run.error, run.cause)
-    assert t.REQUEST_EXPORT_APPROVAL in run.entered and t.REQUEST_DEPLOY_APPROVAL in run.entered
+    assert t.REQUEST_EXPORT_APPROVAL in run.entered
+    assert t.REQUEST_DEPLOY_APPROVAL in run.entered
     assert run.entered.index(t.REQUEST_DEPLOY_APPROVAL) == run.entered.index(t.DEPLOY_DECISION) + 1
 
 
@@ -233,25 +279,42 @@ def test_deployment_approval_that_times_out_fails_the_run(world: World) -> None:
     assert run.error == t.ERROR_APPROVAL_TIMED_OUT
     assert "States.HeartbeatTimeout" in (run.cause or "") or "States.Timeout" in (run.cause or "")
     assert list(run.entered) == [
-        *BEFORE_TRAINING, t.EVALUATE, t.DEPLOY_DECISION, t.REQUEST_DEPLOY_APPROVAL, t.DEPLOY_APPROVAL_TIMED_OUT,
+        *BEFORE_TRAINING,
+        t.EVALUATE,
+        t.DEPLOY_DECISION,
+        t.REQUEST_DEPLOY_APPROVAL,
+        t.DEPLOY_APPROVAL_TIMED_OUT,
         *FAILURE_TAIL,
     ]
-    asked = ApprovalRequest.model_validate(world.wait_for_event(events.APPROVAL_REQUESTED, execution=execution)["detail"])
-    assert asked.gate == "deployment" and asked.evaluation is not None
+    asked = ApprovalRequest.model_validate(
+        world.wait_for_event(events.APPROVAL_REQUESTED, execution=execution)["detail"]
+    )
+    assert asked.gate == "deployment"
+    assert asked.evaluation is not None
 
 
 def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> None:
     req = request("rollback")
-    execution, run = world.run_training(req, "rollback-support-1", "EndpointRolledBack")
+    _execution, run = world.run_training(req, "rollback-support-1", "EndpointRolledBack")
     plan = plan_run(req, execution_name="rollback-support-1", bucket=BUCKET)
 
     assert run.status == "FAILED"
     assert run.error == t.ERROR_DEPLOYMENT_FAILED
-    assert "InService" in (run.cause or "") and "FailureReason" in (run.cause or "")
+    assert "InService" in (run.cause or "")
+    assert "FailureReason" in (run.cause or "")
     assert f"expected {plan.deploy.endpoint_config_name}" in (run.cause or "")
     assert list(run.entered) == [
-        *BEFORE_TRAINING, t.EVALUATE, t.DEPLOY_DECISION, t.CREATE_MODEL, t.CREATE_ENDPOINT_CONFIG,
-        t.CREATE_OR_UPDATE_ENDPOINT, t.UPDATE_ENDPOINT, *POLL, t.COUNT_POLL, *POLL, t.ENDPOINT_NOT_DEPLOYED,
+        *BEFORE_TRAINING,
+        t.EVALUATE,
+        t.DEPLOY_DECISION,
+        t.CREATE_MODEL,
+        t.CREATE_ENDPOINT_CONFIG,
+        t.CREATE_OR_UPDATE_ENDPOINT,
+        t.UPDATE_ENDPOINT,
+        *POLL,
+        t.COUNT_POLL,
+        *POLL,
+        t.ENDPOINT_NOT_DEPLOYED,
         *FAILURE_TAIL,
     ]
     s3 = boto3.client("s3", region_name=REGION)
@@ -260,8 +323,14 @@ def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> No
 
 def test_endpoint_wait_is_bounded(world: World) -> None:
     req = request("stuck")
-    never = {"NeverInService": {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt", t.EVALUATE: "ChallengerWins",
-                                t.DESCRIBE_ENDPOINT: "StillCreating"}}
+    never = {
+        "NeverInService": {
+            t.EXPORT: "ExportDone",
+            t.PREPROCESS: "DatasetBuilt",
+            t.EVALUATE: "ChallengerWins",
+            t.DESCRIBE_ENDPOINT: "StillCreating",
+        }
+    }
     world.mock(req, "stuck-support-1", world.training_arn, never)
     config = moto_shims.current().mock_config
     assert config is not None
@@ -269,7 +338,9 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
     creating = raw["MockedResponses"]["EndpointInServiceAfterPolls"]["0-1"]
     raw["MockedResponses"] = {**raw["MockedResponses"], "StillCreating": {"0-99": creating}}
     moto_shims.update(mock_config=moto_shims.MockConfig(raw))
-    execution = world.start(world.training_arn, "stuck-support-1", req.model_dump(mode="json"), "NeverInService")
+    execution = world.start(
+        world.training_arn, "stuck-support-1", req.model_dump(mode="json"), "NeverInService"
+    )
     run = wait_for(world.client("stepfunctions"), execution)
 
     assert run.status == "FAILED"

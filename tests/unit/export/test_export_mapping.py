@@ -20,6 +20,7 @@ from convclass.export.mapping import (
     SkipReason,
     conversation_document,
     normalize_document,
+    normalize_record_row,
 )
 from convclass.export.request import WindowSpec
 from convclass.export.run import resolve_window
@@ -184,15 +185,9 @@ def test_subject_repairs() -> None:
     assert isinstance(long, Normalized)
     assert len(long.record.subject or "") == 998
     assert long.repairs == (Repair.SUBJECT_TRUNCATED,)
-    assert (
-        isinstance(odd, Normalized)
-    )
-    assert (
-        odd.record.subject is None
-    )
-    assert (
-        odd.repairs == (Repair.SUBJECT_DROPPED,)
-    )
+    assert isinstance(odd, Normalized)
+    assert odd.record.subject is None
+    assert odd.repairs == (Repair.SUBJECT_DROPPED,)
 
 
 def test_counts_account_for_every_document() -> None:
@@ -281,3 +276,17 @@ def test_settings_from_environment_and_invalid_overrides() -> None:
         load_source_settings("acme", environ={"CONVCLASS_EXPORT_MAPPING": "{"})
     with pytest.raises(InvalidInput, match=r"mongodb\.database"):
         load_source_settings("acme", environ={"CONVCLASS_MONGODB_URI": "mongodb://h"})
+
+
+def test_dotted_label_fields_are_nested_in_documents_and_flat_in_files() -> None:
+    nested = normalize_document(
+        doc(labels={"triage": {"team": "cards"}}), MAPPING, tenant="acme", label_field="triage.team"
+    )
+    assert isinstance(nested, Normalized)
+    assert nested.record.labels == {"triage.team": "cards"}
+    row = {"conversation_id": "f-1", "created_at": "2026-02-01T00:00:00Z", "body": "hi",
+           "labels": {"triage.team": "cards"}}  # fmt: skip
+    flat = normalize_record_row(row, tenant="acme", label_field="triage.team", max_body_chars=100)
+    assert isinstance(flat, Normalized)
+    assert flat.record.labels == {"triage.team": "cards"}
+    assert flat.record.body_content_type == "text/plain"

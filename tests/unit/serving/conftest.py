@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_fakes import CORPUS, LABELS, LIMITS, MAX_LENGTH, NumpyBackend
 from tokenizers import Tokenizer
 
 from convclass.serving import EmailClassifier, create_app
 from convclass.tokenization import train_tokenizer
+
+# Helpers live beside this file; with --import-mode=importlib pytest does not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+from serving_fakes import CORPUS, LABELS, LIMITS, MAX_LENGTH, NumpyBackend
 
 
 @pytest.fixture(scope="session")

@@ -307,3 +307,10 @@ def test_openapi_documents_both_content_types_and_every_status(client: TestClien
     schemas = spec["components"]["schemas"]
     assert {"EmailIn", "BatchIn", "InvocationRequest", "Prediction", "ErrorResponse"} <= set(schemas)
     assert "503" in spec["paths"]["/ping"]["get"]["responses"]
+
+
+def test_request_ids_that_are_not_plain_tokens_are_replaced(client: TestClient) -> None:
+    response = post_json(client, email(), **{"x-request-id": "a b<script>"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] != "a b<script>"
+    assert len(response.headers["x-request-id"]) == 32

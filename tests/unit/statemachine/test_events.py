@@ -1,0 +1,107 @@
+"""Requests, plans and names: the contracts the state machine and the functions share."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from convclass import layout
+from convclass.events import RunOptions, TrainingRunRequest, execution_name, plan_run
+from convclass.export.request import ExportRequest
+from functions.preprocess.job import parse_request as parse_preprocess
+
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def _request(**overrides: object) -> TrainingRunRequest:
+    fields: dict[str, object] = {
+        "tenant": "acme",
+        "classifier": "support",
+        "label_field": "intent",
+        "data_source": {"kind": "mongodb"},
+    }
+    return TrainingRunRequest.model_validate({**fields, **overrides})
+
+
+def test_plan_names_fit_sagemaker_even_for_the_longest_ids() -> None:
+    request = _request(tenant="t" * 24, classifier="c" * 24)
+    name = execution_name(request.model_copy(update={"business_key": "x" * 64}))
+    plan = plan_run(request, execution_name=name, bucket="convclass-data")
+    assert len(name) <= layout.EXECUTION_NAME_MAX
+    for value in (plan.deploy.model_name, plan.deploy.endpoint_config_name, plan.deploy.endpoint_name):
+        assert SAGEMAKER_NAME.fullmatch(value), value
+    retried = f"{plan.training.job_base_name}-99"
+    assert SAGEMAKER_NAME.fullmatch(retried)
+    assert len(retried) <= layout.SAGEMAKER_NAME_MAX
+    assert plan.run_id == layout.validate_run_id(plan.run_id)
+
+
+def test_plan_keys_stay_under_the_classifier_prefix() -> None:
+    plan = plan_run(_request(), execution_name="acme-support-2026-11-29", bucket="convclass-data")
+    prefix = layout.ClassifierLayout("acme", "support").prefix
+    keys = [plan.export.output_prefix, plan.preprocess.output_prefix, plan.deploy.champion_key]
+    assert all(key.startswith(prefix) for key in keys)
+    uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in plan.training.input_data_config]
+    uris += [plan.training.output_uri, plan.training.checkpoint_uri]
+    assert all(uri.startswith(f"s3://convclass-data/{prefix}") for uri in uris)
+
+
+def test_plan_steps_are_valid_events_of_the_functions_that_receive_them() -> None:
+    plan = plan_run(_request(), execution_name="acme-support-k", bucket="convclass-data")
+    assert ExportRequest.model_validate(plan.export.model_dump(mode="json")).run_id == plan.run_id
+    assert parse_preprocess(plan.preprocess.model_dump(mode="json")).run_id == plan.run_id
+
+
+def test_stopping_condition_follows_spot() -> None:
+    spot = plan_run(_request(), execution_name="a-b-1", bucket="convclass-data").training.stopping_condition
+    on_demand = plan_run(
+        _request(options={"managed_spot": False}), execution_name="a-b-1", bucket="convclass-data"
+    ).training.stopping_condition
+    assert set(spot) == {"MaxRuntimeInSeconds", "MaxWaitTimeInSeconds"}
+    assert set(on_demand) == {"MaxRuntimeInSeconds"}
+
+
+def test_execution_names_are_idempotent() -> None:
+    assert execution_name(_request()) == execution_name(_request())
+    assert execution_name(_request()) != execution_name(_request(label_field="topic"))
+    assert execution_name(_request(business_key="2026-11-29")) == "acme-support-2026-11-29"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"tenant": "ACME"},
+        {"label_field": "has space"},
+        {"data_source": {"kind": "files"}},
+        {"data_source": {"kind": "mongodb", "uri": "mongodb://user:pw@host"}},
+        {"options": {"max_runtime_seconds": 7200, "max_wait_seconds": 3600}},
+        {"options": {"min_accuracy": 1.5}},
+        {"options": {"unknown": True}},
+    ],
+)
+def test_bad_requests_are_refused(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        _request(**overrides)
+
+
+def test_option_defaults_are_conservative() -> None:
+    options = RunOptions()
+    assert not options.export_approval
+    assert not options.deploy_approval
+    assert not options.full_export
+    assert options.managed_spot
+    assert options.max_wait_seconds >= options.max_runtime_seconds
+
+
+def test_training_channels_are_what_the_training_entrypoint_reads() -> None:
+    from convclass.training import CHANNEL_FILES
+
+    plan = plan_run(_request(), execution_name="acme-support-k", bucket="convclass-data")
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in plan.training.input_data_config
+    }
+    assert set(channels) == set(CHANNEL_FILES)
+    for name, uri in channels.items():
+        assert uri.endswith("/" + CHANNEL_FILES[name]), (name, uri)

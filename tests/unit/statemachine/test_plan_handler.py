@@ -1,0 +1,56 @@
+"""The plan function: a RunPlan for a valid request, InvalidInput naming fields (never values) otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from convclass.errors import InvalidInput
+from functions.plan.handler import plan_from_event
+
+REQUEST = {
+    "tenant": "acme",
+    "classifier": "support",
+    "label_field": "intent",
+    "data_source": {"kind": "mongodb"},
+}
+
+
+def _event(request: object, **overrides: str) -> dict[str, object]:
+    return {
+        "request": request,
+        "execution_name": "acme-support-1",
+        "execution": "arn:aws:states:eu-west-1:123456789012:execution:training:acme-support-1",
+        "bucket": "convclass-data",
+        **overrides,
+    }
+
+
+def test_valid_request_is_planned() -> None:
+    plan = plan_from_event(_event(REQUEST), deployed_bucket="convclass-data")
+    assert (plan.tenant, plan.run_id, plan.bucket) == ("acme", "acme-support-1", "convclass-data")
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        ({**REQUEST, "tenant": "Secret Customer Name"}, "tenant"),
+        ({key: value for key, value in REQUEST.items() if key != "label_field"}, "label_field"),
+        ("not an object", "<request>"),
+        ({**REQUEST, "options": {"min_accuracy": "high"}}, "options.min_accuracy"),
+    ],
+)
+def test_invalid_request_names_the_field_not_the_value(request_: object, field: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        plan_from_event(_event(request_))
+    assert field in str(raised.value)
+    assert "Secret Customer Name" not in str(raised.value)
+
+
+def test_plan_refuses_another_bucket() -> None:
+    with pytest.raises(InvalidInput, match="bucket"):
+        plan_from_event(_event(REQUEST, bucket="someone-elses-bucket"), deployed_bucket="convclass-data")
+
+
+def test_malformed_event_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="execution_name"):
+        plan_from_event({"request": REQUEST})

@@ -1,0 +1,143 @@
+"""Properties every rendering must have, checked on the definitions as data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from convclass import layout
+from convclass.training import metric_definitions
+from statemachine import PipelineSettings, render_inference_workflow, render_training_pipeline
+from statemachine import inference as i
+from statemachine import training as t
+from statemachine.placeholders import inference_resources, training_resources
+
+TRAINING = render_training_pipeline(training_resources())
+INFERENCE = render_inference_workflow(inference_resources())
+
+
+def _machines(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The definition and every nested Map/Parallel machine."""
+    yield definition
+    for state in definition["States"].values():
+        if "ItemProcessor" in state:
+            yield from _machines(state["ItemProcessor"])
+        for branch in state.get("Branches", []):
+            yield from _machines(branch)
+
+
+def _targets(state: dict[str, Any]) -> set[str]:
+    found = {state[key] for key in ("Next", "Default") if key in state}
+    found |= {rule["Next"] for rule in state.get("Choices", [])}
+    found |= {rule["Next"] for rule in state.get("Catch", [])}
+    return found
+
+
+@pytest.mark.parametrize("definition", [TRAINING, INFERENCE], ids=["training", "inference"])
+def test_every_task_retries_and_times_out(definition: dict[str, Any]) -> None:
+    tasks = [
+        (name, state)
+        for machine in _machines(definition)
+        for name, state in machine["States"].items()
+        if state["Type"] == "Task"
+    ]
+    assert tasks
+    for name, state in tasks:
+        assert state.get("Retry"), f"{name} has no Retry"
+        assert isinstance(state.get("TimeoutSeconds"), int), f"{name} has no TimeoutSeconds"
+        for rule in state["Retry"]:
+            assert "States.ALL" not in rule["ErrorEquals"], f"{name} retries every error"
+
+
+@pytest.mark.parametrize("definition", [TRAINING, INFERENCE], ids=["training", "inference"])
+def test_graph_is_closed_and_every_state_is_reachable(definition: dict[str, Any]) -> None:
+    for machine in _machines(definition):
+        states = machine["States"]
+        reachable, todo = set(), [machine["StartAt"]]
+        while todo:
+            name = todo.pop()
+            if name in reachable:
+                continue
+            assert name in states, f"transition to unknown state {name}"
+            reachable.add(name)
+            todo.extend(_targets(states[name]))
+        assert reachable == set(states)
+
+
+@pytest.mark.parametrize("definition", [TRAINING, INFERENCE], ids=["training", "inference"])
+def test_failures_end_with_a_named_error_and_no_jsonata(definition: dict[str, Any]) -> None:
+    assert definition["QueryLanguage"] == "JSONPath"
+    assert "{%" not in json.dumps(definition)
+    for machine in _machines(definition):
+        for name, state in machine["States"].items():
+            if state["Type"] == "Fail":
+                assert "Error" in state or "ErrorPath" in state, name
+                assert "Cause" in state or "CausePath" in state, name
+
+
+def test_training_fail_paths_publish_an_outcome_first() -> None:
+    states = TRAINING["States"]
+    into_fail = {name for name, state in states.items() if _targets(state) & {t.FAILED, t.REQUEST_REJECTED}}
+    assert into_fail == {t.PUBLISH_FAILURE, t.REPORT_REJECTED_REQUEST}
+
+
+def test_endpoint_wait_loop_is_bounded() -> None:
+    settings = PipelineSettings(endpoint_max_polls=7)
+    states = render_training_pipeline(training_resources(), settings)["States"]
+    assert states[t.COUNT_POLL]["Next"] == t.WAIT_FOR_ENDPOINT
+    exits = [rule for rule in states[t.CHECK_ENDPOINT]["Choices"] if rule["Next"] == t.ENDPOINT_NOT_DEPLOYED]
+    (bound,) = [
+        cond for rule in exits for cond in rule["Or"] if cond.get("Variable") == "$.endpoint_wait.polls"
+    ]
+    assert bound["NumericGreaterThanEquals"] == 6  # polls are counted from 0
+    success = states[t.CHECK_ENDPOINT]["Choices"][0]
+    assert success["Next"] == t.WRITE_CHAMPION
+    checked = {cond.get("Variable") for cond in success["And"]} | {success["And"][2]["Not"]["Variable"]}
+    assert {"$.endpoint.status", "$.endpoint.config_name", "$.endpoint.description"} <= checked
+
+
+def test_training_job_is_named_per_attempt_with_the_shared_metric_regexes() -> None:
+    parameters = TRAINING["States"][t.TRAIN]["Parameters"]
+    assert "$$.State.RetryCount" in parameters["TrainingJobName.$"]
+    assert parameters["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
+    assert parameters["EnableNetworkIsolation"] is True
+    assert parameters["OutputDataConfig"]["KmsKeyId"] == training_resources().kms_key_arn
+    assert TRAINING["States"][t.TRAIN]["Resource"].endswith("createTrainingJob.sync")
+
+
+def test_functions_receive_pointers_from_the_plan() -> None:
+    states = TRAINING["States"]
+    assert states[t.EXPORT]["Parameters"]["Payload.$"] == "$.plan.export"
+    assert states[t.PREPROCESS]["Parameters"]["Payload.$"] == "$.plan.preprocess"
+    for name in (t.EXPORT, t.PREPROCESS, t.EVALUATE, t.VALIDATE_INPUT):
+        assert states[name]["ResultSelector"], f"{name} keeps the whole Lambda response"
+
+
+def test_blue_green_update_is_optional() -> None:
+    with_rollback = TRAINING["States"][t.UPDATE_ENDPOINT]["Parameters"]["DeploymentConfig"]
+    assert with_rollback["AutoRollbackConfiguration"] == {"Alarms.$": "$.plan.deploy.rollback_alarms"}
+    rolling = render_training_pipeline(training_resources(), PipelineSettings(blue_green=False))
+    assert "DeploymentConfig" not in rolling["States"][t.UPDATE_ENDPOINT]["Parameters"]
+
+
+def test_approval_gates_have_timeouts_and_heartbeats() -> None:
+    settings = PipelineSettings(approval_timeout_seconds=100, approval_heartbeat_seconds=40)
+    states = render_training_pipeline(training_resources(), settings)["States"]
+    for gate in (t.REQUEST_EXPORT_APPROVAL, t.REQUEST_DEPLOY_APPROVAL):
+        assert states[gate]["Resource"].endswith(".waitForTaskToken")
+        assert (states[gate]["TimeoutSeconds"], states[gate]["HeartbeatSeconds"]) == (100, 40)
+        detail = states[gate]["Parameters"]["Entries"][0]["Detail"]
+        assert detail["task_token.$"] == "$$.Task.Token"
+    with pytest.raises(ValueError, match="heartbeat"):
+        PipelineSettings(approval_timeout_seconds=10, approval_heartbeat_seconds=10)
+
+
+def test_inference_endpoint_name_matches_the_layout() -> None:
+    longest = ("a" * 24, "b" * 24)
+    assert i.ENDPOINT_NAME_FORMAT.format(*longest) == layout.endpoint_name(*longest)
+    classify = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"][i.CLASSIFY]
+    assert classify["Resource"] == "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint"
+    assert classify["Parameters"]["Body.$"] == "$.body"
