@@ -271,6 +271,7 @@ def main() -> int:
         "inprocess_p50_ms_single": statistics.median(inprocess_single_ms),
         "inprocess_emails_per_s_batched": emails_batched / inprocess_batch_seconds,
         "p50_ms_batch32": statistics.median(batch_ms),
+        "ms_per_email_batched": 1000 * batch_seconds / emails_batched,
         **model_only,
     }
     result["overhead_ms_p99"] = result["p99_ms_single"] - result["inprocess_ms_single"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -37,7 +37,6 @@ app.add_typer(local_app, name="local")
 
 console = Console()
 err_console = Console(stderr=True)
-_T = TypeVar("_T")
 
 OutputsOption = Annotated[
     Path | None,
@@ -54,7 +53,7 @@ ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="Class
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
 
 
@@ -146,8 +145,10 @@ def _training_request(request_file: Path | None, flags: dict[str, Any]) -> Train
         raise InvalidInput(f"invalid training run request: {problems}") from None
 
 
-def _follow(operator: Operator, arn: str, poll_s: float = 5.0) -> None:
+def _follow(operator: Operator, arn: str, max_poll_s: float = 10.0) -> None:
+    """Print each state the run enters until it ends; polls quickly at first, then every ``max_poll_s``."""
     last_state: str | None = None
+    poll_s = 0.5
     while True:
         detail = operator.describe_run(arn)
         if detail.current_state and detail.current_state != last_state:
@@ -156,6 +157,7 @@ def _follow(operator: Operator, arn: str, poll_s: float = 5.0) -> None:
         if detail.summary.status != "RUNNING":
             break
         time.sleep(poll_s)
+        poll_s = min(max_poll_s, poll_s * 1.5)
     colour = "green" if detail.summary.status == "SUCCEEDED" else "red"
     console.print(
         f"[{colour}]{detail.summary.status}[/]"
@@ -456,11 +458,7 @@ def local_demo(
     from convclass.local.demo import DemoOptions, run_demo
 
     options = DemoOptions(workdir=workdir, emails=emails, inbound=inbound, interactive=interactive)
-    _exit_with(run_demo, options)
-
-
-def _exit_with(run: Callable[[_T], int], options: _T) -> None:
-    code = run(options)
+    code = run_demo(options)
     if code:
         raise typer.Exit(code=code)
 

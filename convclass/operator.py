@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -102,6 +103,17 @@ def _find_token(value: Any) -> str | None:
     return None
 
 
+@contextmanager
+def _credentials() -> Iterator[None]:
+    """boto3 finds credentials only when a request is made: name the problem there."""
+    try:
+        yield
+    except NoCredentialsError as exc:
+        raise NoCredentials(
+            "no AWS credentials found: configure a profile (AWS_PROFILE), environment credentials or SSO"
+        ) from exc
+
+
 class Operator:
     """Operator actions on one stack. Construct with the stack outputs; clients are created lazily."""
 
@@ -121,12 +133,8 @@ class Operator:
         return self._clients[service]
 
     def _call(self, service: str, operation: str, **kwargs: Any) -> Any:
-        try:
+        with _credentials():
             return getattr(self.client(service), operation)(**kwargs)
-        except NoCredentialsError as exc:
-            raise NoCredentials(
-                "no AWS credentials found: configure a profile (AWS_PROFILE), environment credentials or SSO"
-            ) from exc
 
     # --- training runs -------------------------------------------------------------------------------------
     @property
@@ -171,7 +179,7 @@ class Operator:
         prefix = f"{tenant}-{classifier}-" if tenant and classifier else f"{tenant}-" if tenant else ""
         found: list[RunSummary] = []
         paginator = self.client("stepfunctions").get_paginator("list_executions")
-        try:
+        with _credentials():
             for page in paginator.paginate(stateMachineArn=self.training_state_machine):
                 for item in page.get("executions", []):
                     if item["name"].startswith(prefix):
@@ -184,10 +192,6 @@ class Operator:
                                 stopped=item.get("stopDate"),
                             )
                         )
-        except NoCredentialsError as exc:
-            raise NoCredentials(
-                "no AWS credentials found: configure a profile or environment credentials"
-            ) from exc
         found.sort(key=lambda run: run.started or datetime.min, reverse=True)
         return found[:limit]
 
@@ -286,12 +290,8 @@ class Operator:
             revoked_at=now if revoke else None,
         )
         where = layout.ClassifierLayout(tenant, classifier)
-        try:
+        with _credentials():
             return record_consent(self.client("s3"), self.outputs.require("data_bucket"), where, record)
-        except NoCredentialsError as exc:
-            raise NoCredentials(
-                "no AWS credentials found: configure a profile or environment credentials"
-            ) from exc
 
     def answer(self, token: str, *, approve: bool, reason: str = "", approver: str = "") -> None:
         """Answer an approval gate: approval resumes the run, rejection fails it as ``ApprovalRejected``."""

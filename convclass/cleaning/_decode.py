@@ -39,6 +39,8 @@ def _decode_bytes(raw: bytes) -> tuple[str, int]:
 
 
 def _repair_text(text: str) -> tuple[str, int]:
+    if text.isascii():  # O(1) in CPython: pure-ASCII text can carry neither U+FFFD nor mojibake
+        return text, 0
     issues = text.count("\ufffd")
     if "\u00c2" in text or "\u00c3" in text or "\u00e2" in text:
         found = len(_MOJIBAKE_RE.findall(text))

@@ -14,14 +14,11 @@ from collections import Counter
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-#: Line-break marker inserted at block boundaries. Private-use code points are removed from the input first,
-#: so every marker in the extracted text is ours; source newlines are just whitespace, as in browsers.
+#: Line-break marker inserted at block boundaries. clean_email removes it from the input first, so every
+#: marker in the extracted text is ours; source newlines are just whitespace, as in browsers.
 BREAK = "\ue000"
 _BREAK_BYTES = BREAK.encode("utf-8")
-_DROP_TAGS = [
-    (tag, f"<{tag}".encode())
-    for tag in ("head", "script", "style", "noscript", "template", "title", "svg", "iframe", "object", "embed")
-]
+_DROP_TAGS = ["head", "script", "style", "noscript", "template", "title", "svg", "iframe", "object", "embed"]
 # Hidden content (pre-headers, tracking blocks): each selector only joins the query when its trigger occurs in
 # the lower-cased markup, because attribute-substring selectors are the most expensive part of a query.
 _HIDDEN_RULES = (
@@ -35,100 +32,30 @@ _HIDDEN_RULES = (
     (b"aria-hidden", '[aria-hidden="true"]'),
     (b" hidden", "[hidden]"),
 )
-_HIDDEN_TRIGGER_RE = re.compile(b"|".join(re.escape(trigger) for trigger, _ in _HIDDEN_RULES))
 # Quoted earlier messages as clients mark them (Gmail, Yahoo, Thunderbird, Apple Mail, plain blockquote).
 _QUOTES = (
     "blockquote, .gmail_quote, .gmail_extra, .yahoo_quoted, .moz-cite-prefix, [type=cite],"
     " #appendonsend, .protonmail_quote"
 )
-_QUOTE_TRIGGER_RE = re.compile(rb"quote|type=.?cite|cite-prefix|appendonsend|gmail_extra")
+_QUOTE_TRIGGERS = (b"quote", b"cite", b"appendonsend", b"gmail_extra")
 # Outlook puts the quoted message *after* its reply header: drop the header and everything that follows.
 _OUTLOOK_HEADERS = "#divRplyFwdMsg, #x_divRplyFwdMsg, .OutlookMessageHeader"
-_OUTLOOK_TRIGGER_RE = re.compile(rb"divrplyfwdmsg|outlookmessageheader")
 # Attribute values that open a client's quoted history, and the tags that carry them.
 _HISTORY_ATTRIBUTES = (b"gmail_quote", b"divrplyfwdmsg", b"moz-cite-prefix", b"yahoo_quoted", b'type="cite"')
 _HISTORY_TAGS = (b"div", b"blockquote", b"table", b"span", b"p ", b"p>")
 _HISTORY_TEXT = (b"-----original message-----", "-----ursprüngliche nachricht-----".encode())
 
 _BLOCK_NAMES = [
-    "p",
-    "div",
-    "li",
-    "ul",
-    "ol",
-    "table",
-    "tr",
-    "td",
-    "th",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "pre",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "address",
-    "dd",
-    "dt",
-    "dl",
-    "form",
-    "center",
-    "fieldset",
-    "figure",
-    "figcaption",
-    "main",
-    "nav",
-    "aside",
-    "caption",
-    "blockquote",
-    "br",
-    "hr",
-]
+    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section", "article",
+    "header", "footer", "address", "dd", "dt", "dl", "form", "center", "fieldset", "figure", "figcaption",
+    "main", "nav", "aside", "caption", "blockquote", "br", "hr",
+]  # fmt: skip
 # Elements whose end tag HTML requires: more or fewer end tags than start tags means broken markup.
 _NEEDS_CLOSE = [
-    "a",
-    "abbr",
-    "b",
-    "big",
-    "blockquote",
-    "button",
-    "center",
-    "code",
-    "div",
-    "em",
-    "font",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "i",
-    "label",
-    "ol",
-    "pre",
-    "s",
-    "script",
-    "section",
-    "select",
-    "small",
-    "span",
-    "strike",
-    "strong",
-    "style",
-    "sub",
-    "sup",
-    "table",
-    "textarea",
-    "title",
-    "u",
-    "ul",
-]
+    "a", "abbr", "b", "big", "blockquote", "button", "center", "code", "div", "em", "font", "form", "h1",
+    "h2", "h3", "h4", "h5", "h6", "i", "label", "ol", "pre", "s", "script", "section", "select", "small",
+    "span", "strike", "strong", "style", "sub", "sup", "table", "textarea", "title", "u", "ul",
+]  # fmt: skip
 
 
 #: Browsers' parsers (lexbor included) slow down quadratically with nesting depth; markup nested deeper than
@@ -174,27 +101,47 @@ def _trie(words: list[str], *, fold_case: bool) -> str:
 
 
 # A marker goes into the markup *before* parsing, in front of every block start and end tag (so inside the
-# element, before its end tag): one regex pass instead of a DOM walk. Markers the parser moves out of tables
-# (foster parenting) still separate text, and every cell ends with one.
-_BLOCK_TAG_RE = re.compile(rf"<(?=/?{_trie(_BLOCK_NAMES, fold_case=True)}[\s/>])".encode())
+# element, before its end tag): one regex pass instead of a DOM walk. Inside tables, only cell end tags get
+# one (and the table start tag, which sits outside it): a marker between rows would be text in table context,
+# which parsers move in front of the table ("foster parenting"). So every cell ends a line.
+_BLOCK_TAG_RE = re.compile(
+    rf"<(?=(?:/?{_trie(_BLOCK_NAMES, fold_case=True)}|{_trie(['table'], fold_case=True)}"
+    rf"|/{_trie(['td', 'th'], fold_case=True)})[\s/>])".encode()
+)
 _MARKED_TAG = _BREAK_BYTES + b"<"
-_CLOSING_TAG_RE = re.compile(rf"</?{_trie(_NEEDS_CLOSE, fold_case=False)}(?=[\s/>])".encode())
+# Elements whose markup parses to exactly its text: see simple_text.
+_SIMPLE_TAGS = frozenset(
+    b"html body div p br span b i u a font strong em small big sub sup li ul ol h1 h2 h3 h4 h5 h6 hr o:p img"
+    b" wbr center table tbody thead tfoot tr td th".split()
+)
+_TAG_NAME_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
+_TAG_RE = re.compile(rb"<[^<>]*>")
+# Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
+# tag name.
+_DROP_TAG_RE = re.compile(rf"<{_trie(_DROP_TAGS, fold_case=False)}\b".encode())
+_NEEDS_CLOSE_SET = frozenset(name.encode() for name in _NEEDS_CLOSE)
 
 
-def markup_issues(lowered: bytes, *, cut_short: bool = False) -> int:
+def tag_counts(lowered: bytes) -> Counter[bytes]:
+    """How often each start tag (``b"<div"``) and end tag (``b"</div"``) occurs in lower-cased markup."""
+    return Counter(_TAG_NAME_RE.findall(lowered))
+
+
+def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = False) -> int:
     """Count signs of malformed markup: unbalanced elements, unterminated tags and comments.
 
     The parser repairs all of these silently (as browsers do); counting them lets the dataset manifest report
-    how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased. When it
-    was ``cut_short`` before quoted history, elements still open at the cut are expected, not counted.
+    how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased, and
+    ``tags`` its ``tag_counts``. When it was ``cut_short`` before quoted history, elements still open at the
+    cut are expected, not counted.
     """
-    tags = Counter(_CLOSING_TAG_RE.findall(lowered))
     issues = 0
     for tag, seen in tags.items():
         if tag[1:2] != b"/":
-            missing_ends = seen - tags.get(b"</" + tag[1:], 0)
-            issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
-        elif b"<" + tag[2:] not in tags:
+            if tag[1:] in _NEEDS_CLOSE_SET:
+                missing_ends = seen - tags.get(b"</" + tag[1:], 0)
+                issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
+        elif tag[2:] in _NEEDS_CLOSE_SET and b"<" + tag[2:] not in tags:
             issues += seen  # end tags of an element that was never opened
     opened_comments = lowered.count(b"<!--")
     if opened_comments:
@@ -242,40 +189,83 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
-    issues = markup_issues(lowered, cut_short=quoted > 0)
-    if html.count(b"<") > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
+    tags = tag_counts(lowered)
+    issues = markup_issues(lowered, tags, cut_short=quoted > 0)
+    if tags.total() > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), quoted, issues + 1
-    tree = LexborHTMLParser(_BLOCK_TAG_RE.sub(_MARKED_TAG, html))
-    dropped = [tag for tag, start in _DROP_TAGS if start in lowered]
-    if dropped:
-        tree.strip_tags(dropped)
+    marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
+    hidden = _hidden_selector(lowered)
+    outlook = b"divrplyfwdmsg" in lowered or b"outlookmessageheader" in lowered
+    quotes = _has_any(lowered, _QUOTE_TRIGGERS)
+    if not (hidden or outlook or quotes):
+        text = simple_text(marked, lowered, tags)
+        if text is not None:
+            return text, quoted, issues
+    text, removed = tree_text(marked, lowered, hidden=hidden, outlook=outlook, quotes=quotes)
+    return text, quoted + removed, issues
+
+
+def simple_text(marked: bytes, lowered: bytes, tags: Counter[bytes]) -> str | None:
+    """Text of markup made only of ``_SIMPLE_TAGS`` (no comments, tables, hidden or quoted parts), or None.
+
+    For such markup the tree's text is exactly "tags removed, character references decoded", so the fast path
+    skips lexbor's fixed cost per document, which is most of the time a short email takes. One difference
+    is kept on purpose: text a malformed table holds outside its cells stays in place, where the parser would
+    move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
+    """
+    opened = lowered.count(b"<")
+    if lowered.count(b">") != opened or tags.total() != opened:
+        return None
+    for tag in tags:
+        if (tag[2:] if tag.startswith(b"</") else tag[1:]) not in _SIMPLE_TAGS:
+            return None
+    text, removed = _TAG_RE.subn(b"", marked)
+    if removed != opened:
+        return None
+    return _html.unescape(text.decode("utf-8", errors="replace"))
+
+
+def tree_text(
+    marked: bytes, lowered: bytes, *, hidden: str = "", outlook: bool = True, quotes: bool = True
+) -> tuple[str, int]:
+    """Text of ``marked`` markup through lexbor's tree; returns ``(text, quoted_blocks_removed)``."""
+    quoted = 0
+    tree = LexborHTMLParser(marked)
+    if _DROP_TAG_RE.search(lowered) is not None:  # rare once <head> is skipped
+        tree.strip_tags(_DROP_TAGS)
     root = tree.body
     if root is None:
-        return "", quoted, issues
-    hidden = _hidden_selector(lowered)
+        return "", quoted
     if hidden:
         for node in root.css(hidden):
             node.decompose()
-    if _OUTLOOK_TRIGGER_RE.search(lowered) is not None:
+    if outlook:
         header = root.css_first(_OUTLOOK_HEADERS)
         if header is not None:
             _drop_from(header, root)
             quoted += 1
-    if _QUOTE_TRIGGER_RE.search(lowered) is not None:
+    if quotes:
         for node in root.css(_QUOTES):
             node.decompose()
             quoted += 1
-    return root.text(deep=True, separator=""), quoted, issues
+    return root.text(deep=True, separator=""), quoted
+
+
+def _has_any(data: bytes, needles: tuple[bytes, ...]) -> bool:
+    """``any(n in data for n in needles)`` without the generator: substring search is the fast path here."""
+    for needle in needles:  # noqa: SIM110 - a generator would cost more than the searches
+        if needle in data:
+            return True
+    return False
 
 
 def _hidden_selector(lowered: bytes) -> str:
     """CSS selector for the hidden elements this markup may have; empty when it has none.
 
     Attribute-substring selectors are the most expensive part of a query, so only the rules whose trigger
-    occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text anyway).
+    occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text
+    anyway).
     """
-    if _HIDDEN_TRIGGER_RE.search(lowered) is None:
-        return ""
     selectors = []
     for trigger, selector in _HIDDEN_RULES:
         found = lowered.find(trigger)

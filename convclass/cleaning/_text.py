@@ -13,16 +13,14 @@ import unicodedata
 from convclass.cleaning._html import BREAK
 
 # Zero-width, bidi and other format characters, C0/C1 controls (except tab/newline, handled as whitespace) and
-# private-use code points (the latter would collide with the block marker).
+# private-use code points, except U+E000: that is the line marker, and callers remove foreign ones first.
 _INVISIBLE_RE = re.compile(
     "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\ufffd\ue000-\uf8ff"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\ufffd\ue001-\uf8ff"
     "\U000e0000-\U000e0fff]"
 )
-# Runs of horizontal whitespace, or one whitespace character that is not a plain space (fewer substitutions).
-_HSPACE_RE = re.compile(r"[^\S\n]{2,}|[^\S \n]")
-_NEWLINES_RE = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*)+")
-_SPACE_AROUND_NL_RE = re.compile(r" \n|\n ")
+_BREAK_RUN_RE = re.compile(BREAK + "{2,}")
+_BLANK_RUN_RE = re.compile("\n{3,}")
 _ASCII_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 # One multi-line search finds the first line where the customer's own text ends: a reply header, a signature
@@ -63,37 +61,47 @@ _VALEDICTION_RE = re.compile(
     re.IGNORECASE,
 )
 _MAX_SIGNOFF_LINES = 7
+_MAX_VALEDICTION_CHARS = 40
 _MAX_SIGNOFF_LINE_CHARS = 80
 
 
-def normalize(text: str) -> str:
-    """NFKC, drop invisible/control characters, turn block markers into newlines and collapse whitespace.
+def normalize(text: str, *, marked: bool = False) -> str:
+    """NFKC, drop invisible/control characters, collapse whitespace, keep line structure.
 
-    The result has single spaces, no spaces around newlines, at most one blank line in a row and no leading or
-    trailing whitespace.
+    Plain text ends lines with newlines; ``marked`` text (from HTML) ends them with ``BREAK`` markers and its
+    newlines are ordinary whitespace. The result has single spaces, no spaces around newlines, at most one
+    blank line in a row and no leading or trailing whitespace.
     """
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text.isascii():
+    if not marked:
+        if BREAK in text:
+            text = text.replace(BREAK, "")  # only our own markers may end lines
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+    ascii_only = text.isascii()
+    if ascii_only:
         if _ASCII_CONTROL_RE.search(text):
             text = _ASCII_CONTROL_RE.sub("", text)
     else:
         text = text.replace("\xa0", " ")  # the most common non-NFKC character in mail, and cheap to replace
         if not unicodedata.is_normalized("NFKC", text):
             text = unicodedata.normalize("NFKC", text)
-        text = _INVISIBLE_RE.sub("", text.replace(BREAK, "\n"))
-        if not text.isprintable() and not text.replace("\n", "").isprintable():
-            # Rare: format, private-use, surrogate or unassigned code points the fast pattern does not list.
-            text = "".join(c for c in text if c.isprintable() or c.isspace())
-    text = _HSPACE_RE.sub(" ", text)
-    text = _NEWLINES_RE.sub("\n\n", text)
-    text = _SPACE_AROUND_NL_RE.sub("\n", text)
+        text = _INVISIBLE_RE.sub("", text)
+    if not marked:
+        text = text.replace("\n", BREAK)
+    # str.split() is C-speed whitespace collapsing; markers are not whitespace, so line structure survives.
+    text = " ".join(text.split())
+    if not ascii_only and not text.replace(BREAK, "").isprintable():
+        # Rare: format, private-use, surrogate or unassigned code points the fast pattern does not list.
+        text = "".join(c for c in text if c == BREAK or c.isprintable())
+    if BREAK in text:
+        text = text.replace(" " + BREAK, BREAK).replace(BREAK + " ", BREAK)
+        text = _BREAK_RUN_RE.sub("\n\n", text).replace(BREAK, "\n")
     return text.strip()
 
 
 def html_text_to_lines(text: str) -> str:
     """Text extracted from HTML: source newlines are plain whitespace, only ``BREAK`` markers end a line."""
-    return normalize(text.replace("\r", " ").replace("\n", " "))
+    return normalize(text, marked=True)
 
 
 class Stripped:
@@ -121,7 +129,10 @@ def strip_non_content(text: str) -> tuple[str, Stripped]:
     _drop_greeting(kept)
     if _drop_signoff(kept):
         found.signature = True
-    return "\n".join(kept).strip(), found
+    text = "\n".join(kept).strip()
+    if "\n\n\n" in text:  # removed lines can leave blank lines next to each other
+        text = _BLANK_RUN_RE.sub("\n\n", text)
+    return text, found
 
 
 def _drop_greeting(kept: list[str]) -> None:
@@ -137,7 +148,7 @@ def _drop_signoff(kept: list[str]) -> bool:
     content = [i for i, line in enumerate(kept) if line]
     for position in range(max(0, len(content) - _MAX_SIGNOFF_LINES - 1), len(content)):
         index = content[position]
-        if not _VALEDICTION_RE.match(kept[index]):
+        if len(kept[index]) > _MAX_VALEDICTION_CHARS or not _VALEDICTION_RE.match(kept[index]):
             continue
         tail = [kept[i] for i in content[position + 1 :]]
         if position == 0 or any(len(line) > _MAX_SIGNOFF_LINE_CHARS for line in tail):

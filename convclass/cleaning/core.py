@@ -119,7 +119,8 @@ def _clean_subject(subject: str | None, pii_counts: dict[str, int]) -> str:
     if not subject:
         return ""
     text = normalize(subject[: MAX_SUBJECT_CHARS * 4].replace("\n", " "))
-    text = _REPLY_PREFIX_RE.sub("", text)
+    if ":" in text:
+        text = _REPLY_PREFIX_RE.sub("", text)
     text, counts = mask_pii(text)
     for token, n in counts.items():
         pii_counts[token] = pii_counts.get(token, 0) + n

@@ -375,7 +375,7 @@ def _write_splits(
     finally:
         for writer in writers.values():
             writer.close()
-    return split_counts, truncated
+    return {split: dict(sorted(per_label.items())) for split, per_label in split_counts.items()}, truncated
 
 
 def _list_column(matrix: np.ndarray) -> pa.ListArray:

@@ -32,7 +32,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 
 from convclass import layout
-from convclass.artifacts import REPORT_DIR, extract_model_tar
+from convclass.artifacts import METRICS_FILE, REPORT_DIR, extract_model_tar, read_metrics
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
@@ -40,13 +40,16 @@ from convclass.events import (
     PIPELINE_SOURCE,
     RUN_FAILED,
     RUN_SUCCEEDED,
+    ChampionRecord,
     DataSource,
     RunOptions,
     TrainingRunRequest,
     execution_name,
 )
 from convclass.local.runtime import LocalRuntime
+from convclass.local.stack import function_name
 from convclass.operator import Operator, pending_state
+from statemachine.training import ERROR_MODEL_REJECTED
 
 DEMO_TENANT = "acme-shop"
 DEMO_CLASSIFIER = "intent"
@@ -55,6 +58,8 @@ DEMO_LABEL_FIELD = "intent"
 #: default.
 DEMO_HYPERPARAMETERS: Mapping[str, str] = {"architecture": "cnn", "epochs": "6", "max_length": "64"}
 APPROVER = "convclass local demo"
+#: The starter answers a queued request within seconds; longer means it failed (its log says why).
+_START_TIMEOUT_S = 60.0
 _EPOCH_LINE = re.compile(r"convclass-epoch .*\bepoch=(\d+)\b.*\bof=(\d+)")
 _VAL_ACCURACY = re.compile(r"\bval_accuracy=([0-9.eE+-]+)")
 
@@ -154,7 +159,9 @@ def run_demo(options: DemoOptions) -> int:
     result.seconds = time.monotonic() - started
     _summary(console, result, runtime.workdir)
     print(json.dumps(result.as_json()), flush=True)
-    return 0 if result.status == "SUCCEEDED" and result.failed == 0 else 1
+    # A challenger rejected by the comparison is an outcome, not a failure: the champion keeps serving.
+    handled = result.status == "SUCCEEDED" or result.error == ERROR_MODEL_REJECTED
+    return 0 if handled and result.failed == 0 and result.endpoint else 1
 
 
 class _Demo:
@@ -191,7 +198,8 @@ class _Demo:
         self.result.run = 1 + (sum(1 for p in reports.iterdir() if p.is_dir()) if reports.is_dir() else 0)
         if champion is not None:
             self.say(
-                f"restored the previous run's data: endpoint [bold]{champion['endpoint']}[/] serves run "
+                f"restored the previous run's data ({self.runtime.restored_objects} objects): endpoint "
+                f"[bold]{champion['endpoint']}[/] serves run "
                 f"{champion['run_id']} (test accuracy {champion['accuracy']:.3f}) — this run retrains"
             )
         observer = self._observe_bus()
@@ -216,19 +224,18 @@ class _Demo:
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def _champion(self) -> dict[str, Any] | None:
+        """The model behind the tenant's endpoint, if an earlier run deployed one."""
         where = layout.ClassifierLayout(DEMO_TENANT, DEMO_CLASSIFIER)
+        s3 = self.aws.client("s3")
         try:
-            body = self.aws.client("s3").get_object(Bucket=self.runtime.bucket, Key=where.champion_key)[
-                "Body"
-            ]
-            record = json.loads(body.read())
-        except Exception:
+            body = s3.get_object(Bucket=self.runtime.bucket, Key=where.champion_key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
             return None
-        metrics = record.get("metrics") or {}
+        record = ChampionRecord.model_validate_json(body)
         return {
             "endpoint": layout.endpoint_name(DEMO_TENANT, DEMO_CLASSIFIER),
-            "run_id": record.get("run_id", "?"),
-            "accuracy": float(metrics.get("accuracy", 0.0)),
+            "run_id": record.run_id,
+            "accuracy": record.metrics.accuracy,
         }
 
     def _observe_bus(self) -> str:
@@ -292,10 +299,18 @@ class _Demo:
         seen = 0
         answered: set[str] = set()
         described: dict[str, Any] = {"status": "RUNNING"}
+        start_deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
                 described = sfn.describe_execution(executionArn=arn)
             except sfn.exceptions.ExecutionDoesNotExist:
+                if time.monotonic() > start_deadline:
+                    self.result.status, self.result.error = "NOT_STARTED", "StarterFailed"
+                    self.say(
+                        "[red]the starter did not start the run[/]: see the log group "
+                        f"/aws/lambda/{function_name('starter')} and the training queue's DLQ"
+                    )
+                    return
                 time.sleep(0.1)  # the starter has not started it yet
                 continue
             history = self.operator.history(arn)
@@ -364,6 +379,9 @@ class _Demo:
                 self.result.test_accuracy = float(challenger["accuracy"])
             if champion.get("accuracy") is not None:
                 self.result.champion_accuracy = float(champion["accuracy"])
+            if self.result.test_accuracy is None:
+                self.say(f"outcome [bold]{self.result.outcome}[/]: {detail.get('error')}")
+                return detail
             verdict = evaluation.get("reason") or detail.get("error") or ""
             self.say(
                 f"outcome [bold]{self.result.outcome}[/]: challenger "
@@ -387,6 +405,9 @@ class _Demo:
         extract_model_tar(body, target)
         report = target / REPORT_DIR
         self.result.report = str(report if report.is_dir() else target)
+        if self.result.test_accuracy is None and (target / METRICS_FILE).is_file():
+            # A run that ended before its outcome named the figures (a rejected gate) still trained a model.
+            self.result.test_accuracy = read_metrics(target / METRICS_FILE).accuracy
 
     def _endpoint_exists(self, endpoint: str) -> bool:
         try:

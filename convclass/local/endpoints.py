@@ -107,11 +107,6 @@ class LocalEndpointHost:
                 self._terminate(current)
             return server
 
-    def url(self, endpoint: str) -> str | None:
-        with self._lock:
-            server = self._servers.get(endpoint)
-            return f"http://127.0.0.1:{server.port}" if server else None
-
     def stop_all(self) -> None:
         with self._lock:
             servers = list(self._servers.values())

@@ -12,11 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-BatchListener = Callable[[str, dict[str, Any]], None]  # (execution ARN, DescribeExecution)
 
 
 @dataclass
@@ -30,7 +27,6 @@ class InboundPipe:
     region: str
     state_machine_arn: str
     batch_size: int = 10
-    listener: BatchListener | None = None
     poll_s: float = 0.2
     execution_timeout_s: float = 300.0
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -72,7 +68,7 @@ class InboundPipe:
         )["executionArn"]
         deadline = time.monotonic() + self.execution_timeout_s
         described: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
-        while described["status"] == "RUNNING" and time.monotonic() < deadline:
+        while described["status"] == "RUNNING" and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.05)
             described = self.sfn.describe_execution(executionArn=arn)
         if described["status"] == "SUCCEEDED":
@@ -83,8 +79,6 @@ class InboundPipe:
                     for index, message in enumerate(messages)
                 ],
             )
-        if self.listener is not None:
-            self.listener(arn, described)
         return described
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:

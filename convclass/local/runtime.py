@@ -9,8 +9,10 @@ it stops every execution, process and thread it started and saves the data for t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from convclass.local import moto_shims, state
 from convclass.local.embedded import EmbeddedAws
 from convclass.local.endpoints import EndpointUnavailable, LocalEndpointHost
 from convclass.local.lambdas import invoke_handler, routed_output
-from convclass.local.pipes import BatchListener, InboundPipe
+from convclass.local.pipes import InboundPipe
 from convclass.local.stack import deploy
 from convclass.local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from convclass.stack import StackOutputs
@@ -38,7 +40,6 @@ class LocalRuntime:
 
     workdir: Path
     training_listener: LogListener | None = None
-    inference_listener: BatchListener | None = None
     persist: bool = True
     endpoint_poll_seconds: int = 1
     aws: EmbeddedAws = field(default_factory=EmbeddedAws)
@@ -48,6 +49,7 @@ class LocalRuntime:
     _endpoints: LocalEndpointHost | None = field(default=None, repr=False)
     _pipe: InboundPipe | None = field(default=None, repr=False)
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _restored: bool = field(default=False, repr=False)
 
     @property
     def outputs_path(self) -> Path:
@@ -66,20 +68,22 @@ class LocalRuntime:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.aws.start()
         self._undo.append(self.aws.stop)
-        routing = routed_output()
-        routing.__enter__()
-        self._undo.append(lambda: routing.__exit__(None, None, None))
+        routing = contextlib.ExitStack()
+        routing.enter_context(routed_output())
+        self._undo.append(routing.close)
         self._runner = LocalTrainingRunner(
             workdir=self.workdir,
             metric_definitions=[MetricDefinition(d["Name"], d["Regex"]) for d in metric_definitions()],
             listener=self.training_listener,
         )
         self._endpoints = LocalEndpointHost(workdir=self.workdir)
+        _cold_start_functions()
         self._install_hooks()
         self.outputs = deploy(self.aws, PipelineSettings(endpoint_poll_seconds=self.endpoint_poll_seconds))
         self.outputs.save(self.outputs_path)
         if self.persist:
             self.restored_objects = state.restore(self.workdir / STATE_DIR, self._clients(), self.bucket)
+            self._restored = True
         self._start_pipe()
         return self
 
@@ -116,10 +120,8 @@ class LocalRuntime:
             queue_arn=queue_arn,
             region=self.aws.region,
             state_machine_arn=self.outputs.require("inference_state_machine_arn"),
-            listener=self.inference_listener,
         )
         self._pipe.start()
-        self._undo.append(self._pipe.stop)
 
     def stop_executions(self) -> int:
         """Stop every running execution of the stack's state machines; return how many were stopped."""
@@ -138,8 +140,10 @@ class LocalRuntime:
         return stopped
 
     def close(self) -> None:
-        """Stop executions, training processes, endpoints and the Pipe; save the data; stop the embedded
-        AWS."""
+        """Stop the Pipe, executions, training jobs and endpoints; save the data; stop the embedded AWS."""
+        if self._pipe is not None:
+            self._pipe.stop()
+            self._pipe = None
         if self.aws.port:
             try:
                 self.stop_executions()
@@ -147,15 +151,18 @@ class LocalRuntime:
                 _log.exception("could not stop running executions")
         if self._runner is not None:
             self._runner.stop_all()
+            moto_shims.join_training_jobs(timeout_s=30)
+            self._runner = None
         if self._endpoints is not None:
             self._endpoints.stop_all()
-        if self._pipe is not None:
-            self._pipe.stop()
-        if self.persist and self.aws.port and self.outputs.data_bucket:
+            self._endpoints = None
+        if self._restored and self.aws.port:
+            # Only a runtime that restored the previous data may replace it (a failed start must not wipe it).
             try:
                 state.save(self.workdir / STATE_DIR, self._clients(), self.bucket)
             except Exception:
                 _log.exception("could not save the local deployment's data")
+            self._restored = False
         while self._undo:
             undo = self._undo.pop()
             try:
@@ -174,6 +181,15 @@ class LocalRuntime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _cold_start_functions() -> None:
+    """A new deployment runs new Lambda containers: forget the handler modules (and the clients they cache)
+    that an earlier runtime in this process imported against another endpoint."""
+    for name in [
+        module for module in sys.modules if module == "functions" or module.startswith("functions.")
+    ]:
+        del sys.modules[name]
 
 
 def _dispatch_lambda(invocation: moto_shims.LambdaInvocation) -> tuple[str, bool]:

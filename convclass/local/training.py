@@ -28,8 +28,8 @@ import boto3
 
 from convclass.artifacts import pack_model_dir
 from convclass.layout import parse_s3_uri
+from convclass.operator import TRAINING_LOG_GROUP
 
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 LogListener = Callable[[str, str], None]  # (job name, log line)
 
 

@@ -25,19 +25,34 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve /ping and /invocations over HTTP")
     serve.add_argument(
-        "--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+        "--model-dir",
+        type=Path,
+        default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")),
+        help="extracted model.tar.gz (default: $SM_MODEL_DIR, else /opt/ml/model)",
     )
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - SageMaker reaches the container from outside
-    serve.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
-    serve.add_argument("--backend", choices=("inprocess", "tfserving"), default="inprocess")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")),
+        help="default: $SAGEMAKER_BIND_TO_PORT, else 8080",
+    )
+    serve.add_argument(
+        "--backend",
+        choices=("inprocess", "tfserving"),
+        default="inprocess",
+        help="run the SavedModel with TensorFlow in this process, or call tensorflow_model_server over REST",
+    )
     serve.add_argument("--tfserving-url", default="http://127.0.0.1:8501")
-    serve.add_argument("--tfserving-model", default="model")
-    serve.add_argument("--tfserving-wait-s", type=float, default=300.0)
+    serve.add_argument("--tfserving-model", default="model", help="TF Serving's --model_name")
+    serve.add_argument(
+        "--tfserving-wait-s", type=float, default=300.0, help="how long TF Serving may take to load the model"
+    )
     serve.add_argument("--max-batch-emails", type=int, default=ServingLimits.max_batch_emails)
     serve.add_argument("--max-request-bytes", type=int, default=ServingLimits.max_request_bytes)
     serve.add_argument("--max-email-bytes", type=int, default=ServingLimits.max_email_bytes)
-    serve.add_argument("--top-k", type=int, default=ServingLimits.top_k)
-    serve.add_argument("--model-batch-size", type=int, default=64)
+    serve.add_argument("--top-k", type=int, default=ServingLimits.top_k, help="labels per prediction")
+    serve.add_argument("--model-batch-size", type=int, default=64, help="most emails per model call")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 

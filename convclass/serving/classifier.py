@@ -110,6 +110,8 @@ class EmailClassifier:
                 raise ModelFailure(f"model call failed: {type(exc).__name__}") from exc
             if part.shape != (input_ids[start:stop].shape[0], len(self.labels)):
                 raise ModelFailure(f"model returned shape {part.shape}, expected (n, {len(self.labels)})")
+            if not np.isfinite(part).all():
+                raise ModelFailure("model returned non-finite probabilities")
             parts.append(part)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 

@@ -17,7 +17,7 @@ from convclass.artifacts import ATTENTION_MASK, INPUT_IDS, OUTPUT_NAME, SIGNATUR
 
 def export_saved_model(model: keras.Model, path: Path) -> Path:
     """Write ``model`` with the ``serving_default`` signature (length axis open, see convclass.artifacts)."""
-    # No archive.track(model): the endpoint already captures the variables it uses, and tracking the model as well
+    # No archive.track(model): the endpoint already captures the variables it uses; tracking the model too
     # stores every weight twice (Keras 3.15 saves both lists), doubling the artifact.
     archive = keras.export.ExportArchive()
 

@@ -56,8 +56,6 @@ def build_minilm(config: TrainingConfig, n_labels: int, base_model_dir: Path) ->
     )
     model = keras.Model({INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask}, probabilities, name="minilm")
     encoder.load_safetensors(base_model_dir / "model.safetensors")
-    if config.freeze_embeddings:
-        encoder.word_embeddings.trainable = False
     return model
 
 

@@ -114,7 +114,7 @@ class _StopFlag:
 
 
 def _fingerprint(config: TrainingConfig, data: TrainingData) -> str:
-    digest = hashlib.sha256(config.model_dump_json().encode())
+    digest = hashlib.sha256(f"{__version__}\x00{config.model_dump_json()}".encode())
     for split in (data.train, data.validation):
         for text, label in zip(split.texts, split.labels, strict=True):
             digest.update(text.encode("utf-8", "replace") + b"\x00" + label.encode() + b"\x01")

@@ -20,7 +20,7 @@ from convclass.generator import template_labels
 from convclass.local.demo import DEMO_CLASSIFIER, DEMO_TENANT, DemoOptions, run_demo
 from convclass.local.runtime import LocalRuntime
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("embedded-aws")]
+pytestmark = pytest.mark.slow
 
 # Same code path as `make demo`, sized for CI: fewer emails and epochs.
 HYPERPARAMETERS = {"architecture": "cnn", "epochs": "4", "max_length": "48"}

@@ -1,4 +1,4 @@
-"""Every ``convclass`` command against the embedded AWS (moto server mode), through boto3 as on a real stack."""
+"""Every ``convclass`` command against the embedded AWS (moto in server mode), through boto3 as on AWS."""
 
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ from convclass.cli import app
 from convclass.local.embedded import EmbeddedAws
 from convclass.stack import StackOutputs
 
-pytestmark = pytest.mark.xdist_group("embedded-aws")
-
 BUS = "convclass-test"
-# A training pipeline reduced to its approval gate: the CLI only sees executions, history and task tokens, which
-# is what this exercises (the full pipeline runs in tests/e2e).
+BUCKET = "convclass-test-data"
+# A training pipeline reduced to its approval gate: the CLI only sees executions, history and task tokens,
+# which is what this exercises (the full pipeline runs in tests/e2e).
 GATED = {
-    "StartAt": "DeployApproval",
+    "StartAt": "ExportApproval",
     "States": {
-        "DeployApproval": {
+        "ExportApproval": {
             "Type": "Task",
             "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
             "Parameters": {
@@ -32,7 +31,7 @@ GATED = {
                         "EventBusName": BUS,
                         "Source": "convclass",
                         "DetailType": "Approval requested",
-                        "Detail": {"task_token.$": "$$.Task.Token", "tenant.$": "$.tenant"},
+                        "Detail": {"gate": "export", "task_token.$": "$$.Task.Token", "tenant.$": "$.tenant"},
                     }
                 ]
             },
@@ -40,7 +39,11 @@ GATED = {
             "HeartbeatSeconds": 240,
             "Next": "Done",
         },
-        "Done": {"Type": "Pass", "Result": {"outcome": "deployed", "challenger": {"accuracy": 0.91}}, "End": True},
+        "Done": {
+            "Type": "Pass",
+            "Result": {"outcome": "deployed", "challenger": {"accuracy": 0.91}},
+            "End": True,
+        },
     },
 }
 
@@ -60,7 +63,10 @@ def outputs_file(aws: EmbeddedAws, tmp_path_factory: pytest.TempPathFactory) -> 
         roleArn="arn:aws:iam::123456789012:role/convclass-test-states",
     )["stateMachineArn"]
     path = tmp_path_factory.mktemp("stack") / "outputs.json"
-    StackOutputs(region=aws.region, training_state_machine_arn=arn, event_bus_name=BUS).save(path)
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    StackOutputs(
+        region=aws.region, training_state_machine_arn=arn, event_bus_name=BUS, data_bucket=BUCKET
+    ).save(path)
     return path
 
 
@@ -90,9 +96,31 @@ def wait_pending(aws: EmbeddedAws, outputs: Path, name: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(aws: EmbeddedAws, outputs_file: Path) -> None:
-    first = cli("train", "acme", "--business-key", "2026-11-29", "--source", "files", "--source-uri", "s3://b/x.parquet", outputs=outputs_file)
-    again = cli("train", "acme", "--business-key", "2026-11-29", "--source", "files", "--source-uri", "s3://b/x.parquet", outputs=outputs_file)
+def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(
+    aws: EmbeddedAws, outputs_file: Path
+) -> None:
+    first = cli(
+        "train",
+        "acme",
+        "--business-key",
+        "2026-11-29",
+        "--source",
+        "files",
+        "--source-uri",
+        "s3://b/x.parquet",
+        outputs=outputs_file,
+    )
+    again = cli(
+        "train",
+        "acme",
+        "--business-key",
+        "2026-11-29",
+        "--source",
+        "files",
+        "--source-uri",
+        "s3://b/x.parquet",
+        outputs=outputs_file,
+    )
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
     assert "acme-default-2026-11-29" in first.output
@@ -100,11 +128,22 @@ def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(aws: Embe
     assert runs.output.count("acme-default-2026-11-29") == 1
 
     detail = wait_pending(aws, outputs_file, "acme-default-2026-11-29")
-    assert detail["current_state"] == "DeployApproval"
+    assert detail["current_state"] == "ExportApproval"
     assert detail["status"] == "RUNNING"
 
-    approved = cli("approve", "--execution", "acme-default-2026-11-29", "--reason", "looks good", outputs=outputs_file)
+    approved = cli(
+        "approve", "--execution", "acme-default-2026-11-29", "--reason", "looks good", outputs=outputs_file
+    )
     assert approved.exit_code == 0, approved.output
+    assert "export gate approved (consent recorded)" in approved.output
+    consent = json.loads(
+        aws.client("s3")
+        .get_object(Bucket=BUCKET, Key="tenants/acme/classifiers/default/consent.json")["Body"]
+        .read()
+    )
+    assert consent["approved"] is True
+    assert consent["label_fields"] == ["intent"]
+
     final = wait_status(aws, detail["arn"], "SUCCEEDED")
     assert final["status"] == "SUCCEEDED"
 
@@ -116,12 +155,24 @@ def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(aws: Embe
 
 
 def test_reject_by_token_fails_the_run_as_approval_rejected(aws: EmbeddedAws, outputs_file: Path) -> None:
-    started = cli("train", "globex", "-c", "urgency", "--business-key", "run-1", "--label-field", "urgency", outputs=outputs_file)
+    started = cli(
+        "train",
+        "globex",
+        "-c",
+        "urgency",
+        "--business-key",
+        "run-1",
+        "--label-field",
+        "urgency",
+        outputs=outputs_file,
+    )
     assert started.exit_code == 0, started.output
     detail = wait_pending(aws, outputs_file, "globex-urgency-run-1")
     assert detail["pending_token"]
 
-    rejected = cli("reject", "--token", detail["pending_token"], "--reason", "no consent", outputs=outputs_file)
+    rejected = cli(
+        "reject", "--token", detail["pending_token"], "--reason", "no consent", outputs=outputs_file
+    )
     assert rejected.exit_code == 0, rejected.output
     final = wait_status(aws, detail["arn"], "FAILED")
     assert final["status"] == "FAILED"
@@ -171,7 +222,9 @@ def test_missing_stack_output_and_missing_credentials_are_explained(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("CONVCLASS_TRAINING_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:x")
+    monkeypatch.setenv(
+        "CONVCLASS_TRAINING_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:x"
+    )
     no_credentials = cli("runs", "--region", "us-east-1")
     assert no_credentials.exit_code == 2
     assert "no AWS credentials found" in no_credentials.output
@@ -186,7 +239,8 @@ def test_logs_prints_the_training_job_log(aws: EmbeddedAws, outputs_file: Path) 
         logGroupName=group,
         logStreamName="acme-default-job-0/algo-1-1",
         logEvents=[
-            {"timestamp": int(time.time() * 1000), "message": f"convclass-epoch epoch={i} of=3"} for i in (1, 2, 3)
+            {"timestamp": int(time.time() * 1000), "message": f"convclass-epoch epoch={i} of=3"}
+            for i in (1, 2, 3)
         ],
     )
     result = cli("logs", "acme-default-job-0", "--tail", "2", outputs=outputs_file)
@@ -198,3 +252,49 @@ def test_logs_prints_the_training_job_log(aws: EmbeddedAws, outputs_file: Path) 
     missing = cli("logs", "no-such-job", outputs=outputs_file)
     assert missing.exit_code == 2
     assert "no logs for training job 'no-such-job'" in missing.output
+
+
+def test_invalid_training_request_is_named_before_anything_starts(outputs_file: Path, tmp_path: Path) -> None:
+    result = cli("train", "acme", "--source", "files", outputs=outputs_file)
+    assert result.exit_code == 2
+    assert "data_source: Value error, data_source.uri is required for kind 'files'" in result.output
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"tenant": "acme", "classifier": "default", "label_field": "bad field!"}))
+    result = cli("train", "acme", "--request", str(request), outputs=outputs_file)
+    assert result.exit_code == 2
+    assert "label_field" in result.output
+    assert "data_source: Field required" in result.output
+
+
+def test_consent_is_recorded_and_revoked(aws: EmbeddedAws, outputs_file: Path) -> None:
+    granted = cli("consent", "initech", "-c", "topic", "--label-field", "topic", outputs=outputs_file)
+    assert granted.exit_code == 0, granted.output
+    key = "tenants/initech/classifiers/topic/consent.json"
+    body = json.loads(aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert body["approved"] is True
+    assert body["revoked_at"] is None
+
+    revoked = cli("consent", "initech", "-c", "topic", "--revoke", outputs=outputs_file)
+    assert revoked.exit_code == 0, revoked.output
+    body = json.loads(aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert body["approved"] is False
+    assert body["revoked_at"] is not None
+
+
+def test_train_wait_follows_the_run_to_its_end(aws: EmbeddedAws, tmp_path: Path) -> None:
+    definition = {
+        "StartAt": "Train",
+        "States": {"Train": {"Type": "Wait", "Seconds": 1, "Next": "Done"}, "Done": {"Type": "Succeed"}},
+    }
+    arn = aws.client("stepfunctions").create_state_machine(
+        name="convclass-test-quick",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/convclass-test-states",
+    )["stateMachineArn"]
+    outputs = tmp_path / "outputs.json"
+    StackOutputs(region=aws.region, training_state_machine_arn=arn).save(outputs)
+    result = cli("train", "acme", "--source", "mongodb", "--business-key", "w-1", "--wait", outputs=outputs)
+    assert result.exit_code == 0, result.output
+    assert "→ Train" in result.output
+    assert "SUCCEEDED" in result.output

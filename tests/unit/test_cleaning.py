@@ -129,6 +129,10 @@ def test_greeting_line_is_dropped_but_a_sole_line_and_real_content_are_kept() ->
     assert "far too long" in text_of(f"My card is blocked.\n{long_tail}", "text/plain")
 
 
+def test_removed_lines_leave_at_most_one_blank_line() -> None:
+    assert text_of("first\n\n> quoted\n\nsecond", "text/plain") == "first\n\nsecond"
+
+
 # --- normalisation
 # --------------------------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convclass.cleaning import clean_email
+from convclass.cleaning._html import _BLOCK_TAG_RE, _MARKED_TAG, simple_text, tag_counts, tree_text
+from convclass.cleaning._text import normalize
 
 _TAG_RE = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[^<>]*>")
 _FRAGMENTS = [
@@ -64,3 +66,50 @@ def test_escaped_customer_words_survive_html_wrapping(words: list[str]) -> None:
     cleaned = clean_email(None, f"<div><p>{sentence}</p></div>", "text/html")
     # Greeting/sign-off removal only ever drops a whole line, and this body has just one.
     assert cleaned.text == sentence
+
+
+_SIMPLE_PIECES = [
+    "<div>", "</div>", "<p>", "</p>", "<br>", "<br/>", "</br>", "<b>", "</b>", "<span style='color:red'>",
+    "</span>", "<a href='https://x.example/?a=1&amp;b=2'>", "</a>", "<li>", "</li>", "<ul>", "</ul>", "<h1>",
+    "</h1>", "<font face=Arial>", "</font>", "<o:p>", "</o:p>", "<img src=x alt='alt text'>", "<hr>",
+    "&amp;", "&nbsp;", "&lt;", "&gt", "&copy", "&#8217;", "&#x41;", "&#0;", "&#128;", "&notit;", "&bogus;",
+    " ", "\n", "\r\n", "\t", "\x00", "text", "Zoë", "日本",
+]  # fmt: skip
+
+
+_content = st.lists(st.sampled_from(_SIMPLE_PIECES), max_size=12).map("".join)
+_table = st.lists(st.lists(_content, min_size=1, max_size=3), min_size=1, max_size=3).map(
+    lambda rows: (
+        "<table><tbody>"
+        + "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows)
+        + "</tbody></table>"
+    )
+)
+
+
+@PROPERTY_SETTINGS
+@given(pieces=st.lists(st.one_of(_content, _table), max_size=6))
+def test_the_tag_free_fast_path_matches_the_parser(pieces: list[str]) -> None:
+    markup = "".join(pieces).encode()
+    lowered = markup.lower()
+    marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, markup)
+    fast = simple_text(marked, lowered, tag_counts(lowered))
+    assert fast is not None
+    parsed, _ = tree_text(marked, lowered)
+    # The parser drops NUL characters in text; normalisation removes them from the fast path's text later.
+    assert normalize(fast.replace("\n", " ").replace("\r", " ")) == normalize(
+        parsed.replace("\n", " ").replace("\r", " ")
+    )
+
+
+_LINES = ["> quoted", "", " ", "Hi team,", "my card was declined", "Kind regards,", "-- ", "Jane", "\t", "On Mon wrote:"]
+
+
+@PROPERTY_SETTINGS
+@given(lines=st.lists(st.sampled_from(_LINES), max_size=25))
+def test_plain_text_line_structure_is_collapsed(lines: list[str]) -> None:
+    text = clean_email(None, "\n".join(lines), "text/plain").text
+    assert "\n\n\n" not in text
+    assert text == text.strip()
+    assert " \n" not in text
+    assert "\n " not in text

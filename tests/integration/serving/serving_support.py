@@ -105,6 +105,7 @@ class FakeTFServing:
     predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
     model_name: str = "model"
     version: int = MODEL_VERSION
+    port: int = 0
     state: str = "AVAILABLE"
     fail_with: int | None = None
     garbage: bool = False
@@ -177,7 +178,7 @@ class FakeTFServing:
                 else:
                     self._send(200, {"outputs": fake.predict(ids, mask).tolist()})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -185,3 +186,28 @@ class FakeTFServing:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+def run_as_model_server(argv: list[str]) -> None:
+    """``tensorflow_model_server`` stand-in: serve a SavedModel under --model_base_path until SIGTERM."""
+    import argparse
+    import signal
+
+    from convclass.serving.backends import InProcessBackend
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port")
+    parser.add_argument("--rest_api_port", type=int, required=True)
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--model_base_path", type=Path, required=True)
+    args = parser.parse_args(argv)
+    version = max(int(p.name) for p in args.model_base_path.iterdir() if p.name.isdigit())
+    model = InProcessBackend(args.model_base_path / str(version))
+    server = FakeTFServing(
+        model.predict, model_name=args.model_name, version=version, port=args.rest_api_port
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    stop.wait()
+    server.stop()

@@ -1,17 +1,22 @@
 """The serving image: its Dockerfile lints clean, and its `serve` entrypoint supervises both servers.
 
-No Docker engine here, so the entrypoint runs as a plain process with fake ``tensorflow_model_server`` and
-``python`` binaries first on PATH; they record their arguments and the signals they receive.
+No Docker engine here, so the entrypoint runs as a plain process: with fake ``tensorflow_model_server`` and
+``python`` binaries first on PATH that record their arguments and the signals they receive, and once with the
+real API against a model server that speaks TF Serving's REST protocol over the artifact's SavedModel.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -136,3 +141,59 @@ def test_serve_rejects_other_commands(fakes: dict[str, str]) -> None:
     process = start(fakes, "train")
     assert process.wait(timeout=10) == 64
     assert not (Path(fakes["FAKE_LOG"]) / "python.args").exists()
+
+
+MODEL_SERVER = """#!{python}
+import sys
+sys.path.insert(0, {support!r})
+from serving_support import run_as_model_server
+run_as_model_server(sys.argv[1:])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_the_real_api_against_a_model_server_on_the_artifact(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    """The image's wiring without Docker: the real API process and a REST model server on the SavedModel."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    model_server = bin_dir / "tensorflow_model_server"
+    model_server.write_text(MODEL_SERVER.format(python=sys.executable, support=str(Path(__file__).parent)))
+    model_server.chmod(0o755)
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "SM_MODEL_DIR": str(artifact_dir),
+        "SAGEMAKER_BIND_TO_PORT": str(api_port),
+        "TFS_REST_PORT": str(free_port()),
+    }
+    process = start(env, "serve")
+    try:
+        deadline = time.monotonic() + 90
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            assert process.poll() is None
+            ping = f"http://127.0.0.1:{api_port}/ping"
+            with contextlib.suppress(OSError), urllib.request.urlopen(ping, timeout=5) as response:
+                status = response.status
+            time.sleep(0.1)
+        assert status == 200
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/invocations",
+            data=b"Where is my order? It has not arrived.",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            (prediction,) = json.loads(response.read())["predictions"]
+        assert prediction["model_version"] == "3"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM  # uvicorn re-raises SIGTERM after a graceful shutdown

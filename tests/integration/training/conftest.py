@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+# Helpers live beside this file; with --import-mode=importlib pytest does not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
 from training_support import FAST, build_dataset_dir, job_root, run_job
 
 

@@ -33,7 +33,8 @@ def test_minilm_job_exports_a_servable_model(tmp_path: Path) -> None:
     tokenizer = load_tokenizer(artifact.tokenizer_path)
     assert tokenizer.get_vocab_size() == 30522  # PII tokens took [unused] slots: embeddings keep their shape
     for token in PII_TOKENS:
-        assert len(tokenizer.encode(f"write to {token} today", add_special_tokens=False).ids) == 4
+        ids = encode_texts(tokenizer, [f"write to {token} today"], 32)["input_ids"][0]
+        assert tokenizer.token_to_id(token) in ids.tolist()  # one id, not split into pieces
 
     test = read_split(dataset / "test.parquet")
     encoded = encode_texts(tokenizer, list(test.texts), artifact.info.max_length)

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from serving_fakes import LABELS, LIMITS, NumpyBackend
@@ -240,6 +241,13 @@ def test_model_failure_is_500_without_internals(
 
 def test_wrong_model_output_shape_is_500(client: TestClient, backend: NumpyBackend) -> None:
     backend.bad_shape = True
+    response = post_json(client, email())
+    assert response.status_code == 500
+    assert response.json()["error"] == "ModelFailure"
+
+
+def test_non_finite_model_output_is_500(client: TestClient, backend: NumpyBackend) -> None:
+    backend.weights[:] = np.nan
     response = post_json(client, email())
     assert response.status_code == 500
     assert response.json()["error"] == "ModelFailure"

@@ -16,14 +16,14 @@ def test_sagemaker_strings_become_typed_values() -> None:
             "architecture": "cnn",
             "epochs": "3",
             "learning_rate": "0.01",
-            "freeze_embeddings": "false",
+            "class_weighting": "none",
             "seed": "9",
         }
     )
     assert config.epochs == 3
     assert config.learning_rate == pytest.approx(0.01)
     assert config.seed == 9
-    assert config.freeze_embeddings is False
+    assert config.class_weighting == "none"
 
 
 def test_architecture_defaults_are_filled_in() -> None:
