@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -25,6 +26,13 @@ PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, CLS, SEP, MASK, *PII_TOKENS)
 DEFAULT_VOCAB_SIZE = 8000
 DEFAULT_MAX_LENGTH = 128
+# Padding and truncation are settings of a tokenizer object, and the serving app encodes from a thread pool:
+# setting them on a shared tokenizer while another thread encodes with another length would race. Each
+# (tokenizer, max_length) gets its own configured copy instead, made once and never changed after. An entry
+# holds the caller's tokenizer too, so its id cannot be reused by another object while the entry exists.
+_ENCODERS: dict[tuple[int, int], tuple[Tokenizer, Tokenizer]] = {}
+_ENCODERS_LOCK = threading.Lock()
+_MAX_ENCODERS = 32
 
 
 def train_tokenizer(
@@ -161,13 +169,15 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) ->
 
     Sequences are truncated (keeping ``[CLS] … [SEP]``) and right-padded with ``[PAD]``. A single text is
     encoded without the batch machinery, which keeps per-request serving latency in the tens of microseconds.
+    Safe to call from several threads at once, with any mix of lengths: ``tokenizer`` itself is never changed
+    (encoding uses a configured copy, so changes made to ``tokenizer`` after its first use are not seen).
     """
     if max_length < 2:
         raise ValueError("max_length must be at least 2")
     if isinstance(texts, str):
         raise TypeError("encode_texts expects a sequence of texts, not a single string")
-    _configure(tokenizer, max_length)
-    encodings = [tokenizer.encode(texts[0])] if len(texts) == 1 else tokenizer.encode_batch(list(texts))
+    encoder = _encoder(tokenizer, max_length)
+    encodings = [encoder.encode(texts[0])] if len(texts) == 1 else encoder.encode_batch(list(texts))
     shape = (len(texts), max_length)
     input_ids = np.array([e.ids for e in encodings], dtype=np.int32).reshape(shape)
     # From the encoding, not from ``ids != pad``: a customer can type "[PAD]" literally.
@@ -175,8 +185,26 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) ->
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
+def _encoder(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
+    """The copy of ``tokenizer`` that pads and truncates to ``max_length`` (made on first use)."""
+    key = (id(tokenizer), max_length)
+    entry = _ENCODERS.get(key)  # a dict read is atomic: the common path takes no lock
+    if entry is not None and entry[0] is tokenizer:
+        return entry[1]
+    with _ENCODERS_LOCK:
+        entry = _ENCODERS.get(key)
+        if entry is not None and entry[0] is tokenizer:
+            return entry[1]
+        encoder = Tokenizer.from_str(tokenizer.to_str())
+        _configure(encoder, max_length)
+        if len(_ENCODERS) >= _MAX_ENCODERS:
+            del _ENCODERS[next(iter(_ENCODERS))]  # the oldest; a later call simply makes it again
+        _ENCODERS[key] = (tokenizer, encoder)
+        return encoder
+
+
 def _configure(tokenizer: Tokenizer, max_length: int) -> None:
-    # Set once per (tokenizer, max_length); a loaded tokenizer may carry other settings from its JSON.
+    # A loaded tokenizer may carry its own settings from its JSON; those for this length are kept.
     truncation = tokenizer.truncation
     if not truncation or truncation.get("max_length") != max_length:
         tokenizer.enable_truncation(max_length=max_length)

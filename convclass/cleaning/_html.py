@@ -11,6 +11,7 @@ from __future__ import annotations
 import html as _html
 import re
 from collections import Counter
+from itertools import repeat
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -37,13 +38,16 @@ _QUOTES = (
     "blockquote, .gmail_quote, .gmail_extra, .yahoo_quoted, .moz-cite-prefix, [type=cite],"
     " #appendonsend, .protonmail_quote"
 )
-_QUOTE_TRIGGERS = (b"quote", b"cite", b"appendonsend", b"gmail_extra")
 # Outlook puts the quoted message *after* its reply header: drop the header and everything that follows.
 _OUTLOOK_HEADERS = "#divRplyFwdMsg, #x_divRplyFwdMsg, .OutlookMessageHeader"
 # Attribute values that open a client's quoted history, and the tags that carry them.
 _HISTORY_ATTRIBUTES = (b"gmail_quote", b"divrplyfwdmsg", b"moz-cite-prefix", b"yahoo_quoted", b'type="cite"')
 _HISTORY_TAGS = (b"div", b"blockquote", b"table", b"span", b"p ", b"p>")
 _HISTORY_TEXT = (b"-----original message-----", "-----ursprüngliche nachricht-----".encode())
+# Every quote trigger, history marker and Outlook header id contains one of these words, and most mail
+# contains none of them: four searches of the markup rule out fourteen.
+_QUOTE, _CITE, _REPLY, _DASHES = b"quote", b"cite", b"divrplyfwdmsg", b"-----"
+_MARKER_HINTS = (_QUOTE, _CITE, _REPLY, _DASHES)
 
 _BLOCK_NAMES = [
     "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section", "article",
@@ -62,6 +66,15 @@ _NEEDS_CLOSE = [
 #: this (far beyond any real email) is reduced to text without a tree, and reported as malformed.
 MAX_DEPTH = 512
 _DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
+# Every hidden trigger contains one of these, and most mail contains none of them ("display" alone would match
+# the "display:block" of half of all mail).
+_HIDDEN_HINTS = (b"display:none", b"display: none", b"hidden", b"mso-hide", b"-height:0", b"-size:0")
+_PRUNABLE = frozenset((b"div", b"span", b"font", b"center"))
+_PRUNED_BLOCKS = frozenset((b"div", b"center"))
+_HIDDEN_STYLES = tuple(trigger for trigger, selector in _HIDDEN_RULES if selector.startswith("[style"))
+_START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
+_ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+_TAG_NAME_ENDS = frozenset((b" ", b"\t", b"\n", b"\r", b"\f", b"/", b">"))
 _VOID = frozenset(
     b"area base br col embed hr img input link meta param source track wbr !doctype o:p".split()
 )
@@ -119,12 +132,32 @@ _TAG_RE = re.compile(rb"<[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
 _DROP_TAG_RE = re.compile(rf"<{_trie(_DROP_TAGS, fold_case=False)}\b".encode())
-_NEEDS_CLOSE_SET = frozenset(name.encode() for name in _NEEDS_CLOSE)
+_BLOCK_INSIDE_RE = re.compile(
+    rf"</?{_trie([*_BLOCK_NAMES, 'table', 'tbody', 'thead', 'tfoot', 'tr', 'td', 'th'], fold_case=False)}"
+    r"[\s/>]".encode()
+)
+_NEEDS_CLOSE_STARTS = frozenset(b"<" + name.encode() for name in _NEEDS_CLOSE)
+_NEEDS_CLOSE_ENDS = frozenset(b"</" + name.encode() for name in _NEEDS_CLOSE)
+_BLOCK_NAMES_BYTES = [name.encode() for name in _BLOCK_NAMES]
+# tag_names of the simple elements: one set comparison checks a whole document's tags.
+_SIMPLE_TAG_KEYS = frozenset(prefix + name for name in _SIMPLE_TAGS for prefix in (b"<", b"</"))
+# The tag names _BLOCK_TAG_RE marks, as tag_names spells them, each mapped to its line-break marker.
+_BLOCK_SEPARATORS = dict.fromkeys(
+    [
+        *(prefix + name for name in _BLOCK_NAMES_BYTES for prefix in (b"<", b"</")),
+        b"<table",
+        b"</td",
+        b"</th",
+    ],
+    _BREAK_BYTES,
+)
+# A tag name that _BLOCK_TAG_RE would not mark although tag_names reads a block name: "<div-x>", "<p.x>".
+_ODD_TAG_NAME_END_RE = re.compile(rb"</?[a-z][a-z0-9:]*[^a-z0-9:\s/>]")
 
 
-def tag_counts(lowered: bytes) -> Counter[bytes]:
-    """How often each start tag (``b"<div"``) and end tag (``b"</div"``) occurs in lower-cased markup."""
-    return Counter(_TAG_NAME_RE.findall(lowered))
+def tag_names(lowered: bytes) -> list[bytes]:
+    """Start tags (``b"<div"``) and end tags (``b"</div"``) of lower-cased markup, in document order."""
+    return _TAG_NAME_RE.findall(lowered)
 
 
 def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = False) -> int:
@@ -132,17 +165,17 @@ def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = Fal
 
     The parser repairs all of these silently (as browsers do); counting them lets the dataset manifest report
     how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased, and
-    ``tags`` its ``tag_counts``. When it was ``cut_short`` before quoted history, elements still open at the
-    cut are expected, not counted.
+    ``tags`` counts its ``tag_names``. When it was ``cut_short`` before quoted history, elements still open at
+    the cut are expected, not counted.
     """
     issues = 0
-    for tag, seen in tags.items():
-        if tag[1:2] != b"/":
-            if tag[1:] in _NEEDS_CLOSE_SET:
-                missing_ends = seen - tags.get(b"</" + tag[1:], 0)
-                issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
-        elif tag[2:] in _NEEDS_CLOSE_SET and b"<" + tag[2:] not in tags:
-            issues += seen  # end tags of an element that was never opened
+    # Set intersections (C speed) pick the few tags that matter out of the document's tag names.
+    for tag in tags.keys() & _NEEDS_CLOSE_STARTS:
+        missing_ends = tags[tag] - tags.get(b"</" + tag[1:], 0)
+        issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
+    for tag in tags.keys() & _NEEDS_CLOSE_ENDS:
+        if b"<" + tag[2:] not in tags:
+            issues += tags[tag]  # end tags of an element that was never opened
     opened_comments = lowered.count(b"<!--")
     if opened_comments:
         issues += max(0, opened_comments - lowered.count(b"-->"))
@@ -151,14 +184,17 @@ def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = Fal
     return issues
 
 
-def cut_quoted_history(lowered: bytes) -> int:
+def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _MARKER_HINTS) -> int:
     """Return where a mail client's quoted history starts (``len(lowered)`` when it has none).
 
     Quoted history is usually most of an email's bytes and everything after these markers is quoted: cutting
-    before parsing keeps cleaning time proportional to what the customer wrote.
+    before parsing keeps cleaning time proportional to what the customer wrote. Only markers that contain one
+    of ``hints`` (the ``_MARKER_HINTS`` found in ``lowered``) are looked for.
     """
     cut = len(lowered)
     for marker in _HISTORY_ATTRIBUTES:
+        if not _has_any(marker, tuple(hints)):
+            continue
         start = 0
         while (found := lowered.find(marker, start, cut)) != -1:
             tag_start = lowered.rfind(b"<", 0, found)
@@ -167,10 +203,11 @@ def cut_quoted_history(lowered: bytes) -> int:
                 cut = tag_start
                 break
             start = found + len(marker)
-    for marker in _HISTORY_TEXT:
-        found = lowered.find(marker, 0, cut)
-        if found != -1:
-            cut = found
+    if _DASHES in hints:
+        for marker in _HISTORY_TEXT:
+            found = lowered.find(marker, 0, cut)
+            if found != -1:
+                cut = found
     return cut
 
 
@@ -184,44 +221,63 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     body = lowered.find(b"<body")
     if body > 0:  # nothing in <head> is text: skip it (Outlook's style sheets are kilobytes long)
         html, lowered = html[body:], lowered[body:]
-    cut = cut_quoted_history(lowered)
+    # Searches of the whole markup that rule out most markers; cutting and pruning only ever remove text.
+    hints = [hint for hint in _MARKER_HINTS if hint in lowered]
+    cut = cut_quoted_history(lowered, hints) if hints else len(lowered)
     quoted = 0
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
-    tags = tag_counts(lowered)
-    issues = markup_issues(lowered, tags, cut_short=quoted > 0)
-    if tags.total() > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
+    names = tag_names(lowered)
+    issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
+    if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), quoted, issues + 1
-    marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
     hidden = _hidden_selector(lowered)
-    outlook = b"divrplyfwdmsg" in lowered or b"outlookmessageheader" in lowered
-    quotes = _has_any(lowered, _QUOTE_TRIGGERS)
+    if hidden and not issues:
+        pruned = prune_hidden(html, lowered)
+        if pruned is not None:
+            html, lowered = pruned
+            names, hidden = tag_names(lowered), ""
+    outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
+    quotes = (
+        (_QUOTE in hints and _QUOTE in lowered)
+        or (_CITE in hints and _CITE in lowered)
+        or b"appendonsend" in lowered
+        or b"gmail_extra" in lowered
+    )
     if not (hidden or outlook or quotes):
-        text = simple_text(marked, lowered, tags)
+        text = simple_text(html, lowered, names)
         if text is not None:
             return text, quoted, issues
+    marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
     text, removed = tree_text(marked, lowered, hidden=hidden, outlook=outlook, quotes=quotes)
     return text, quoted + removed, issues
 
 
-def simple_text(marked: bytes, lowered: bytes, tags: Counter[bytes]) -> str | None:
+def simple_text(html: bytes, lowered: bytes, names: list[bytes]) -> str | None:
     """Text of markup made only of ``_SIMPLE_TAGS`` (no comments, tables, hidden or quoted parts), or None.
 
     For such markup the tree's text is exactly "tags removed, character references decoded", so the fast path
     skips lexbor's fixed cost per document, which is most of the time a short email takes. One difference
     is kept on purpose: text a malformed table holds outside its cells stays in place, where the parser would
     move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
+    ``names`` are the markup's ``tag_names``.
     """
     opened = lowered.count(b"<")
-    if lowered.count(b">") != opened or tags.total() != opened:
+    if lowered.count(b">") != opened or len(names) != opened or not _SIMPLE_TAG_KEYS.issuperset(names):
         return None
-    for tag in tags:
-        if (tag[2:] if tag.startswith(b"</") else tag[1:]) not in _SIMPLE_TAGS:
-            return None
-    text, removed = _TAG_RE.subn(b"", marked)
-    if removed != opened:
+    # Every "<" starts a tag here, so the text between tags and the tag names pair up in order, and a block
+    # tag's name says where a line ends: no marker pass over the markup is needed.
+    texts = _TAG_RE.split(html)
+    if len(texts) != opened + 1:
         return None
+    if _ODD_TAG_NAME_END_RE.search(lowered) is None:
+        parts = [b""] * (2 * opened + 1)
+        parts[0::2] = texts
+        parts[1::2] = map(_BLOCK_SEPARATORS.get, names, repeat(b""))
+        text = b"".join(parts)
+    else:  # rare: a name such as "<div-x>" is not the element its prefix names
+        text = _TAG_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
     return _html.unescape(text.decode("utf-8", errors="replace"))
 
 
@@ -259,6 +315,77 @@ def _has_any(data: bytes, needles: tuple[bytes, ...]) -> bool:
     return False
 
 
+def prune_hidden(html: bytes, lowered: bytes) -> tuple[bytes, bytes] | None:
+    """Cut hidden ``div``/``span``/``font``/``center`` elements out of well-formed markup.
+
+    Hidden pre-headers are common, and cutting them from the bytes keeps such mail on the tree-free path.
+    Returns None (use the tree) when a hidden element is of another kind or its end tag cannot be found.
+    """
+    candidates = set()
+    for trigger, _ in _HIDDEN_RULES:
+        found = lowered.find(trigger)
+        while found != -1:
+            candidates.add(lowered.rfind(b"<", 0, found))
+            found = lowered.find(trigger, found + len(trigger))
+    spans: list[tuple[int, int, bytes]] = []
+    for candidate in sorted(candidates):
+        start_tag = _START_TAG_RE.match(lowered, candidate)
+        if start_tag is None or (spans and candidate < spans[-1][1]):
+            continue  # not a start tag, or inside an element already cut
+        name = start_tag.group(1)
+        if name in _VOID or not _is_hidden(start_tag.group(2)):
+            continue
+        if name not in _PRUNABLE:
+            return None
+        end = _closing_end(lowered, name, start_tag.end())
+        if end == -1:
+            return None
+        if name not in _PRUNED_BLOCKS and _BLOCK_INSIDE_RE.search(lowered, start_tag.end(), end):
+            return None  # a block inside an inline element can close its parents and escape it
+        spans.append((candidate, end, name))
+    if not spans:
+        return None
+    # A block element leaves the line break its start tag's marker would have left in the parsed tree.
+    html_parts: list[bytes] = []
+    lowered_parts: list[bytes] = []
+    last = 0
+    for start, end, name in spans:
+        gap = _BREAK_BYTES if name in _PRUNED_BLOCKS else b""
+        html_parts += [html[last:start], gap]
+        lowered_parts += [lowered[last:start], gap]
+        last = end
+    return b"".join([*html_parts, html[last:]]), b"".join([*lowered_parts, lowered[last:]])
+
+
+def _is_hidden(attributes: bytes) -> bool:
+    for attribute, double, single, bare in _ATTRIBUTE_RE.findall(attributes):
+        value = double or single or bare
+        if attribute == b"style" and any(trigger in value for trigger in _HIDDEN_STYLES):
+            return True
+        if attribute == b"hidden" or (attribute == b"aria-hidden" and value == b"true"):
+            return True
+    return False
+
+
+def _closing_end(lowered: bytes, name: bytes, position: int) -> int:
+    """Offset just past the end tag that closes an element ``name`` opened before ``position``, or -1."""
+    depth = 1
+    opening, closing = b"<" + name, b"</" + name
+    while depth:
+        close = lowered.find(closing, position)
+        if close == -1:
+            return -1
+        nested = lowered.find(opening, position, close)
+        if nested != -1 and lowered[nested + len(opening) : nested + len(opening) + 1] in _TAG_NAME_ENDS:
+            depth += 1
+            position = nested + len(opening)
+            continue
+        depth -= 1
+        position = close + len(closing)
+    end = lowered.find(b">", position)
+    return -1 if end == -1 else end + 1
+
+
 def _hidden_selector(lowered: bytes) -> str:
     """CSS selector for the hidden elements this markup may have; empty when it has none.
 
@@ -266,6 +393,8 @@ def _hidden_selector(lowered: bytes) -> str:
     occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text
     anyway).
     """
+    if not _has_any(lowered, _HIDDEN_HINTS):
+        return ""
     selectors = []
     for trigger, selector in _HIDDEN_RULES:
         found = lowered.find(trigger)

@@ -19,7 +19,8 @@ _INVISIBLE_RE = re.compile(
     "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\ufffd\ue001-\uf8ff"
     "\U000e0000-\U000e0fff]"
 )
-_BREAK_RUN_RE = re.compile(BREAK + "{2,}")
+# Written as two literal markers, so sre jumps to candidates with a substring search (twice as fast).
+_BREAK_RUN_RE = re.compile(BREAK + BREAK + "+")
 _BLANK_RUN_RE = re.compile("\n{3,}")
 _ASCII_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -90,9 +91,10 @@ def normalize(text: str, *, marked: bool = False) -> str:
         text = text.replace("\n", BREAK)
     # str.split() is C-speed whitespace collapsing; markers are not whitespace, so line structure survives.
     text = " ".join(text.split())
-    if not ascii_only and not text.replace(BREAK, "").isprintable():
+    # A space is printable, and a same-length replace is the cheaper one.
+    if not ascii_only and not text.replace(BREAK, " ").isprintable():
         # Rare: format, private-use, surrogate or unassigned code points the fast pattern does not list.
-        text = "".join(c for c in text if c == BREAK or c.isprintable())
+        text = " ".join("".join(c for c in text if c == BREAK or c.isprintable() or c == " ").split())
     if BREAK in text:
         text = text.replace(" " + BREAK, BREAK).replace(BREAK + " ", BREAK)
         text = _BREAK_RUN_RE.sub("\n\n", text).replace(BREAK, "\n")
@@ -126,33 +128,47 @@ def strip_non_content(text: str) -> tuple[str, Stripped]:
         text, quoted = _QUOTED_LINE_RE.subn("", text)
         found.quote = found.quote or quoted > 0
     kept = text.split("\n")
-    _drop_greeting(kept)
-    if _drop_signoff(kept):
-        found.signature = True
-    text = "\n".join(kept).strip()
+    greeting = _drop_greeting(kept)
+    signoff = _drop_signoff(kept)
+    found.signature = found.signature or signoff
+    text = "\n".join(kept).strip() if greeting or signoff else text.strip()
     if "\n\n\n" in text:  # removed lines can leave blank lines next to each other
         text = _BLANK_RUN_RE.sub("\n\n", text)
     return text, found
 
 
-def _drop_greeting(kept: list[str]) -> None:
-    first = next((i for i, line in enumerate(kept) if line), None)
+def _drop_greeting(kept: list[str]) -> bool:
+    first = 0 if kept[0] else next((i for i, line in enumerate(kept) if line), None)
     if first is None or not _GREETING_RE.match(kept[first]) or len(kept[first].split()) > 5:
-        return
-    if any(line for line in kept[first + 1 :]):  # never drop the only line there is
-        del kept[first]
+        return False
+    if not any(kept[first + 1 :]):  # never drop the only line there is
+        return False
+    del kept[first]
+    return True
 
 
 def _drop_signoff(kept: list[str]) -> bool:
-    """Drop a sign-off ("Kind regards,") and the short name/title lines after it at the end of the message."""
-    content = [i for i, line in enumerate(kept) if line]
-    for position in range(max(0, len(content) - _MAX_SIGNOFF_LINES - 1), len(content)):
-        index = content[position]
-        if len(kept[index]) > _MAX_VALEDICTION_CHARS or not _VALEDICTION_RE.match(kept[index]):
+    """Drop a sign-off ("Kind regards,") and the short name/title lines after it at the end of the message.
+
+    Looks at the last ``_MAX_SIGNOFF_LINES + 1`` non-empty lines, from the end; the earliest sign-off that
+    has only short lines after it and some content before it wins.
+    """
+    best = None
+    seen = 0
+    valediction = _VALEDICTION_RE.match
+    for index in range(len(kept) - 1, -1, -1):
+        line = kept[index]
+        if not line:
             continue
-        tail = [kept[i] for i in content[position + 1 :]]
-        if position == 0 or any(len(line) > _MAX_SIGNOFF_LINE_CHARS for line in tail):
-            continue
-        del kept[index:]
-        return True
-    return False
+        seen += 1
+        if seen > _MAX_SIGNOFF_LINES + 1:
+            break
+        length = len(line)
+        if length <= _MAX_VALEDICTION_CHARS and valediction(line) and any(kept[:index]):
+            best = index
+        if length > _MAX_SIGNOFF_LINE_CHARS:
+            break  # a sign-off further up would have this long line after it
+    if best is None:
+        return False
+    del kept[best:]
+    return True

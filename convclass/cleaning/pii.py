@@ -41,10 +41,8 @@ _URL_TRAILING = ".,;:!?)]}'\""
 def _has_digit(text: str) -> bool:
     if not text.isascii():
         return _ANY_DIGIT_RE.search(text) is not None
-    for digit in "0123456789":  # noqa: SIM110 - single-character searches are memchr-fast
-        if digit in text:
-            return True
-    return False
+    # Single-character searches are memchr-fast, and map() keeps the loop in C.
+    return any(map(text.__contains__, "0123456789"))
 
 
 def mask_pii(text: str) -> tuple[str, dict[str, int]]:

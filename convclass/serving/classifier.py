@@ -102,8 +102,13 @@ class EmailClassifier:
         parts: list[FloatMatrix] = []
         for start in range(0, input_ids.shape[0], self._model_batch_size):
             stop = start + self._model_batch_size
+            # Padding is trailing and the signature's length axis is open: drop columns that are padding
+            # in every row, so a short email does not pay for max_length tokens.
+            width = max(int(attention_mask[start:stop].sum(axis=1).max()), 1)
             try:
-                part = self._backend.predict(input_ids[start:stop], attention_mask[start:stop])
+                part = self._backend.predict(
+                    input_ids[start:stop, :width], attention_mask[start:stop, :width]
+                )
             except ModelFailure:
                 raise
             except Exception as exc:  # a model error must never surface as anything but a named failure

@@ -9,10 +9,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convclass.cleaning import clean_email
-from convclass.cleaning._html import _BLOCK_TAG_RE, _MARKED_TAG, simple_text, tag_counts, tree_text
+from convclass.cleaning._html import (
+    _BLOCK_TAG_RE,
+    _MARKED_TAG,
+    _hidden_selector,
+    html_to_text,
+    simple_text,
+    tag_names,
+    tree_text,
+)
 from convclass.cleaning._text import normalize
 
-_TAG_RE = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[^<>]*>")
+# What HTML parses as a tag: "<" directly followed by a letter ("< A>" is text, in browsers too).
+_TAG_RE = re.compile(r"</?[a-zA-Z][^<>]*>")
 _FRAGMENTS = [
     "<div>", "</div>", "<p>", "</p>", "<br>", "<b>", "</b>", "<span style='display:none'>", "</span>",
     "<blockquote>", "</blockquote>", "<script>", "</script>", "<style>", "</style>", "<!--", "-->",
@@ -93,16 +102,25 @@ def test_the_tag_free_fast_path_matches_the_parser(pieces: list[str]) -> None:
     markup = "".join(pieces).encode()
     lowered = markup.lower()
     marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, markup)
-    fast = simple_text(marked, lowered, tag_counts(lowered))
+    fast = simple_text(markup, lowered, tag_names(lowered))
     assert fast is not None
     parsed, _ = tree_text(marked, lowered)
     # The parser drops NUL characters in text; normalisation removes them from the fast path's text later.
-    assert normalize(fast.replace("\n", " ").replace("\r", " ")) == normalize(
-        parsed.replace("\n", " ").replace("\r", " ")
-    )
+    assert normalize(fast, marked=True) == normalize(parsed, marked=True)
 
 
-_LINES = ["> quoted", "", " ", "Hi team,", "my card was declined", "Kind regards,", "-- ", "Jane", "\t", "On Mon wrote:"]
+_LINES = [
+    "> quoted",
+    "",
+    " ",
+    "Hi team,",
+    "my card was declined",
+    "Kind regards,",
+    "-- ",
+    "Jane",
+    "\t",
+    "On Mon wrote:",
+]
 
 
 @PROPERTY_SETTINGS
@@ -113,3 +131,35 @@ def test_plain_text_line_structure_is_collapsed(lines: list[str]) -> None:
     assert text == text.strip()
     assert " \n" not in text
     assert "\n " not in text
+
+
+_HIDDEN_ATTRIBUTES = [
+    'style="display:none"', 'style="DISPLAY: none;max-height:0"', "hidden", 'aria-hidden="true"',
+    'style="color:red"', 'aria-hidden="false"', 'title="display:none"', 'style="overflow:hidden"',
+]  # fmt: skip
+_HIDDEN_ATTRIBUTES = [
+    'style="display:none"', 'style="DISPLAY: none;max-height:0"', "hidden", 'aria-hidden="true"',
+    'style="color:red"', 'aria-hidden="false"', 'title="display:none"', 'style="overflow:hidden"',
+]  # fmt: skip
+_TEXT_PIECES = ["text", " ", "\n", "&amp;", "&nbsp;", "Zoë", "<br>", "<img src=x style='display:none'>"]
+# Well-formed markup (the byte-level cut only runs on markup without balance problems).
+_balanced = st.recursive(
+    st.lists(st.sampled_from(_TEXT_PIECES), max_size=5).map("".join),
+    lambda inner: st.tuples(
+        st.sampled_from(["div", "span", "b", "font", "center", "p", "li"]),
+        st.sampled_from(["", *_HIDDEN_ATTRIBUTES]),
+        st.lists(inner, max_size=3).map("".join),
+    ).map(lambda parts: f"<{parts[0]} {parts[1]}>{parts[2]}</{parts[0]}>"),
+    max_leaves=12,
+)
+
+
+@PROPERTY_SETTINGS
+@given(pieces=st.lists(_balanced, max_size=4))
+def test_cutting_hidden_elements_from_the_bytes_matches_the_parser(pieces: list[str]) -> None:
+    markup = "".join(pieces).encode()
+    lowered = markup.lower()
+    marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, markup)
+    parsed, _ = tree_text(marked, lowered, hidden=_hidden_selector(lowered))
+    fast, _, _ = html_to_text(markup)
+    assert normalize(fast, marked=True) == normalize(parsed, marked=True)

@@ -125,3 +125,28 @@ def test_base_tokenizer_reuses_unused_ids_for_pii_tokens() -> None:
     encoded = encode_texts(base, ["Mail [EMAIL] about order [NUMBER]"], 12)
     tokens = [base.id_to_token(i) for i in encoded["input_ids"][0] if i]
     assert tokens == ["[CLS]", "mail", "[EMAIL]", "about", "order", "[NUMBER]", "[SEP]"]
+
+
+def test_concurrent_encoding_with_different_lengths_gives_the_sequential_ids(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"{text} {i}" for i, text in enumerate(CORPUS[:24])]
+    lengths = (6, 9, 16, 32)
+    expected = {n: encode_texts(tokenizer, texts, n)["input_ids"] for n in lengths}
+    jobs = [(lengths[i % len(lengths)], texts[i % 7 :]) for i in range(400)]
+
+    def run(job: tuple[int, list[str]]) -> bool:
+        length, batch = job
+        single = encode_texts(tokenizer, batch[:1], length)["input_ids"]
+        many = encode_texts(tokenizer, batch, length)["input_ids"]
+        start = len(texts) - len(batch)
+        return bool((single == expected[length][start : start + 1]).all()) and bool(
+            (many == expected[length][start:]).all()
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, jobs))
+    assert all(results)
+    # The caller's tokenizer is left as it was.
+    assert tokenizer.padding is None
+    assert tokenizer.truncation is None
