@@ -25,6 +25,7 @@ from convclass.errors import ConvclassError, InvalidInput
 from convclass.events import TrainingRunRequest
 from convclass.operator import Operator
 from convclass.stack import StackOutputs
+from statemachine.history import entered_states
 
 app = typer.Typer(
     name="convclass",
@@ -146,14 +147,19 @@ def _training_request(request_file: Path | None, flags: dict[str, Any]) -> Train
 
 
 def _follow(operator: Operator, arn: str, max_poll_s: float = 10.0) -> None:
-    """Print each state the run enters until it ends; polls quickly at first, then every ``max_poll_s``."""
-    last_state: str | None = None
+    """Print every state the run enters (from its history, so short states are not missed) until it ends."""
+    printed = 0
+    announced: str | None = None
     poll_s = 0.5
     while True:
         detail = operator.describe_run(arn)
-        if detail.current_state and detail.current_state != last_state:
-            last_state = detail.current_state
-            console.print(f"  → {last_state}" + (" (waiting for approval)" if detail.pending_token else ""))
+        entered = entered_states(operator.history(arn))
+        for state in entered[printed:]:
+            console.print(f"  → {state}")
+        printed = len(entered)
+        if detail.pending_token and detail.pending_token != announced:
+            announced = detail.pending_token
+            console.print(f"    waiting for approval at {detail.current_state}")
         if detail.summary.status != "RUNNING":
             break
         time.sleep(poll_s)

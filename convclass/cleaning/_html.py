@@ -67,8 +67,8 @@ _NEEDS_CLOSE = [
 MAX_DEPTH = 512
 _DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
 # Every hidden trigger contains one of these, and most mail contains none of them ("display" alone would match
-# the "display:block" of half of all mail).
-_HIDDEN_HINTS = (b"display:none", b"display: none", b"hidden", b"mso-hide", b"-height:0", b"-size:0")
+# the "display:block" of half of all mail; "hid" stands for both "hidden" and "mso-hide").
+_HIDDEN_HINTS = (b"display:none", b"display: none", b"hid", b"-height:0", b"-size:0")
 _PRUNABLE = frozenset((b"div", b"span", b"font", b"center"))
 _PRUNED_BLOCKS = frozenset((b"div", b"center"))
 _HIDDEN_STYLES = tuple(trigger for trigger, selector in _HIDDEN_RULES if selector.startswith("[style"))
@@ -129,6 +129,9 @@ _SIMPLE_TAGS = frozenset(
 )
 _TAG_NAME_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
 _TAG_RE = re.compile(rb"<[^<>]*>")
+# A tag whose name ends where HTML's tokenizer ends it (whitespace, "/" or ">"), so _BLOCK_TAG_RE and tag_names
+# agree on its element; "<div-x>" and "<p.x>" are other elements than their prefix names.
+_PLAIN_TAG_RE = re.compile(rb"</?[a-zA-Z][a-zA-Z0-9:]*+(?=[\s/>])[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
 _DROP_TAG_RE = re.compile(rf"<{_trie(_DROP_TAGS, fold_case=False)}\b".encode())
@@ -151,8 +154,6 @@ _BLOCK_SEPARATORS = dict.fromkeys(
     ],
     _BREAK_BYTES,
 )
-# A tag name that _BLOCK_TAG_RE would not mark although tag_names reads a block name: "<div-x>", "<p.x>".
-_ODD_TAG_NAME_END_RE = re.compile(rb"</?[a-z][a-z0-9:]*[^a-z0-9:\s/>]")
 
 
 def tag_names(lowered: bytes) -> list[bytes]:
@@ -176,9 +177,8 @@ def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = Fal
     for tag in tags.keys() & _NEEDS_CLOSE_ENDS:
         if b"<" + tag[2:] not in tags:
             issues += tags[tag]  # end tags of an element that was never opened
-    opened_comments = lowered.count(b"<!--")
-    if opened_comments:
-        issues += max(0, opened_comments - lowered.count(b"-->"))
+    if b"<!--" in lowered:
+        issues += max(0, lowered.count(b"<!--") - lowered.count(b"-->"))
     if lowered.rfind(b"<") > lowered.rfind(b">"):
         issues += 1  # a tag cut off at the end
     return issues
@@ -193,7 +193,7 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     """
     cut = len(lowered)
     for marker in _HISTORY_ATTRIBUTES:
-        if not _has_any(marker, tuple(hints)):
+        if not _has_any(marker, hints):
             continue
         start = 0
         while (found := lowered.find(marker, start, cut)) != -1:
@@ -232,9 +232,10 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), quoted, issues + 1
-    hidden = _hidden_selector(lowered)
+    hidden_hints = [hint for hint in _HIDDEN_HINTS if hint in lowered]
+    hidden = _hidden_selector(lowered, hidden_hints) if hidden_hints else ""
     if hidden and not issues:
-        pruned = prune_hidden(html, lowered)
+        pruned = prune_hidden(html, lowered, hidden_hints)
         if pruned is not None:
             html, lowered = pruned
             names, hidden = tag_names(lowered), ""
@@ -263,20 +264,24 @@ def simple_text(html: bytes, lowered: bytes, names: list[bytes]) -> str | None:
     move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
     ``names`` are the markup's ``tag_names``.
     """
-    opened = lowered.count(b"<")
-    if lowered.count(b">") != opened or len(names) != opened or not _SIMPLE_TAG_KEYS.issuperset(names):
+    if not _SIMPLE_TAG_KEYS.issuperset(names):
         return None
-    # Every "<" starts a tag here, so the text between tags and the tag names pair up in order, and a block
-    # tag's name says where a line ends: no marker pass over the markup is needed.
-    texts = _TAG_RE.split(html)
-    if len(texts) != opened + 1:
-        return None
-    if _ODD_TAG_NAME_END_RE.search(lowered) is None:
-        parts = [b""] * (2 * opened + 1)
+    texts = _PLAIN_TAG_RE.split(html)
+    tags = len(names)
+    if len(texts) == tags + 1:
+        # Every tag name starts a plain tag, so the text between tags and the tag names pair up in order, and a
+        # block tag's name says where a line ends: no marker pass over the markup is needed.
+        parts = [b""] * (2 * tags + 1)
         parts[0::2] = texts
         parts[1::2] = map(_BLOCK_SEPARATORS.get, names, repeat(b""))
         text = b"".join(parts)
-    else:  # rare: a name such as "<div-x>" is not the element its prefix names
+        if b"<" in text or b">" in text:  # a "<" or ">" outside the tags: not every "<" starts a tag
+            return None
+    else:
+        opened = lowered.count(b"<")
+        if lowered.count(b">") != opened or tags != opened or len(_TAG_RE.split(html)) != opened + 1:
+            return None
+        # rare: a name such as "<div-x>" is not the element its prefix names
         text = _TAG_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
     return _html.unescape(text.decode("utf-8", errors="replace"))
 
@@ -307,7 +312,7 @@ def tree_text(
     return root.text(deep=True, separator=""), quoted
 
 
-def _has_any(data: bytes, needles: tuple[bytes, ...]) -> bool:
+def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
     """``any(n in data for n in needles)`` without the generator: substring search is the fast path here."""
     for needle in needles:  # noqa: SIM110 - a generator would cost more than the searches
         if needle in data:
@@ -315,14 +320,19 @@ def _has_any(data: bytes, needles: tuple[bytes, ...]) -> bool:
     return False
 
 
-def prune_hidden(html: bytes, lowered: bytes) -> tuple[bytes, bytes] | None:
+def prune_hidden(
+    html: bytes, lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS
+) -> tuple[bytes, bytes] | None:
     """Cut hidden ``div``/``span``/``font``/``center`` elements out of well-formed markup.
 
     Hidden pre-headers are common, and cutting them from the bytes keeps such mail on the tree-free path.
     Returns None (use the tree) when a hidden element is of another kind or its end tag cannot be found.
+    Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found in ``lowered``) are looked for.
     """
     candidates = set()
     for trigger, _ in _HIDDEN_RULES:
+        if not _has_any(trigger, hints):
+            continue
         found = lowered.find(trigger)
         while found != -1:
             candidates.add(lowered.rfind(b"<", 0, found))
@@ -386,17 +396,18 @@ def _closing_end(lowered: bytes, name: bytes, position: int) -> int:
     return -1 if end == -1 else end + 1
 
 
-def _hidden_selector(lowered: bytes) -> str:
+def _hidden_selector(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS) -> str:
     """CSS selector for the hidden elements this markup may have; empty when it has none.
 
     Attribute-substring selectors are the most expensive part of a query, so only the rules whose trigger
     occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text
-    anyway).
+    anyway). Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found in ``lowered``) are
+    looked for.
     """
-    if not _has_any(lowered, _HIDDEN_HINTS):
-        return ""
     selectors = []
     for trigger, selector in _HIDDEN_RULES:
+        if not _has_any(trigger, hints):
+            continue
         found = lowered.find(trigger)
         while found != -1:
             if not lowered.startswith(b"<img", lowered.rfind(b"<", 0, found)):

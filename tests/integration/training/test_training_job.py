@@ -18,7 +18,8 @@ from convclass.tokenization import encode_texts, load_tokenizer
 from convclass.training import metric_definitions
 from convclass.training.data import read_split
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module so the trained fast job (module fixture) is built once under xdist.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("training-job")]
 
 Job = tuple[Path, subprocess.CompletedProcess[str]]
 
