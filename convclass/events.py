@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from convclass import layout
 from convclass.export.source import SourceKind
@@ -53,6 +53,13 @@ INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 #: Variant name of every endpoint config; blue/green updates require it to stay the same.
 VARIANT_NAME = "AllTraffic"
+
+
+#: Ids checked against convclass.layout wherever an event carries them (they become S3 keys, names).
+TenantId = Annotated[str, AfterValidator(lambda value: layout.validate_id(value, "tenant id"))]
+ClassifierId = Annotated[str, AfterValidator(lambda value: layout.validate_id(value, "classifier id"))]
+RunId = Annotated[str, AfterValidator(layout.validate_run_id)]
+LabelField = Annotated[str, Field(pattern=LABEL_FIELD_PATTERN)]
 
 
 class _Frozen(BaseModel):
@@ -113,24 +120,14 @@ class RunOptions(_Frozen):
 class TrainingRunRequest(_Frozen):
     """Input of the training pipeline (and detail of ``Train Classifier Requested``)."""
 
-    tenant: str
-    classifier: str
-    label_field: str = Field(pattern=LABEL_FIELD_PATTERN)
+    tenant: TenantId
+    classifier: ClassifierId
+    label_field: LabelField
     data_source: DataSource
     options: RunOptions = Field(default_factory=RunOptions)
     #: What makes this run unique for its trigger (a schedule date, a request id). Two requests with the same
     #: key map to one execution name, so a duplicated trigger cannot start a second paid run.
     business_key: str | None = Field(default=None, min_length=1, max_length=64)
-
-    @field_validator("tenant")
-    @classmethod
-    def _tenant(cls, value: str) -> str:
-        return layout.validate_id(value, "tenant id")
-
-    @field_validator("classifier")
-    @classmethod
-    def _classifier(cls, value: str) -> str:
-        return layout.validate_id(value, "classifier id")
 
 
 def execution_name(request: TrainingRunRequest) -> str:

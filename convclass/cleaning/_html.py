@@ -132,6 +132,7 @@ _TAG_RE = re.compile(rb"<[^<>]*>")
 # A tag whose name ends where HTML's tokenizer ends it (whitespace, "/" or ">"), so _BLOCK_TAG_RE and tag_names
 # agree on its element; "<div-x>" and "<p.x>" are other elements than their prefix names.
 _PLAIN_TAG_RE = re.compile(rb"</?[a-zA-Z][a-zA-Z0-9:]*+(?=[\s/>])[^<>]*>")
+_PLAIN_TAG_NAME_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
 _DROP_TAG_RE = re.compile(rf"<{_trie(_DROP_TAGS, fold_case=False)}\b".encode())
@@ -139,8 +140,9 @@ _BLOCK_INSIDE_RE = re.compile(
     rf"</?{_trie([*_BLOCK_NAMES, 'table', 'tbody', 'thead', 'tfoot', 'tr', 'td', 'th'], fold_case=False)}"
     r"[\s/>]".encode()
 )
-_NEEDS_CLOSE_STARTS = frozenset(b"<" + name.encode() for name in _NEEDS_CLOSE)
-_NEEDS_CLOSE_ENDS = frozenset(b"</" + name.encode() for name in _NEEDS_CLOSE)
+# Start tag → end tag and back (as tag_names spells them) of the elements in _NEEDS_CLOSE.
+_END_TAG_OF = {b"<" + name.encode(): b"</" + name.encode() for name in _NEEDS_CLOSE}
+_START_TAG_OF = {end: start for start, end in _END_TAG_OF.items()}
 _BLOCK_NAMES_BYTES = [name.encode() for name in _BLOCK_NAMES]
 # tag_names of the simple elements: one set comparison checks a whole document's tags.
 _SIMPLE_TAG_KEYS = frozenset(prefix + name for name in _SIMPLE_TAGS for prefix in (b"<", b"</"))
@@ -161,6 +163,23 @@ def tag_names(lowered: bytes) -> list[bytes]:
     return _TAG_NAME_RE.findall(lowered)
 
 
+def split_tags(html: bytes, lowered: bytes) -> tuple[list[bytes], list[bytes] | None]:
+    """``(tag_names(lowered), text between the tags)`` of ``html`` from one regex pass, as most mail allows.
+
+    The texts are None unless every "<" opens a plain tag (see ``_PLAIN_TAG_RE``); the names then come from
+    the same pass, lower-cased only when the markup spells one in capitals.
+    """
+    pieces = _PLAIN_TAG_NAME_RE.split(html)
+    names = pieces[1::2]
+    if len(names) != lowered.count(b"<"):
+        return tag_names(lowered), None
+    joined = b" ".join(names)
+    folded = joined.lower()
+    if folded != joined:
+        names = folded.split(b" ")
+    return names, pieces[0::2]
+
+
 def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = False) -> int:
     """Count signs of malformed markup: unbalanced elements, unterminated tags and comments.
 
@@ -171,11 +190,11 @@ def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = Fal
     """
     issues = 0
     # Set intersections (C speed) pick the few tags that matter out of the document's tag names.
-    for tag in tags.keys() & _NEEDS_CLOSE_STARTS:
-        missing_ends = tags[tag] - tags.get(b"</" + tag[1:], 0)
+    for tag in tags.keys() & _END_TAG_OF.keys():
+        missing_ends = tags[tag] - tags.get(_END_TAG_OF[tag], 0)
         issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
-    for tag in tags.keys() & _NEEDS_CLOSE_ENDS:
-        if b"<" + tag[2:] not in tags:
+    for tag in tags.keys() & _START_TAG_OF.keys():
+        if _START_TAG_OF[tag] not in tags:
             issues += tags[tag]  # end tags of an element that was never opened
     if b"<!--" in lowered:
         issues += max(0, lowered.count(b"<!--") - lowered.count(b"-->"))
@@ -228,7 +247,7 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
-    names = tag_names(lowered)
+    names, texts = split_tags(html, lowered)
     issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), quoted, issues + 1
@@ -238,7 +257,8 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
         pruned = prune_hidden(html, lowered, hidden_hints)
         if pruned is not None:
             html, lowered = pruned
-            names, hidden = tag_names(lowered), ""
+            names, texts = split_tags(html, lowered)
+            hidden = ""
     outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
     quotes = (
         (_QUOTE in hints and _QUOTE in lowered)
@@ -247,7 +267,7 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
         or b"gmail_extra" in lowered
     )
     if not (hidden or outlook or quotes):
-        text = simple_text(html, lowered, names)
+        text = simple_text(html, lowered, names, texts)
         if text is not None:
             return text, quoted, issues
     marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
@@ -255,18 +275,22 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     return text, quoted + removed, issues
 
 
-def simple_text(html: bytes, lowered: bytes, names: list[bytes]) -> str | None:
+def simple_text(
+    html: bytes, lowered: bytes, names: list[bytes], texts: list[bytes] | None = None
+) -> str | None:
     """Text of markup made only of ``_SIMPLE_TAGS`` (no comments, tables, hidden or quoted parts), or None.
 
     For such markup the tree's text is exactly "tags removed, character references decoded", so the fast path
     skips lexbor's fixed cost per document, which is most of the time a short email takes. One difference
     is kept on purpose: text a malformed table holds outside its cells stays in place, where the parser would
     move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
-    ``names`` are the markup's ``tag_names``.
+    ``names`` are the markup's ``tag_names``; ``texts``, when given, the text between its tags as
+    ``split_tags`` found it.
     """
     if not _SIMPLE_TAG_KEYS.issuperset(names):
         return None
-    texts = _PLAIN_TAG_RE.split(html)
+    if texts is None:
+        texts = _PLAIN_TAG_RE.split(html)
     tags = len(names)
     if len(texts) == tags + 1:
         # Every tag name starts a plain tag, so the text between tags and the tag names pair up in order, and a

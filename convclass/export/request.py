@@ -19,13 +19,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from convclass import layout
-from convclass.events import LABEL_FIELD_PATTERN, ExportStep
+from convclass.events import ClassifierId, ExportStep, LabelField, RunId, TenantId
 from convclass.export.chunks import MAX_CHUNKS, ExportChunk
 from convclass.export.manifest import ExportMode
 from convclass.export.window import TimeWindow, ensure_utc
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-_LABEL_RE = re.compile(LABEL_FIELD_PATTERN)
 _BUCKET_RE = re.compile(BUCKET_PATTERN)
 
 
@@ -50,6 +49,10 @@ class WindowSpec(BaseModel):
 
 
 class ExportRequest(ExportStep):
+    tenant: TenantId
+    classifier: ClassifierId
+    run_id: RunId
+    label_field: LabelField
     action: Literal["export", "plan", "finalize"] = "export"
     window: WindowSpec = Field(default_factory=WindowSpec)
     #: A Map item from ``plan``: export only this chunk.
@@ -59,28 +62,6 @@ class ExportRequest(ExportStep):
     #: ``plan`` only: target chunk length and the most chunks to produce.
     chunk_hours: float = Field(default=24.0, gt=0, le=24.0 * 366)
     max_chunks: int = Field(default=100, ge=1, le=MAX_CHUNKS)
-
-    @field_validator("tenant")
-    @classmethod
-    def _tenant(cls, value: str) -> str:
-        return layout.validate_id(value, "tenant id")
-
-    @field_validator("classifier")
-    @classmethod
-    def _classifier(cls, value: str) -> str:
-        return layout.validate_id(value, "classifier id")
-
-    @field_validator("run_id")
-    @classmethod
-    def _run(cls, value: str) -> str:
-        return layout.validate_run_id(value)
-
-    @field_validator("label_field")
-    @classmethod
-    def _label(cls, value: str) -> str:
-        if not _LABEL_RE.fullmatch(value):
-            raise ValueError(f"label field must match {LABEL_FIELD_PATTERN}")
-        return value
 
     @field_validator("bucket")
     @classmethod
