@@ -129,9 +129,8 @@ _SIMPLE_TAGS = frozenset(
 )
 _TAG_NAME_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
 _TAG_RE = re.compile(rb"<[^<>]*>")
-# A tag whose name ends where HTML's tokenizer ends it (whitespace, "/" or ">"), so _BLOCK_TAG_RE and tag_names
-# agree on its element; "<div-x>" and "<p.x>" are other elements than their prefix names.
-_PLAIN_TAG_RE = re.compile(rb"</?[a-zA-Z][a-zA-Z0-9:]*+(?=[\s/>])[^<>]*>")
+# A tag (name captured) whose name ends where HTML's tokenizer ends it (whitespace, "/" or ">"), so that
+# _BLOCK_TAG_RE and tag_names agree on its element: "<div-x>" and "<p.x>" are not the elements "div" and "p".
 _PLAIN_TAG_NAME_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
@@ -164,10 +163,11 @@ def tag_names(lowered: bytes) -> list[bytes]:
 
 
 def split_tags(html: bytes, lowered: bytes) -> tuple[list[bytes], list[bytes] | None]:
-    """``(tag_names(lowered), text between the tags)`` of ``html`` from one regex pass, as most mail allows.
+    """``(tag_names(lowered), pieces)`` of ``html`` from one regex pass where most mail allows it.
 
-    The texts are None unless every "<" opens a plain tag (see ``_PLAIN_TAG_RE``); the names then come from
-    the same pass, lower-cased only when the markup spells one in capitals.
+    ``pieces`` alternate text and tag name (``[text, name, text, ..., text]``) when every "<" opens a plain
+    tag (see ``_PLAIN_TAG_NAME_RE``), else they are None; the names then come from the same pass, lower-cased
+    only when the markup spells one in capitals.
     """
     pieces = _PLAIN_TAG_NAME_RE.split(html)
     names = pieces[1::2]
@@ -177,7 +177,7 @@ def split_tags(html: bytes, lowered: bytes) -> tuple[list[bytes], list[bytes] | 
     folded = joined.lower()
     if folded != joined:
         names = folded.split(b" ")
-    return names, pieces[0::2]
+    return names, pieces
 
 
 def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = False) -> int:
@@ -247,7 +247,7 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
-    names, texts = split_tags(html, lowered)
+    names, pieces = split_tags(html, lowered)
     issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), quoted, issues + 1
@@ -257,7 +257,7 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
         pruned = prune_hidden(html, lowered, hidden_hints)
         if pruned is not None:
             html, lowered = pruned
-            names, texts = split_tags(html, lowered)
+            names, pieces = split_tags(html, lowered)
             hidden = ""
     outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
     quotes = (
@@ -267,7 +267,7 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
         or b"gmail_extra" in lowered
     )
     if not (hidden or outlook or quotes):
-        text = simple_text(html, lowered, names, texts)
+        text = simple_text(html, lowered, names, pieces)
         if text is not None:
             return text, quoted, issues
     marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
@@ -275,35 +275,26 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     return text, quoted + removed, issues
 
 
-def simple_text(
-    html: bytes, lowered: bytes, names: list[bytes], texts: list[bytes] | None = None
-) -> str | None:
+def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[bytes] | None) -> str | None:
     """Text of markup made only of ``_SIMPLE_TAGS`` (no comments, tables, hidden or quoted parts), or None.
 
     For such markup the tree's text is exactly "tags removed, character references decoded", so the fast path
     skips lexbor's fixed cost per document, which is most of the time a short email takes. One difference
     is kept on purpose: text a malformed table holds outside its cells stays in place, where the parser would
     move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
-    ``names`` are the markup's ``tag_names``; ``texts``, when given, the text between its tags as
-    ``split_tags`` found it.
+    ``names`` and ``pieces`` are what ``split_tags`` returned for the markup; ``pieces`` is reused in place.
     """
     if not _SIMPLE_TAG_KEYS.issuperset(names):
         return None
-    if texts is None:
-        texts = _PLAIN_TAG_RE.split(html)
-    tags = len(names)
-    if len(texts) == tags + 1:
-        # Every tag name starts a plain tag, so the text between tags and the tag names pair up in order, and a
-        # block tag's name says where a line ends: no marker pass over the markup is needed.
-        parts = [b""] * (2 * tags + 1)
-        parts[0::2] = texts
-        parts[1::2] = map(_BLOCK_SEPARATORS.get, names, repeat(b""))
-        text = b"".join(parts)
-        if b"<" in text or b">" in text:  # a "<" or ">" outside the tags: not every "<" starts a tag
+    if pieces is not None:
+        # Every "<" opens a plain tag, so a block tag's name says where a line ends: no marker pass is needed.
+        pieces[1::2] = map(_BLOCK_SEPARATORS.get, names, repeat(b""))
+        text = b"".join(pieces)
+        if b">" in text:  # a stray ">" between tags: markup that is not tags and text alone goes to the tree
             return None
     else:
         opened = lowered.count(b"<")
-        if lowered.count(b">") != opened or tags != opened or len(_TAG_RE.split(html)) != opened + 1:
+        if lowered.count(b">") != opened or len(names) != opened or len(_TAG_RE.split(html)) != opened + 1:
             return None
         # rare: a name such as "<div-x>" is not the element its prefix names
         text = _TAG_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
@@ -344,9 +335,7 @@ def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
     return False
 
 
-def prune_hidden(
-    html: bytes, lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS
-) -> tuple[bytes, bytes] | None:
+def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes, bytes] | None:
     """Cut hidden ``div``/``span``/``font``/``center`` elements out of well-formed markup.
 
     Hidden pre-headers are common, and cutting them from the bytes keeps such mail on the tree-free path.
