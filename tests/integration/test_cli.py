@@ -99,7 +99,7 @@ def wait_pending(aws: EmbeddedAws, outputs: Path, name: str) -> dict[str, Any]:
 def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(
     aws: EmbeddedAws, outputs_file: Path
 ) -> None:
-    first = cli(
+    train = (
         "train",
         "acme",
         "--business-key",
@@ -108,19 +108,9 @@ def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(
         "files",
         "--source-uri",
         "s3://b/x.parquet",
-        outputs=outputs_file,
     )
-    again = cli(
-        "train",
-        "acme",
-        "--business-key",
-        "2026-11-29",
-        "--source",
-        "files",
-        "--source-uri",
-        "s3://b/x.parquet",
-        outputs=outputs_file,
-    )
+    first = cli(*train, outputs=outputs_file)
+    again = cli(*train, outputs=outputs_file)
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
     assert "acme-default-2026-11-29" in first.output

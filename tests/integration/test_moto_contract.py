@@ -112,13 +112,8 @@ def test_mock_config_loader_is_still_unwired() -> None:
 
 
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def engine(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         moto_shims.installed(moto_shims.EngineHooks(time_scale=0.0001, sync_poll_seconds=0.005)),

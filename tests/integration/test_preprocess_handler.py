@@ -46,14 +46,7 @@ CONTEXT = cast(LambdaContext, _Context())
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def s3(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[Any]:
     monkeypatch.delenv("CONVCLASS_DATA_BUCKET", raising=False)
     monkeypatch.delenv("CONVCLASS_BASE_TOKENIZER_DIR", raising=False)
     with mock_aws():

@@ -33,13 +33,8 @@ class _Context:
 
 
 @pytest.fixture
-def state_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def state_machine(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[str]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         iam = boto3.client("iam")
         role = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

@@ -25,14 +25,7 @@ for _name in ("botocore", "boto3", "urllib3", "moto", "opensearch"):
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(fake_aws_credentials: None) -> Iterator[None]:
     with mock_aws():
         yield
 

@@ -21,13 +21,8 @@ ARTIFACTS = f"s3://{BUCKET}/models/challenger/model.tar.gz"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[tuple[Any, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
