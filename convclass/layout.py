@@ -218,3 +218,25 @@ def training_job_base_name(tenant: str, classifier: str, run: str) -> str:
 def endpoint_alarm_names(tenant: str, classifier: str) -> list[str]:
     """Names of the endpoint's rollback alarms, in ENDPOINT_ALARM_KINDS order."""
     return [f"{endpoint_name(tenant, classifier)}-{kind}" for kind in ENDPOINT_ALARM_KINDS]
+
+
+# Physical names of one deployment ("stack"): ``convclass-<stack>-<what>``. The Pulumi program and the
+# embedded local stack both name their resources through here, so the CLI finds the same names in either.
+PROJECT = "convclass"
+#: Lambda functions the training pipeline calls, and the one that starts runs from the training queue.
+PIPELINE_FUNCTIONS = ("plan", "export", "preprocess", "evaluate")
+STARTER_FUNCTION = "starter"
+TRAINING_WORKFLOW = "training"
+INFERENCE_WORKFLOW = "inference"
+TRAINING_QUEUE = "training-requests"
+INBOUND_QUEUE = "inbound-emails"
+TRAIN_CLASSIFIER_RULE = "train-classifier"
+
+
+def stack_resource_name(stack: str, *parts: str, project: str = PROJECT) -> str:
+    return "-".join((project, stack, *parts))
+
+
+def function_handler(function: str) -> str:
+    """Lambda image CMD of one function: ``functions/<function>/handler.py`` exports ``handler``."""
+    return f"functions.{function}.handler.handler"

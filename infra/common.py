@@ -9,6 +9,8 @@ from typing import Any
 
 import pulumi
 
+from convclass.layout import stack_resource_name
+
 Statement = dict[str, Any]
 
 
@@ -25,7 +27,7 @@ class Naming:
         return f"{self.project}-{self.stack}"
 
     def name(self, *parts: str) -> str:
-        return "-".join((self.prefix, *parts))
+        return stack_resource_name(self.stack, *parts, project=self.project)
 
     def tags(self, component: str) -> dict[str, str]:
         """The tags every taggable resource carries (checked by the policy pack)."""

@@ -17,8 +17,10 @@ from convclass.layout import (
     DATASETS,
     EXPORTS,
     MODELS,
+    PIPELINE_FUNCTIONS,
     PROJECT_PREFIX,
     any_classifier_key_pattern,
+    function_handler,
 )
 from infra.common import (
     AwsEnv,
@@ -33,14 +35,6 @@ from infra.common import (
     xray_statement,
 )
 from infra.config import FunctionsConfig, FunctionSettings
-
-# The pipeline's functions (the starter belongs to the triggers and is built there with the same helper).
-PIPELINE_FUNCTIONS = ("plan", "export", "preprocess", "evaluate")
-
-
-def handler_command(function: str) -> str:
-    """Lambda image CMD for one function: ``functions/<function>/handler.py`` exports ``handler``."""
-    return f"functions.{function}.handler.handler"
 
 
 def s3_statements(
@@ -216,7 +210,7 @@ class ContainerFunction(pulumi.ComponentResource):
             description=spec.description,
             package_type="Image",
             image_uri=image_uri,
-            image_config=aws.lambda_.FunctionImageConfigArgs(commands=[handler_command(spec.function)]),
+            image_config=aws.lambda_.FunctionImageConfigArgs(commands=[function_handler(spec.function)]),
             architectures=["x86_64"],
             role=role.arn,
             memory_size=spec.settings.memory_mb,

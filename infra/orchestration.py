@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from convclass.layout import INFERENCE_WORKFLOW, TRAINING_WORKFLOW
 from infra.common import (
     AwsEnv,
     Naming,
@@ -112,7 +113,7 @@ class Orchestration(pulumi.ComponentResource):
         shared = [args.env, args.bus_name, args.bucket, args.key_arn, args.sagemaker_role_arn]
 
         def training(values: list[Any]) -> Rendered:
-            ctx = context("training", values)
+            ctx = context(TRAINING_WORKFLOW, values)
             plan, export, preprocess, evaluate, training_image, serving_image = values[5:]
             definition = render_training_pipeline(
                 TrainingPipelineResources(
@@ -132,7 +133,7 @@ class Orchestration(pulumi.ComponentResource):
             return Rendered(definition, role_statements(definition, ctx))
 
         def inference(values: list[Any]) -> Rendered:
-            ctx = context("inference", values)
+            ctx = context(INFERENCE_WORKFLOW, values)
             definition = render_inference_workflow(InferenceResources(event_bus_name=ctx.event_bus_name))
             return Rendered(definition, role_statements(definition, ctx))
 
@@ -147,8 +148,12 @@ class Orchestration(pulumi.ComponentResource):
         ).apply(training)
         rendered_inference = pulumi.Output.all(*shared).apply(inference)
 
-        self.training = self._state_machine(name, "training", "STANDARD", "ALL", rendered_training, args)
-        self.inference = self._state_machine(name, "inference", "EXPRESS", "ERROR", rendered_inference, args)
+        self.training = self._state_machine(
+            name, TRAINING_WORKFLOW, "STANDARD", "ALL", rendered_training, args
+        )
+        self.inference = self._state_machine(
+            name, INFERENCE_WORKFLOW, "EXPRESS", "ERROR", rendered_inference, args
+        )
         self.training_arn = self.training.arn
         self.inference_arn = self.inference.arn
         self.training_definition = rendered_training.apply(lambda r: r.definition)

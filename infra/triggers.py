@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, RunOptions, TrainingRunRequest
+from convclass.layout import INBOUND_QUEUE, STARTER_FUNCTION, TRAIN_CLASSIFIER_RULE, TRAINING_QUEUE
 from functions.starter.handler import STATE_MACHINE_ENV
 from infra.common import (
     AwsEnv,
@@ -210,7 +211,7 @@ class Triggers(pulumi.ComponentResource):
         # Training requests → starter Lambda → StartExecution(name=execution_name(request)).
         self.training = QueueWithDlq(
             f"{name}-training",
-            physical=naming.name("training-requests"),
+            physical=naming.name(TRAINING_QUEUE),
             naming=naming,
             key_arn=key_arn,
             visibility_timeout=VISIBILITY_PER_FUNCTION_TIMEOUT * args.starter.timeout_seconds,
@@ -227,7 +228,7 @@ class Triggers(pulumi.ComponentResource):
             naming=naming,
             env=env,
             spec=FunctionSpec(
-                function="starter",
+                function=STARTER_FUNCTION,
                 settings=args.starter,
                 environment={STATE_MACHINE_ENV: args.training_state_machine_arn},
                 statements=starter_access,
@@ -253,7 +254,7 @@ class Triggers(pulumi.ComponentResource):
         # "Train Classifier Requested" on the bus → the same queue (detail only: a TrainingRunRequest).
         rule = aws.cloudwatch.EventRule(
             f"{name}-train-rule",
-            name=naming.name("train-classifier"),
+            name=naming.name(TRAIN_CLASSIFIER_RULE),
             event_bus_name=args.bus_name,
             description="convclass: training requests from the bus",
             event_pattern=json.dumps({"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}),
@@ -334,7 +335,7 @@ class Triggers(pulumi.ComponentResource):
         # Inbound emails → Pipe (synchronous) → inference workflow (Express).
         self.inbound = QueueWithDlq(
             f"{name}-inbound",
-            physical=naming.name("inbound-emails"),
+            physical=naming.name(INBOUND_QUEUE),
             naming=naming,
             key_arn=key_arn,
             visibility_timeout=EXPRESS_MAX_SECONDS + 60,
@@ -361,7 +362,7 @@ class Triggers(pulumi.ComponentResource):
         )
         pipe_logs = aws.cloudwatch.LogGroup(
             f"{name}-inbound-pipe-logs",
-            name=f"/aws/vendedlogs/pipes/{naming.name('inbound-emails')}",
+            name=f"/aws/vendedlogs/pipes/{naming.name(INBOUND_QUEUE)}",
             retention_in_days=args.log_retention_days,
             kms_key_id=key_arn,
             tags=tags,
@@ -369,7 +370,7 @@ class Triggers(pulumi.ComponentResource):
         )
         aws.pipes.Pipe(
             f"{name}-inbound-pipe",
-            name=naming.name("inbound-emails"),
+            name=naming.name(INBOUND_QUEUE),
             description="convclass: inbound emails to the inference workflow",
             role_arn=pipe_role.arn,
             source=self.inbound.queue.arn,

@@ -15,6 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED
+from convclass.layout import (
+    INBOUND_QUEUE,
+    INFERENCE_WORKFLOW,
+    PIPELINE_FUNCTIONS,
+    PROJECT,
+    STARTER_FUNCTION,
+    TRAIN_CLASSIFIER_RULE,
+    TRAINING_QUEUE,
+    TRAINING_WORKFLOW,
+    function_handler,
+    stack_resource_name,
+)
 from convclass.local.embedded import LOCAL_ACCOUNT_ID, EmbeddedAws
 from convclass.stack import StackOutputs
 from statemachine import (
@@ -25,7 +37,6 @@ from statemachine import (
     render_training_pipeline,
 )
 
-PROJECT = "convclass"
 STACK = "local"
 _TAGS = {"project": PROJECT, "stack": STACK}
 _IMAGE_REPO = f"{LOCAL_ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com"
@@ -45,23 +56,20 @@ class FunctionSpec:
 
     @property
     def handler(self) -> str:
-        return f"functions.{self.key}.handler.handler"
+        return function_handler(self.key)
 
 
-PIPELINE_FUNCTIONS = (
-    FunctionSpec("plan", 256, 30),
-    FunctionSpec("export", 1024, 900),
-    FunctionSpec("preprocess", 3008, 900),
-    FunctionSpec("evaluate", 512, 120),
-)
-STARTER = FunctionSpec("starter", 256, 30)
+#: The stack's default sizes (infra reads them from stack config).
+_SIZES = {"plan": (256, 30), "export": (1024, 900), "preprocess": (3008, 900), "evaluate": (512, 120)}
+PIPELINE_SPECS = tuple(FunctionSpec(key, *_SIZES[key]) for key in PIPELINE_FUNCTIONS)
+STARTER = FunctionSpec(STARTER_FUNCTION, 256, 30)
 #: Express workflows run at most five minutes: an inbound message stays hidden while its batch is processed.
 EXPRESS_MAX_SECONDS = 300
 MAX_RECEIVE_COUNT = 3
 
 
 def function_name(key: str) -> str:
-    return f"{PROJECT}-{STACK}-{key}"
+    return stack_resource_name(STACK, key)
 
 
 def _assume_role_policy(service: str) -> str:
@@ -180,20 +188,20 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     kms.enable_key_rotation(KeyId=key["KeyId"])
     kms_key_arn = str(key["Arn"])
 
-    bucket = f"{PROJECT}-{STACK}-data-{LOCAL_ACCOUNT_ID}"
+    bucket = stack_resource_name(STACK, "data", LOCAL_ACCOUNT_ID)
     _bucket(s3, bucket, kms_key_arn)
     training_queue_url, training_dlq_url = _queue_with_dlq(
-        sqs, f"{PROJECT}-{STACK}-training-requests", kms_key_arn, 6 * STARTER.timeout_s
+        sqs, stack_resource_name(STACK, TRAINING_QUEUE), kms_key_arn, 6 * STARTER.timeout_s
     )
     inbound_queue_url, inbound_dlq_url = _queue_with_dlq(
-        sqs, f"{PROJECT}-{STACK}-inbound-emails", kms_key_arn, EXPRESS_MAX_SECONDS
+        sqs, stack_resource_name(STACK, INBOUND_QUEUE), kms_key_arn, EXPRESS_MAX_SECONDS
     )
-    bus = f"{PROJECT}-{STACK}"
+    bus = stack_resource_name(STACK)
     events.create_event_bus(Name=bus, Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()])
 
-    sagemaker_role = _role(iam, f"{PROJECT}-{STACK}-sagemaker", "sagemaker.amazonaws.com")
+    sagemaker_role = _role(iam, stack_resource_name(STACK, "sagemaker"), "sagemaker.amazonaws.com")
     environment = {"CONVCLASS_DATA_BUCKET": bucket, "CONVCLASS_KMS_KEY_ARN": kms_key_arn}
-    arns = {spec.key: _function(lam, iam, spec, environment, kms_key_arn) for spec in PIPELINE_FUNCTIONS}
+    arns = {spec.key: _function(lam, iam, spec, environment, kms_key_arn) for spec in PIPELINE_SPECS}
 
     training_resources = TrainingPipelineResources(
         plan_function_arn=arns["plan"],
@@ -207,16 +215,16 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         serving_image_uri=SERVING_IMAGE_URI,
         event_bus_name=bus,
     )
-    sfn_role = _role(iam, f"{PROJECT}-{STACK}-states", "states.amazonaws.com")
+    sfn_role = _role(iam, stack_resource_name(STACK, "states"), "states.amazonaws.com")
     training_arn = sfn.create_state_machine(
-        name=f"{PROJECT}-{STACK}-training",
+        name=stack_resource_name(STACK, TRAINING_WORKFLOW),
         definition=_as_json(render_training_pipeline(training_resources, settings)),
         roleArn=sfn_role,
         type="STANDARD",
         tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
     )["stateMachineArn"]
     inference_arn = sfn.create_state_machine(
-        name=f"{PROJECT}-{STACK}-inference",
+        name=stack_resource_name(STACK, INFERENCE_WORKFLOW),
         definition=_as_json(render_inference_workflow(InferenceResources(event_bus_name=bus))),
         roleArn=sfn_role,
         type="EXPRESS",
@@ -236,12 +244,12 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         FunctionResponseTypes=["ReportBatchItemFailures"],
     )
     events.put_rule(
-        Name=f"{PROJECT}-{STACK}-train-classifier",
+        Name=stack_resource_name(STACK, TRAIN_CLASSIFIER_RULE),
         EventBusName=bus,
         EventPattern=json.dumps({"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}),
     )
     events.put_targets(
-        Rule=f"{PROJECT}-{STACK}-train-classifier",
+        Rule=stack_resource_name(STACK, TRAIN_CLASSIFIER_RULE),
         EventBusName=bus,
         Targets=[{"Id": "training-requests", "Arn": training_queue_arn, "InputPath": "$.detail"}],
     )
