@@ -76,6 +76,7 @@ state_task_service_callback = _moto(f"{_SERVICE}.state_task_service_callback")
 ResourceCondition = _moto(f"{_SERVICE}.resource", "ResourceCondition")
 StateTaskService = _moto(f"{_SERVICE}.state_task_service", "StateTaskService")
 WaitFunction = _moto(f"{_SFN}.asl.component.state.wait.wait_function.wait_function", "WaitFunction")
+CallbackEndpoint = _moto(f"{_SFN}.asl.eval.callback.callback", "CallbackEndpoint")
 Environment = _moto(f"{_SFN}.asl.eval.environment", "Environment")
 EventDetails = _moto(f"{_SFN}.asl.eval.event.event_detail", "EventDetails")
 boto_client_for = _moto(f"{_SFN}.asl.utils.boto_client", "boto_client_for")
@@ -285,6 +286,7 @@ PINNED_SIGNATURES: dict[str, list[str]] = {
     "Execution._get_start_execution_worker": ["self"],
     "Environment.get_current_mocked_response": ["self"],
     "WaitFunction._wait_interval": ["self", "env", "wait_seconds"],
+    "CallbackEndpoint.setup_heartbeat_endpoint": ["self", "heartbeat_seconds"],
 }
 #: moto's own functions, kept when the shims replace them (the contract test checks these).
 originals: dict[str, Callable[..., Any]] = {}
@@ -318,6 +320,9 @@ def _patch() -> None:
         "Environment.get_current_mocked_response", Environment.get_current_mocked_response
     )
     original_wait = _pinned("WaitFunction._wait_interval", WaitFunction._wait_interval)
+    original_heartbeat = _pinned(
+        "CallbackEndpoint.setup_heartbeat_endpoint", CallbackEndpoint.setup_heartbeat_endpoint
+    )
 
     def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         dispatch = _hooks.lambda_dispatch
@@ -418,7 +423,17 @@ def _patch() -> None:
         elif wait_seconds > 0:
             env.program_state_event.wait(wait_seconds * _hooks.time_scale)
 
+    def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
+        # moto sends a callback task's request before it sets up the heartbeat wait: an answer that arrives in
+        # between (an approver faster than the engine) is stored but never wakes the waiter, and the execution
+        # hangs until the heartbeat lapses. Step Functions honours such an answer, so wake the waiter at once.
+        endpoint = original_heartbeat(self, heartbeat_seconds)
+        if self.get_outcome() is not None:
+            endpoint.notify()
+        return endpoint
+
     LambdaFunction._invoke_lambda = invoke_lambda
+    CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
     state_task_factory.state_task_service_for = service_for
     SageMakerModelBackend.create_training_job = create_training_job
     SageMakerModelBackend.update_endpoint = _update_endpoint

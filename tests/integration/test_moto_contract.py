@@ -40,6 +40,7 @@ REPLACED = {
     "Execution._get_start_execution_worker": f"{_SFN}.backend.execution",
     "Environment.get_current_mocked_response": f"{_SFN}.asl.eval.environment",
     "WaitFunction._wait_interval": f"{_SFN}.asl.component.state.wait.wait_function.wait_function",
+    "CallbackEndpoint.setup_heartbeat_endpoint": f"{_SFN}.asl.eval.callback.callback",
 }
 #: Other internals the shims read, extend or subclass.
 USED = [
@@ -278,3 +279,20 @@ def test_endpoint_update_and_invocation_hooks(engine: Any) -> None:
     moto_shims.update(invoke_endpoint=broken)
     with pytest.raises(runtime.exceptions.ModelError):
         runtime.invoke_endpoint(EndpointName="e", Body=b"abc")
+
+
+def test_an_answer_before_the_heartbeat_wait_still_wakes_the_task(engine: Any) -> None:
+    """moto sends a callback task's request before it arms the heartbeat wait: a fast answer is kept."""
+    callback = importlib.import_module(f"{_SFN}.asl.eval.callback.callback")
+    answered = callback.CallbackEndpoint("token")
+    answered.notify(callback.CallbackOutcomeSuccess(callback_id="token", output="{}"))
+    assert answered.setup_heartbeat_endpoint(heartbeat_seconds=60).clear_and_wait() is True
+
+    unanswered = callback.CallbackEndpoint("other")
+    heartbeat = unanswered.setup_heartbeat_endpoint(heartbeat_seconds=1)
+    assert heartbeat.clear_and_wait() is False  # nothing arrived: the heartbeat still lapses
+
+    armed_by_moto = callback.CallbackEndpoint("raw")
+    armed_by_moto.notify(callback.CallbackOutcomeSuccess(callback_id="raw", output="{}"))
+    original = moto_shims.originals["CallbackEndpoint.setup_heartbeat_endpoint"]
+    assert original(armed_by_moto, heartbeat_seconds=1).clear_and_wait() is False  # the race the shim closes
