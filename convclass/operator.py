@@ -171,18 +171,24 @@ class Operator:
     def runs(
         self, tenant: str | None = None, classifier: str | None = None, limit: int = 50
     ) -> list[RunSummary]:
-        """Training runs, newest first; filtered by the tenant/classifier prefix of their idempotent names."""
+        """Training runs, newest first; filtered by the exact tenant/classifier their names carry."""
         if tenant is not None:
             layout.validate_id(tenant, "tenant id")
         if classifier is not None:
             layout.validate_id(classifier, "classifier id")
-        prefix = f"{tenant}-{classifier}-" if tenant and classifier else f"{tenant}-" if tenant else ""
+
+        def wanted(name: str) -> bool:
+            pair = layout.execution_pair(name)
+            if pair is None:
+                return tenant is None and classifier is None
+            return tenant in (None, pair[0]) and classifier in (None, pair[1])
+
         found: list[RunSummary] = []
         paginator = self.client("stepfunctions").get_paginator("list_executions")
         with _credentials():
             for page in paginator.paginate(stateMachineArn=self.training_state_machine):
                 for item in page.get("executions", []):
-                    if item["name"].startswith(prefix):
+                    if wanted(item["name"]):
                         found.append(
                             RunSummary(
                                 name=item["name"],

@@ -41,11 +41,8 @@ RUNTIME_TRANSIENT_ERRORS = [
 #: Emails classified at once per batch; a Pipe batch is small (≤ 10 by default), so all run together.
 MAX_CONCURRENCY = 10
 
-# layout.endpoint_name() only shortens names longer than SageMaker allows; valid ids never get there, so the
-# workflow can build the same name with States.Format.
-_LONGEST_ENDPOINT = f"{layout.PROJECT_PREFIX}-{'x' * 24}-{'x' * 24}"
-assert len(_LONGEST_ENDPOINT) <= layout.SAGEMAKER_NAME_MAX
-ENDPOINT_NAME_FORMAT = f"{layout.PROJECT_PREFIX}-{{}}-{{}}"
+# The workflow builds layout.endpoint_name() from a message's attributes with States.Format.
+ENDPOINT_NAME_FORMAT = layout.ENDPOINT_NAME_FORMAT
 
 
 def _attribute(name: str) -> str:
