@@ -295,8 +295,17 @@ def test_runs_filter_by_exact_tenant_never_mixes_tenants_whose_ids_share_a_prefi
 ) -> None:
     for tenant, classifier in (("acme", "shop-intent"), ("acme-shop", "intent")):
         started = cli(
-            "train", tenant, "--classifier", classifier, "--business-key", "prefix-check",
-            "--source", "files", "--source-uri", "s3://b/x.parquet", outputs=outputs_file,
+            "train",
+            tenant,
+            "--classifier",
+            classifier,
+            "--business-key",
+            "prefix-check",
+            "--source",
+            "files",
+            "--source-uri",
+            "s3://b/x.parquet",
+            outputs=outputs_file,
         )
         assert started.exit_code == 0, started.output
     mine = cli("runs", "acme", "--classifier", "shop-intent", outputs=outputs_file)

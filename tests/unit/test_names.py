@@ -50,7 +50,9 @@ def test_distinct_pairs_never_share_a_name_or_key(
 
 
 @given(pair=pairs, runs=st.tuples(run_ids, run_ids))
-def test_distinct_runs_of_one_classifier_never_share_a_run_name(pair: tuple[str, str], runs: tuple[str, str]) -> None:
+def test_distinct_runs_of_one_classifier_never_share_a_run_name(
+    pair: tuple[str, str], runs: tuple[str, str]
+) -> None:
     assume(runs[0] != runs[1])
     first, second = derived(*pair, runs[0]), derived(*pair, runs[1])
     for kind in ("model", "endpoint_config", "training_job", "export", "dataset", "model_output"):
