@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
 from convclass.export.factory import FILES_ROOTS_ENV
 from convclass.export.settings import SECRET_ID_ENV
 from convclass.layout import (
@@ -273,8 +274,8 @@ class Functions(pulumi.ComponentResource):
                 function=function,
                 settings=getattr(args.config, function),
                 environment={
-                    "CONVCLASS_DATA_BUCKET": args.bucket,
-                    "CONVCLASS_KMS_KEY_ARN": args.key_arn,
+                    DATA_BUCKET_ENV: args.bucket,
+                    KMS_KEY_ENV: args.key_arn,
                     **(self._export_environment(args) if function == "export" else {}),
                 },
                 statements=access.apply(lambda a, f=function: a.statements(f)),  # type: ignore[misc]

@@ -569,11 +569,13 @@ def render_training_pipeline(
         WRITE_CHAMPION: {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
-            # The bucket's default encryption (the stack's KMS key) applies.
             "Parameters": {
                 "Bucket": r.data_bucket,
                 "Key.$": "$.plan.deploy.champion_key",
                 "ContentType": "application/json",
+                # The bucket policy denies writes that do not name the stack's KMS key.
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": r.kms_key_arn,
                 "Body": {
                     "run_id.$": "$.plan.run_id",
                     "model_name.$": "$.plan.deploy.model_name",

@@ -33,6 +33,7 @@ from rich.table import Table
 
 from convclass import layout
 from convclass.artifacts import METRICS_FILE, REPORT_DIR, extract_model_tar, read_metrics
+from convclass.deployment import sse_kms
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
@@ -266,7 +267,12 @@ class _Demo:
         local.parent.mkdir(parents=True, exist_ok=True)
         write_parquet(records, local)
         prefix = f"sources/{DEMO_TENANT}/"
-        self.aws.client("s3").upload_file(str(local), bucket, f"{prefix}snapshot.parquet")
+        self.aws.client("s3").upload_file(
+            str(local),
+            bucket,
+            f"{prefix}snapshot.parquet",
+            ExtraArgs=sse_kms(self.runtime.outputs.require("kms_key_arn")),
+        )
         labels = len({r["labels"][DEMO_LABEL_FIELD] for r in records})
         self.say(
             f"sample tenant [bold]{DEMO_TENANT}[/]: {len(records)} support emails (HTML, quoted replies, "
