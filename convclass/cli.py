@@ -423,6 +423,18 @@ def logs(
 
 
 @app.command()
+def redrive(
+    run: Annotated[str, typer.Argument(help="Run name or ARN of a failed, timed-out or aborted run.")],
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Resume a failed run at the step that did not complete (Step Functions RedriveExecution)."""
+    with _errors():
+        arn = _operator(outputs, region).redrive(run)
+    console.print(f"run {run} redriven: {arn}")
+
+
+@app.command()
 def describe(
     run: Annotated[str, typer.Argument(help="Run name or ARN.")],
     outputs: OutputsOption = None,

@@ -231,6 +231,21 @@ class Operator:
             training_jobs=jobs,
         )
 
+    def redrive(self, name_or_arn: str) -> str:
+        """RedriveExecution: resume a failed run at the state that did not complete; returns its ARN."""
+        arn = self.execution_arn(name_or_arn)
+        try:
+            self._call("stepfunctions", "redrive_execution", executionArn=arn)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"ExecutionDoesNotExist", "InvalidArn"}:
+                raise ExecutionNotFound(f"no training run {name_or_arn!r} in this stack") from exc
+            if code == "ExecutionNotRedrivable":
+                message = exc.response.get("Error", {}).get("Message", "")
+                raise OperatorError(f"run {name_or_arn!r} cannot be redriven: {message}") from exc
+            raise
+        return arn
+
     def history(self, arn: str) -> list[dict[str, Any]]:
         """The execution's history events, oldest first."""
         return list(self._history(arn))

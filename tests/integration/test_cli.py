@@ -314,3 +314,54 @@ def test_runs_filter_by_exact_tenant_never_mixes_tenants_whose_ids_share_a_prefi
     assert "acme-shop--intent--prefix-check" not in mine.output
     assert "acme-shop--intent--prefix-check" in theirs.output
     assert "acme--shop-intent--prefix-check" not in theirs.output
+
+
+def test_redrive_resumes_a_failed_run_at_the_step_that_failed(aws: EmbeddedAws, tmp_path: Path) -> None:
+    bucket = "convclass-test-redrive"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    definition = {
+        "StartAt": "Prepared",
+        "States": {
+            "Prepared": {
+                "Type": "Pass",
+                "Result": {"ready": True},
+                "ResultPath": "$.prepared",
+                "Next": "Read",
+            },
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                "Parameters": {"Bucket": bucket, "Key": "input.json"},
+                "ResultSelector": {"size.$": "$.ContentLength"},
+                "ResultPath": "$.read",
+                "End": True,
+            },
+        },
+    }
+    sfn = aws.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="convclass-test-redrivable",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/convclass-test-states",
+    )["stateMachineArn"]
+    outputs = tmp_path / "outputs.json"
+    StackOutputs(region=aws.region, training_state_machine_arn=arn, data_bucket=bucket).save(outputs)
+    execution = sfn.start_execution(stateMachineArn=arn, name="acme--support--redrive", input="{}")[
+        "executionArn"
+    ]
+    assert wait_status(aws, execution, "FAILED")["status"] == "FAILED"
+
+    not_yet = cli("redrive", "acme--support--never", outputs=outputs)
+    assert not_yet.exit_code == 2
+    aws.client("s3").put_object(Bucket=bucket, Key="input.json", Body=b"{}")
+    redriven = cli("redrive", "acme--support--redrive", outputs=outputs)
+    assert redriven.exit_code == 0, redriven.output
+    described = wait_status(aws, execution, "SUCCEEDED")
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"])["read"] == {"size": 2}
+    events = sfn.get_execution_history(executionArn=execution)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered == ["Prepared", "Read", "Read"]  # the completed step is not run again
+    again = cli("redrive", "acme--support--redrive", outputs=outputs)
+    assert again.exit_code == 2
+    assert "cannot be redriven" in again.output
