@@ -52,6 +52,8 @@ MODELS = "models"
 CHECKPOINTS = "checkpoints"
 AREAS = (EXPORTS, DATASETS, MODELS, CHECKPOINTS)
 CONSENT_FILE = "consent.json"
+#: The Hugging Face tokenizer file, in a dataset and in a model artifact alike.
+TOKENIZER_FILE = "tokenizer.json"
 CHAMPION_FILE = "champion.json"
 
 
@@ -133,7 +135,7 @@ class ClassifierLayout:
         return f"{self.dataset_prefix(run)}{split}.parquet"
 
     def tokenizer_key(self, run: str) -> str:
-        return self.dataset_prefix(run) + "tokenizer.json"
+        return self.dataset_prefix(run) + TOKENIZER_FILE
 
     def dataset_manifest_key(self, run: str) -> str:
         return self.dataset_prefix(run) + "manifest.json"
@@ -270,6 +272,14 @@ INFERENCE_WORKFLOW = "inference"
 TRAINING_QUEUE = "training-requests"
 INBOUND_QUEUE = "inbound-emails"
 TRAIN_CLASSIFIER_RULE = "train-classifier"
+
+
+#: Where SageMaker writes every training job's log (one stream per job and host).
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def lambda_log_group(function_name: str) -> str:
+    return f"/aws/lambda/{function_name}"
 
 
 def stack_resource_name(stack: str, *parts: str, project: str = PROJECT) -> str:

@@ -24,7 +24,6 @@ from convclass.events import TrainingRunRequest, execution_name
 from convclass.stack import StackOutputs
 
 _TOKEN_KEY = re.compile(r"task_?token", re.IGNORECASE)
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 class OperatorError(ConvclassError):
@@ -395,7 +394,10 @@ class Operator:
         lines: list[str] = []
         try:
             streams = self._call(
-                "logs", "describe_log_streams", logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job}/"
+                "logs",
+                "describe_log_streams",
+                logGroupName=layout.TRAINING_LOG_GROUP,
+                logStreamNamePrefix=f"{job}/",
             )["logStreams"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
@@ -405,7 +407,7 @@ class Operator:
             raise OperatorError(f"no logs for training job {job!r}")
         for stream in streams:
             kwargs: dict[str, Any] = {
-                "logGroupName": TRAINING_LOG_GROUP,
+                "logGroupName": layout.TRAINING_LOG_GROUP,
                 "logStreamName": stream["logStreamName"],
                 "startFromHead": True,
             }

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel, to_snake
 
 from convclass.deployment import FUNCTION_SPECS, INBOUND_MAX_RECEIVE_COUNT
-from convclass.events import INSTANCE_TYPE_PATTERN, LABEL_FIELD_PATTERN, DataSource
+from convclass.events import INSTANCE_TYPE_PATTERN, DataSource
 from convclass.layout import STARTER_FUNCTION, validate_id
+from convclass.records import LABEL_FIELD_PATTERN
 from statemachine import PipelineSettings
 
 # CloudWatch Logs accepts only these retention periods (days).

@@ -22,6 +22,7 @@ from convclass.layout import (
     PROJECT_PREFIX,
     any_classifier_key_pattern,
     function_handler,
+    lambda_log_group,
 )
 from infra.common import (
     AwsEnv,
@@ -171,7 +172,7 @@ class ContainerFunction(pulumi.ComponentResource):
         super().__init__("convclass:infra:ContainerFunction", name, None, opts)
         tags = naming.tags("functions")
         function_name = naming.name(spec.function)
-        log_group_name = f"/aws/lambda/{function_name}"
+        log_group_name = lambda_log_group(function_name)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=log_group_name,

@@ -314,7 +314,7 @@ class _Demo:
                     self.result.status, self.result.error = "NOT_STARTED", "StarterFailed"
                     self.say(
                         "[red]the starter did not start the run[/]: see the log group "
-                        f"/aws/lambda/{function_name('starter')} and the training queue's DLQ"
+                        f"{layout.lambda_log_group(function_name('starter'))} and the training queue's DLQ"
                     )
                     return
                 time.sleep(0.1)  # the starter has not started it yet

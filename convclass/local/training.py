@@ -28,8 +28,7 @@ import boto3
 
 from convclass.artifacts import pack_model_dir
 from convclass.deployment import sse_kms
-from convclass.layout import parse_s3_uri
-from convclass.operator import TRAINING_LOG_GROUP
+from convclass.layout import TRAINING_LOG_GROUP, parse_s3_uri
 
 LogListener = Callable[[str, str], None]  # (job name, log line)
 
