@@ -19,7 +19,7 @@ import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from convclass import layout
-from convclass.errors import ConvclassError, InvalidInput, UnknownTenant
+from convclass.errors import ApprovalRejected, ConvclassError, InvalidInput, UnknownTenant
 from convclass.events import TrainingRunRequest, execution_name
 from convclass.stack import StackOutputs
 
@@ -334,7 +334,7 @@ class Operator:
                     "stepfunctions",
                     "send_task_failure",
                     taskToken=token,
-                    error="ApprovalRejected",
+                    error=ApprovalRejected.__name__,
                     cause=json.dumps({"approved": False, "approver": approver, "reason": reason}),
                 )
         except ClientError as exc:

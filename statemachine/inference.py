@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convclass import events, layout
+from convclass import errors, events, layout
 from statemachine.asl import State, catch, put_event, retry
 from statemachine.resources import InferenceResources
 
@@ -114,7 +114,7 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             events.EMAIL_CLASSIFICATION_FAILED,
             {
                 "message_id.$": "$.messageId",
-                "error": "InvalidInput",
+                "error": errors.InvalidInput.__name__,
                 "cause": "an inbound email needs the message attributes "
                 + ", ".join(events.INBOUND_ATTRIBUTES)
                 + " and a body",

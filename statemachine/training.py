@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from convclass import events
+from convclass import errors, events
 from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
@@ -76,15 +76,16 @@ PUBLISH_FAILURE = "PublishFailure"
 FAILED = "Failed"
 
 # Error names a run can end with (Fail states, outcome events, alarms).
-ERROR_INVALID_INPUT = "InvalidInput"
-ERROR_VALIDATION_FAILED = "ValidationFailed"
-ERROR_STEP_FAILED = "StepFailed"
-ERROR_APPROVAL_REJECTED = "ApprovalRejected"
-ERROR_APPROVAL_TIMED_OUT = "ApprovalTimedOut"
-ERROR_TRAINING_FAILED = "TrainingFailed"
-ERROR_TRAINING_STOPPED = "TrainingStopped"
-ERROR_MODEL_REJECTED = "ModelRejected"
-ERROR_DEPLOYMENT_FAILED = "DeploymentFailed"
+ERROR_INVALID_INPUT = errors.InvalidInput.__name__
+ERROR_VALIDATION_FAILED = errors.ValidationFailed.__name__
+ERROR_STEP_FAILED = errors.StepFailed.__name__
+ERROR_APPROVAL_REJECTED = errors.ApprovalRejected.__name__
+ERROR_APPROVAL_TIMED_OUT = errors.ApprovalTimedOut.__name__
+ERROR_TRAINING_FAILED = errors.TrainingFailed.__name__
+ERROR_TRAINING_STOPPED = errors.TrainingStopped.__name__
+ERROR_MODEL_REJECTED = errors.ModelRejected.__name__
+ERROR_DEPLOYMENT_FAILED = errors.DeploymentFailed.__name__
+ERROR_INSUFFICIENT_DATA = errors.InsufficientData.__name__
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
 #: Endpoint states from which a deployment cannot come back on its own.
@@ -385,9 +386,9 @@ def render_training_pipeline(
             timeout=s.lambda_timeout_seconds,
             next_state=PREPROCESS,
             # The export already retries inside; an unreachable store gets two more chances a minute apart.
-            extra_retries=[retry(["SourceUnavailable"], interval=60, attempts=2)],
+            extra_retries=[retry([errors.SourceUnavailable.__name__], interval=60, attempts=2)],
             catches=[
-                catch(["InsufficientData"], REPORT_NO_TRAINING, "$.failure"),
+                catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
                 catch(["States.ALL"], NAME_FAILURE, "$.failure"),
             ],
         ),
@@ -398,7 +399,7 @@ def render_training_pipeline(
             timeout=s.lambda_timeout_seconds,
             next_state=TRAIN,
             catches=[
-                catch(["InsufficientData"], REPORT_NO_TRAINING, "$.failure"),
+                catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
                 catch(["States.ALL"], NAME_FAILURE, "$.failure"),
             ],
         ),
