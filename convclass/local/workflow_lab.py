@@ -217,7 +217,7 @@ def build_world() -> World:
         )
         return str(created["stateMachineArn"])
 
-    short = PipelineSettings(approval_timeout_seconds=2, approval_heartbeat_seconds=1)
+    short = PipelineSettings(approval_timeout_seconds=2)
     return World(
         training_arn=machine(TRAINING, render_training_pipeline(resources), "STANDARD"),
         short_approvals_arn=machine(SHORT_APPROVALS, render_training_pipeline(resources, short), "STANDARD"),
