@@ -181,16 +181,18 @@ def compact(
             for batch in _batches(path):
                 selected = batch.filter(pa.array(keep[offset : offset + batch.num_rows]))
                 offset += batch.num_rows
-                if selected.num_rows == 0:
-                    continue
-                if writer is None or rows_in_part >= part_rows:
-                    if writer is not None:
-                        writer.close()
-                    files.append(output_dir / f"part-{len(files):05d}.parquet")
-                    writer = pq.ParquetWriter(str(files[-1]), EXPORT_RECORD_SCHEMA, compression="zstd")
-                    rows_in_part = 0
-                writer.write_batch(selected)
-                rows_in_part += selected.num_rows
+                start = 0
+                while start < selected.num_rows:
+                    if writer is None or rows_in_part >= part_rows:
+                        if writer is not None:
+                            writer.close()
+                        files.append(output_dir / f"part-{len(files):05d}.parquet")
+                        writer = pq.ParquetWriter(str(files[-1]), EXPORT_RECORD_SCHEMA, compression="zstd")
+                        rows_in_part = 0
+                    piece = selected.slice(start, part_rows - rows_in_part)
+                    writer.write_batch(piece)
+                    rows_in_part += piece.num_rows
+                    start += piece.num_rows
     finally:
         if writer is not None:
             writer.close()
