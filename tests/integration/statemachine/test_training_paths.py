@@ -186,6 +186,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls",
+            t.COMMIT_HISTORY: "HistoryCommitted",
         }
     }
     runner = RecordingRunner(accuracy=0.92)
