@@ -50,6 +50,11 @@ def dispatch(invocation: moto_shims.LambdaInvocation) -> tuple[str, bool]:
     key = invocation.function_name.removeprefix("convclass-")
     if key not in REAL_FUNCTIONS:
         return json.dumps({"errorType": "NotMocked", "errorMessage": f"{key} must be mocked here"}), True
+    return run_handler(invocation)
+
+
+def run_handler(invocation: moto_shims.LambdaInvocation) -> tuple[str, bool]:
+    """Run the function's real handler in process (what scenarios use for every function)."""
     return invoke_handler(
         invocation.handler,
         invocation.event,
