@@ -274,7 +274,13 @@ class Operator:
         )
         where = layout.ClassifierLayout(tenant, classifier)
         with _credentials():
-            return record_consent(self.client("s3"), self.outputs.require("data_bucket"), where, record)
+            return record_consent(
+                self.client("s3"),
+                self.outputs.require("data_bucket"),
+                where,
+                record,
+                kms_key_id=self.outputs.kms_key_arn,
+            )
 
     def answer(self, token: str, *, approve: bool, reason: str = "", approver: str = "") -> None:
         """Answer an approval gate: approval resumes the run, rejection fails it as ``ApprovalRejected``.

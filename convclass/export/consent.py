@@ -35,13 +35,17 @@ class ConsentRecord(BaseModel):
     reason: str | None = Field(default=None, max_length=1024)
 
 
-def record_consent(s3: Any, bucket: str, where: ClassifierLayout, record: ConsentRecord) -> str:
+def record_consent(
+    s3: Any, bucket: str, where: ClassifierLayout, record: ConsentRecord, *, kms_key_id: str | None = None
+) -> str:
     """Store an approval or a refusal (the export gate and the operator CLI call this); returns the key."""
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
     s3.put_object(
         Bucket=bucket,
         Key=where.consent_key,
         Body=record.model_dump_json().encode(),
         ContentType="application/json",
+        **extra,
     )
     if not record.approved or record.revoked_at is not None:
         # The watermark names the committed history: without it the next run starts from nothing.

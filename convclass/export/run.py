@@ -354,7 +354,7 @@ def record_gate_answer(target: ExportTarget, request: ExportRequest) -> ConsentS
         label_field=request.label_field,
         now=target.clock(),
     )
-    key = record_consent(target.s3, target.bucket, request.where, record)
+    key = record_consent(target.s3, target.bucket, request.where, record, kms_key_id=target.kms_key_id)
     return ConsentSummary(consent=s3_uri(target.bucket, key), approved=record.approved, by=record.approved_by)
 
 
