@@ -10,7 +10,7 @@
    reads (a real deployment never holds the database in the Lambda either).
 2. Baseline, same run: a bare read of the same query, projection and sort through the same server (what the
    source costs without convclass).
-3. The export (consent check, MongoSource, normalization, Parquet parts, manifest, watermark) into a moto S3
+3. The export (consent check, MongoSource, normalization, Parquet parts, manifest) into a moto S3
    bucket in the exporting process, then every part is read back and its rows counted.
 
 ``peak_rss_mb`` is the exporting process's peak resident set (getrusage ru_maxrss; it includes moto's

@@ -278,9 +278,8 @@ def _answer(
             console.print(verdict)
             return
         gate = operator.answer_pending(str(execution), approve=approve, reason=reason, approver=_whoami())
-        console.print(
-            f"{gate} gate {verdict}" + (" (consent recorded)" if approve and gate == "export" else "")
-        )
+        note = {True: " (the run records the tenant's consent)", False: " (the run records the refusal)"}
+        console.print(f"{gate} gate {verdict}" + (note[approve] if gate == "export" else ""))
 
 
 @app.command()

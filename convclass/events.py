@@ -373,8 +373,7 @@ class ApprovalRequest(_Frozen):
     classifier: str
     run_id: str
     execution: str
-    #: The request lapses unless the reviewer's tool sends a heartbeat within this many seconds.
-    heartbeat_seconds: int
+    #: The run fails as ApprovalTimedOut when nobody answers within this many seconds.
     timeout_seconds: int
     #: Deployment gate only: the decision with both figures.
     evaluation: EvaluationResult | None = None

@@ -11,7 +11,9 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
         exports/{run}/manifest.json          written last: an export without it is incomplete
         exports/{run}/chunks/{i}/...         parts + manifest of one chunk of a parallel export (listed by the
                                              run manifest, which is written after every chunk finished)
-        exports/watermark.json               high-water mark for incremental exports
+        exports/{run}/history/...            the run's training history: parts + manifest (by preprocess)
+        exports/watermark.json               committed when a run succeeds: where the next incremental export
+                                             starts and the history it is merged into
         datasets/{run}/{train,validation,test}.parquet, tokenizer.json, manifest.json
         models/{run}/                        SageMaker S3OutputPath (the job writes .../output/model.tar.gz)
         checkpoints/{run}/                   managed-spot checkpoints
@@ -55,6 +57,9 @@ CONSENT_FILE = "consent.json"
 #: The Hugging Face tokenizer file, in a dataset and in a model artifact alike.
 TOKENIZER_FILE = "tokenizer.json"
 CHAMPION_FILE = "champion.json"
+WATERMARK_FILE = "watermark.json"
+#: Folder of a run's training history inside its export prefix.
+HISTORY_DIR = "history"
 
 
 def validate_id(value: str, what: str) -> str:
@@ -103,7 +108,7 @@ class ClassifierLayout:
 
     @property
     def watermark_key(self) -> str:
-        return self.area_prefix(EXPORTS) + "watermark.json"
+        return self.area_prefix(EXPORTS) + WATERMARK_FILE
 
     def export_prefix(self, run: str) -> str:
         return f"{self.area_prefix(EXPORTS)}{validate_run_id(run)}/"
@@ -145,6 +150,18 @@ class ClassifierLayout:
 
     def checkpoint_prefix(self, run: str) -> str:
         return f"{self.area_prefix(CHECKPOINTS)}{validate_run_id(run)}/"
+
+    # The training history: every labelled conversation's latest state, compacted by the run's preprocess from
+    # the history it continued and its own export. Kept with the run's export (same retention); the committed
+    # watermark names the history the next incremental export continues.
+    def history_prefix(self, run: str) -> str:
+        return f"{self.export_prefix(run)}{HISTORY_DIR}/"
+
+    def history_part_key(self, run: str, part: int) -> str:
+        return f"{self.history_prefix(run)}part-{part:05d}.parquet"
+
+    def history_manifest_key(self, run: str) -> str:
+        return self.history_prefix(run) + "manifest.json"
 
 
 def any_classifier_key_pattern(relative: str) -> str:

@@ -264,9 +264,10 @@ class Operator:
         return detail.pending_token
 
     def answer_pending(self, name_or_arn: str, *, approve: bool, approver: str, reason: str = "") -> str:
-        """Answer the gate a run waits at; approving an export gate records the tenant's consent first.
+        """Answer the gate a run waits at; returns the gate's name (``export`` or ``deployment``).
 
-        Returns the gate's name (``export`` or ``deployment``).
+        The run itself records an export gate's answer as the tenant's consent or refusal (whoever answered
+        the token, this CLI or another tool), so nothing is written here.
         """
         detail = self.describe_run(name_or_arn)
         if detail.summary.status != "RUNNING" or not detail.pending_token:
@@ -274,26 +275,8 @@ class Operator:
                 f"run {detail.summary.name!r} is {detail.summary.status} and not waiting for an approval"
             )
         gate = str((detail.pending_request or {}).get("gate", ""))
-        self.answer_gate(
-            detail.pending_token, gate, detail.input, approve=approve, approver=approver, reason=reason
-        )
+        self.answer(detail.pending_token, approve=approve, reason=reason, approver=approver)
         return gate
-
-    def answer_gate(
-        self,
-        token: str,
-        gate: str,
-        run_input: Mapping[str, Any],
-        *,
-        approve: bool,
-        approver: str,
-        reason: str = "",
-    ) -> None:
-        """Answer one gate of a run whose input is ``run_input``; an approved export gate records consent."""
-        if approve and gate == "export":
-            request = TrainingRunRequest.model_validate(run_input)
-            self.record_consent(request.tenant, request.classifier, request.label_field, approver=approver)
-        self.answer(token, approve=approve, reason=reason, approver=approver)
 
     def record_consent(
         self, tenant: str, classifier: str, label_field: str | None, *, approver: str, revoke: bool = False
@@ -320,7 +303,10 @@ class Operator:
             )
 
     def answer(self, token: str, *, approve: bool, reason: str = "", approver: str = "") -> None:
-        """Answer an approval gate: approval resumes the run, rejection fails it as ``ApprovalRejected``."""
+        """Answer an approval gate: approval resumes the run, rejection fails it as ``ApprovalRejected``.
+
+        The answer carries the approver and reason; at the export gate the run records them with the tenant's
+        consent (approval) or refusal (rejection)."""
         try:
             if approve:
                 self._call(

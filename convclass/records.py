@@ -1,7 +1,8 @@
 """The export record: what the export step writes and the preprocessing step reads.
 
-One record is the first inbound email of one labelled conversation. Stored as Parquet (JSON Lines accepted on
-input for tenants that drop files); never pickle, because these files cross a trust boundary.
+One record is the first inbound email of one labelled conversation, or a tombstone (``deleted``) saying that
+a conversation was deleted at the source: the training history drops it. Stored as Parquet (JSON Lines
+accepted on input for tenants that drop files); never pickle, because these files cross a trust boundary.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ EXPORT_RECORD_SCHEMA = pa.schema(
         pa.field("body", pa.string(), nullable=False),
         pa.field("body_content_type", pa.string(), nullable=False),
         pa.field("labels", pa.map_(pa.string(), pa.string()), nullable=False),
+        pa.field("deleted", pa.bool_()),
     ]
 )
 
@@ -46,6 +48,8 @@ class ExportRecord(BaseModel):
     body: str
     body_content_type: BodyContentType = "text/html"
     labels: dict[str, str] = Field(default_factory=dict)
+    #: A tombstone: the conversation was deleted at the source (body and labels are empty).
+    deleted: bool = False
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -54,3 +58,9 @@ class ExportRecord(BaseModel):
         if isinstance(value, list):
             return dict(value)
         return value
+
+    @field_validator("deleted", mode="before")
+    @classmethod
+    def _null_is_not_deleted(cls, value: object) -> object:
+        # Parts written before the column existed (or by tenants' own files) read it as null.
+        return False if value is None else value

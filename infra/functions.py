@@ -17,9 +17,11 @@ from convclass.layout import (
     CONSENT_FILE,
     DATASETS,
     EXPORTS,
+    HISTORY_DIR,
     MODELS,
     PIPELINE_FUNCTIONS,
     PROJECT_PREFIX,
+    WATERMARK_FILE,
     any_classifier_key_pattern,
     function_handler,
     lambda_log_group,
@@ -103,12 +105,20 @@ class PipelineAccess:
             # Validates the request and computes names: no data access at all.
             return []
         if function == "export":
+            watermark = area(f"{EXPORTS}/{WATERMARK_FILE}")
             return [
                 *s3_statements(
                     self.env,
                     self.bucket,
                     read=[area(CONSENT_FILE), area(f"{EXPORTS}/*")],
-                    write=[area(f"{EXPORTS}/*")],
+                    # consent.json: the run records its export gate's answer (consent or refusal).
+                    write=[area(CONSENT_FILE), area(f"{EXPORTS}/*")],
+                ),
+                # A refusal drops the committed training history (the watermark names it).
+                statement(
+                    "DropHistory",
+                    ["s3:DeleteObject"],
+                    [f"arn:{self.env.partition}:s3:::{self.bucket}/{watermark}"],
                 ),
                 kms_use_statement(self.key_arn),
                 statement(
@@ -121,7 +131,11 @@ class PipelineAccess:
         if function == "preprocess":
             return [
                 *s3_statements(
-                    self.env, self.bucket, read=[area(f"{EXPORTS}/*")], write=[area(f"{DATASETS}/*")]
+                    self.env,
+                    self.bucket,
+                    read=[area(f"{EXPORTS}/*")],
+                    # The run's training history is kept with its export (exports/{run}/history/).
+                    write=[area(f"{DATASETS}/*"), area(f"{EXPORTS}/*/{HISTORY_DIR}/*")],
                 ),
                 kms_use_statement(self.key_arn),
             ]

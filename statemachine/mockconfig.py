@@ -73,6 +73,9 @@ def training_mock_config(
             "1": _lambda_return(export),
         },
         "DatasetBuilt": {"0": _lambda_return(dataset)},
+        "HistoryCommitted": {"0": _lambda_return({"watermark": plan.export.watermark_key})},
+        "ConsentRecorded": {"0": _lambda_return({"consent": plan.export.consent_key, "approved": True})},
+        "RefusalRecorded": {"0": _lambda_return({"consent": plan.export.consent_key, "approved": False})},
         "NotEnoughData": {
             "0": _throw("InsufficientData", "1 label has at least 10 examples; a classifier needs 2"),
         },
@@ -113,7 +116,13 @@ def training_mock_config(
 
 
 _DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls"}
-_DATA = {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt"}
+_DATA = {
+    t.RECORD_EXPORT_CONSENT: "ConsentRecorded",
+    t.RECORD_EXPORT_REFUSAL: "RefusalRecorded",
+    t.EXPORT: "ExportDone",
+    t.PREPROCESS: "DatasetBuilt",
+    t.COMMIT_HISTORY: "HistoryCommitted",
+}
 
 #: Paths that need nothing but mocked responses (approvals, training outcomes and real comparisons are
 #: driven by the tests through the engine's hooks).

@@ -2,11 +2,15 @@
 
 Happy path, with the optional gates in brackets::
 
-    ValidateInput → ExportApprovalGate → [RequestExportApproval] → Export → Preprocess → Train
-      → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel → CreateEndpointConfig
+    ValidateInput → ExportApprovalGate → [RequestExportApproval → RecordExportConsent] → Export → Preprocess
+      → Train → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel → CreateEndpointConfig
       → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
       → WaitForEndpoint → DescribeEndpoint → CheckEndpoint (→ CountPoll → WaitForEndpoint …, bounded)
-      → WriteChampion → PublishSucceeded → Succeeded
+      → WriteChampion → CommitHistory → PublishSucceeded → Succeeded
+
+A rejected export gate records the tenant's refusal (``RecordExportRefusal``) before the run fails as
+``ApprovalRejected``; ``CommitHistory`` — the watermark and the training history this run built — is the last
+step before success, so a run that fails anywhere leaves the next incremental export where it was.
 
 Every failure sets ``$.failure`` = {Error, Cause} with a named error, publishes ``Training Run Failed`` and
 ends in the ``Failed`` state (``RequestRejected`` when the input itself was invalid: no plan exists to name
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convclass import errors, events
+from convclass.events import ExportStep
 from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
@@ -42,6 +47,8 @@ REPORT_REJECTED_REQUEST = "ReportRejectedRequest"
 REQUEST_REJECTED = "RequestRejected"
 EXPORT_APPROVAL_GATE = "ExportApprovalGate"
 REQUEST_EXPORT_APPROVAL = "RequestExportApproval"
+RECORD_EXPORT_CONSENT = "RecordExportConsent"
+RECORD_EXPORT_REFUSAL = "RecordExportRefusal"
 EXPORT_APPROVAL_TIMED_OUT = "ExportApprovalTimedOut"
 EXPORT = "Export"
 PREPROCESS = "Preprocess"
@@ -68,6 +75,7 @@ COUNT_POLL = "CountPoll"
 ENDPOINT_NOT_DEPLOYED = "EndpointNotDeployed"
 DEPLOYMENT_FAILED = "DeploymentFailed"
 WRITE_CHAMPION = "WriteChampion"
+COMMIT_HISTORY = "CommitHistory"
 PUBLISH_SUCCEEDED = "PublishSucceeded"
 SUCCEEDED = "Succeeded"
 NAME_FAILURE = "NameFailure"
@@ -96,10 +104,8 @@ _ENDPOINT_DEAD = ["Failed", "OutOfService", "Deleting", "UpdateRollbackFailed"]
 class PipelineSettings:
     """Deployment-wide knobs of the training pipeline (stack config); per-run choices live in RunOptions."""
 
-    #: A pending approval fails the run as ApprovalTimedOut after this long …
+    #: A pending approval fails the run as ApprovalTimedOut after this long (no heartbeat is required).
     approval_timeout_seconds: int = 7 * 24 * 3600
-    #: … or earlier if the reviewer's tool sends no heartbeat (SendTaskHeartbeat) for this long.
-    approval_heartbeat_seconds: int = 3 * 24 * 3600
     endpoint_poll_seconds: int = 60
     #: Bound of the endpoint wait loop: polls × poll interval is the longest a deployment may take.
     endpoint_max_polls: int = 45
@@ -113,9 +119,15 @@ class PipelineSettings:
     lambda_timeout_seconds: int = 930
 
     def __post_init__(self) -> None:
-        if self.approval_heartbeat_seconds >= self.approval_timeout_seconds:
-            raise ValueError("approval_heartbeat_seconds must be below approval_timeout_seconds")
-        if min(self.endpoint_poll_seconds, self.endpoint_max_polls, self.lambda_timeout_seconds) < 1:
+        if (
+            min(
+                self.approval_timeout_seconds,
+                self.endpoint_poll_seconds,
+                self.endpoint_max_polls,
+                self.lambda_timeout_seconds,
+            )
+            < 1
+        ):
             raise ValueError("poll interval, poll bound and timeouts must be positive")
 
 
@@ -146,12 +158,12 @@ def _approval(
     result_path: str,
     next_state: str,
     timed_out: str,
+    rejected: str = PUBLISH_FAILURE,
 ) -> State:
     detail: dict[str, Any] = {
         "gate": gate,
         "task_token.$": "$$.Task.Token",
         **_run_detail(),
-        "heartbeat_seconds": settings.approval_heartbeat_seconds,
         "timeout_seconds": settings.approval_timeout_seconds,
     }
     if gate == "deployment":
@@ -171,10 +183,9 @@ def _approval(
         },
         "ResultPath": result_path,
         "TimeoutSeconds": settings.approval_timeout_seconds,
-        "HeartbeatSeconds": settings.approval_heartbeat_seconds,
         "Retry": [EVENTS_RETRY],
         "Catch": [
-            catch([ERROR_APPROVAL_REJECTED], PUBLISH_FAILURE, "$.failure"),
+            catch([ERROR_APPROVAL_REJECTED], rejected, "$.failure"),
             catch(_TIMEOUTS, timed_out, "$.failure"),
             catch(["States.ALL"], NAME_FAILURE, "$.failure"),
         ],
@@ -253,6 +264,28 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
         ],
         "Next": EVALUATE,
     }
+
+
+def _export_action(
+    r: TrainingPipelineResources,
+    settings: PipelineSettings,
+    action: str,
+    extra: dict[str, Any],
+    *,
+    result_path: str,
+    next_state: str,
+    on_error: tuple[str, str] = (NAME_FAILURE, "$.failure"),
+) -> State:
+    """An export-function action on this run's export step (commit, recording the export gate's answer)."""
+    payload: dict[str, Any] = {f"{name}.$": f"$.plan.export.{name}" for name in ExportStep.model_fields}
+    return lambda_task(
+        r.export_function_arn,
+        {**payload, "action": action, **extra},
+        result_path=result_path,
+        timeout=settings.lambda_timeout_seconds,
+        next_state=next_state,
+        catches=[catch(["States.ALL"], on_error[0], on_error[1])],
+    )
 
 
 def _update_endpoint(settings: PipelineSettings) -> State:
@@ -372,8 +405,22 @@ def render_training_pipeline(
             "export",
             s,
             result_path="$.export_approval",
-            next_state=EXPORT,
+            next_state=RECORD_EXPORT_CONSENT,
             timed_out=EXPORT_APPROVAL_TIMED_OUT,
+            rejected=RECORD_EXPORT_REFUSAL,
+        ),
+        RECORD_EXPORT_CONSENT: _export_action(
+            r, s, "consent", {"answer.$": "$.export_approval"}, result_path="$.consent", next_state=EXPORT
+        ),
+        RECORD_EXPORT_REFUSAL: _export_action(
+            r,
+            s,
+            "refuse",
+            {"answer.$": "$.failure.Cause"},
+            result_path="$.consent",
+            next_state=PUBLISH_FAILURE,
+            # The run fails as ApprovalRejected either way: a refusal that could not be stored is kept apart.
+            on_error=(PUBLISH_FAILURE, "$.consent_error"),
         ),
         EXPORT_APPROVAL_TIMED_OUT: _failure(
             ERROR_APPROVAL_TIMED_OUT,
@@ -592,8 +639,11 @@ def render_training_pipeline(
             "TimeoutSeconds": 60,
             "Retry": [S3_RETRY],
             "Catch": [catch(["States.ALL"], NAME_FAILURE, "$.failure")],
-            "Next": PUBLISH_SUCCEEDED,
+            "Next": COMMIT_HISTORY,
         },
+        COMMIT_HISTORY: _export_action(
+            r, s, "commit", {}, result_path="$.commit", next_state=PUBLISH_SUCCEEDED
+        ),
         PUBLISH_SUCCEEDED: put_event(
             bus,
             events.PIPELINE_SOURCE,

@@ -39,6 +39,8 @@ class ExportCounts(BaseModel):
 
     read: int = 0
     exported: int = 0
+    #: Of ``exported``: tombstones of conversations deleted at the source.
+    deleted: int = 0
     skipped: dict[SkipReason, int] = Field(default_factory=dict)
     filtered: dict[FilterReason, int] = Field(default_factory=dict)
     repaired: dict[Repair, int] = Field(default_factory=dict)
@@ -47,6 +49,7 @@ class ExportCounts(BaseModel):
         self.read += 1
         if isinstance(item, Normalized):
             self.exported += 1
+            self.deleted += item.record.deleted
             for repair in item.repairs:
                 self.repaired[repair] = self.repaired.get(repair, 0) + 1
         elif isinstance(item.reason, FilterReason):
@@ -57,6 +60,7 @@ class ExportCounts(BaseModel):
     def merge(self, other: ExportCounts) -> None:
         self.read += other.read
         self.exported += other.exported
+        self.deleted += other.deleted
         for skip, n in other.skipped.items():
             self.skipped[skip] = self.skipped.get(skip, 0) + n
         for out, n in other.filtered.items():
@@ -108,6 +112,9 @@ class ExportManifest(BaseModel):
         description="Where the next incremental export starts; None when this run did not move it.",
     )
     max_changed_at: datetime | None = None
+    #: The training history (``layout.history_manifest_key``) this export is merged into; None when the export
+    #: starts at the beginning of time and so is the whole history by itself.
+    history_base: str | None = None
     counts: ExportCounts
     parts: list[PartInfo]
     unreadable_files: list[str] = Field(default_factory=list)
@@ -117,11 +124,15 @@ class ExportManifest(BaseModel):
 
 
 class Watermark(BaseModel):
-    """Stored at ``layout.watermark_key``: the change time up to which exports are complete."""
+    """Stored at ``layout.watermark_key`` when a run succeeds: the change time up to which the classifier's
+    training history is complete, and that history (the next incremental export is merged into it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     value: datetime
     run_id: str
     manifest_key: str
+    #: ``layout.history_manifest_key`` of the committing run; None in watermarks written before histories
+    #: existed (an incremental export then reads all history again).
+    history_key: str | None = None
     written_at: datetime

@@ -8,6 +8,7 @@ The default document model (one document per conversation, messages embedded in 
       "created_at": ISODate(...),
       "updated_at": ISODate(...),             # change time: windows, incremental exports and ordering use it
       "labels": {"intent": "card_lost"},      # one entry per label field an agent or workflow set
+      "deleted_at": ISODate(...),             # set (soft delete) when the conversation was deleted
       "messages": [
         {"direction": "inbound", "sent_at": ISODate(...), "subject": "...", "body": "<html>...",
          "content_type": "text/html; charset=utf-8"},
@@ -116,6 +117,9 @@ class DocumentMapping(BaseModel):
     body_field: str = Field(default="body", pattern=_FIELD_PATH)
     content_type_field: str = Field(default="content_type", pattern=_FIELD_PATH)
     max_body_chars: int = Field(default=1_000_000, ge=1)
+    #: A conversation with a value here (anything but null/false) was deleted: it is exported as a tombstone
+    #: so that the classifier's training history drops it. ``None``: the store never soft-deletes.
+    deleted_field: str | None = Field(default="deleted_at", pattern=_FIELD_PATH)
 
     def label_path(self, label_field: str) -> str:
         return f"{self.labels_field}.{label_field}"
@@ -263,6 +267,9 @@ def normalize_document(
     if changed_at is None:
         return Skipped(SkipReason.MALFORMED_TIMESTAMP)
 
+    if is_deleted(document, mapping):
+        return tombstone(conversation_id, tenant, changed_at)
+
     label = _label_value(document, mapping, label_field)
     if isinstance(label, SkipReason):
         return Skipped(label)
@@ -291,6 +298,27 @@ def normalize_document(
         changed_at=changed_at,
         labels={label_field: label},
     )
+
+
+def is_deleted(document: Mapping[str, Any], mapping: DocumentMapping) -> bool:
+    if mapping.deleted_field is None:
+        return False
+    value = get_path(document, mapping.deleted_field)
+    return not is_missing(value) and value is not False
+
+
+def tombstone(conversation_id: str, tenant: str, changed_at: datetime) -> Normalized:
+    """The export record of a deleted conversation: no text, no labels, ``deleted`` set."""
+    record = ExportRecord(
+        conversation_id=conversation_id,
+        tenant_id=tenant,
+        created_at=changed_at,
+        updated_at=changed_at,
+        body="",
+        body_content_type="text/plain",
+        deleted=True,
+    )
+    return Normalized(record=record, changed_at=changed_at)
 
 
 def _email_record(
@@ -384,15 +412,7 @@ def normalize_record_row(
             return Skipped(SkipReason.MALFORMED_LABEL)
     if labels is not None and not isinstance(labels, Mapping):
         return Skipped(SkipReason.MALFORMED_LABEL)
-    # Label maps in files are flat: a dotted label field is one key here, not a nested path.
-    label = _label_text((labels or {}).get(label_field))
-    if label is SkipReason.MISSING_LABEL:
-        return Skipped(FilterReason.NO_LABEL)
-    if isinstance(label, SkipReason):
-        return Skipped(label)
     document = dict(row)
-    document["labels"] = {}
-    _set_path(document, _FLAT.label_path(label_field), label)
     if document.get("updated_at") is None:
         document["updated_at"] = document.get("created_at")
     mapping = (
@@ -400,6 +420,16 @@ def normalize_record_row(
         if max_body_chars == _FLAT.max_body_chars
         else _FLAT.model_copy(update={"max_body_chars": max_body_chars})
     )
+    if is_deleted(document, mapping):
+        return normalize_document(document, mapping, tenant=tenant, label_field=label_field)
+    # Label maps in files are flat: a dotted label field is one key here, not a nested path.
+    label = _label_text((labels or {}).get(label_field))
+    if label is SkipReason.MISSING_LABEL:
+        return Skipped(FilterReason.NO_LABEL)
+    if isinstance(label, SkipReason):
+        return Skipped(label)
+    document["labels"] = {}
+    _set_path(document, _FLAT.label_path(label_field), label)
     return normalize_document(document, mapping, tenant=tenant, label_field=label_field)
 
 
@@ -409,6 +439,7 @@ _FLAT = DocumentMapping(
     tenant_field=None,
     messages_field=None,
     content_type_field="body_content_type",
+    deleted_field="deleted",
 )
 
 

@@ -96,8 +96,9 @@ class MongoSource:
     def projection(self, query: ExportQuery) -> dict[str, Any]:
         m = self._mapping
         fields = [m.id_field, m.time_field, m.created_field, m.label_path(query.label_field)]
-        if m.tenant_field is not None:
-            fields.append(m.tenant_field)
+        for optional in (m.tenant_field, m.deleted_field):
+            if optional is not None:
+                fields.append(optional)
         projection: dict[str, Any] = dict.fromkeys(fields, 1)
         projection["_id"] = 1
         if m.messages_field is None:

@@ -94,8 +94,9 @@ class OpenSearchSource:
         if m.tenant_field is not None:
             filters.append({"term": {m.tenant_field: query.tenant}})
         includes = [m.id_field, m.time_field, m.created_field, m.label_path(query.label_field)]
-        if m.tenant_field is not None:
-            includes.append(m.tenant_field)
+        for optional in (m.tenant_field, m.deleted_field):
+            if optional is not None:
+                includes.append(optional)
         prefix = "" if m.messages_field is None else f"{m.messages_field}."
         includes.extend(prefix + name for name in m.message_fields())
         return {

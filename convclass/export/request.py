@@ -7,14 +7,19 @@ planned step is a valid request; the extra fields drive windows and parallel (Di
 - ``action="plan"``: resolve the window (watermark for incremental runs) and cut it into chunks (Map items).
 - ``action="export"`` with ``chunk``: export one chunk (parts + chunk manifest only).
 - ``action="finalize"`` with ``window`` and ``chunk_count``: check every chunk manifest, write the run
-  manifest, advance the watermark.
+  manifest.
+- ``action="commit"``: the run succeeded: write the watermark naming the run's training history.
+- ``action="consent"`` / ``"refuse"`` with ``answer``: record the export gate's answer as the tenant's
+  consent or refusal.
+
+An ``export`` or ``finalize`` whose manifest already exists (a retry after a lost response) returns it.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -53,7 +58,7 @@ class ExportRequest(ExportStep):
     classifier: ClassifierId
     run_id: RunId
     label_field: LabelField
-    action: Literal["export", "plan", "finalize"] = "export"
+    action: Literal["export", "plan", "finalize", "commit", "consent", "refuse"] = "export"
     window: WindowSpec = Field(default_factory=WindowSpec)
     #: A Map item from ``plan``: export only this chunk.
     chunk: ExportChunk | None = None
@@ -62,6 +67,8 @@ class ExportRequest(ExportStep):
     #: ``plan`` only: target chunk length and the most chunks to produce.
     chunk_hours: float = Field(default=24.0, gt=0, le=24.0 * 366)
     max_chunks: int = Field(default=100, ge=1, le=MAX_CHUNKS)
+    #: ``consent``/``refuse`` only: the reviewer's answer (SendTaskSuccess output or SendTaskFailure cause).
+    answer: Any = None
 
     @field_validator("bucket")
     @classmethod
@@ -84,6 +91,8 @@ class ExportRequest(ExportStep):
                 raise ValueError(f"{name} does not match the S3 layout of this tenant/classifier/run")
         if self.chunk is not None and self.action != "export":
             raise ValueError("chunk is only allowed with action 'export'")
+        if self.answer is not None and self.action not in ("consent", "refuse"):
+            raise ValueError("answer is only allowed with actions 'consent' and 'refuse'")
         if self.action == "finalize" and (
             self.chunk_count is None or self.window.start is None or self.window.end is None
         ):
@@ -125,3 +134,23 @@ class ExportPlan(BaseModel):
     previous_watermark: datetime | None
     chunk_count: int
     chunks: list[ExportChunk]
+
+
+class CommitSummary(BaseModel):
+    """What ``commit`` returns: the watermark written (the next export starts there) and the history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    watermark: str
+    value: datetime
+    history: str
+
+
+class ConsentSummary(BaseModel):
+    """What ``consent`` / ``refuse`` return: the consent record written and its verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consent: str
+    approved: bool
+    by: str

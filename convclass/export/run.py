@@ -1,8 +1,10 @@
-"""The export itself: consent → window → stream source into parts → manifest (last) → watermark.
+"""The export itself: consent → window → stream source into parts → manifest (last); commit at the run's end.
 
 Order is what makes an export trustworthy: parts first, the manifest after the last part (readers only trust
-a manifest), and the watermark after the manifest (the next incremental export starts where a *complete* one
-ended).
+a manifest). The watermark is not moved by the export: the run's ``commit`` action writes it once the whole
+run succeeded, together with the training history the run's preprocess compacted, so a run that fails later
+leaves the next incremental export starting where the last *successful* run ended. A retried export of the
+same run (a lost response) finds its manifest and returns it instead of exporting again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pydantic import ValidationError
 
 from convclass.errors import ExportIncomplete, InsufficientData, InvalidInput
 from convclass.export.chunks import ExportChunk, plan_chunks
-from convclass.export.consent import require_consent
+from convclass.export.consent import ConsentRecord, gate_answer_record, record_consent, require_consent
 from convclass.export.manifest import (
     ChunkInfo,
     ExportCounts,
@@ -29,7 +31,14 @@ from convclass.export.manifest import (
     Watermark,
 )
 from convclass.export.mapping import Normalized
-from convclass.export.request import ExportPlan, ExportRequest, ExportSummary, WindowSpec
+from convclass.export.request import (
+    CommitSummary,
+    ConsentSummary,
+    ExportPlan,
+    ExportRequest,
+    ExportSummary,
+    WindowSpec,
+)
 from convclass.export.source import ConversationSource, ExportQuery
 from convclass.export.window import EPOCH, TimeWindow
 from convclass.export.writer import DEFAULT_MAX_PART_BYTES, DEFAULT_MAX_PART_ROWS, PartWriter
@@ -53,17 +62,56 @@ class ExportTarget:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def _missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _MISSING_CODES
+
+
 def read_watermark(s3: Any, bucket: str, where: ClassifierLayout) -> Watermark | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=where.watermark_key)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+        if _missing(error):
             return None
         raise
     try:
         return Watermark.model_validate(json.loads(body))
     except (ValueError, ValidationError):
         raise InvalidInput("the export watermark is unreadable; run a full export to rebuild it") from None
+
+
+def committed_history(s3: Any, bucket: str, where: ClassifierLayout) -> Watermark | None:
+    """The committed watermark if an incremental export can continue it, else None (read all history).
+
+    It can when it names a training history that still exists: a watermark from before histories existed, or
+    whose history expired (the exports area's retention), would otherwise train on the delta alone.
+    """
+    mark = read_watermark(s3, bucket, where)
+    if mark is None or mark.history_key is None or not mark.history_key.startswith(where.prefix):
+        return None
+    try:
+        s3.head_object(Bucket=bucket, Key=mark.history_key)
+    except ClientError as error:
+        if _missing(error):
+            return None
+        raise
+    return mark
+
+
+def _existing_manifest(target: ExportTarget, key: str) -> ExportManifest | None:
+    """The manifest at ``key`` if an earlier attempt of this run already wrote it."""
+    try:
+        body = target.s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if _missing(error):
+            return None
+        raise
+    try:
+        return ExportManifest.model_validate_json(body)
+    except ValidationError:
+        raise ExportIncomplete(f"the manifest at {key} is unreadable; start a new run") from None
 
 
 def resolve_window(
@@ -147,18 +195,15 @@ def export_window(
 def _complete(
     target: ExportTarget, request: ExportRequest, manifest: ExportManifest, previous: Watermark | None
 ) -> ExportManifest:
-    """Write the run manifest, then move the watermark if this export continued the covered history."""
-    where = request.where
-    key = where.export_manifest_key(request.run_id)
+    """Write the run manifest: with the watermark the run commits if it continued the covered history, and
+    the history it is merged into (none when the window starts at the beginning of time)."""
+    key = request.where.export_manifest_key(request.run_id)
     contiguous = previous is None or manifest.window.start <= previous.value
     if contiguous and (previous is None or manifest.window.end > previous.value):
         manifest.watermark = manifest.window.end
+    if previous is not None and manifest.window.start > EPOCH:
+        manifest.history_base = previous.history_key
     _put_json(target.s3, target.bucket, key, manifest.model_dump_json(), target.kms_key_id)
-    if manifest.watermark is not None:
-        mark = Watermark(
-            value=manifest.watermark, run_id=request.run_id, manifest_key=key, written_at=target.clock()
-        )
-        _put_json(target.s3, target.bucket, where.watermark_key, mark.model_dump_json(), target.kms_key_id)
     return manifest
 
 
@@ -178,7 +223,7 @@ def finalize_chunks(
         try:
             body = target.s3.get_object(Bucket=target.bucket, Key=where.export_chunk_manifest_key(run, index))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            if _missing(error):
                 missing.append(index)
                 continue
             raise
@@ -235,7 +280,7 @@ def _check_chunks(chunks: list[ExportManifest], request: ExportRequest, window: 
 
 def plan_export(target: ExportTarget, request: ExportRequest) -> ExportPlan:
     require_consent(target.s3, target.bucket, request.where, request.label_field)
-    previous = read_watermark(target.s3, target.bucket, request.where)
+    previous = committed_history(target.s3, target.bucket, request.where)
     window = resolve_window(request.mode, request.window, previous, target.clock(), target.settle)
     chunks = plan_chunks(
         window, chunk_duration=timedelta(hours=request.chunk_hours), max_chunks=request.max_chunks
@@ -265,15 +310,76 @@ def summary(bucket: str, manifest: ExportManifest, key: str) -> ExportSummary:
     )
 
 
+def commit(target: ExportTarget, request: ExportRequest) -> CommitSummary:
+    """Make the run's export and training history current: the last step of a successful run.
+
+    Consent is checked again (an approval withdrawn while the run was in flight commits nothing). Writing the
+    same watermark twice is harmless, so a retried commit is safe.
+    """
+    where, run = request.where, request.run_id
+    require_consent(target.s3, target.bucket, where, request.label_field)
+    manifest_key = where.export_manifest_key(run)
+    manifest = _existing_manifest(target, manifest_key)
+    if manifest is None:
+        raise ExportIncomplete("the run has no export manifest: nothing to commit")
+    history_key = where.history_manifest_key(run)
+    try:
+        target.s3.head_object(Bucket=target.bucket, Key=history_key)
+    except ClientError as error:
+        if _missing(error):
+            raise ExportIncomplete("the run wrote no training history: nothing to commit") from None
+        raise
+    previous = read_watermark(target.s3, target.bucket, where)
+    value = manifest.watermark
+    if value is None:
+        # The export did not continue the covered history (an explicit window): keep where it ends.
+        value = manifest.window.end if previous is None else previous.value
+    mark = Watermark(
+        value=value,
+        run_id=run,
+        manifest_key=manifest_key,
+        history_key=history_key,
+        written_at=target.clock(),
+    )
+    _put_json(target.s3, target.bucket, where.watermark_key, mark.model_dump_json(), target.kms_key_id)
+    watermark = s3_uri(target.bucket, where.watermark_key)
+    return CommitSummary(watermark=watermark, value=value, history=history_key)
+
+
+def record_gate_answer(target: ExportTarget, request: ExportRequest) -> ConsentSummary:
+    """Record the export gate's answer as the tenant's consent (``consent``) or refusal (``refuse``)."""
+    record: ConsentRecord = gate_answer_record(
+        approved=request.action == "consent",
+        answer=request.answer,
+        label_field=request.label_field,
+        now=target.clock(),
+    )
+    key = record_consent(target.s3, target.bucket, request.where, record, kms_key_arn=target.kms_key_id)
+    return ConsentSummary(consent=s3_uri(target.bucket, key), approved=record.approved, by=record.approved_by)
+
+
 def execute(
     request: ExportRequest, target: ExportTarget, open_source: Callable[[], ConversationSource]
-) -> ExportSummary | ExportPlan:
+) -> ExportSummary | ExportPlan | CommitSummary | ConsentSummary:
     """Run one export action. ``open_source`` is called only after consent was checked."""
+    if request.action in ("consent", "refuse"):
+        return record_gate_answer(target, request)
+    if request.action == "commit":
+        return commit(target, request)
     if request.action == "plan":
         return plan_export(target, request)
     where = request.where
     require_consent(target.s3, target.bucket, where, request.label_field)
-    previous = read_watermark(target.s3, target.bucket, where)
+    key = (
+        where.export_manifest_key(request.run_id)
+        if request.chunk is None
+        else where.export_chunk_manifest_key(request.run_id, request.chunk.index)
+    )
+    written = _existing_manifest(target, key)
+    if written is not None:
+        # A retry of an attempt whose response was lost: the export is done, return what it wrote.
+        return summary(target.bucket, written, key)
+    previous = committed_history(target.s3, target.bucket, where)
     if request.action == "finalize":
         if request.chunk_count is None or request.window.start is None or request.window.end is None:
             raise InvalidInput("finalize needs chunk_count and the planned window")
@@ -281,7 +387,7 @@ def execute(
         manifest = finalize_chunks(
             target, request, window=planned, chunk_count=request.chunk_count, previous=previous
         )
-        return summary(target.bucket, manifest, where.export_manifest_key(request.run_id))
+        return summary(target.bucket, manifest, key)
     if request.chunk is not None:
         window = request.chunk.window
     else:
@@ -293,9 +399,4 @@ def execute(
         )
     finally:
         source.close()
-    key = (
-        where.export_manifest_key(request.run_id)
-        if request.chunk is None
-        else where.export_chunk_manifest_key(request.run_id, request.chunk.index)
-    )
     return summary(target.bucket, manifest, key)

@@ -72,6 +72,7 @@ class PartWriter:
             record.body,
             record.body_content_type,
             list(record.labels.items()),
+            record.deleted,
         )
         for column, value in zip(self._columns, values, strict=True):
             column.append(value)

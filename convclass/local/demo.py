@@ -326,7 +326,7 @@ class _Demo:
             _, token, pending = pending_state(history)
             if described["status"] == "RUNNING" and token and token not in answered:
                 answered.add(token)
-                self._answer(token, pending or {}, described)
+                self._answer(token, pending or {})
             if described["status"] != "RUNNING":
                 break
             time.sleep(0.2)
@@ -350,7 +350,7 @@ class _Demo:
             details = event.get("taskFailedEventDetails", {})
             self.say(f"  [yellow]task failed: {details.get('error')}[/] (the workflow handles it)")
 
-    def _answer(self, token: str, request: Mapping[str, Any], execution: Mapping[str, Any]) -> None:
+    def _answer(self, token: str, request: Mapping[str, Any]) -> None:
         gate = str(request.get("gate", "approval"))
         evaluation = request.get("evaluation") or {}
         what = f"{gate} approval requested"
@@ -366,9 +366,7 @@ class _Demo:
             self.progress.start()
         else:
             approve = True
-        self.operator.answer_gate(
-            token, gate, json.loads(execution["input"]), approve=approve, approver=APPROVER, reason="demo"
-        )
+        self.operator.answer(token, approve=approve, approver=APPROVER, reason="demo")
         self.say(f"  {what} → {'[green]approved[/]' if approve else '[red]rejected[/]'}")
 
     def _outcome(self, observer: str) -> dict[str, Any] | None:

@@ -16,6 +16,8 @@ through the narrowest hook found, and defers to moto whenever its hook is unset:
 * **Mocked service responses** in the Step Functions Local mock-config format: start an execution on
   ``stateMachineArn#TestCase`` and the test case's responses replace the named states' service calls. A
   state's n-th invocation in the execution (retries and loop turns alike) takes response ``n``.
+* **Task failures keep their cause** — ``SendTaskFailure``'s ``cause`` reaches the failed task (moto's
+  response handler drops it), so a Catch sees ``{Error, Cause}`` as on Step Functions.
 * **Time** — Wait states and retry back-off sleep ``time_scale`` × their seconds; ``.sync`` polls every
   ``sync_poll_seconds``.
 
@@ -85,6 +87,8 @@ _mock_config = _moto(f"{_SFN}.mocking.mock_config")
 MockedResponseReturn = _mock_config.MockedResponseReturn
 MockedResponseThrow = _mock_config.MockedResponseThrow
 StepFunctionsParserBackend = _moto(f"{_SFN}.models", "StepFunctionsParserBackend")
+StepFunctionResponse = _moto("stepfunctions.responses", "StepFunctionResponse")
+EmptyResult = _moto("core.responses", "EmptyResult")
 HistoryEventType = _moto(f"{_SFN}.api", "HistoryEventType")
 TaskFailedEventDetails = _moto(f"{_SFN}.api", "TaskFailedEventDetails")
 #: moto's mocked-response type (a response to return, or an error to throw).
@@ -287,6 +291,7 @@ PINNED_SIGNATURES: dict[str, list[str]] = {
     "Environment.get_current_mocked_response": ["self"],
     "WaitFunction._wait_interval": ["self", "env", "wait_seconds"],
     "CallbackEndpoint.setup_heartbeat_endpoint": ["self", "heartbeat_seconds"],
+    "StepFunctionResponse.send_task_failure": ["self"],
 }
 #: moto's own functions, kept when the shims replace them (the contract test checks these).
 originals: dict[str, Callable[..., Any]] = {}
@@ -322,6 +327,9 @@ def _patch() -> None:
     original_wait = _pinned("WaitFunction._wait_interval", WaitFunction._wait_interval)
     original_heartbeat = _pinned(
         "CallbackEndpoint.setup_heartbeat_endpoint", CallbackEndpoint.setup_heartbeat_endpoint
+    )
+    original_task_failure = _pinned(
+        "StepFunctionResponse.send_task_failure", StepFunctionResponse.send_task_failure
     )
 
     def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
@@ -432,7 +440,17 @@ def _patch() -> None:
             endpoint.notify()
         return endpoint
 
+    def send_task_failure(self: Any) -> Any:
+        backend = self.stepfunction_backend
+        if not isinstance(backend, StepFunctionsParserBackend):
+            return original_task_failure(self)
+        backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
     LambdaFunction._invoke_lambda = invoke_lambda
+    StepFunctionResponse.send_task_failure = send_task_failure
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
     state_task_factory.state_task_service_for = service_for
     SageMakerModelBackend.create_training_job = create_training_job

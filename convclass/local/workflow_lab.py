@@ -50,6 +50,11 @@ def dispatch(invocation: moto_shims.LambdaInvocation) -> tuple[str, bool]:
     key = invocation.function_name.removeprefix("convclass-")
     if key not in REAL_FUNCTIONS:
         return json.dumps({"errorType": "NotMocked", "errorMessage": f"{key} must be mocked here"}), True
+    return run_handler(invocation)
+
+
+def run_handler(invocation: moto_shims.LambdaInvocation) -> tuple[str, bool]:
+    """Run the function's real handler in process (what scenarios use for every function)."""
     return invoke_handler(
         invocation.handler,
         invocation.event,
@@ -217,7 +222,7 @@ def build_world() -> World:
         )
         return str(created["stateMachineArn"])
 
-    short = PipelineSettings(approval_timeout_seconds=2, approval_heartbeat_seconds=1)
+    short = PipelineSettings(approval_timeout_seconds=2)
     return World(
         training_arn=machine(TRAINING, render_training_pipeline(resources), "STANDARD"),
         short_approvals_arn=machine(SHORT_APPROVALS, render_training_pipeline(resources, short), "STANDARD"),

@@ -1,4 +1,5 @@
-"""Export Lambda: validate the event, then hand over to :mod:`convclass.export.run`.
+"""Export Lambda: validate the event, then hand over to :mod:`convclass.export.run` (export, plan, finalize,
+commit the run's history, record the export gate's answer).
 
 Returns only S3 pointers and counts (the state payload limit is 256 KB); named errors (``ExportNotApproved``,
 ``SourceUnavailable``, ``InvalidInput``, ``InsufficientData``, ``ExportIncomplete``, ``UnknownTenant``) reach
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from convclass.errors import InvalidInput
 from convclass.export.factory import open_source
-from convclass.export.request import ExportPlan, ExportRequest
+from convclass.export.request import CommitSummary, ConsentSummary, ExportPlan, ExportRequest
 from convclass.export.run import DEFAULT_SETTLE, ExportTarget, execute
 from convclass.export.settings import SECRET_ID_ENV, SourceSettings, load_source_settings
 from convclass.export.source import ConversationSource
@@ -81,6 +82,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = execute(request, target, connect)
     if isinstance(result, ExportPlan):
         logger.info("export planned", extra={"chunks": result.chunk_count, "mode": result.mode})
+    elif isinstance(result, CommitSummary):
+        logger.info("history committed", extra={"watermark": result.value.isoformat()})
+    elif isinstance(result, ConsentSummary):
+        logger.info("export gate answer recorded", extra={"approved": result.approved})
     else:
         logger.info(
             "export written",

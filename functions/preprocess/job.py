@@ -1,4 +1,11 @@
-"""The preprocess step against S3: read the export the manifest names, build the dataset, upload it.
+"""The preprocess step against S3: merge the run's export into the classifier's training history, build the
+dataset from that history, upload both.
+
+The history the export continued (named by the export manifest; none when the export read all history) and
+the export's parts are merged by conversation id (:mod:`convclass.dataset.history`) into the run's own
+history, written under the run's export prefix. It becomes the one the next run continues only when this run
+succeeds (the export function's ``commit`` action writes the watermark naming it), so a failed run leaves
+the committed history untouched.
 
 Plain boto3 calls, so the same code runs on AWS and against moto. Only ids, keys and counts are returned or
 logged.
@@ -6,19 +13,22 @@ logged.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from convclass import layout
 from convclass.cleaning import CLEANING_VERSION
 from convclass.dataset import MANIFEST_FILE, SPLIT_FILES, BuildOptions, DatasetManifest, build_dataset
+from convclass.dataset.history import HistoryManifest, compact
+from convclass.dataset.reader import file_sha256
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.events import PreprocessStep
-from convclass.export.manifest import ExportManifest
+from convclass.export.manifest import ExportManifest, PartInfo
 from convclass.layout import TOKENIZER_FILE
 
 
@@ -37,6 +47,9 @@ class PreprocessResult(BaseModel):
     records_read: int
     records_kept: int
     cleaning_version: str
+    #: The run's training history (committed as the classifier's when the run succeeds) and its size.
+    history_manifest_key: str
+    history_records: int
 
 
 def parse_request(event: Any) -> PreprocessStep:
@@ -63,7 +76,8 @@ def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, s
     if deployed and deployed != request.bucket:
         raise InvalidInput("preprocess may only use the data bucket it is deployed with")
     export = _read_export_manifest(s3, request)
-    inputs = _download_parts(s3, request, export, scratch / "input")
+    upload = _Uploader(s3, request.bucket, environ.get("CONVCLASS_KMS_KEY_ARN") or None)
+    history, inputs = _merge_history(s3, request, where, export, scratch, upload)
     options = BuildOptions(
         label_field=request.label_field,
         min_examples_per_label=request.min_examples_per_label,
@@ -75,7 +89,6 @@ def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, s
         else None,
     )
     output = scratch / "output"
-    upload = _Uploader(s3, request.bucket, environ.get("CONVCLASS_KMS_KEY_ARN") or None)
     manifest_key = where.dataset_manifest_key(request.run_id)
     try:
         manifest = build_dataset(inputs, output, options)
@@ -88,7 +101,7 @@ def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, s
     tokenizer_key = where.tokenizer_key(request.run_id)
     upload(output / TOKENIZER_FILE, tokenizer_key, "application/json")
     upload(output / MANIFEST_FILE, manifest_key, "application/json")  # last: its presence marks completion
-    return _result(request, manifest, manifest_key, tokenizer_key, split_keys)
+    return _result(request, manifest, manifest_key, tokenizer_key, split_keys, history)
 
 
 def _result(
@@ -97,6 +110,7 @@ def _result(
     manifest_key: str,
     tokenizer_key: str,
     split_keys: dict[str, str],
+    history: HistoryManifest,
 ) -> PreprocessResult:
     return PreprocessResult(
         bucket=request.bucket,
@@ -109,6 +123,10 @@ def _result(
         records_read=manifest.counts.read,
         records_kept=manifest.counts.kept,
         cleaning_version=CLEANING_VERSION,
+        history_manifest_key=layout.ClassifierLayout(request.tenant, request.classifier).history_manifest_key(
+            request.run_id
+        ),
+        history_records=history.counts.kept,
     )
 
 
@@ -132,23 +150,85 @@ def _read_export_manifest(s3: Any, request: PreprocessStep) -> ExportManifest:
     return manifest
 
 
-def _download_parts(s3: Any, request: PreprocessStep, export: ExportManifest, folder: Path) -> list[Path]:
-    """Download every part the manifest names and check its SHA-256 (a partial or altered part is refused)."""
+def _download_parts(
+    s3: Any, bucket: str, parts: list[PartInfo], allowed_prefix: str, folder: Path, what: str
+) -> list[Path]:
+    """Download every part a manifest names and check its SHA-256 (a partial or altered part is refused)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, part in enumerate(export.parts):
-        if not part.key.startswith(request.input_prefix):
-            raise InvalidInput("an export part lies outside input_prefix")
+    for index, part in enumerate(parts):
+        if not part.key.startswith(allowed_prefix):
+            raise InvalidInput(f"a {what} part lies outside its prefix")
         path = folder / f"part-{index:05d}{Path(part.key).suffix or '.parquet'}"
-        s3.download_file(request.bucket, part.key, str(path))
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != part.sha256:
-            raise InvalidInput(f"export part {index} does not match the SHA-256 in the export manifest")
+        s3.download_file(bucket, part.key, str(path))
+        if file_sha256(path) != part.sha256:
+            raise InvalidInput(f"{what} part {index} does not match the SHA-256 in its manifest")
         paths.append(path)
     return paths
+
+
+def _read_history_manifest(
+    s3: Any, request: PreprocessStep, where: layout.ClassifierLayout, key: str
+) -> HistoryManifest:
+    if not (
+        key.startswith(where.area_prefix(layout.EXPORTS))
+        and key.endswith(f"/{layout.HISTORY_DIR}/manifest.json")
+    ):
+        raise InvalidInput("the export continues a history outside this tenant's classifier prefix")
+    try:
+        body = s3.get_object(Bucket=request.bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise InvalidInput("the history the export continues no longer exists; run a full export") from None
+    try:
+        manifest = HistoryManifest.model_validate_json(body)
+    except ValidationError:
+        raise InvalidInput("the history manifest does not match the history manifest schema") from None
+    if (manifest.tenant, manifest.classifier) != (request.tenant, request.classifier):
+        raise InvalidInput("the history manifest belongs to another tenant or classifier")
+    return manifest
+
+
+def _merge_history(
+    s3: Any,
+    request: PreprocessStep,
+    where: layout.ClassifierLayout,
+    export: ExportManifest,
+    scratch: Path,
+    upload: _Uploader,
+) -> tuple[HistoryManifest, list[Path]]:
+    """Merge the history the export continues with the export; upload the result (manifest last).
+
+    Returns the history's manifest and its local parts (what the dataset is built from)."""
+    base_files: list[Path] = []
+    if export.history_base is not None:
+        base = _read_history_manifest(s3, request, where, export.history_base)
+        base_prefix = export.history_base.removesuffix("manifest.json")
+        base_files = _download_parts(s3, request.bucket, base.parts, base_prefix, scratch / "base", "history")
+    exported = _download_parts(
+        s3, request.bucket, export.parts, request.input_prefix, scratch / "input", "export"
+    )
+    merged = compact(base_files, exported, scratch / "history")
+    parts = []
+    for index, path in enumerate(merged.files):
+        key = where.history_part_key(request.run_id, index)
+        upload(path, key, "application/vnd.apache.parquet")
+        records = pq.ParquetFile(str(path)).metadata.num_rows
+        parts.append(PartInfo(key=key, records=records, bytes=path.stat().st_size, sha256=file_sha256(path)))
+    manifest = HistoryManifest(
+        tenant=request.tenant,
+        classifier=request.classifier,
+        run_id=request.run_id,
+        label_field=request.label_field,
+        base=export.history_base,
+        export_manifest_key=request.input_manifest_key,
+        counts=merged.counts,
+        parts=parts,
+        created_at=datetime.now(UTC),
+    )
+    manifest_path = scratch / "history-manifest.json"
+    manifest_path.write_text(manifest.model_dump_json(), encoding="utf-8")
+    upload(manifest_path, where.history_manifest_key(request.run_id), "application/json")
+    return manifest, merged.files
 
 
 class _Uploader:

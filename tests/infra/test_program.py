@@ -85,8 +85,19 @@ def test_function_roles_reach_only_their_area_of_the_bucket(recording: Recording
         }
 
     assert objects("functions-preprocess-policy", "DataRead") == {"tenants/*/classifiers/*/exports/*"}
-    assert objects("functions-preprocess-policy", "DataWrite") == {"tenants/*/classifiers/*/datasets/*"}
-    assert objects("functions-export-policy", "DataWrite") == {"tenants/*/classifiers/*/exports/*"}
+    # Preprocess writes the dataset and the run's training history (kept with the run's export).
+    assert objects("functions-preprocess-policy", "DataWrite") == {
+        "tenants/*/classifiers/*/datasets/*",
+        "tenants/*/classifiers/*/exports/*/history/*",
+    }
+    # The export records the export gate's answer (consent.json); a refusal may drop the watermark, only it.
+    assert objects("functions-export-policy", "DataWrite") == {
+        "tenants/*/classifiers/*/exports/*",
+        "tenants/*/classifiers/*/consent.json",
+    }
+    assert objects("functions-export-policy", "DropHistory") == {
+        "tenants/*/classifiers/*/exports/watermark.json"
+    }
     assert not objects("functions-evaluate-policy", "DataWrite")
     assert [s["Sid"] for s in _policy(recording, "functions-plan-policy")] == [
         "OwnLogs",

@@ -41,6 +41,7 @@ REPLACED = {
     "Environment.get_current_mocked_response": f"{_SFN}.asl.eval.environment",
     "WaitFunction._wait_interval": f"{_SFN}.asl.component.state.wait.wait_function.wait_function",
     "CallbackEndpoint.setup_heartbeat_endpoint": f"{_SFN}.asl.eval.callback.callback",
+    "StepFunctionResponse.send_task_failure": "moto.stepfunctions.responses",
 }
 #: Other internals the shims read, extend or subclass.
 USED = [

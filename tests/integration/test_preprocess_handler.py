@@ -192,3 +192,28 @@ def test_logs_carry_ids_and_counts_but_no_email_text(s3: Any, monkeypatch: pytes
         assert record["conversation_id"] not in logged
         if record["subject"]:
             assert json.dumps(record["subject"])[1:-1] not in logged
+
+
+def test_the_run_writes_its_history_and_cannot_continue_another_tenants(s3: Any) -> None:
+    records = generate_emails(200, seed=5, duplicate_rate=0.0)
+    _export(s3, [records])
+    result = preprocess.handler(_event(), CONTEXT)
+    assert result["history_manifest_key"] == WHERE.history_manifest_key(RUN)
+    assert result["history_records"] == len({r["conversation_id"] for r in records})
+
+    # A second tenant whose export claims to continue the first tenant's history is refused.
+    other = ClassifierLayout("globex", CLASSIFIER)
+    body = s3.get_object(Bucket=BUCKET, Key=WHERE.export_manifest_key(RUN))["Body"].read()
+    foreign = ExportManifest.model_validate_json(body).model_copy(
+        update={"tenant": "globex", "history_base": WHERE.history_manifest_key(RUN)}
+    )
+    s3.put_object(Bucket=BUCKET, Key=other.export_manifest_key(RUN), Body=foreign.model_dump_json())
+    event = _event(
+        tenant="globex",
+        input_prefix=other.export_prefix(RUN),
+        input_manifest_key=other.export_manifest_key(RUN),
+        output_prefix=other.dataset_prefix(RUN),
+    )
+    with pytest.raises(InvalidInput, match="outside this tenant"):
+        preprocess.handler(event, CONTEXT)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=other.dataset_prefix(RUN)).get("KeyCount", 0) == 0

@@ -9,8 +9,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from convclass.dataset.history import HistoryCounts, HistoryManifest
 from convclass.export.manifest import ExportManifest
-from convclass.export.request import ExportRequest
+from convclass.export.request import CommitSummary, ExportRequest
+from convclass.export.run import ExportTarget, execute
 from convclass.layout import ClassifierLayout
 
 BUCKET = "convclass-data-test"
@@ -62,6 +64,30 @@ def read_rows(s3: Any, manifest: ExportManifest) -> list[dict[str, Any]]:
 def keys_under(s3: Any, prefix: str) -> list[str]:
     listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def commit_run(s3: Any, target: ExportTarget, run_id: str) -> CommitSummary:
+    """End ``run_id`` as a successful run does: its history exists (as preprocess leaves it), then commit."""
+    history = HistoryManifest(
+        tenant=TENANT,
+        classifier=CLASSIFIER,
+        run_id=run_id,
+        label_field=LABEL,
+        base=None,
+        export_manifest_key=WHERE.export_manifest_key(run_id),
+        counts=HistoryCounts(),
+        created_at=target.clock(),
+    )
+    s3.put_object(
+        Bucket=BUCKET, Key=WHERE.history_manifest_key(run_id), Body=history.model_dump_json().encode()
+    )
+    result = execute(make_request(run_id, action="commit"), target, _no_source)
+    assert isinstance(result, CommitSummary)
+    return result
+
+
+def _no_source() -> Any:
+    raise AssertionError("this action must not open the source")
 
 
 def watermark_value(s3: Any) -> str:

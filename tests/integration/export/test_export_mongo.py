@@ -16,6 +16,7 @@ from export_support import (
     TENANT,
     WHERE,
     RecordingS3,
+    commit_run,
     keys_under,
     make_request,
     read_manifest,
@@ -89,11 +90,12 @@ def test_exports_first_inbound_email_of_every_labelled_conversation(approved: An
         assert row["tenant_id"] == TENANT
         assert dict(row["labels"]) == record["labels"]
         assert row["body_content_type"] == record["body_content_type"]
-    # Order of writes: every part, then the manifest, then the watermark.
+    # Order of writes: every part, then the manifest; the watermark only moves when the run commits.
     part_keys = [p.key for p in manifest.parts]
-    assert recorder.puts == [*part_keys, WHERE.export_manifest_key("run-1"), WHERE.watermark_key]
+    assert recorder.puts == [*part_keys, WHERE.export_manifest_key("run-1")]
     assert manifest.counts.accounted
     assert manifest.watermark == NOW - timedelta(minutes=5)
+    assert manifest.history_base is None  # all history: the export is the whole training history
     assert "mongomock" in manifest.source.description
 
 
@@ -148,6 +150,7 @@ def test_incremental_export_reads_only_what_changed_since_the_watermark(approved
     collection, records = seeded(40)
     first = summary_of(execute(make_request("run-1"), target(approved), lambda: source(collection)))
     assert first.records == 40
+    commit_run(approved, target(approved), "run-1")
     mark = datetime.fromisoformat(watermark_value(approved))
 
     later = mark + timedelta(hours=1)
@@ -160,6 +163,7 @@ def test_incremental_export_reads_only_what_changed_since_the_watermark(approved
     manifest = read_manifest(approved, WHERE.export_manifest_key("run-2"))
     assert manifest.window.start == mark
     assert manifest.previous_watermark == mark
+    assert manifest.history_base == WHERE.history_manifest_key("run-1")
     assert sorted(r["conversation_id"] for r in read_rows(approved, manifest)) == sorted(changed)
     assert second.records == 3
     assert {dict(r["labels"])[LABEL] for r in read_rows(approved, manifest)} == {"other"}
@@ -167,8 +171,11 @@ def test_incremental_export_reads_only_what_changed_since_the_watermark(approved
     full = summary_of(execute(make_request("run-3", full_export=True), step, lambda: source(collection)))
     assert full.records == 40
     assert read_manifest(approved, WHERE.export_manifest_key("run-3")).window.start.year == 1970
+    assert read_manifest(approved, WHERE.export_manifest_key("run-3")).history_base is None
 
-    # Nothing can have changed between the watermark and "now − settle": a named answer, no manifest.
+    # Once run-3 committed, nothing can have changed between the watermark and "now − settle": a named
+    # answer, no manifest.
+    commit_run(approved, step, "run-3")
     with pytest.raises(InsufficientData):
         execute(make_request("run-4"), step, lambda: source(collection))
     assert keys_under(approved, WHERE.export_prefix("run-4")) == []
@@ -305,7 +312,9 @@ def test_chunked_export_equals_single_export_and_finalize_needs_every_chunk(appr
     assert combined.records == 80
     rows = read_rows(approved, read_manifest(approved, WHERE.export_manifest_key("par")))
     assert len({r["conversation_id"] for r in rows}) == 80
-    assert watermark_value(approved).startswith("2026-03-01")
+    proposed = read_manifest(approved, WHERE.export_manifest_key("par")).watermark
+    assert proposed is not None
+    assert proposed.isoformat().startswith("2026-03-01")
 
     single = summary_of(execute(make_request("one", window=window, full_export=True), target(approved),
                                 lambda: source(collection)))  # fmt: skip

@@ -36,6 +36,7 @@ HAPPY = [
     t.COUNT_POLL,
     *POLL,
     t.WRITE_CHAMPION,
+    t.COMMIT_HISTORY,
     t.PUBLISH_SUCCEEDED,
     t.SUCCEEDED,
 ]
@@ -185,6 +186,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls",
+            t.COMMIT_HISTORY: "HistoryCommitted",
         }
     }
     runner = RecordingRunner(accuracy=0.92)
@@ -243,6 +245,7 @@ def test_export_approval_rejected_stops_before_export(world: World) -> None:
         t.VALIDATE_INPUT,
         t.EXPORT_APPROVAL_GATE,
         t.REQUEST_EXPORT_APPROVAL,
+        t.RECORD_EXPORT_REFUSAL,
         *FAILURE_TAIL,
     ]
 
@@ -271,13 +274,13 @@ def test_granted_approvals_let_the_run_deploy(world: World) -> None:
 
 
 def test_deployment_approval_that_times_out_fails_the_run(world: World) -> None:
-    """Rendered with a 1 s heartbeat / 2 s timeout: nobody answers, so the gate lapses."""
+    """Rendered with a 2 s timeout: nobody answers, so the gate lapses."""
     req = request("slow", deploy_approval=True)
     execution, run = world.run_training(req, "slow-support-1", "HappyPath", arn=world.short_approvals_arn)
 
     assert run.status == "FAILED"
     assert run.error == t.ERROR_APPROVAL_TIMED_OUT
-    assert "States.HeartbeatTimeout" in (run.cause or "") or "States.Timeout" in (run.cause or "")
+    assert "States.Timeout" in (run.cause or "")
     assert list(run.entered) == [
         *BEFORE_TRAINING,
         t.EVALUATE,

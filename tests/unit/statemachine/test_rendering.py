@@ -123,16 +123,41 @@ def test_blue_green_update_is_optional() -> None:
     assert "DeploymentConfig" not in rolling["States"][t.UPDATE_ENDPOINT]["Parameters"]
 
 
-def test_approval_gates_have_timeouts_and_heartbeats() -> None:
-    settings = PipelineSettings(approval_timeout_seconds=100, approval_heartbeat_seconds=40)
+def test_approval_gates_time_out_after_the_documented_timeout_without_a_heartbeat() -> None:
+    assert PipelineSettings().approval_timeout_seconds == 7 * 24 * 3600
+    settings = PipelineSettings(approval_timeout_seconds=100)
     states = render_training_pipeline(training_resources(), settings)["States"]
     for gate in (t.REQUEST_EXPORT_APPROVAL, t.REQUEST_DEPLOY_APPROVAL):
         assert states[gate]["Resource"].endswith(".waitForTaskToken")
-        assert (states[gate]["TimeoutSeconds"], states[gate]["HeartbeatSeconds"]) == (100, 40)
+        assert states[gate]["TimeoutSeconds"] == 100
+        # Nothing sends SendTaskHeartbeat: a heartbeat would end the wait long before the timeout.
+        assert "HeartbeatSeconds" not in states[gate]
         detail = states[gate]["Parameters"]["Entries"][0]["Detail"]
         assert detail["task_token.$"] == "$$.Task.Token"
-    with pytest.raises(ValueError, match="heartbeat"):
-        PipelineSettings(approval_timeout_seconds=10, approval_heartbeat_seconds=10)
+        assert "heartbeat_seconds" not in detail
+    with pytest.raises(ValueError, match="positive"):
+        PipelineSettings(approval_timeout_seconds=0)
+
+
+def test_the_export_gate_records_its_answer_and_the_run_commits_last() -> None:
+    states = TRAINING["States"]
+    gate = states[t.REQUEST_EXPORT_APPROVAL]
+    assert gate["Next"] == t.RECORD_EXPORT_CONSENT
+    assert gate["Catch"][0] == {
+        "ErrorEquals": [t.ERROR_APPROVAL_REJECTED],
+        "Next": t.RECORD_EXPORT_REFUSAL,
+        "ResultPath": "$.failure",
+    }
+    consent, refusal = states[t.RECORD_EXPORT_CONSENT], states[t.RECORD_EXPORT_REFUSAL]
+    assert (consent["Parameters"]["Payload"]["action"], consent["Next"]) == ("consent", t.EXPORT)
+    assert consent["Parameters"]["Payload"]["answer.$"] == "$.export_approval"
+    assert (refusal["Parameters"]["Payload"]["action"], refusal["Next"]) == ("refuse", t.PUBLISH_FAILURE)
+    assert refusal["Catch"][0]["ResultPath"] == "$.consent_error"  # $.failure stays ApprovalRejected
+    # The deployment gate's rejection records nothing.
+    assert states[t.REQUEST_DEPLOY_APPROVAL]["Catch"][0]["Next"] == t.PUBLISH_FAILURE
+    assert states[t.WRITE_CHAMPION]["Next"] == t.COMMIT_HISTORY
+    assert states[t.COMMIT_HISTORY]["Next"] == t.PUBLISH_SUCCEEDED
+    assert states[t.COMMIT_HISTORY]["Parameters"]["Payload"]["action"] == "commit"
 
 
 def test_inference_endpoint_name_matches_the_layout() -> None:
