@@ -42,3 +42,7 @@ class ModelFailure(ConvclassError):
 
 class ExportIncomplete(ConvclassError):
     """Chunks of a parallel export lack a manifest (failed or still running): never read it as complete."""
+
+
+class EmailTooLarge(InvalidInput):
+    """An inbound email over the inbound queue's message size limit (see ``events.inbound_max_message_bytes``)."""

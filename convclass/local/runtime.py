@@ -218,10 +218,4 @@ def _invoke_endpoint(
         )
     except EndpointUnavailable as exc:
         raise moto_shims.EndpointError("ValidationError", str(exc), 400) from exc
-    if status >= 300:
-        # SageMaker reports a container's non-2xx answer as ModelError, with the container's status and body.
-        message = (
-            f'Received client error ({status}) from primary with message "{body.decode(errors="replace")}"'
-        )
-        raise moto_shims.EndpointError("ModelError", message, 424)
-    return moto_shims.EndpointReply(body=body, content_type=content_type)
+    return moto_shims.container_answer(status, body, content_type)
