@@ -45,4 +45,4 @@ class ExportIncomplete(ConvclassError):
 
 
 class EmailTooLarge(InvalidInput):
-    """An inbound email over the inbound queue's message size limit (see ``events.inbound_max_message_bytes``)."""
+    """An inbound email over the inbound queue's message size (``events.inbound_max_message_bytes``)."""

@@ -47,13 +47,13 @@ INBOUND_ATTRIBUTES = ("tenant", "classifier", "conversation_id")
 #: Step Functions refuses an execution input over 256 KiB (262,144 bytes of UTF-8); a Pipe hands a whole batch
 #: to the inference workflow as one input.
 STEP_FUNCTIONS_MAX_INPUT_BYTES = 262_144
-#: What a Pipe adds around each message body in that input (ids, receipt handle, attributes, ARNs), generously.
+#: What a Pipe adds around each body in that input (ids, receipt handle, attributes, ARNs), generously.
 PIPE_RECORD_OVERHEAD_BYTES = 2_048
 #: SQS never accepts a message under 1 KiB as its size limit.
 SQS_MIN_MESSAGE_SIZE = 1_024
 
-#: Email events carry ``event_id`` = this format over (SQS message id, kind): a redelivered message gets the same
-#: id again, so a consumer keeps the first event per id. EventBridge itself never deduplicates.
+#: Email events carry ``event_id`` = this format over (SQS message id, kind): a redelivered message gets the
+#: same id again, so a consumer keeps the first event per id. EventBridge itself never deduplicates.
 EMAIL_EVENT_ID_FORMAT = "{}/{}"
 EmailEventKind = Literal["classified", "failed"]
 
@@ -66,8 +66,9 @@ def email_event_id(message_id: str, kind: EmailEventKind) -> str:
 def inbound_max_message_bytes(batch_size: int) -> int:
     """The inbound queue's ``MaximumMessageSize`` for a Pipe batch of ``batch_size`` messages.
 
-    A body travels as a JSON string inside the execution input, where escaping can double it (every ``"`` and
-    ``\\`` gains a backslash), so a full batch of the largest messages still fits the Step Functions input limit.
+    A body travels as a JSON string inside the execution input, where escaping can double it (every ``"``
+    and ``\\`` gains a backslash), so a full batch of the largest messages still fits the Step Functions
+    input limit.
     SQS then refuses a larger email at SendMessage, with an error that names the limit.
     """
     if batch_size < 1:

@@ -1,9 +1,9 @@
-"""An inbound email as a support system enqueues it for classification: one SQS message on the inbound queue.
+"""An inbound email as a support system enqueues it for classification: one message on the inbound queue.
 
-The body is the serving request (``convclass.serving.schemas.EmailIn``), sent unchanged to the tenant's endpoint;
-the message attributes ``tenant``, ``classifier`` and ``conversation_id`` route it. The queue refuses a message
-over ``events.inbound_max_message_bytes(batch_size)``; :func:`inbound_message` refuses it first, with
-``EmailTooLarge`` naming the limit, so a producer learns what to shorten before it calls SQS.
+The body is the serving request (``convclass.serving.schemas.EmailIn``), sent unchanged to the tenant's
+endpoint; the message attributes ``tenant``, ``classifier`` and ``conversation_id`` route it. The queue
+refuses a message over ``events.inbound_max_message_bytes(batch_size)``; :func:`inbound_message` refuses it
+first, with ``EmailTooLarge`` naming the limit, so a producer learns what to shorten before it calls SQS.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def inbound_message(
     size = len(body.encode()) + sum(len(k) + len(_STRING) + len(v.encode()) for k, v in values.items())
     if size > max_bytes:
         raise EmailTooLarge(
-            f"inbound email for conversation {conversation_id!r} is {size} bytes; the inbound queue accepts at "
-            f"most {max_bytes} bytes per message (a whole Pipe batch must fit one Step Functions input): "
-            "shorten the body or deploy a smaller inference batch size"
+            f"inbound email for conversation {conversation_id!r} is {size} bytes; the inbound queue "
+            f"accepts at most {max_bytes} bytes per message (a whole Pipe batch must fit one Step "
+            "Functions input): shorten the body or deploy a smaller inference batch size"
         )
     return {
         "Id": entry_id,

@@ -4,27 +4,28 @@
 
     ClassifyEmails (Map over the SQS records; each item is {record, attempt})
       └─ CheckMessage → Classify (sagemakerruntime:invokeEndpoint) → PublishClassified → Classified
-           │              │ transient errors: retried with backoff (Retry)
-           │              ├─ ModelError → CheckModelError ─(container 5xx / 429)→ BackOff → WaitToRetry → Classify
-           │              │                              └─(container 4xx: bad input)→ ReportFailure
-           │              ├─ ValidationError (no such endpoint, refused request) → ReportFailure → NotClassified
-           │              └─ anything else, or retries spent → ReturnToQueue
+           │         │ transient errors: retried with backoff (Retry)
+           │         ├─ ModelError → CheckModelError ─(5xx / 429)→ BackOff → WaitToRetry → Classify
+           │         │                      └─(container 4xx: bad input)→ ReportFailure → NotClassified
+           │         ├─ ValidationError (no such endpoint) → ReportFailure → NotClassified
+           │         └─ anything else, or retries spent → ReturnToQueue
            └─ ReportMalformed → NotClassified
     any publish that fails → ReturnToQueue
 
-Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes and the serving
-request as its body, which goes to the tenant's endpoint unchanged. An email ends in one of three ways:
+Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes and the
+serving request as its body, which goes to the tenant's endpoint unchanged. An email ends in one of three
+ways:
 
 * ``Classified``: an ``Email Classified`` event was published;
 * ``NotClassified``: a final ``Email Classification Failed`` event was published (bad input: a malformed
   message, a request the serving app refused with 4xx, an endpoint that does not exist);
 * ``ReturnToQueue``: nothing final happened (the endpoint stayed unavailable, or publishing failed). The
-  execution's output lists the message in ``batchItemFailures`` (the Pipe's partial batch response), so the Pipe
-  deletes every other message of the batch and this one becomes visible again; after the queue's
+  execution's output lists the message in ``batchItemFailures`` (the Pipe's partial batch response), so the
+  Pipe deletes every other message of the batch and this one becomes visible again; after the queue's
   ``maxReceiveCount`` receives it moves to the DLQ.
 
-Every event's detail carries ``event_id`` (``events.email_event_id``: the SQS message id + the kind), the same on
-every delivery of a message: EventBridge does not deduplicate, so a consumer keeps the first event per id.
+Every event's detail carries ``event_id`` (``events.email_event_id``: the SQS message id + the kind), the same
+on every delivery of a message: EventBridge does not deduplicate, so a consumer keeps the first event per id.
 """
 
 from __future__ import annotations
@@ -239,8 +240,8 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
                 },
                 # Only returned messages carry "failure": the Pipe deletes every other message of the batch.
                 "ResultSelector": {"results.$": "$", "batchItemFailures.$": "$[*].failure"},
-                # An iteration always ends in one of its outcomes; should the engine itself fail one, the whole
-                # batch comes back (its events carry the same event ids, so consumers drop the repeats).
+                # An iteration always ends in one of its outcomes; should the engine itself fail one, the
+                # whole batch comes back (its events carry the same event ids, so consumers drop the repeats).
                 "Catch": [catch(["States.ALL"], BATCH_FAILED, "$")],
                 "End": True,
             },

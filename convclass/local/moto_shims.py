@@ -152,7 +152,8 @@ EndpointInvoker = Callable[[EndpointRequest], EndpointReply]
 
 def container_answer(status: int, body: bytes, content_type: str) -> EndpointReply:
     """A serving container's HTTP answer as InvokeEndpoint returns it: the body on 2xx, otherwise SageMaker's
-    ``ModelError`` (424) whose message names the container's status as a client (4xx) or server (5xx) error."""
+    ``ModelError`` (424), whose message names the container's status as a client (4xx) or server (5xx)
+    error."""
     if status < 300:
         return EndpointReply(body=body, content_type=content_type)
     kind = "client" if status < 500 else "server"

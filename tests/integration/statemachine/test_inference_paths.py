@@ -192,11 +192,11 @@ def test_an_endpoint_that_keeps_failing_returns_the_message_to_its_queue(
         ],
         "batchItemFailures": [{"itemIdentifier": "k1"}, {"itemIdentifier": "k2"}],
     }
-    # The container's 5xx: the first attempt and one per backoff step; the runtime error: three Retry attempts.
+    # The container's 5xx: the first attempt and one per backoff step; the runtime error: 1 + 3 retries.
     assert Counter(run.entered)[i.WAIT_TO_RETRY] == len(i.MODEL_ERROR_BACKOFF_SECONDS)
     assert endpoints.invocations == (len(i.MODEL_ERROR_BACKOFF_SECONDS) + 1) + 4 + 1
     classified, failed = _email_events(world)
-    # A returned email has no event: it is neither classified nor finally failed (k3's endpoint does not exist).
+    # A returned email has no event: neither classified nor finally failed (k3's endpoint does not exist).
     assert classified == []
     assert [f.message_id for f in failed] == ["k3"]
 

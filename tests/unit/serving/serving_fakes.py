@@ -127,7 +127,7 @@ class ServingEndpoints:
         return moto_shims.container_answer(response.status_code, response.content, content_type)
 
 
-#: The model fails inside the serving app (it answers 500 ModelFailure; SageMaker reports a server ModelError).
+#: The model fails inside the serving app (500 ModelFailure; SageMaker reports a server ModelError).
 CONTAINER_FAILURE = "container-failure"
 #: HTTP status sagemaker-runtime answers with for each error code a test injects.
 RUNTIME_FAULT_STATUS = {
