@@ -24,7 +24,7 @@ from convclass.local.embedded import EmbeddedAws
 from convclass.local.endpoints import EndpointUnavailable, LocalEndpointHost
 from convclass.local.lambdas import invoke_handler, routed_output
 from convclass.local.pipes import InboundPipe
-from convclass.local.stack import deploy
+from convclass.local.stack import INBOUND_BATCH_SIZE, deploy
 from convclass.local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from convclass.stack import StackOutputs
 from statemachine import PipelineSettings
@@ -120,6 +120,7 @@ class LocalRuntime:
             queue_arn=queue_arn,
             region=self.aws.region,
             state_machine_arn=self.outputs.require("inference_state_machine_arn"),
+            batch_size=INBOUND_BATCH_SIZE,
         )
         self._pipe.start()
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED
+from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, inbound_max_message_bytes
 from convclass.layout import (
     INBOUND_QUEUE,
     INFERENCE_WORKFLOW,
@@ -66,6 +66,9 @@ STARTER = FunctionSpec(STARTER_FUNCTION, 256, 30)
 #: Express workflows run at most five minutes: an inbound message stays hidden while its batch is processed.
 EXPRESS_MAX_SECONDS = 300
 MAX_RECEIVE_COUNT = 3
+#: Messages the local Pipe hands to one inference execution; the inbound queue refuses larger messages than
+#: such a batch can carry in one Step Functions input.
+INBOUND_BATCH_SIZE = 10
 
 
 def function_name(key: str) -> str:
@@ -91,7 +94,9 @@ def _role(iam: Any, name: str, service: str) -> str:
     )
 
 
-def _queue_with_dlq(sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: int) -> tuple[str, str]:
+def _queue_with_dlq(
+    sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: int, max_message_bytes: int | None = None
+) -> tuple[str, str]:
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq", Attributes={"KmsMasterKeyId": kms_key_id}, tags=_TAGS
     )["QueueUrl"]
@@ -104,6 +109,7 @@ def _queue_with_dlq(sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: 
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
             ),
+            **({"MaximumMessageSize": str(max_message_bytes)} if max_message_bytes else {}),
         },
         tags=_TAGS,
     )["QueueUrl"]
@@ -194,7 +200,11 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         sqs, stack_resource_name(STACK, TRAINING_QUEUE), kms_key_arn, 6 * STARTER.timeout_s
     )
     inbound_queue_url, inbound_dlq_url = _queue_with_dlq(
-        sqs, stack_resource_name(STACK, INBOUND_QUEUE), kms_key_arn, EXPRESS_MAX_SECONDS
+        sqs,
+        stack_resource_name(STACK, INBOUND_QUEUE),
+        kms_key_arn,
+        EXPRESS_MAX_SECONDS,
+        inbound_max_message_bytes(INBOUND_BATCH_SIZE),
     )
     bus = stack_resource_name(STACK)
     events.create_event_bus(Name=bus, Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()])
