@@ -64,17 +64,15 @@ def email_event_id(message_id: str, kind: EmailEventKind) -> str:
 
 
 def inbound_max_message_bytes(batch_size: int) -> int:
-    """The inbound queue's ``MaximumMessageSize`` for a Pipe batch of ``batch_size`` messages.
+    """The inbound queue's ``MaximumMessageSize`` for a Pipe batch of ``batch_size`` messages: a full batch of
+    the largest messages, each with the Pipe's record around it, fits one Step Functions input.
 
-    A body travels as a JSON string inside the execution input, where escaping can double it (every ``"``
-    and ``\\`` gains a backslash), so a full batch of the largest messages still fits the Step Functions
-    input limit.
-    SQS then refuses a larger email at SendMessage, with an error that names the limit.
+    A body travels as a JSON string inside that input, so its escaped size is what counts;
+    ``convclass.inbound.inbound_message`` checks the escaped size against this limit, SQS checks the raw size.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    per_record = STEP_FUNCTIONS_MAX_INPUT_BYTES // batch_size - PIPE_RECORD_OVERHEAD_BYTES
-    size = per_record // 2 // 1024 * 1024
+    size = (STEP_FUNCTIONS_MAX_INPUT_BYTES // batch_size - PIPE_RECORD_OVERHEAD_BYTES) // 1024 * 1024
     if size < SQS_MIN_MESSAGE_SIZE:
         raise ValueError(f"a batch of {batch_size} leaves no room for a message in a Step Functions input")
     return size

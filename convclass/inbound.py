@@ -3,11 +3,14 @@
 The body is the serving request (``convclass.serving.schemas.EmailIn``), sent unchanged to the tenant's
 endpoint; the message attributes ``tenant``, ``classifier`` and ``conversation_id`` route it. The queue
 refuses a message over ``events.inbound_max_message_bytes(batch_size)``; :func:`inbound_message` refuses it
-first, with ``EmailTooLarge`` naming the limit, so a producer learns what to shorten before it calls SQS.
+first, with ``EmailTooLarge`` naming the limit, so a producer learns what to shorten before it calls SQS. It
+counts the body as the Pipe will carry it (a JSON string, escaped), so a batch of messages it accepted always
+fits one Step Functions input; SQS counts the raw bytes only.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from convclass import layout
@@ -24,7 +27,7 @@ def inbound_message(
     """A ``SendMessageBatch`` entry for one email; raises ``EmailTooLarge`` over ``max_bytes``.
 
     ``max_bytes`` is the inbound queue's ``MaximumMessageSize``; like SQS, the size counts the body and every
-    attribute's name, type and value.
+    attribute's name, type and value, and the body counts as escaped inside the Pipe's JSON record.
     """
     try:
         layout.validate_id(tenant, "tenant id")
@@ -33,7 +36,8 @@ def inbound_message(
         raise InvalidInput(str(exc)) from None
     values = dict(zip(INBOUND_ATTRIBUTES, (tenant, classifier, conversation_id), strict=True))
     body = email.model_dump_json(exclude_none=True)
-    size = len(body.encode()) + sum(len(k) + len(_STRING) + len(v.encode()) for k, v in values.items())
+    escaped = json.dumps(body, ensure_ascii=False).encode()
+    size = len(escaped) - 2 + sum(len(k) + len(_STRING) + len(v.encode()) for k, v in values.items())
     if size > max_bytes:
         raise EmailTooLarge(
             f"inbound email for conversation {conversation_id!r} is {size} bytes; the inbound queue "
