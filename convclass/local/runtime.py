@@ -61,6 +61,12 @@ class LocalRuntime:
             raise RuntimeError("the local runtime is not started")
         return self._endpoints
 
+    @property
+    def inbound_pipe(self) -> InboundPipe:
+        if self._pipe is None:
+            raise RuntimeError("the local runtime is not started")
+        return self._pipe
+
     def start(self) -> LocalRuntime:
         from convclass.training import metric_definitions
 
