@@ -156,4 +156,4 @@ def _failed_items(described: dict[str, Any], ids: set[str]) -> set[str]:
     if not isinstance(items, list):
         return ids
     failed = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in items}
-    return failed if failed <= ids else ids
+    return {str(item) for item in failed} if failed <= ids else ids
