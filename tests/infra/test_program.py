@@ -272,3 +272,15 @@ def test_emails_that_could_not_be_classified_are_archived_and_alarmed(recording:
     }
     assert alarm["threshold"] == 0
     assert alarm["alarmActions"] == [recording.stack_outputs["notifications_topic_arn"]]
+    (key,) = recording.of_type("aws:kms/key:Key")
+    statements = {st["Sid"]: st for st in json.loads(key.inputs["policy"])["Statement"]}
+    archives = statements["EventBridgeArchives"]
+    assert archives["Principal"] == {"Service": "events.amazonaws.com"}
+    assert set(archives["Action"]) == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    }
+    context = archives["Condition"]["ArnLike"]["kms:EncryptionContext:aws:events:event-bus:arn"]
+    assert context.endswith(":event-bus/*")
