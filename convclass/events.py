@@ -14,7 +14,7 @@ Approval Requested            ApprovalRequest             an export or deploymen
 Training Run Succeeded        RunOutcome                  ``deployed``, or ``insufficient_data``
 Training Run Failed           RunOutcome                  any failure; ``error`` is the Fail state's error
 Email Classified              EmailClassified             one per inbound email the endpoint classified
-Email Classification Failed   EmailClassificationFailed   one per inbound email not classified
+Email Classification Failed   EmailClassificationFailed   one per inbound email that cannot be classified
 ============================= =========================== ===============================================
 
 No event ever carries email text: only ids, labels, probabilities and metrics.

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from convclass import events, layout
+from convclass.errors import InvalidInput
 from statemachine.asl import State, catch, put_event, retry
 from statemachine.resources import InferenceResources
 
@@ -202,7 +203,7 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             {
                 "event_id.$": _event_id("failed"),
                 "message_id.$": _MESSAGE_ID,
-                "error": "InvalidInput",
+                "error": InvalidInput.__name__,
                 "cause": "an inbound email needs the message attributes "
                 + ", ".join(events.INBOUND_ATTRIBUTES)
                 + " and a body",
