@@ -49,6 +49,8 @@ assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION} == set(FUNCTION_SPECS)
 #: so a batch still being classified is never delivered twice.
 EXPRESS_MAX_SECONDS = 300
 INBOUND_VISIBILITY_TIMEOUT_S = EXPRESS_MAX_SECONDS + 60
+#: Inbound emails the Pipe hands to one inference execution (the stack config may lower it).
+INBOUND_BATCH_SIZE = 10
 #: Deliveries before a message moves to its queue's DLQ.
 TRAINING_MAX_RECEIVE_COUNT = 3
 INBOUND_MAX_RECEIVE_COUNT = 5

@@ -78,3 +78,7 @@ class ModelRejected(ConvclassError):
 
 class DeploymentFailed(ConvclassError):
     """The endpoint did not reach InService on the new model."""
+
+
+class EmailTooLarge(InvalidInput):
+    """An inbound email over the inbound queue's message size (``events.inbound_max_message_bytes``)."""

@@ -14,7 +14,7 @@ Approval Requested            ApprovalRequest             an export or deploymen
 Training Run Succeeded        RunOutcome                  ``deployed``, or ``insufficient_data``
 Training Run Failed           RunOutcome                  any failure; ``error`` is the Fail state's error
 Email Classified              EmailClassified             one per inbound email the endpoint classified
-Email Classification Failed   EmailClassificationFailed   one per inbound email not classified
+Email Classification Failed   EmailClassificationFailed   one per inbound email that cannot be classified
 ============================= =========================== ===============================================
 
 No event ever carries email text: only ids, labels, probabilities and metrics.
@@ -45,6 +45,39 @@ EMAIL_CLASSIFICATION_FAILED = "Email Classification Failed"
 #: SQS message attributes of an inbound email; the message body is the serving request JSON, passed unchanged
 #: to the tenant's endpoint (the workflow never parses or logs it).
 INBOUND_ATTRIBUTES = ("tenant", "classifier", "conversation_id")
+#: Step Functions refuses an execution input over 256 KiB (262,144 bytes of UTF-8); a Pipe hands a whole batch
+#: to the inference workflow as one input.
+STEP_FUNCTIONS_MAX_INPUT_BYTES = 262_144
+#: What a Pipe adds around each body in that input (ids, receipt handle, attributes, ARNs), generously.
+PIPE_RECORD_OVERHEAD_BYTES = 2_048
+#: SQS never accepts a message under 1 KiB as its size limit.
+SQS_MIN_MESSAGE_SIZE = 1_024
+
+#: Email events carry ``event_id`` = this format over (SQS message id, kind): a redelivered message gets the
+#: same id again, so a consumer keeps the first event per id. EventBridge itself never deduplicates.
+EMAIL_EVENT_ID_FORMAT = "{}/{}"
+EmailEventKind = Literal["classified", "failed"]
+
+
+def email_event_id(message_id: str, kind: EmailEventKind) -> str:
+    """The ``event_id`` of the email event the inference workflow publishes for one SQS message."""
+    return EMAIL_EVENT_ID_FORMAT.format(message_id, kind)
+
+
+def inbound_max_message_bytes(batch_size: int) -> int:
+    """The inbound queue's ``MaximumMessageSize`` for a Pipe batch of ``batch_size`` messages: a full batch of
+    the largest messages, each with the Pipe's record around it, fits one Step Functions input.
+
+    A body travels as a JSON string inside that input, so its escaped size is what counts;
+    ``convclass.inbound.inbound_message`` checks the escaped size against this limit, SQS checks the raw size.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    size = (STEP_FUNCTIONS_MAX_INPUT_BYTES // batch_size - PIPE_RECORD_OVERHEAD_BYTES) // 1024 * 1024
+    if size < SQS_MIN_MESSAGE_SIZE:
+        raise ValueError(f"a batch of {batch_size} leaves no room for a message in a Step Functions input")
+    return size
+
 
 #: SageMaker instance types look like ml.<family>.<size>.
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
@@ -404,6 +437,8 @@ class RunOutcome(BaseModel):
 class EmailClassified(_Frozen):
     """Detail of ``Email Classified``: the serving response for one email, plus where it came from."""
 
+    #: ``email_event_id(message_id, "classified")``: the same for every delivery of one message.
+    event_id: str
     tenant: str
     classifier: str
     conversation_id: str
@@ -412,6 +447,10 @@ class EmailClassified(_Frozen):
 
 
 class EmailClassificationFailed(_Frozen):
+    """Detail of ``Email Classification Failed``: a final answer (the message is not delivered again)."""
+
+    #: ``email_event_id(message_id, "failed")``.
+    event_id: str
     tenant: str | None = None
     classifier: str | None = None
     conversation_id: str | None = None

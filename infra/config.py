@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-from convclass.deployment import FUNCTION_SPECS, INBOUND_MAX_RECEIVE_COUNT
+from convclass.deployment import FUNCTION_SPECS, INBOUND_BATCH_SIZE, INBOUND_MAX_RECEIVE_COUNT
 from convclass.events import INSTANCE_TYPE_PATTERN, DataSource
 from convclass.layout import STARTER_FUNCTION, validate_id
 from convclass.records import LABEL_FIELD_PATTERN
@@ -218,7 +218,7 @@ class StorageConfig(_Model):
 class InferenceConfig(_Model):
     """The inbound-email queue → Pipe → Express workflow path."""
 
-    batch_size: Annotated[int, Field(ge=1, le=10)] = 10
+    batch_size: Annotated[int, Field(ge=1, le=10)] = INBOUND_BATCH_SIZE
     batching_window_seconds: Annotated[int, Field(ge=0, le=300)] = 5
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = INBOUND_MAX_RECEIVE_COUNT
 

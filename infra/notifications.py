@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from convclass.events import APPROVAL_REQUESTED, PIPELINE_SOURCE, RUN_FAILED, RUN_SUCCEEDED
+from convclass.events import (
+    APPROVAL_REQUESTED,
+    EMAIL_CLASSIFICATION_FAILED,
+    INFERENCE_SOURCE,
+    PIPELINE_SOURCE,
+    RUN_FAILED,
+    RUN_SUCCEEDED,
+)
 from infra.common import AwsEnv, Naming, Statement, child_opts
 
 # Rules from the bus to the topic: what an operator must see (approvals to answer, runs that ended).
@@ -16,6 +23,12 @@ NOTIFIED_DETAIL_TYPES = {
     "approvals": [APPROVAL_REQUESTED],
     "outcomes": [RUN_SUCCEEDED, RUN_FAILED],
 }
+
+#: Emails the inference workflow gave a final failure (bad input, no such endpoint): kept in an archive
+#: (replay them once the cause is fixed) and alarmed on through the matching rule's MatchedEvents.
+FAILED_EMAILS_PATTERN = {"source": [INFERENCE_SOURCE], "detail-type": [EMAIL_CLASSIFICATION_FAILED]}
+FAILED_EMAILS_ARCHIVE_DAYS = 30
+ALARM_PERIOD_SECONDS = 300
 
 
 def topic_policy(env: AwsEnv, topic_arn: str, rule_arns: list[str]) -> str:
@@ -164,4 +177,48 @@ class Notifications(pulumi.ComponentResource):
                 endpoint=email,
                 opts=child_opts(self),
             )
+        self._failed_emails(name, args, tags)
         self.register_outputs({"bus_name": self.bus_name, "topic_arn": self.topic_arn})
+
+    def _failed_emails(self, name: str, args: NotificationsArgs, tags: dict[str, str]) -> None:
+        """Archive every ``Email Classification Failed`` event and alarm as soon as one is published."""
+        pattern = json.dumps(FAILED_EMAILS_PATTERN)
+        self.failed_emails_archive = aws.cloudwatch.EventArchive(
+            f"{name}-failed-emails-archive",
+            name=args.naming.name("failed-emails"),
+            description="convclass: inbound emails that could not be classified (replayable)",
+            event_source_arn=self.bus.arn,
+            event_pattern=pattern,
+            retention_days=FAILED_EMAILS_ARCHIVE_DAYS,
+            kms_key_identifier=args.key_arn,
+            opts=child_opts(self),
+        )
+        # A rule without targets: it exists so CloudWatch counts the matching events for the alarm.
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-failed-emails",
+            name=args.naming.name("failed-emails"),
+            event_bus_name=self.bus.name,
+            description="convclass: counts inbound emails that could not be classified",
+            event_pattern=pattern,
+            tags=tags,
+            opts=child_opts(self),
+        )
+        actions = [self.topic.arn]
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-failed-emails-alarm",
+            name=args.naming.name("inference", "emails-not-classified"),
+            alarm_description="convclass inference: inbound emails ended as Email Classification Failed",
+            namespace="AWS/Events",
+            metric_name="MatchedEvents",
+            dimensions={"EventBusName": self.bus.name, "RuleName": rule.name},
+            statistic="Sum",
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+            treat_missing_data="notBreaching",
+            alarm_actions=actions,
+            ok_actions=actions,
+            tags=tags,
+            opts=child_opts(self),
+        )

@@ -74,6 +74,7 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:sns/topicPolicy:TopicPolicy",
         "aws:sns/topicSubscription:TopicSubscription",
         "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:cloudwatch/eventArchive:EventArchive",
         "aws:cloudwatch/dashboard:Dashboard",
         "aws:scheduler/schedule:Schedule",
     }

@@ -92,6 +92,27 @@ def key_policy(env: AwsEnv) -> str:
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": env.account_id}},
         },
+        {
+            # EventBridge archives of this account's buses (the failed-emails archive) encrypt with this key;
+            # the encryption context names the archived bus. DescribeKey carries no context.
+            "Sid": "EventBridgeArchivesDescribeKey",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:DescribeKey"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "EventBridgeArchives",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:events:event-bus:arn": env.arn("events", "event-bus/*")
+                }
+            },
+        },
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 

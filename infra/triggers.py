@@ -9,7 +9,9 @@ the starter calls StartExecution with ``convclass.events.execution_name``.
 
 Inbound emails need no name: the inference workflow is Express (at-least-once, idempotent by design of its
 events), so a Pipe takes queue batches straight to it. The Pipe waits for the result (StartSyncExecution),
-so a failed batch returns to the queue and ends in the DLQ after ``max_receive_count`` attempts.
+reads the workflow's partial batch response (``batchItemFailures``) and deletes every other message: only the
+emails the workflow returned come back, and end in the DLQ after ``max_receive_count`` receives. The queue's
+``MaximumMessageSize`` is sized so that a full batch fits one Step Functions input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import pulumi
 import pulumi_aws as aws
 
 from convclass.deployment import INBOUND_VISIBILITY_TIMEOUT_S, TRAINING_MAX_RECEIVE_COUNT
-from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, RunOptions, TrainingRunRequest
+from convclass.events import (
+    PIPELINE_SOURCE,
+    TRAIN_REQUESTED,
+    RunOptions,
+    TrainingRunRequest,
+    inbound_max_message_bytes,
+)
 from convclass.layout import INBOUND_QUEUE, STARTER_FUNCTION, TRAIN_CLASSIFIER_RULE, TRAINING_QUEUE
 from functions.starter.handler import STATE_MACHINE_ENV
 from infra.common import (
@@ -142,6 +150,7 @@ class QueueWithDlq(pulumi.ComponentResource):
         visibility_timeout: int,
         max_receive_count: int,
         component: str,
+        max_message_size: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("convclass:infra:QueueWithDlq", name, None, opts)
@@ -162,6 +171,7 @@ class QueueWithDlq(pulumi.ComponentResource):
             kms_data_key_reuse_period_seconds=300,
             visibility_timeout_seconds=visibility_timeout,
             message_retention_seconds=4 * 24 * 3600,
+            max_message_size=max_message_size,
             redrive_policy=self.dlq.arn.apply(
                 lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count})
             ),
@@ -339,6 +349,9 @@ class Triggers(pulumi.ComponentResource):
             visibility_timeout=INBOUND_VISIBILITY_TIMEOUT_S,
             max_receive_count=args.inference.max_receive_count,
             component="triggers",
+            # A whole Pipe batch of the largest messages must fit one Step Functions input: SendMessage
+            # refuses a larger email with an error that names the limit.
+            max_message_size=inbound_max_message_bytes(args.inference.batch_size),
             opts=child_opts(self),
         )
         pipe_role = aws.iam.Role(

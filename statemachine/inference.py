@@ -2,22 +2,38 @@
 
 ::
 
-    ClassifyEmails (Map over the SQS records)
+    ClassifyEmails (Map over the SQS records; each item is {record, attempt})
       └─ CheckMessage → Classify (sagemakerruntime:invokeEndpoint) → PublishClassified → Classified
-                      ↘ ReportMalformed ─┐          ↘ (any error) ReportFailure ─┴→ NotClassified
+           │         │ transient errors: retried with backoff (Retry)
+           │         ├─ ModelError → CheckModelError ─(5xx / 429)→ BackOff → WaitToRetry → Classify
+           │         │                      └─(container 4xx: bad input)→ ReportFailure → NotClassified
+           │         ├─ ValidationError (no such endpoint) → ReportFailure → NotClassified
+           │         └─ anything else, or retries spent → ReturnToQueue
+           └─ ReportMalformed → NotClassified
+    any publish that fails → ReturnToQueue
 
-Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes
-and the serving
-request as its body, which goes to the tenant's endpoint unchanged. Every email ends as exactly one event:
-``Email Classified`` or ``Email Classification Failed``. If even the failure report cannot be published, the
-iteration fails, the batch fails and SQS redelivers it (then its DLQ): no email is dropped silently.
+Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes and the
+serving request as its body, which goes to the tenant's endpoint unchanged. An email ends in one of three
+ways:
+
+* ``Classified``: an ``Email Classified`` event was published;
+* ``NotClassified``: a final ``Email Classification Failed`` event was published (bad input: a malformed
+  message, a request the serving app refused with 4xx, an endpoint that does not exist);
+* ``ReturnToQueue``: nothing final happened (the endpoint stayed unavailable, or publishing failed). The
+  execution's output lists the message in ``batchItemFailures`` (the Pipe's partial batch response), so the
+  Pipe deletes every other message of the batch and this one becomes visible again; after the queue's
+  ``maxReceiveCount`` receives it moves to the DLQ.
+
+Every event's detail carries ``event_id`` (``events.email_event_id``: the SQS message id + the kind), the same
+on every delivery of a message: EventBridge does not deduplicate, so a consumer keeps the first event per id.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from convclass import errors, events, layout
+from convclass import events, layout
+from convclass.errors import InvalidInput
 from statemachine.asl import State, catch, put_event, retry
 from statemachine.resources import InferenceResources
 
@@ -25,41 +41,91 @@ CLASSIFY_EMAILS = "ClassifyEmails"
 BATCH_FAILED = "BatchFailed"
 CHECK_MESSAGE = "CheckMessage"
 CLASSIFY = "Classify"
+CHECK_MODEL_ERROR = "CheckModelError"
+BACK_OFF = "BackOff"
+WAIT_TO_RETRY = "WaitToRetry"
 PUBLISH_CLASSIFIED = "PublishClassified"
 CLASSIFIED = "Classified"
 REPORT_MALFORMED = "ReportMalformed"
 REPORT_FAILURE = "ReportFailure"
 NOT_CLASSIFIED = "NotClassified"
+RETURN_TO_QUEUE = "ReturnToQueue"
 
-#: sagemaker-runtime errors worth another attempt (the endpoint is scaling or briefly unavailable).
+#: Outcome statuses in the execution's ``results``.
+STATUS_CLASSIFIED = "classified"
+STATUS_FAILED = "failed"
+STATUS_RETURNED = "returned"
+
+_RUNTIME = "SageMakerRuntime"
+#: InvokeEndpoint errors worth another attempt: the endpoint is scaling, loading or briefly unavailable.
+#: Step Functions names an aws-sdk error ``<Service>.<SDK exception>``; an error the SDK does not model (a
+#: throttling "Rate exceeded") arrives as the service's base exception.
 RUNTIME_TRANSIENT_ERRORS = [
-    "SageMakerRuntime.ThrottlingException",
-    "SageMakerRuntime.ServiceUnavailableException",
-    "SageMakerRuntime.InternalFailureException",
-    "SageMakerRuntime.InternalDependencyException",
+    f"{_RUNTIME}.ModelNotReadyException",
+    f"{_RUNTIME}.ServiceUnavailableException",
+    f"{_RUNTIME}.InternalFailureException",
+    f"{_RUNTIME}.InternalDependencyException",
+    f"{_RUNTIME}.{_RUNTIME}Exception",
 ]
+#: The container answered non-2xx; its status is in the cause ("Received client|server error (<status>)").
+MODEL_ERROR = f"{_RUNTIME}.ModelErrorException"
+#: The request was refused before any container saw it (for instance: no endpoint of that name).
+VALIDATION_ERROR = f"{_RUNTIME}.ValidationErrorException"
+#: Seconds to wait before each new attempt after a container 5xx or 429 (the loop's backoff).
+MODEL_ERROR_BACKOFF_SECONDS = (1, 3, 9)
 #: Emails classified at once per batch; a Pipe batch is small (≤ 10 by default), so all run together.
 MAX_CONCURRENCY = 10
+#: SageMaker gives a model 60 s to answer; the task gives up a little later and tries once more.
+CLASSIFY_TIMEOUT_SECONDS = 70
 
 # The workflow builds layout.endpoint_name() from a message's attributes with States.Format.
 ENDPOINT_NAME_FORMAT = layout.ENDPOINT_NAME_FORMAT
 
+_RECORD = "$.record"
+_MESSAGE_ID = f"{_RECORD}.messageId"
+
 
 def _attribute(name: str) -> str:
-    return f"$.messageAttributes.{name}.stringValue"
+    return f"{_RECORD}.messageAttributes.{name}.stringValue"
 
 
-def _email_detail() -> dict[str, Any]:
+def _event_id(kind: events.EmailEventKind) -> str:
+    return f"States.Format('{events.EMAIL_EVENT_ID_FORMAT}', {_MESSAGE_ID}, '{kind}')"
+
+
+def _email_detail(kind: events.EmailEventKind) -> dict[str, Any]:
     return {
+        "event_id.$": _event_id(kind),
         "tenant.$": _attribute("tenant"),
         "classifier.$": _attribute("classifier"),
         "conversation_id.$": _attribute("conversation_id"),
-        "message_id.$": "$.messageId",
+        "message_id.$": _MESSAGE_ID,
     }
 
 
 def _outcome(status: str) -> State:
-    return {"Type": "Pass", "Parameters": {"message_id.$": "$.messageId", "status": status}, "End": True}
+    return {"Type": "Pass", "Parameters": {"message_id.$": _MESSAGE_ID, "status": status}, "End": True}
+
+
+def _to_queue() -> list[State]:
+    return [catch(["States.ALL"], RETURN_TO_QUEUE, "$.error")]
+
+
+def _model_error_choice() -> State:
+    cause = "$.error.Cause"
+    container_refused_input = {
+        "And": [
+            {"Variable": cause, "StringMatches": "*Received client error (*"},
+            {"Not": {"Variable": cause, "StringMatches": "*Received client error (429)*"}},
+        ],
+        "Next": REPORT_FAILURE,
+    }
+    attempts_left = {
+        "Variable": "$.attempt",
+        "NumericLessThan": len(MODEL_ERROR_BACKOFF_SECONDS),
+        "Next": BACK_OFF,
+    }
+    return {"Type": "Choice", "Choices": [container_refused_input, attempts_left], "Default": RETURN_TO_QUEUE}
 
 
 def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
@@ -68,10 +134,11 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
     well_formed = {
         "And": [
             *({"Variable": _attribute(name), "IsPresent": True} for name in events.INBOUND_ATTRIBUTES),
-            {"Variable": "$.body", "IsString": True},
+            {"Variable": f"{_RECORD}.body", "IsString": True},
         ],
         "Next": CLASSIFY,
     }
+    backoff = ", ".join(str(seconds) for seconds in MODEL_ERROR_BACKOFF_SECONDS)
     iteration: dict[str, State] = {
         CHECK_MESSAGE: {"Type": "Choice", "Choices": [well_formed], "Default": REPORT_MALFORMED},
         CLASSIFY: {
@@ -82,46 +149,77 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
                 f"{_attribute('classifier')})",
                 "ContentType": "application/json",
                 "Accept": "application/json",
-                "Body.$": "$.body",
+                "Body.$": f"{_RECORD}.body",
             },
             "ResultSelector": {"prediction.$": "States.StringToJson($.Body)"},
             "ResultPath": "$.classification",
-            # SageMaker gives a model 60 s to answer.
-            "TimeoutSeconds": 70,
-            "Retry": [retry(RUNTIME_TRANSIENT_ERRORS, interval=1, attempts=3, max_delay=10)],
-            "Catch": [catch(["States.ALL"], REPORT_FAILURE, "$.error")],
+            "TimeoutSeconds": CLASSIFY_TIMEOUT_SECONDS,
+            "Retry": [
+                retry(RUNTIME_TRANSIENT_ERRORS, interval=1, attempts=3, max_delay=10),
+                retry(["States.Timeout"], interval=1, attempts=1),
+            ],
+            "Catch": [
+                catch([MODEL_ERROR], CHECK_MODEL_ERROR, "$.error"),
+                catch([VALIDATION_ERROR], REPORT_FAILURE, "$.error"),
+                *_to_queue(),
+            ],
             "Next": PUBLISH_CLASSIFIED,
         },
+        CHECK_MODEL_ERROR: _model_error_choice(),
+        BACK_OFF: {
+            "Type": "Pass",
+            "Parameters": {
+                "record.$": _RECORD,
+                "attempt.$": "States.MathAdd($.attempt, 1)",
+                "wait_seconds.$": f"States.ArrayGetItem(States.Array({backoff}), $.attempt)",
+            },
+            "Next": WAIT_TO_RETRY,
+        },
+        WAIT_TO_RETRY: {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": CLASSIFY},
         PUBLISH_CLASSIFIED: put_event(
             bus,
             events.INFERENCE_SOURCE,
             events.EMAIL_CLASSIFIED,
-            {**_email_detail(), "prediction.$": "$.classification.prediction"},
+            {**_email_detail("classified"), "prediction.$": "$.classification.prediction"},
             next_state=CLASSIFIED,
-            catches=[catch(["States.ALL"], REPORT_FAILURE, "$.error")],
+            catches=_to_queue(),
         ),
-        CLASSIFIED: _outcome("classified"),
+        CLASSIFIED: _outcome(STATUS_CLASSIFIED),
         REPORT_FAILURE: put_event(
             bus,
             events.INFERENCE_SOURCE,
             events.EMAIL_CLASSIFICATION_FAILED,
-            {**_email_detail(), "error.$": "$.error.Error", "cause.$": "$.error.Cause"},
+            {**_email_detail("failed"), "error.$": "$.error.Error", "cause.$": "$.error.Cause"},
             next_state=NOT_CLASSIFIED,
+            catches=_to_queue(),
         ),
         REPORT_MALFORMED: put_event(
             bus,
             events.INFERENCE_SOURCE,
             events.EMAIL_CLASSIFICATION_FAILED,
             {
-                "message_id.$": "$.messageId",
-                "error": errors.InvalidInput.__name__,
+                "event_id.$": _event_id("failed"),
+                "message_id.$": _MESSAGE_ID,
+                "error": InvalidInput.__name__,
                 "cause": "an inbound email needs the message attributes "
                 + ", ".join(events.INBOUND_ATTRIBUTES)
                 + " and a body",
             },
             next_state=NOT_CLASSIFIED,
+            catches=_to_queue(),
         ),
-        NOT_CLASSIFIED: _outcome("failed"),
+        NOT_CLASSIFIED: _outcome(STATUS_FAILED),
+        RETURN_TO_QUEUE: {
+            "Type": "Pass",
+            "Parameters": {
+                "message_id.$": _MESSAGE_ID,
+                "status": STATUS_RETURNED,
+                "error.$": "$.error.Error",
+                # The Pipe's partial batch response names a failed SQS message by its message id.
+                "failure": {"itemIdentifier.$": _MESSAGE_ID},
+            },
+            "End": True,
+        },
     }
     return {
         "Comment": "convclass inference: classify a batch of inbound emails with each tenant's endpoint",
@@ -131,14 +229,17 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             CLASSIFY_EMAILS: {
                 "Type": "Map",
                 "ItemsPath": "$",
+                "ItemSelector": {"record.$": "$$.Map.Item.Value", "attempt": 0},
                 "MaxConcurrency": MAX_CONCURRENCY,
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
                     "StartAt": CHECK_MESSAGE,
                     "States": iteration,
                 },
-                "ResultSelector": {"results.$": "$"},
-                # An iteration fails only when even its failure report could not be published.
+                # Only returned messages carry "failure": the Pipe deletes every other message of the batch.
+                "ResultSelector": {"results.$": "$", "batchItemFailures.$": "$[*].failure"},
+                # An iteration always ends in one of its outcomes; should the engine itself fail one, the
+                # whole batch comes back (its events carry the same event ids, so consumers drop the repeats).
                 "Catch": [catch(["States.ALL"], BATCH_FAILED, "$")],
                 "End": True,
             },

@@ -33,7 +33,7 @@ from rich.table import Table
 
 from convclass import layout
 from convclass.artifacts import METRICS_FILE, REPORT_DIR, extract_model_tar, read_metrics
-from convclass.deployment import sse_kms
+from convclass.deployment import INBOUND_BATCH_SIZE, sse_kms
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
@@ -46,10 +46,13 @@ from convclass.events import (
     RunOptions,
     TrainingRunRequest,
     execution_name,
+    inbound_max_message_bytes,
 )
+from convclass.inbound import inbound_message
 from convclass.local.runtime import LocalRuntime
 from convclass.local.stack import function_name
 from convclass.operator import Operator, pending_state
+from convclass.serving.schemas import EmailIn
 from statemachine.training import ERROR_MODEL_REJECTED
 
 DEMO_TENANT = "acme-shop"
@@ -438,7 +441,19 @@ class _Demo:
             sqs.send_message_batch(
                 QueueUrl=queue,
                 Entries=[
-                    _inbound_message(str(index), email)
+                    inbound_message(
+                        entry_id=str(index),
+                        tenant=DEMO_TENANT,
+                        classifier=DEMO_CLASSIFIER,
+                        conversation_id=email["conversation_id"],
+                        email=EmailIn(
+                            id=email["conversation_id"],
+                            subject=email.get("subject"),
+                            body=email["body"],
+                            body_content_type=email.get("body_content_type", "text/html"),
+                        ),
+                        max_bytes=inbound_max_message_bytes(INBOUND_BATCH_SIZE),
+                    )
                     for index, email in enumerate(emails[start : start + 10])
                 ],
             )
@@ -494,26 +509,6 @@ def _interrupt_on_terminate() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _inbound_message(entry_id: str, email: Mapping[str, Any]) -> dict[str, Any]:
-    """An inbound email as the support system enqueues it: serving request as body, routing as attributes."""
-    body = {
-        "id": email["conversation_id"],
-        "subject": email.get("subject"),
-        "body": email["body"],
-        "body_content_type": email.get("body_content_type", "text/html"),
-    }
-    attributes = {
-        "tenant": DEMO_TENANT,
-        "classifier": DEMO_CLASSIFIER,
-        "conversation_id": email["conversation_id"],
-    }
-    return {
-        "Id": entry_id,
-        "MessageBody": json.dumps(body),
-        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
-    }
 
 
 def _drain(

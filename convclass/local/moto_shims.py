@@ -154,6 +154,17 @@ class EndpointError(Exception):
 EndpointInvoker = Callable[[EndpointRequest], EndpointReply]
 
 
+def container_answer(status: int, body: bytes, content_type: str) -> EndpointReply:
+    """A serving container's HTTP answer as InvokeEndpoint returns it: the body on 2xx, otherwise SageMaker's
+    ``ModelError`` (424), whose message names the container's status as a client (4xx) or server (5xx)
+    error."""
+    if status < 300:
+        return EndpointReply(body=body, content_type=content_type)
+    kind = "client" if status < 500 else "server"
+    message = f'Received {kind} error ({status}) from primary with message "{body.decode(errors="replace")}"'
+    raise EndpointError("ModelError", message, 424)
+
+
 @dataclass(frozen=True)
 class MockConfig:
     """A Step Functions Local mock configuration (``SFN_MOCK_CONFIG`` format)."""
@@ -702,6 +713,7 @@ __all__ = [
     "MockConfig",
     "TrainingOutcomeLike",
     "TrainingRunner",
+    "container_answer",
     "current",
     "install",
     "installed",

@@ -2,18 +2,39 @@
 does.
 
 A Pipe from SQS to an Express workflow reads up to a batch of messages, starts the workflow synchronously with
-the batch as its input (the Pipe's SQS record shape) and deletes the messages only when the workflow
-succeeded, so a failed batch is received again and reaches the dead-letter queue after the queue's
-``maxReceiveCount``.
+the batch as its input (the Pipe's SQS record shape) and then, as the real Pipe does:
+
+* the execution failed (or its input was over the Step Functions limit): no message is deleted;
+* it succeeded and its output is a partial batch response, ``{"batchItemFailures": [{"itemIdentifier":
+  <messageId>}, ...]}``: every message except those is deleted;
+* it succeeded without ``batchItemFailures`` (or with an empty list): every message is deleted;
+* a malformed response (an item that is not ``{"itemIdentifier": <an id of this batch>}``) fails the batch.
+
+A message that is not deleted becomes visible again after the queue's visibility timeout and reaches the
+dead-letter queue after its ``maxReceiveCount``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from convclass.events import STEP_FUNCTIONS_MAX_INPUT_BYTES
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What the Pipe did with one batch: the execution, and the message ids it deleted or left."""
+
+    execution: dict[str, Any]
+    deleted: tuple[str, ...]
+    returned: tuple[str, ...]
 
 
 @dataclass
@@ -57,29 +78,40 @@ class InboundPipe:
                 continue
             self.run_batch(messages)
 
-    def run_batch(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """Start the workflow for one batch, wait for it, delete the messages if it succeeded."""
+    def run_batch(self, messages: list[dict[str, Any]]) -> BatchOutcome:
+        """Start the workflow for one batch, wait for it, delete the messages it did not report as failed."""
         self._batches += 1
         records = [self._record(message) for message in messages]
+        ids = [message["MessageId"] for message in messages]
+        payload = json.dumps(records, ensure_ascii=False)
+        if len(payload.encode()) > STEP_FUNCTIONS_MAX_INPUT_BYTES:
+            _log.error("inbound batch of %d messages is over the Step Functions input limit", len(messages))
+            return BatchOutcome({"status": "NOT_STARTED"}, (), tuple(ids))
         arn = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=f"inbound-{int(time.time() * 1000)}-{self._batches}",
-            input=json.dumps(records),
+            input=payload,
         )["executionArn"]
         deadline = time.monotonic() + self.execution_timeout_s
         described: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
         while described["status"] == "RUNNING" and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.05)
             described = self.sfn.describe_execution(executionArn=arn)
-        if described["status"] == "SUCCEEDED":
+        failed = _failed_items(described, set(ids))
+        done = [message for message in messages if message["MessageId"] not in failed]
+        if done:
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
                     {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                    for index, message in enumerate(messages)
+                    for index, message in enumerate(done)
                 ],
             )
-        return described
+        return BatchOutcome(
+            described,
+            tuple(m["MessageId"] for m in done),
+            tuple(i for i in ids if i in failed),
+        )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         """One message as a Pipe hands it to its target (the Lambda/Pipes SQS record format)."""
@@ -108,3 +140,20 @@ def _record_attribute(value: dict[str, Any]) -> dict[str, Any]:
         "binaryListValues": value.get("BinaryListValues", []),
         "dataType": value.get("DataType", "String"),
     }
+
+
+def _failed_items(described: dict[str, Any], ids: set[str]) -> set[str]:
+    """The message ids the Pipe leaves on the queue after this execution (all of them unless it succeeded)."""
+    if described["status"] != "SUCCEEDED":
+        return ids
+    try:
+        output = json.loads(described.get("output") or "null")
+    except json.JSONDecodeError:
+        return ids
+    if not isinstance(output, dict) or not output.get("batchItemFailures"):
+        return set()
+    items = output["batchItemFailures"]
+    if not isinstance(items, list):
+        return ids
+    failed = {item.get("itemIdentifier") if isinstance(item, dict) else None for item in items}
+    return {str(item) for item in failed} if failed <= ids else ids

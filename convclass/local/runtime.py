@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from convclass.deployment import INBOUND_BATCH_SIZE
 from convclass.local import moto_shims, state
 from convclass.local.embedded import EmbeddedAws
 from convclass.local.endpoints import EndpointUnavailable, LocalEndpointHost
@@ -60,6 +61,12 @@ class LocalRuntime:
         if self._endpoints is None:
             raise RuntimeError("the local runtime is not started")
         return self._endpoints
+
+    @property
+    def inbound_pipe(self) -> InboundPipe:
+        if self._pipe is None:
+            raise RuntimeError("the local runtime is not started")
+        return self._pipe
 
     def start(self) -> LocalRuntime:
         from convclass.training import metric_definitions
@@ -125,6 +132,7 @@ class LocalRuntime:
             queue_arn=queue_arn,
             region=self.aws.region,
             state_machine_arn=self.outputs.require("inference_state_machine_arn"),
+            batch_size=INBOUND_BATCH_SIZE,
         )
         self._pipe.start()
 
@@ -223,10 +231,4 @@ def _invoke_endpoint(
         )
     except EndpointUnavailable as exc:
         raise moto_shims.EndpointError("ValidationError", str(exc), 400) from exc
-    if status >= 300:
-        # SageMaker reports a container's non-2xx answer as ModelError, with the container's status and body.
-        message = (
-            f'Received client error ({status}) from primary with message "{body.decode(errors="replace")}"'
-        )
-        raise moto_shims.EndpointError("ModelError", message, 424)
-    return moto_shims.EndpointReply(body=body, content_type=content_type)
+    return moto_shims.container_answer(status, body, content_type)

@@ -17,6 +17,7 @@ from typing import Any
 from convclass.deployment import (
     DATA_BUCKET_ENV,
     FUNCTION_SPECS,
+    INBOUND_BATCH_SIZE,
     INBOUND_MAX_RECEIVE_COUNT,
     INBOUND_VISIBILITY_TIMEOUT_S,
     KMS_KEY_ENV,
@@ -25,7 +26,7 @@ from convclass.deployment import (
     TRAINING_VISIBILITY_TIMEOUT_S,
     FunctionSpec,
 )
-from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED
+from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, inbound_max_message_bytes
 from convclass.layout import (
     INBOUND_QUEUE,
     INFERENCE_WORKFLOW,
@@ -80,7 +81,12 @@ def _role(iam: Any, name: str, service: str) -> str:
 
 
 def _queue_with_dlq(
-    sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: int, max_receive_count: int
+    sqs: Any,
+    name: str,
+    kms_key_id: str,
+    visibility_timeout_s: int,
+    max_receive_count: int,
+    max_message_bytes: int | None = None,
 ) -> tuple[str, str]:
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq", Attributes={"KmsMasterKeyId": kms_key_id}, tags=_TAGS
@@ -94,6 +100,7 @@ def _queue_with_dlq(
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
             ),
+            **({"MaximumMessageSize": str(max_message_bytes)} if max_message_bytes else {}),
         },
         tags=_TAGS,
     )["QueueUrl"]
@@ -192,6 +199,7 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         kms_key_arn,
         INBOUND_VISIBILITY_TIMEOUT_S,
         INBOUND_MAX_RECEIVE_COUNT,
+        inbound_max_message_bytes(INBOUND_BATCH_SIZE),
     )
     bus = stack_resource_name(STACK)
     events.create_event_bus(Name=bus, Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()])

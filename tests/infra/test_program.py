@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from convclass.events import TrainingRunRequest
+from convclass.events import (
+    EMAIL_CLASSIFICATION_FAILED,
+    INFERENCE_SOURCE,
+    PIPE_RECORD_OVERHEAD_BYTES,
+    STEP_FUNCTIONS_MAX_INPUT_BYTES,
+    TrainingRunRequest,
+    inbound_max_message_bytes,
+)
 from convclass.layout import AREAS, ClassifierLayout, endpoint_alarm_names
 from convclass.stack import StackOutputs
 from infra.config import ImagesConfig
@@ -244,3 +251,47 @@ def test_every_deployed_command_has_a_handler(function: str) -> None:
 def test_default_dockerfiles_of_image_builds_exist(kind: str) -> None:
     images = ImagesConfig(build=True, build_tag="3f2c1ab")
     assert (REPO_ROOT / images.context / getattr(images, f"{kind}_dockerfile")).is_file()
+
+
+def test_a_full_pipe_batch_of_the_largest_inbound_emails_fits_one_step_functions_input(
+    recording: Recording,
+) -> None:
+    (pipe,) = recording.of_type("aws:pipes/pipe:Pipe")
+    batch_size = pipe.inputs["sourceParameters"]["sqsQueueParameters"]["batchSize"]
+    queues = {q.inputs["name"]: q.inputs for q in recording.of_type("aws:sqs/queue:Queue")}
+    largest = queues["convclass-dev-inbound-emails"]["maxMessageSize"]
+    assert largest == inbound_max_message_bytes(batch_size)
+    assert batch_size * (largest + PIPE_RECORD_OVERHEAD_BYTES) <= STEP_FUNCTIONS_MAX_INPUT_BYTES
+
+
+def test_emails_that_could_not_be_classified_are_archived_and_alarmed(recording: Recording) -> None:
+    pattern = {"source": [INFERENCE_SOURCE], "detail-type": [EMAIL_CLASSIFICATION_FAILED]}
+    (bus,) = recording.of_type("aws:cloudwatch/eventBus:EventBus")
+    (archive,) = recording.of_type("aws:cloudwatch/eventArchive:EventArchive")
+    assert archive.inputs["eventSourceArn"] == bus.outputs["arn"]
+    assert json.loads(archive.inputs["eventPattern"]) == pattern
+    assert archive.inputs["kmsKeyIdentifier"] == recording.stack_outputs["kms_key_arn"]
+    assert archive.inputs["retentionDays"] > 0
+    rules = {r.inputs["name"]: r.inputs for r in recording.of_type("aws:cloudwatch/eventRule:EventRule")}
+    assert json.loads(rules["convclass-dev-failed-emails"]["eventPattern"]) == pattern
+    alarms = {a.inputs["name"]: a.inputs for a in recording.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    alarm = alarms["convclass-dev-inference-emails-not-classified"]
+    assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Events", "MatchedEvents")
+    assert alarm["dimensions"] == {
+        "EventBusName": bus.outputs["name"],
+        "RuleName": "convclass-dev-failed-emails",
+    }
+    assert alarm["threshold"] == 0
+    assert alarm["alarmActions"] == [recording.stack_outputs["notifications_topic_arn"]]
+    (key,) = recording.of_type("aws:kms/key:Key")
+    statements = {st["Sid"]: st for st in json.loads(key.inputs["policy"])["Statement"]}
+    archives = statements["EventBridgeArchives"]
+    assert archives["Principal"] == {"Service": "events.amazonaws.com"}
+    assert set(archives["Action"]) == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    }
+    context = archives["Condition"]["ArnLike"]["kms:EncryptionContext:aws:events:event-bus:arn"]
+    assert context.endswith(":event-bus/*")

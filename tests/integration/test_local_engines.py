@@ -215,9 +215,10 @@ def test_inbound_pipe_hands_sqs_records_to_the_workflow_and_deletes_them_only_on
     messages = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], AttributeNames=["All"])[
         "Messages"
     ]
-    described = pipe.run_batch(messages)
-    assert described["status"] == "SUCCEEDED"
-    record = json.loads(described["output"])[0]
+    outcome = pipe.run_batch(messages)
+    assert outcome.execution["status"] == "SUCCEEDED"
+    assert outcome.deleted == (messages[0]["MessageId"],)
+    record = json.loads(outcome.execution["output"])[0]
     assert record["body"] == "ok"
     assert record["eventSource"] == "aws:sqs"
     assert record["eventSourceARN"] == arn
@@ -226,5 +227,100 @@ def test_inbound_pipe_hands_sqs_records_to_the_workflow_and_deletes_them_only_on
 
     sqs.send_message(QueueUrl=url, MessageBody="fail")
     failing = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
-    assert pipe.run_batch(failing)["status"] == "FAILED"
+    outcome = pipe.run_batch(failing)
+    assert outcome.execution["status"] == "FAILED"
+    assert outcome.returned == (failing[0]["MessageId"],)
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "fail"
+
+
+def _partial_batch_workflow(sfn: Any) -> str:
+    """Reports every message whose body is "retry" (or "stranger", under an id not in the batch) as failed."""
+    failure = {"Type": "Pass", "Parameters": {"failure": {"itemIdentifier.$": "$.messageId"}}, "End": True}
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Check",
+                    "States": {
+                        "Check": {
+                            "Type": "Choice",
+                            "Choices": [
+                                {"Variable": "$.body", "StringEquals": "retry", "Next": "Failed"},
+                                {"Variable": "$.body", "StringEquals": "stranger", "Next": "Stranger"},
+                            ],
+                            "Default": "Done",
+                        },
+                        "Done": {"Type": "Pass", "Parameters": {}, "End": True},
+                        "Failed": failure,
+                        "Stranger": {
+                            "Type": "Pass",
+                            "Parameters": {"failure": {"itemIdentifier": "not-in-this-batch"}},
+                            "End": True,
+                        },
+                    },
+                },
+                "ResultSelector": {"batchItemFailures.$": "$[*].failure"},
+                "End": True,
+            }
+        },
+    }
+    return str(
+        sfn.create_state_machine(
+            name="convclass-test-partial",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/r",
+            type="EXPRESS",
+        )["stateMachineArn"]
+    )
+
+
+def test_inbound_pipe_deletes_all_but_the_messages_reported_as_batch_item_failures(aws: EmbeddedAws) -> None:
+    sqs, sfn = aws.client("sqs"), aws.client("stepfunctions")
+    url = sqs.create_queue(QueueName="convclass-test-partial")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pipe = InboundPipe(
+        sqs=sqs,
+        sfn=sfn,
+        queue_url=url,
+        queue_arn=arn,
+        region=aws.region,
+        state_machine_arn=_partial_batch_workflow(sfn),
+    )
+
+    def batch(*bodies: str) -> list[dict[str, Any]]:
+        for body in bodies:
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        # Visible again at once when not deleted, so the test sees what stays on the queue.
+        received: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        )["Messages"]
+        assert len(received) == len(bodies)
+        return received
+
+    def left_on_queue(*, delete: bool = False) -> list[str]:
+        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        for message in found.get("Messages", []) if delete else []:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(m["Body"] for m in found.get("Messages", []))
+
+    messages = batch("ok-1", "retry", "ok-2")
+    outcome = pipe.run_batch(messages)
+    by_body = {m["MessageId"]: m["Body"] for m in messages}
+    assert sorted(by_body[i] for i in outcome.deleted) == ["ok-1", "ok-2"]
+    assert [by_body[i] for i in outcome.returned] == ["retry"]
+    assert left_on_queue(delete=True) == ["retry"]
+
+    # A response naming a message that is not in the batch is malformed: the whole batch stays.
+    outcome = pipe.run_batch(batch("ok-3", "stranger"))
+    assert outcome.deleted == ()
+    assert left_on_queue(delete=True) == ["ok-3", "stranger"]
+
+    # A batch over the Step Functions input limit cannot start: nothing is deleted.
+    outcome = pipe.run_batch(batch('"' * 200_000))
+    assert outcome.execution["status"] == "NOT_STARTED"
+    assert outcome.deleted == ()
+    assert len(left_on_queue()) == 1

@@ -27,6 +27,7 @@ _HERE = Path(__file__).resolve().parent
 _SUPPORT = {
     "workflow_support": _HERE.parent / "integration" / "statemachine" / "workflow_support.py",
     "scenario_support": _HERE / "scenario_support.py",
+    "inference_scenarios": _HERE / "inference_scenarios.py",
 }
 REPORT_ENV = "CONVCLASS_SCENARIO_REPORT"
 
@@ -51,7 +52,7 @@ _COUNTS = ScenarioCounts()
 
 
 @pytest.fixture
-def counts() -> ScenarioCounts:
+def totals() -> ScenarioCounts:
     return _COUNTS
 
 

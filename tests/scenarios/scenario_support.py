@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,10 @@ class ScenarioCounts:
             raise ValueError(f"unknown scenario counts: {sorted(unknown)}")
         with self._lock:
             self.totals.update(counts)
+
+    def add_from(self, facts: object) -> None:
+        """Add the counts an object (a scenario's result dataclass) carries as attributes."""
+        self.add(**{name: int(getattr(facts, name)) for name in COUNT_NAMES if hasattr(facts, name)})
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:
@@ -102,22 +106,6 @@ class BusObserver:
 
     def of_type(self, *detail_types: str) -> list[dict[str, Any]]:
         return [event for event in self.seen if event.get("detail-type") in detail_types]
-
-
-def inbound_message(entry_id: str, tenant: str, classifier: str, email: Mapping[str, Any]) -> dict[str, Any]:
-    """An inbound email as the host product enqueues it: serving request as body, routing as attributes."""
-    body = {
-        "id": email["conversation_id"],
-        "subject": email.get("subject"),
-        "body": email["body"],
-        "body_content_type": email.get("body_content_type", "text/html"),
-    }
-    attributes = {"tenant": tenant, "classifier": classifier, "conversation_id": email["conversation_id"]}
-    return {
-        "Id": entry_id,
-        "MessageBody": json.dumps(body),
-        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
-    }
 
 
 def send_inbound(runtime: LocalRuntime, messages: Iterable[dict[str, Any]]) -> int:

@@ -18,23 +18,25 @@ from scenario_support import (
     BusObserver,
     ScenarioCounts,
     drop_records,
-    inbound_message,
     send_inbound,
     wait_execution,
 )
 
 from convclass import layout
+from convclass.deployment import INBOUND_BATCH_SIZE
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
     DataSource,
     RunOptions,
     TrainingRunRequest,
+    inbound_max_message_bytes,
 )
 from convclass.generator import generate_emails
+from convclass.inbound import inbound_message
 from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
-from convclass.serving.schemas import InvocationResponse
+from convclass.serving.schemas import EmailIn, InvocationResponse
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +75,7 @@ def _request(tenant: str, classifier: str, uri: str) -> TrainingRunRequest:
 
 
 def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
-    runtime: LocalRuntime, tmp_path: Path, counts: ScenarioCounts
+    runtime: LocalRuntime, tmp_path: Path, totals: ScenarioCounts
 ) -> None:
     operator = Operator(runtime.outputs)
     observer = BusObserver(runtime, "scenario-tenants")
@@ -101,7 +103,22 @@ def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
     for (tenant, classifier), prefix in TENANTS.items():
         runtime.endpoints.ensure(deployed[(tenant, classifier)])
         for index, email in enumerate(_records(tenant, prefix, 6, seed=100)):
-            messages.append(inbound_message(f"{tenant}-{index}", tenant, classifier, email))
+            request = EmailIn(
+                id=email["conversation_id"],
+                subject=email.get("subject"),
+                body=email["body"],
+                body_content_type=email.get("body_content_type", "text/html"),
+            )
+            messages.append(
+                inbound_message(
+                    entry_id=f"{tenant}-{index}",
+                    tenant=tenant,
+                    classifier=classifier,
+                    conversation_id=email["conversation_id"],
+                    email=request,
+                    max_bytes=inbound_max_message_bytes(INBOUND_BATCH_SIZE),
+                )
+            )
             expected_prefix[email["conversation_id"]] = (tenant, classifier, prefix)
     sent = send_inbound(runtime, messages)
 
@@ -130,7 +147,7 @@ def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
             leaks += 1
     lost = sum(1 for conversation in expected_prefix if conversation not in seen)
     duplicates = sum(n - 1 for n in seen.values())
-    counts.add(
+    totals.add(
         emails_sent=sent,
         emails_classified=len(seen),
         emails_lost=lost,

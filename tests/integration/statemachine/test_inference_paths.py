@@ -1,9 +1,13 @@
-"""The inference workflow on moto's engine: a batch as an SQS → Pipe delivers it, one event per email."""
+"""The inference workflow on moto's engine with the real serving app behind each endpoint: a batch as an
+SQS → Pipe delivers it, and what comes out (one final event per email, or the message back to its queue)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +16,21 @@ from workflow_support import World
 from convclass import events, layout
 from convclass.events import EmailClassificationFailed, EmailClassified
 from convclass.local import moto_shims
+from convclass.serving.schemas import EmailIn
 from statemachine import inference as i
-from statemachine.history import wait_for
+from statemachine import render_inference_workflow
+from statemachine.history import ExecutionRecord, wait_for
+from statemachine.resources import InferenceResources
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "serving"))
+from serving_fakes import CONTAINER_FAILURE, ServingEndpoints
 
 pytestmark = pytest.mark.xdist_group("statemachine-inference")
 
 SECRET_TEXT = "my card 4111 was stolen yesterday"
+EMAIL = EmailIn(subject="help", body=SECRET_TEXT, body_content_type="text/plain")
+ACME = layout.endpoint_name("acme", "support")
+BETA = layout.endpoint_name("beta", "billing")
 
 
 def _record(message_id: str, body: dict[str, Any] | str, **attributes: str) -> dict[str, Any]:
@@ -34,56 +47,32 @@ def _record(message_id: str, body: dict[str, Any] | str, **attributes: str) -> d
     }
 
 
-def test_batch_with_one_failing_email_reports_every_email(world: World) -> None:
-    seen: list[moto_shims.EndpointRequest] = []
-
-    def endpoint(request: moto_shims.EndpointRequest) -> moto_shims.EndpointReply:
-        seen.append(request)
-        if b"FAIL-ME" in request.body:
-            raise moto_shims.EndpointError("ModelError", "the model could not score this email")
-        reply = {"predictions": [{"labels": [{"label": "card_lost", "probability": 0.93}]}]}
-        return moto_shims.EndpointReply(json.dumps(reply).encode())
-
-    moto_shims.update(invoke_endpoint=endpoint)
-    email = {"subject": "help", "body": SECRET_TEXT, "content_type": "text/plain"}
-    batch = [
-        _record("m1", email, tenant="acme", classifier="support", conversation_id="c1"),
-        _record(
-            "m2", {**email, "body": "FAIL-ME"}, tenant="acme", classifier="support", conversation_id="c2"
-        ),
-        _record("m3", email, tenant="acme"),  # attributes missing: cannot be routed to an endpoint
-        _record("m4", email, tenant="beta", classifier="billing", conversation_id="c4"),
-    ]
-    execution = world.start(world.inference_arn, "batch-1", batch)
-    run = wait_for(world.client("stepfunctions"), execution)
-
-    assert run.status == "SUCCEEDED", (run.error, run.cause)
-    assert run.output == {
-        "results": [
-            {"message_id": "m1", "status": "classified"},
-            {"message_id": "m2", "status": "failed"},
-            {"message_id": "m3", "status": "failed"},
-            {"message_id": "m4", "status": "classified"},
-        ]
-    }
-    assert run.entered[0] == i.CLASSIFY_EMAILS
-    assert Counter(run.entered[1:]) == {
-        i.CHECK_MESSAGE: 4,
-        i.CLASSIFY: 3,
-        i.PUBLISH_CLASSIFIED: 2,
-        i.CLASSIFIED: 2,
-        i.REPORT_FAILURE: 1,
-        i.REPORT_MALFORMED: 1,
-        i.NOT_CLASSIFIED: 2,
-    }
-    assert sorted(r.endpoint_name for r in seen) == sorted(
-        [layout.endpoint_name("acme", "support")] * 2 + [layout.endpoint_name("beta", "billing")]
+def _email(message_id: str, tenant: str = "acme", classifier: str = "support", **body: Any) -> dict[str, Any]:
+    request = {**EMAIL.model_dump(mode="json", exclude_none=True), **body}
+    return _record(
+        message_id, request, tenant=tenant, classifier=classifier, conversation_id=f"c-{message_id}"
     )
-    # Bodies reach the endpoint unchanged.
-    assert sorted(json.loads(r.body)["body"] for r in seen) == sorted([SECRET_TEXT, "FAIL-ME", SECRET_TEXT])
-    assert all(json.loads(r.body)["subject"] == "help" for r in seen)
 
+
+@pytest.fixture
+def endpoints() -> Iterator[ServingEndpoints]:
+    served = ServingEndpoints()
+    served.add(ACME)
+    served.add(BETA)
+    moto_shims.update(invoke_endpoint=served.invoke)
+    yield served
+    served.close()
+
+
+def _run(world: World, name: str, batch: list[dict[str, Any]], arn: str | None = None) -> ExecutionRecord:
+    execution = world.start(arn or world.inference_arn, name, batch)
+    return wait_for(world.client("stepfunctions"), execution)
+
+
+def _email_events(world: World) -> tuple[list[EmailClassified], list[EmailClassificationFailed]]:
     published = [e for e in world.events() if e["source"] == events.INFERENCE_SOURCE]
+    world.captured.clear()
+    assert SECRET_TEXT not in json.dumps(published)
     classified = [
         EmailClassified.model_validate(e["detail"])
         for e in published
@@ -94,9 +83,134 @@ def test_batch_with_one_failing_email_reports_every_email(world: World) -> None:
         for e in published
         if e["detail-type"] == events.EMAIL_CLASSIFICATION_FAILED
     ]
-    assert sorted(c.message_id for c in classified) == ["m1", "m4"]
-    assert classified[0].prediction["predictions"][0]["labels"][0]["label"] == "card_lost"
-    assert {f.message_id: f.error for f in failed}.keys() == {"m2", "m3"}
-    assert {f.message_id: f.error for f in failed}["m3"] == "InvalidInput"
-    assert "ModelError" in next(f.error for f in failed if f.message_id == "m2")
-    assert SECRET_TEXT not in json.dumps(published)
+    return classified, failed
+
+
+def test_every_email_of_a_batch_ends_in_one_final_event(world: World, endpoints: ServingEndpoints) -> None:
+    world.events()
+    world.captured.clear()
+    batch = [
+        _email("m1"),
+        # The serving schema forbids unknown fields: the app answers 400, a final answer for this email.
+        _email("m2", content_type="text/plain"),
+        _record("m3", EMAIL.model_dump(mode="json"), tenant="acme"),  # cannot be routed to an endpoint
+        _email("m4", tenant="beta", classifier="billing"),
+        _email("m5", tenant="gamma"),  # no such endpoint
+    ]
+    run = _run(world, "batch-1", batch)
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert run.output == {
+        "results": [
+            {"message_id": "m1", "status": i.STATUS_CLASSIFIED},
+            {"message_id": "m2", "status": i.STATUS_FAILED},
+            {"message_id": "m3", "status": i.STATUS_FAILED},
+            {"message_id": "m4", "status": i.STATUS_CLASSIFIED},
+            {"message_id": "m5", "status": i.STATUS_FAILED},
+        ],
+        "batchItemFailures": [],
+    }
+    assert Counter(run.entered[1:]) == {
+        i.CHECK_MESSAGE: 5,
+        i.CLASSIFY: 4,
+        i.CHECK_MODEL_ERROR: 1,
+        i.PUBLISH_CLASSIFIED: 2,
+        i.CLASSIFIED: 2,
+        i.REPORT_FAILURE: 2,
+        i.REPORT_MALFORMED: 1,
+        i.NOT_CLASSIFIED: 3,
+    }
+    classified, failed = _email_events(world)
+    assert {c.message_id: c.event_id for c in classified} == {
+        "m1": events.email_event_id("m1", "classified"),
+        "m4": events.email_event_id("m4", "classified"),
+    }
+    assert {c.message_id: c.tenant for c in classified} == {"m1": "acme", "m4": "beta"}
+    labels = classified[0].prediction["predictions"][0]["labels"]
+    assert labels[0]["label"] in {"card_declined", "refund_request", "lost_card", "change_address"}
+    errors = {f.message_id: f for f in failed}
+    assert set(errors) == {"m2", "m3", "m5"}
+    assert all(f.event_id == events.email_event_id(f.message_id, "failed") for f in failed)
+    assert errors["m2"].error == i.MODEL_ERROR
+    assert "Received client error (400)" in (errors["m2"].cause or "")
+    assert "InvalidInput" in (errors["m2"].cause or "")
+    assert errors["m3"].error == "InvalidInput"
+    assert errors["m5"].error == i.VALIDATION_ERROR
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ("ModelNotReadyException", "ThrottlingException", "ServiceUnavailable"),
+        ("InternalFailure", "InternalDependencyException"),
+        (CONTAINER_FAILURE, CONTAINER_FAILURE, CONTAINER_FAILURE),
+    ],
+    ids=["runtime-throttled", "runtime-internal", "container-5xx"],
+)
+def test_transient_endpoint_errors_are_retried_until_the_email_is_classified(
+    world: World, endpoints: ServingEndpoints, faults: tuple[str, ...]
+) -> None:
+    world.events()
+    world.captured.clear()
+    endpoints.fail_next(*faults)
+    run = _run(world, f"transient-{len(faults)}-{faults[0]}", [_email("t1")])
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert run.output["results"] == [{"message_id": "t1", "status": i.STATUS_CLASSIFIED}]
+    assert run.output["batchItemFailures"] == []
+    assert endpoints.invocations == len(faults) + 1
+    classified, failed = _email_events(world)
+    assert [c.message_id for c in classified] == ["t1"]
+    assert failed == []
+
+
+def test_an_endpoint_that_keeps_failing_returns_the_message_to_its_queue(
+    world: World, endpoints: ServingEndpoints
+) -> None:
+    world.events()
+    world.captured.clear()
+    endpoints.broken = {ACME: CONTAINER_FAILURE, BETA: "ServiceUnavailable"}
+    batch = [_email("k1"), _email("k2", tenant="beta", classifier="billing")]
+    run = _run(world, "keeps-failing", [*batch, _email("k3", tenant="delta")])
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert run.output == {
+        "results": [
+            {
+                "message_id": "k1",
+                "status": i.STATUS_RETURNED,
+                "error": i.MODEL_ERROR,
+                "failure": {"itemIdentifier": "k1"},
+            },
+            {
+                "message_id": "k2",
+                "status": i.STATUS_RETURNED,
+                "error": "SageMakerRuntime.ServiceUnavailableException",
+                "failure": {"itemIdentifier": "k2"},
+            },
+            {"message_id": "k3", "status": i.STATUS_FAILED},
+        ],
+        "batchItemFailures": [{"itemIdentifier": "k1"}, {"itemIdentifier": "k2"}],
+    }
+    # The container's 5xx: the first attempt and one per backoff step; the runtime error: 1 + 3 retries.
+    assert Counter(run.entered)[i.WAIT_TO_RETRY] == len(i.MODEL_ERROR_BACKOFF_SECONDS)
+    assert endpoints.invocations == (len(i.MODEL_ERROR_BACKOFF_SECONDS) + 1) + 4 + 1
+    classified, failed = _email_events(world)
+    # A returned email has no event: neither classified nor finally failed (k3's endpoint does not exist).
+    assert classified == []
+    assert [f.message_id for f in failed] == ["k3"]
+
+
+def test_a_publish_failure_returns_only_that_message(world: World, endpoints: ServingEndpoints) -> None:
+    sfn = world.client("stepfunctions")
+    role = world.resources.sagemaker_role_arn
+    definition = render_inference_workflow(InferenceResources(event_bus_name="no-such-bus"))
+    arn = sfn.create_state_machine(
+        name="convclass-inference-lost-bus", definition=json.dumps(definition), roleArn=role, type="EXPRESS"
+    )["stateMachineArn"]
+
+    run = _run(world, "lost-bus", [_email("p1"), _record("p2", "{}")], arn=arn)
+
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert run.output["batchItemFailures"] == [{"itemIdentifier": "p1"}, {"itemIdentifier": "p2"}]
+    assert {r["status"] for r in run.output["results"]} == {i.STATUS_RETURNED}

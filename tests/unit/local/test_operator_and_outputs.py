@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from convclass.errors import InvalidInput
-from convclass.local.demo import _EPOCH_LINE, _inbound_message
+from convclass.local.demo import _EPOCH_LINE
 from convclass.operator import pending_state
 from convclass.stack import MissingStackOutput, StackOutputs
 from convclass.training.logs import log_epoch
@@ -74,19 +74,3 @@ def test_epoch_lines_of_the_training_log_drive_the_progress_bar() -> None:
     match = _EPOCH_LINE.search(sink.text)
     assert match is not None
     assert (match.group(1), match.group(2)) == ("3", "8")
-
-
-def test_inbound_message_carries_routing_as_attributes_and_the_serving_request_as_body() -> None:
-    email = {"conversation_id": "c-1", "subject": "s", "body": "<p>b</p>", "body_content_type": "text/html"}
-    message = _inbound_message("0", email)
-    assert json.loads(message["MessageBody"]) == {
-        "id": "c-1",
-        "subject": "s",
-        "body": "<p>b</p>",
-        "body_content_type": "text/html",
-    }
-    assert {k: v["StringValue"] for k, v in message["MessageAttributes"].items()} == {
-        "tenant": "acme-shop",
-        "classifier": "intent",
-        "conversation_id": "c-1",
-    }

@@ -1,10 +1,19 @@
-"""Test doubles for serving unit tests: a deterministic numpy model that can be made to fail."""
+"""Test doubles for serving tests: a deterministic numpy model that can be made to fail, and SageMaker
+endpoints served by the real serving app over that model (for workflow tests)."""
 
 from __future__ import annotations
 
-import numpy as np
+import threading
+from collections import deque
+from dataclasses import dataclass, field
 
-from convclass.serving import ServingLimits
+import numpy as np
+from fastapi.testclient import TestClient
+
+from convclass.errors import ModelFailure
+from convclass.local import moto_shims
+from convclass.serving import EmailClassifier, ServingLimits, create_app
+from convclass.tokenization import train_tokenizer
 
 LABELS = ("card_declined", "refund_request", "lost_card", "change_address")
 MAX_LENGTH = 24
@@ -44,3 +53,87 @@ class NumpyBackend:
 
     def close(self) -> None:
         pass
+
+
+def numpy_classifier(model_version: str = "7") -> tuple[EmailClassifier, NumpyBackend]:
+    """A real EmailClassifier (real cleaning and tokenizer) over the numpy model, and that model."""
+    tokenizer = train_tokenizer(CORPUS, vocab_size=200, min_frequency=1)
+    backend = NumpyBackend(tokenizer.get_vocab_size(), len(LABELS))
+    classifier = EmailClassifier(
+        tokenizer=tokenizer,
+        backend=backend,
+        labels=LABELS,
+        max_length=MAX_LENGTH,
+        model_version=model_version,
+        model_batch_size=3,
+    )
+    return classifier, backend
+
+
+@dataclass
+class ServingEndpoints:
+    """SageMaker endpoints backed by the real serving app in process (one app per endpoint name).
+
+    A fault is a sagemaker-runtime error code (``ModelNotReadyException``, ``ThrottlingException``, …)
+    answered before any container sees the request, or ``CONTAINER_FAILURE`` (the model fails, so the serving
+    app itself answers 500). ``fail_next`` queues faults for the next invocations, whatever the endpoint;
+    ``broken`` maps an endpoint to the fault it answers every time. Install ``invoke`` as the engine's
+    ``invoke_endpoint`` hook.
+    """
+
+    limits: ServingLimits = LIMITS
+    apps: dict[str, tuple[TestClient, NumpyBackend]] = field(default_factory=dict)
+    faults: deque[str] = field(default_factory=deque)
+    broken: dict[str, str] = field(default_factory=dict)
+    invocations: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, endpoint_name: str, model_version: str = "7") -> NumpyBackend:
+        classifier, backend = numpy_classifier(model_version)
+        client = TestClient(create_app(classifier, limits=self.limits), raise_server_exceptions=False)
+        client.__enter__()
+        self.apps[endpoint_name] = (client, backend)
+        return backend
+
+    def fail_next(self, *faults: str) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def close(self) -> None:
+        for client, _ in self.apps.values():
+            client.__exit__(None, None, None)
+        self.apps.clear()
+
+    def invoke(self, request: moto_shims.EndpointRequest) -> moto_shims.EndpointReply:
+        with self._lock:
+            self.invocations += 1
+            fault = self.faults.popleft() if self.faults else self.broken.get(request.endpoint_name)
+            if request.endpoint_name not in self.apps:
+                message = f"Endpoint {request.endpoint_name} of account 123456789012 not found."
+                raise moto_shims.EndpointError("ValidationError", message, 400)
+            client, backend = self.apps[request.endpoint_name]
+            if fault is not None and fault != CONTAINER_FAILURE:
+                raise moto_shims.EndpointError(fault, f"injected {fault}", RUNTIME_FAULT_STATUS[fault])
+            backend.failure = ModelFailure("injected model failure") if fault == CONTAINER_FAILURE else None
+            try:
+                response = client.post(
+                    "/invocations",
+                    content=request.body,
+                    headers={"Content-Type": request.content_type, "Accept": request.accept},
+                )
+            finally:
+                backend.failure = None
+        content_type = response.headers.get("content-type", "application/json")
+        return moto_shims.container_answer(response.status_code, response.content, content_type)
+
+
+#: The model fails inside the serving app (500 ModelFailure; SageMaker reports a server ModelError).
+CONTAINER_FAILURE = "container-failure"
+#: HTTP status sagemaker-runtime answers with for each error code a test injects.
+RUNTIME_FAULT_STATUS = {
+    "ModelNotReadyException": 429,
+    "ServiceUnavailable": 503,
+    "InternalFailure": 500,
+    "InternalDependencyException": 530,
+    "ThrottlingException": 400,
+}

@@ -165,4 +165,4 @@ def test_inference_endpoint_name_matches_the_layout() -> None:
     assert i.ENDPOINT_NAME_FORMAT.format(*longest) == layout.endpoint_name(*longest)
     classify = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"][i.CLASSIFY]
     assert classify["Resource"] == "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint"
-    assert classify["Parameters"]["Body.$"] == "$.body"
+    assert classify["Parameters"]["Body.$"] == "$.record.body"
