@@ -11,8 +11,10 @@ Happy path, with the optional gates in brackets::
 Every failure sets ``$.failure`` = {Error, Cause} with a named error, publishes ``Training Run Failed`` and
 ends in the ``Failed`` state (``RequestRejected`` when the input itself was invalid: no plan exists to name
 the tenant). ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded``
-event whose outcome says no model was trained. The state document only ever holds the run plan (names and S3
-keys), small function results and SageMaker summaries: never data.
+event whose outcome says no model was trained; a challenger the comparison rejects ends cleanly too
+(``ModelRejected`` publishes ``Training Run Succeeded`` with outcome ``rejected``, then ``EndedRejected``):
+the champion keeps serving and no execution-failure alarm fires. The state document only ever holds the run
+plan (names and S3 keys), small function results and SageMaker summaries: never data.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ TRAINING_FAILED = "TrainingFailed"
 EVALUATE = "Evaluate"
 DEPLOY_DECISION = "DeployDecision"
 MODEL_REJECTED = "ModelRejected"
+ENDED_REJECTED = "EndedRejected"
 REQUEST_DEPLOY_APPROVAL = "RequestDeployApproval"
 DEPLOY_APPROVAL_TIMED_OUT = "DeployApprovalTimedOut"
 CREATE_MODEL = "CreateModel"
@@ -83,7 +86,7 @@ ERROR_APPROVAL_REJECTED = "ApprovalRejected"
 ERROR_APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 ERROR_TRAINING_FAILED = "TrainingFailed"
 ERROR_TRAINING_STOPPED = "TrainingStopped"
-ERROR_MODEL_REJECTED = "ModelRejected"
+ENDED_REJECTED = "EndedRejected"
 ERROR_DEPLOYMENT_FAILED = "DeploymentFailed"
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
@@ -458,7 +461,21 @@ def render_training_pipeline(
             ],
             "Default": CREATE_MODEL,
         },
-        MODEL_REJECTED: _failure(ERROR_MODEL_REJECTED, "States.JsonToString($.evaluation.result)"),
+        # A rejected challenger is a normal outcome: the champion keeps serving, nobody is paged.
+        MODEL_REJECTED: put_event(
+            bus,
+            events.PIPELINE_SOURCE,
+            events.RUN_SUCCEEDED,
+            {
+                "outcome": "rejected",
+                **_run_detail(),
+                "metrics.$": "$.evaluation.result.challenger",
+                "evaluation.$": "$.evaluation.result",
+            },
+            next_state=ENDED_REJECTED,
+            catches=[catch(["States.ALL"], ENDED_REJECTED, "$.publish_error")],
+        ),
+        ENDED_REJECTED: {"Type": "Succeed"},
         REQUEST_DEPLOY_APPROVAL: _approval(
             bus,
             "deployment",
