@@ -2,7 +2,7 @@
 
 Happy path, with the optional gates in brackets::
 
-    ValidateInput → ExportApprovalGate → [RequestExportApproval] → Export → Preprocess → Train
+    ValidateInput → ExportApprovalGate → [RequestExportApproval] → Export → Preprocess → FindChampion → Train
       → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel → CreateEndpointConfig
       → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
       → WaitForEndpoint → DescribeEndpoint → CheckEndpoint (→ CountPoll → WaitForEndpoint …, bounded)
@@ -49,6 +49,7 @@ EXPORT = "Export"
 PREPROCESS = "Preprocess"
 REPORT_NO_TRAINING = "ReportNoTraining"
 ENDED_WITHOUT_TRAINING = "EndedWithoutTraining"
+FIND_CHAMPION = "FindChampion"
 TRAIN = "Train"
 CLASSIFY_TRAINING_FAILURE = "ClassifyTrainingFailure"
 TRAINING_STOPPED = "TrainingStopped"
@@ -223,7 +224,8 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
             },
             "RoleArn": r.sagemaker_role_arn,
             "HyperParameters.$": "$.plan.training.hyperparameters",
-            "InputDataConfig.$": "$.plan.training.input_data_config",
+            # The plan's channels plus the champion's model archive (FindChampion), scored on the same split.
+            "InputDataConfig.$": "$.champion.result.input_data_config",
             "OutputDataConfig": {"S3OutputPath.$": "$.plan.training.output_uri", "KmsKeyId": r.kms_key_arn},
             "ResourceConfig": {
                 "InstanceCount": 1,
@@ -399,7 +401,7 @@ def render_training_pipeline(
             "$.plan.preprocess",
             result_path="$.dataset",
             timeout=s.lambda_timeout_seconds,
-            next_state=TRAIN,
+            next_state=FIND_CHAMPION,
             catches=[
                 catch(["InsufficientData"], REPORT_NO_TRAINING, "$.failure"),
                 catch(["States.ALL"], NAME_FAILURE, "$.failure"),
@@ -419,6 +421,18 @@ def render_training_pipeline(
             catches=[catch(["States.ALL"], ENDED_WITHOUT_TRAINING, "$.publish_error")],
         ),
         ENDED_WITHOUT_TRAINING: {"Type": "Succeed"},
+        FIND_CHAMPION: lambda_task(
+            r.evaluate_function_arn,
+            {
+                "action": "find_champion",
+                "step.$": "$.plan.evaluation",
+                "channels.$": "$.plan.training.input_data_config",
+            },
+            result_path="$.champion",
+            timeout=120,
+            next_state=TRAIN,
+            catches=[catch(["States.ALL"], NAME_FAILURE, "$.failure")],
+        ),
         TRAIN: _train(r, s),
         CLASSIFY_TRAINING_FAILURE: {
             # The .sync failure's cause is the DescribeTrainingJob JSON; match it as text so that a cause that
@@ -443,6 +457,7 @@ def render_training_pipeline(
                 "step.$": "$.plan.evaluation",
                 "model_artifacts.$": "$.training.model_artifacts",
                 "training_job_name.$": "$.training.job_name",
+                "champion_model.$": "$.champion.result.model_artifacts",
             },
             result_path="$.evaluation",
             timeout=120,

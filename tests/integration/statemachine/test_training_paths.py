@@ -22,7 +22,7 @@ from statemachine.history import history, wait_for
 
 pytestmark = pytest.mark.xdist_group("statemachine-training")
 
-BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.TRAIN]
+BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.FIND_CHAMPION, t.TRAIN]
 POLL = [t.WAIT_FOR_ENDPOINT, t.DESCRIBE_ENDPOINT, t.CHECK_ENDPOINT]
 DEPLOY_NEW = [t.CREATE_MODEL, t.CREATE_ENDPOINT_CONFIG, t.CREATE_OR_UPDATE_ENDPOINT, t.CREATE_ENDPOINT]
 HAPPY = [
@@ -143,7 +143,7 @@ def test_insufficient_data_ends_cleanly_before_training(world: World) -> None:
     execution, run = world.run_training(request("scarce"), "scarce-support-1", "InsufficientData")
 
     assert run.status == "SUCCEEDED"
-    assert list(run.entered) == [*BEFORE_TRAINING[:-1], t.REPORT_NO_TRAINING, t.ENDED_WITHOUT_TRAINING]
+    assert list(run.entered) == [*BEFORE_TRAINING[:-2], t.REPORT_NO_TRAINING, t.ENDED_WITHOUT_TRAINING]
     ((detail_type, outcome),) = _outcomes(world, execution)
     assert (detail_type, outcome.outcome, outcome.error) == (
         events.RUN_SUCCEEDED,
@@ -179,7 +179,10 @@ def test_training_that_does_not_complete_fails_the_run(
 
 
 def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: World) -> None:
-    """Two runs with the real evaluate function: the second, weaker model must not replace the first."""
+    """Two runs with the real evaluate function: the second, weaker model must not replace the first.
+
+    The rejection is a normal end: SUCCEEDED, with a ``Training Run Succeeded`` event of outcome ``rejected``.
+    """
     real_comparison = {
         "RealComparison": {
             t.EXPORT: "ExportDone",
@@ -197,7 +200,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     )
     assert first_run.status == "SUCCEEDED", (first_run.error, first_run.cause)
 
-    runner.accuracy = 0.80
+    runner.accuracy, runner.champion_accuracy = 0.80, 0.92
     second = request("rival")
     world.mock(second, "rival-support-2", world.training_arn, real_comparison)
     execution = world.start(
@@ -205,18 +208,25 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     )
     run = wait_for(world.client("stepfunctions"), execution)
 
-    assert run.status == "FAILED"
-    assert run.error == t.ERROR_MODEL_REJECTED
-    decision = json.loads(run.cause or "{}")
-    assert decision["challenger"]["accuracy"] == pytest.approx(0.80)
-    assert decision["champion"]["accuracy"] == pytest.approx(0.92)
-    assert decision["deploy"] is False
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    ((detail_type, outcome),) = _outcomes(world, execution)
+    assert (detail_type, outcome.outcome) == (events.RUN_SUCCEEDED, "rejected")
+    decision = outcome.evaluation
+    assert decision is not None
+    assert decision.challenger.accuracy == pytest.approx(0.80)
+    assert decision.champion is not None
+    assert decision.champion.accuracy == pytest.approx(0.92)
+    assert decision.deploy is False
+    # The second job was given the first model as its champion channel.
+    channels = {c["ChannelName"]: c for c in runner.requests[-1]["InputDataConfig"]}
+    assert channels["champion"]["DataSource"]["S3DataSource"]["S3Uri"] == decision.champion_model
+    assert "champion" not in {c["ChannelName"] for c in runner.requests[0]["InputDataConfig"]}
     assert list(run.entered) == [
         *BEFORE_TRAINING,
         t.EVALUATE,
         t.DEPLOY_DECISION,
         t.MODEL_REJECTED,
-        *FAILURE_TAIL,
+        t.ENDED_REJECTED,
     ]
     endpoint = boto3.client("sagemaker", region_name=REGION).describe_endpoint(
         EndpointName=layout.endpoint_name("rival", "support")
