@@ -42,3 +42,11 @@ class ModelFailure(ConvclassError):
 
 class ExportIncomplete(ConvclassError):
     """Chunks of a parallel export lack a manifest (failed or still running): never read it as complete."""
+
+
+class SageMakerTransient(ConvclassError):
+    """A SageMaker call was throttled or hit an internal error: the state machine retries it by this name."""
+
+
+class SageMakerTaskFailed(ConvclassError):
+    """A SageMaker job ended Failed or Stopped (its description is the cause): the state machine's name."""

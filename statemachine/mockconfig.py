@@ -13,6 +13,7 @@ from typing import Any
 
 from convclass.events import EndpointState, EvaluationResult, HeadlineMetrics, RunPlan
 from statemachine import training as t
+from statemachine.asl import call_state
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def training_mock_config(
             ),
             str(creating): _endpoint(plan, "InService", new_config),
         },
+        "EndpointServesChampion": {"0": _endpoint(plan, "InService", old_config)},
         "UpdateAccepted": {
             "0": {"Return": {"EndpointArn": f"arn:aws:sagemaker:::endpoint/{plan.deploy.endpoint_name}"}}
         },
@@ -112,7 +114,7 @@ def training_mock_config(
     }
 
 
-_DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls"}
+_DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", call_state(t.DESCRIBE_ENDPOINT): "EndpointInServiceAfterPolls"}
 _DATA = {t.EXPORT: "ExportDone", t.PREPROCESS: "DatasetBuilt"}
 
 #: Paths that need nothing but mocked responses (approvals, training outcomes and real comparisons are
@@ -126,8 +128,9 @@ TRAINING_PATHS: dict[str, PathCase] = {
         {
             **_DATA,
             t.EVALUATE: "ChallengerWinsOverChampion",
-            t.UPDATE_ENDPOINT: "UpdateAccepted",
-            t.DESCRIBE_ENDPOINT: "EndpointUpdateRolledBack",
+            call_state(t.INSPECT_ENDPOINT): "EndpointServesChampion",
+            call_state(t.UPDATE_ENDPOINT): "UpdateAccepted",
+            call_state(t.DESCRIBE_ENDPOINT): "EndpointUpdateRolledBack",
         },
         "FAILED",
         t.ERROR_DEPLOYMENT_FAILED,

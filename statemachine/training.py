@@ -4,7 +4,8 @@ Happy path, with the optional gates in brackets::
 
     ValidateInput → ExportApprovalGate → [RequestExportApproval] → Export → Preprocess → FindChampion → Train
       → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel → CreateEndpointConfig
-      → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
+      → InspectEndpoint → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
+        (Failed: DeleteFailedEndpoint → WaitForDeletion → InspectEndpoint …, bounded → CreateEndpoint)
       → WaitForEndpoint → DescribeEndpoint → CheckEndpoint (→ CountPoll → WaitForEndpoint …, bounded)
       → WriteChampion → PublishSucceeded → Succeeded
 
@@ -23,17 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from convclass import events
+from convclass.errors import SageMakerTaskFailed
 from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
     S3_RETRY,
-    SAGEMAKER_RETRY,
-    SAGEMAKER_SERVICE_ERRORS,
     State,
     catch,
     lambda_task,
     put_event,
     retry,
+    sagemaker_call,
 )
 from statemachine.resources import TrainingPipelineResources
 
@@ -62,7 +63,13 @@ REQUEST_DEPLOY_APPROVAL = "RequestDeployApproval"
 DEPLOY_APPROVAL_TIMED_OUT = "DeployApprovalTimedOut"
 CREATE_MODEL = "CreateModel"
 CREATE_ENDPOINT_CONFIG = "CreateEndpointConfig"
+INSPECT_ENDPOINT = "InspectEndpoint"
 CREATE_OR_UPDATE_ENDPOINT = "CreateOrUpdateEndpoint"
+DELETE_FAILED_ENDPOINT = "DeleteFailedEndpoint"
+AWAIT_DELETION = "AwaitDeletion"
+WAIT_FOR_DELETION = "WaitForDeletion"
+COUNT_DELETION_POLL = "CountDeletionPoll"
+ENDPOINT_NOT_DELETED = "EndpointNotDeleted"
 CREATE_ENDPOINT = "CreateEndpoint"
 UPDATE_ENDPOINT = "UpdateEndpoint"
 WAIT_FOR_ENDPOINT = "WaitForEndpoint"
@@ -91,6 +98,8 @@ ENDED_REJECTED = "EndedRejected"
 ERROR_DEPLOYMENT_FAILED = "DeploymentFailed"
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
+#: InspectEndpoint's status for an endpoint that does not exist.
+ENDPOINT_ABSENT = "Absent"
 #: Endpoint states from which a deployment cannot come back on its own.
 _ENDPOINT_DEAD = ["Failed", "OutOfService", "Deleting", "UpdateRollbackFailed"]
 
@@ -185,18 +194,52 @@ def _approval(
     }
 
 
-def _sagemaker_task(action: str, parameters: dict[str, Any], *, next_state: str, **extra: Any) -> State:
-    return {
+def _sagemaker_task(
+    name: str,
+    action: str,
+    parameters: dict[str, Any],
+    *,
+    next_state: str,
+    result_selector: dict[str, Any] | None = None,
+    result_path: str | None = None,
+) -> State:
+    """A deployment call (optimised integration ``sagemaker:<action>``, or ``aws-sdk:sagemaker:<action>``)."""
+    resource = action if action.startswith("aws-sdk:") else f"sagemaker:{action}"
+    task: State = {
         "Type": "Task",
-        "Resource": f"arn:aws:states:::sagemaker:{action}",
+        "Resource": f"arn:aws:states:::{resource}",
         "Parameters": parameters,
-        "ResultPath": None,
         "TimeoutSeconds": 60,
-        "Retry": [SAGEMAKER_RETRY],
-        "Catch": [catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
-        "Next": next_state,
-        **extra,
     }
+    if result_selector is not None:
+        task["ResultSelector"] = result_selector
+    return sagemaker_call(
+        name,
+        task,
+        next_state=next_state,
+        result_path=result_path,
+        catches=[catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
+    )
+
+
+def _describe_endpoint(
+    name: str, selector: dict[str, Any], *, result_path: str, next_state: str, absent: bool = False
+) -> State:
+    task: State = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
+        "Parameters": {"EndpointName.$": "$.plan.deploy.endpoint_name"},
+        "ResultSelector": selector,
+        "TimeoutSeconds": 60,
+    }
+    return sagemaker_call(
+        name,
+        task,
+        next_state=next_state,
+        result_path=result_path,
+        catches=[catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
+        not_found={"status": ENDPOINT_ABSENT} if absent else None,
+    )
 
 
 def _tags(*, per_run: bool = True) -> list[dict[str, str]]:
@@ -211,12 +254,12 @@ def _tags(*, per_run: bool = True) -> list[dict[str, str]]:
 
 
 def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
-    return {
+    task: State = {
         "Type": "Task",
         "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
         "Parameters": {
             # A retried CreateTrainingJob needs a fresh name (names are unique per account and region).
-            "TrainingJobName.$": "States.Format('{}-{}', $.plan.training.job_base_name, $$.State.RetryCount)",
+            "TrainingJobName.$": "States.Format('{}-{}', $.plan.training.job_base_name, $.attempt)",
             "AlgorithmSpecification": {
                 "TrainingImage": r.training_image_uri,
                 "TrainingInputMode": "File",
@@ -248,15 +291,20 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
             "status.$": "$.TrainingJobStatus",
             "model_artifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
         },
-        "ResultPath": "$.training",
         "TimeoutSeconds": settings.training_timeout_seconds,
-        "Retry": [SAGEMAKER_RETRY],
-        "Catch": [
-            catch(["States.TaskFailed"], CLASSIFY_TRAINING_FAILURE, "$.failure"),
+    }
+    return sagemaker_call(
+        TRAIN,
+        task,
+        next_state=EVALUATE,
+        result_path="$.training",
+        # The branch sees the plan, the channels and which attempt this is (the job name's suffix).
+        parameters={"plan.$": "$.plan", "champion.$": "$.champion", "attempt.$": "$$.State.RetryCount"},
+        catches=[
+            catch([SageMakerTaskFailed.__name__], CLASSIFY_TRAINING_FAILURE, "$.failure"),
             catch(["States.ALL"], NAME_FAILURE, "$.failure"),
         ],
-        "Next": EVALUATE,
-    }
+    )
 
 
 def _update_endpoint(settings: PipelineSettings) -> State:
@@ -274,12 +322,46 @@ def _update_endpoint(settings: PipelineSettings) -> State:
             "AutoRollbackConfiguration": {"Alarms.$": "$.plan.deploy.rollback_alarms"},
         }
     return _sagemaker_task(
+        UPDATE_ENDPOINT,
         "updateEndpoint",
         parameters,
         next_state=WAIT_FOR_ENDPOINT,
-        ResultSelector={"polls": 0},
-        ResultPath="$.endpoint_wait",
+        result_selector={"polls": 0},
+        result_path="$.endpoint_wait",
     )
+
+
+def _create_or_update(settings: PipelineSettings) -> State:
+    """Absent → create; Failed → delete, wait until gone (bounded), create; Deleting → wait; else update."""
+    status = "$.existing.status"
+    deleting = {
+        "Or": [
+            {"Variable": status, "StringEquals": "Deleting"},
+            {"Variable": status, "StringEquals": "Failed"},
+        ]
+    }
+    waited = {"Variable": "$.endpoint_deletion", "IsPresent": True}
+    return {
+        "Type": "Choice",
+        "Choices": [
+            {"Variable": status, "StringEquals": ENDPOINT_ABSENT, "Next": CREATE_ENDPOINT},
+            {
+                "And": [
+                    deleting,
+                    waited,
+                    {
+                        "Variable": "$.endpoint_deletion.polls",
+                        "NumericGreaterThanEquals": settings.endpoint_max_polls - 1,
+                    },
+                ],
+                "Next": ENDPOINT_NOT_DELETED,
+            },
+            {"And": [deleting, waited], "Next": COUNT_DELETION_POLL},
+            {"Variable": status, "StringEquals": "Failed", "Next": DELETE_FAILED_ENDPOINT},
+            {"Variable": status, "StringEquals": "Deleting", "Next": AWAIT_DELETION},
+        ],
+        "Default": UPDATE_ENDPOINT,
+    }
 
 
 def _check_endpoint(settings: PipelineSettings) -> State:
@@ -504,6 +586,7 @@ def render_training_pipeline(
             "States.Format('deployment approval got no answer in time ({})', $.failure.Error)",
         ),
         CREATE_MODEL: _sagemaker_task(
+            CREATE_MODEL,
             "createModel",
             {
                 "ModelName.$": "$.plan.deploy.model_name",
@@ -518,6 +601,7 @@ def render_training_pipeline(
             next_state=CREATE_ENDPOINT_CONFIG,
         ),
         CREATE_ENDPOINT_CONFIG: _sagemaker_task(
+            CREATE_ENDPOINT_CONFIG,
             "createEndpointConfig",
             {
                 "EndpointConfigName.$": "$.plan.deploy.endpoint_config_name",
@@ -532,20 +616,46 @@ def render_training_pipeline(
                 "KmsKeyId": r.kms_key_arn,
                 "Tags": _tags(),
             },
-            next_state=CREATE_OR_UPDATE_ENDPOINT,
+            next_state=INSPECT_ENDPOINT,
         ),
-        CREATE_OR_UPDATE_ENDPOINT: {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": "$.evaluation.result.endpoint.exists",
-                    "BooleanEquals": True,
-                    "Next": UPDATE_ENDPOINT,
-                }
-            ],
-            "Default": CREATE_ENDPOINT,
+        # What the endpoint is now decides create, update, or delete-and-recreate (a Failed endpoint accepts
+        # nothing but DeleteEndpoint).
+        INSPECT_ENDPOINT: _describe_endpoint(
+            INSPECT_ENDPOINT,
+            {"status.$": "$.EndpointStatus"},
+            result_path="$.existing",
+            next_state=CREATE_OR_UPDATE_ENDPOINT,
+            absent=True,
+        ),
+        CREATE_OR_UPDATE_ENDPOINT: _create_or_update(s),
+        DELETE_FAILED_ENDPOINT: _sagemaker_task(
+            DELETE_FAILED_ENDPOINT,
+            "aws-sdk:sagemaker:deleteEndpoint",
+            {"EndpointName.$": "$.plan.deploy.endpoint_name"},
+            next_state=WAIT_FOR_DELETION,
+            result_selector={"polls": 0},
+            result_path="$.endpoint_deletion",
+        ),
+        AWAIT_DELETION: {
+            "Type": "Pass",
+            "Result": {"polls": 0},
+            "ResultPath": "$.endpoint_deletion",
+            "Next": WAIT_FOR_DELETION,
         },
+        WAIT_FOR_DELETION: {"Type": "Wait", "Seconds": s.endpoint_poll_seconds, "Next": INSPECT_ENDPOINT},
+        COUNT_DELETION_POLL: {
+            "Type": "Pass",
+            "Parameters": {"polls.$": "States.MathAdd($.endpoint_deletion.polls, 1)"},
+            "ResultPath": "$.endpoint_deletion",
+            "Next": WAIT_FOR_DELETION,
+        },
+        ENDPOINT_NOT_DELETED: _failure(
+            ERROR_DEPLOYMENT_FAILED,
+            "States.Format('endpoint {} is still {} after DeleteEndpoint: it cannot be recreated yet', "
+            "$.plan.deploy.endpoint_name, $.existing.status)",
+        ),
         CREATE_ENDPOINT: _sagemaker_task(
+            CREATE_ENDPOINT,
             "createEndpoint",
             {
                 "EndpointName.$": "$.plan.deploy.endpoint_name",
@@ -553,35 +663,23 @@ def render_training_pipeline(
                 "Tags": _tags(per_run=False),
             },
             next_state=WAIT_FOR_ENDPOINT,
-            ResultSelector={"polls": 0},
-            ResultPath="$.endpoint_wait",
+            result_selector={"polls": 0},
+            result_path="$.endpoint_wait",
         ),
         UPDATE_ENDPOINT: _update_endpoint(s),
         WAIT_FOR_ENDPOINT: {"Type": "Wait", "Seconds": s.endpoint_poll_seconds, "Next": DESCRIBE_ENDPOINT},
-        DESCRIBE_ENDPOINT: {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
-            "Parameters": {"EndpointName.$": "$.plan.deploy.endpoint_name"},
-            # FailureReason is absent unless something failed: keep the whole description as text so the
-            # check can look for it without a path that may not exist.
-            "ResultSelector": {
+        # FailureReason is absent unless something failed: keep the whole description as text so the check
+        # can look for it without a path that may not exist.
+        DESCRIBE_ENDPOINT: _describe_endpoint(
+            DESCRIBE_ENDPOINT,
+            {
                 "status.$": "$.EndpointStatus",
                 "config_name.$": "$.EndpointConfigName",
                 "description.$": "States.JsonToString($)",
             },
-            "ResultPath": "$.endpoint",
-            "TimeoutSeconds": 60,
-            "Retry": [
-                retry(
-                    [*SAGEMAKER_SERVICE_ERRORS, "SageMaker.ThrottlingException"],
-                    interval=5,
-                    attempts=5,
-                    max_delay=60,
-                )
-            ],
-            "Catch": [catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
-            "Next": CHECK_ENDPOINT,
-        },
+            result_path="$.endpoint",
+            next_state=CHECK_ENDPOINT,
+        ),
         CHECK_ENDPOINT: _check_endpoint(s),
         COUNT_POLL: {
             "Type": "Pass",

@@ -18,15 +18,32 @@ from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_r
 from convclass.local import moto_shims
 from convclass.training import metric_definitions
 from statemachine import training as t
+from statemachine.asl import call_state
 from statemachine.history import history, wait_for
 
 pytestmark = pytest.mark.xdist_group("statemachine-training")
 
-BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.FIND_CHAMPION, t.TRAIN]
-POLL = [t.WAIT_FOR_ENDPOINT, t.DESCRIBE_ENDPOINT, t.CHECK_ENDPOINT]
-DEPLOY_NEW = [t.CREATE_MODEL, t.CREATE_ENDPOINT_CONFIG, t.CREATE_OR_UPDATE_ENDPOINT, t.CREATE_ENDPOINT]
+
+def called(name: str) -> list[str]:
+    """A SageMaker call that succeeded: its Parallel state, then the Task inside."""
+    return [name, call_state(name)]
+
+
+TRAIN = called(t.TRAIN)
+BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.FIND_CHAMPION]
+TRAINED = [*BEFORE_TRAINING, *TRAIN]
+POLL = [t.WAIT_FOR_ENDPOINT, *called(t.DESCRIBE_ENDPOINT), t.CHECK_ENDPOINT]
+#: No endpoint yet: InspectEndpoint's describe fails with "Could not find endpoint".
+INSPECT_ABSENT = [*called(t.INSPECT_ENDPOINT), f"{t.INSPECT_ENDPOINT}Error", f"{t.INSPECT_ENDPOINT}Absent"]
+DEPLOY_NEW = [
+    *called(t.CREATE_MODEL),
+    *called(t.CREATE_ENDPOINT_CONFIG),
+    *INSPECT_ABSENT,
+    t.CREATE_OR_UPDATE_ENDPOINT,
+    *called(t.CREATE_ENDPOINT),
+]
 HAPPY = [
-    *BEFORE_TRAINING,
+    *TRAINED,
     t.EVALUATE,
     t.DEPLOY_DECISION,
     *DEPLOY_NEW,
@@ -121,7 +138,8 @@ def test_throttled_lambda_is_retried_to_success(world: World) -> None:
         for e in history(world.client("stepfunctions"), execution)
         if e["type"] == "TaskFailed"
     ]
-    assert failures == ["Lambda.TooManyRequestsException"]
+    # The second is InspectEndpoint learning that no endpoint exists yet (DescribeEndpoint's not-found).
+    assert failures == ["Lambda.TooManyRequestsException", "SageMaker.SageMakerException"]
 
 
 def test_invalid_input_fails_before_anything_runs(world: World) -> None:
@@ -143,7 +161,7 @@ def test_insufficient_data_ends_cleanly_before_training(world: World) -> None:
     execution, run = world.run_training(request("scarce"), "scarce-support-1", "InsufficientData")
 
     assert run.status == "SUCCEEDED"
-    assert list(run.entered) == [*BEFORE_TRAINING[:-2], t.REPORT_NO_TRAINING, t.ENDED_WITHOUT_TRAINING]
+    assert list(run.entered) == [*BEFORE_TRAINING[:-1], t.REPORT_NO_TRAINING, t.ENDED_WITHOUT_TRAINING]
     ((detail_type, outcome),) = _outcomes(world, execution)
     assert (detail_type, outcome.outcome, outcome.error) == (
         events.RUN_SUCCEEDED,
@@ -173,7 +191,14 @@ def test_training_that_does_not_complete_fails_the_run(
     assert run.error == error
     assert f'"TrainingJobStatus":"{status}"' in (run.cause or "")
     assert reason in (run.cause or "")
-    assert list(run.entered) == [*BEFORE_TRAINING, t.CLASSIFY_TRAINING_FAILURE, state, *FAILURE_TAIL]
+    assert list(run.entered) == [
+        *BEFORE_TRAINING,
+        *TRAIN,
+        f"{t.TRAIN}JobFailed",
+        t.CLASSIFY_TRAINING_FAILURE,
+        state,
+        *FAILURE_TAIL,
+    ]
     ((_, outcome),) = _outcomes(world, execution)
     assert outcome.error == error
 
@@ -222,7 +247,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     assert channels["champion"]["DataSource"]["S3DataSource"]["S3Uri"] == decision.champion_model
     assert "champion" not in {c["ChannelName"] for c in runner.requests[0]["InputDataConfig"]}
     assert list(run.entered) == [
-        *BEFORE_TRAINING,
+        *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
         t.MODEL_REJECTED,
@@ -289,7 +314,7 @@ def test_deployment_approval_that_times_out_fails_the_run(world: World) -> None:
     assert run.error == t.ERROR_APPROVAL_TIMED_OUT
     assert "States.HeartbeatTimeout" in (run.cause or "") or "States.Timeout" in (run.cause or "")
     assert list(run.entered) == [
-        *BEFORE_TRAINING,
+        *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
         t.REQUEST_DEPLOY_APPROVAL,
@@ -314,13 +339,14 @@ def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> No
     assert "FailureReason" in (run.cause or "")
     assert f"expected {plan.deploy.endpoint_config_name}" in (run.cause or "")
     assert list(run.entered) == [
-        *BEFORE_TRAINING,
+        *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
-        t.CREATE_MODEL,
-        t.CREATE_ENDPOINT_CONFIG,
+        *called(t.CREATE_MODEL),
+        *called(t.CREATE_ENDPOINT_CONFIG),
+        *called(t.INSPECT_ENDPOINT),
         t.CREATE_OR_UPDATE_ENDPOINT,
-        t.UPDATE_ENDPOINT,
+        *called(t.UPDATE_ENDPOINT),
         *POLL,
         t.COUNT_POLL,
         *POLL,
@@ -338,7 +364,7 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.EVALUATE: "ChallengerWins",
-            t.DESCRIBE_ENDPOINT: "StillCreating",
+            call_state(t.DESCRIBE_ENDPOINT): "StillCreating",
         }
     }
     world.mock(req, "stuck-support-1", world.training_arn, never)
