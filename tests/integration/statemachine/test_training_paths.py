@@ -8,6 +8,7 @@ asserts the states entered, the final status and error, and what the run publish
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -57,6 +58,13 @@ HAPPY = [
     t.SUCCEEDED,
 ]
 FAILURE_TAIL = [t.PUBLISH_FAILURE, t.FAILED]
+#: Export and preprocess mocked, a winning challenger and an endpoint that comes up.
+_DATA_MOCKS = {
+    t.EXPORT: "ExportDone",
+    t.PREPROCESS: "DatasetBuilt",
+    t.EVALUATE: "ChallengerWins",
+    call_state(t.DESCRIBE_ENDPOINT): "EndpointInServiceAfterPolls",
+}
 
 
 def _outcomes(world: World, execution: str) -> list[tuple[str, RunOutcome]]:
@@ -383,3 +391,47 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
     assert run.error == t.ERROR_DEPLOYMENT_FAILED
     assert run.entered.count(t.DESCRIBE_ENDPOINT) == t.PipelineSettings().endpoint_max_polls
     assert "Creating" in (run.cause or "")
+
+
+def _with_responses(world: World, req: Any, name: str, case: dict[str, str], extra: dict[str, Any]) -> str:
+    """Mock ``case`` (state → response name) with ``extra`` responses in the catalogue; start the run."""
+    world.mock(req, name, world.training_arn, {"Custom": case})
+    config = moto_shims.current().mock_config
+    assert config is not None
+    raw = dict(config.raw)
+    raw["MockedResponses"] = {**raw["MockedResponses"], **extra}
+    moto_shims.update(mock_config=moto_shims.MockConfig(raw))
+    return world.start(world.training_arn, name, req.model_dump(mode="json"), "Custom")
+
+
+def _sagemaker_error(code: str, message: str) -> dict[str, Any]:
+    # What the optimised integration reports for any SageMaker error: one name, the code in the cause.
+    return {
+        "Throw": {
+            "Error": "SageMaker.AmazonSageMakerException",
+            "Cause": f"{message} (Service: AmazonSageMaker; Status Code: 400; Error Code: {code})",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "calls"),
+    [("ThrottlingException", "SUCCEEDED", 2), ("ValidationException", "FAILED", 1)],
+)
+def test_only_throttled_sagemaker_calls_are_retried(world: World, code: str, status: str, calls: int) -> None:
+    req = request(f"retry-{code[:5].lower()}")
+    name = f"retry-{code[:5].lower()}-support-1"
+    first_fails = {"0": _sagemaker_error(code, "Rate exceeded" if code.startswith("Thr") else "Bad image")}
+    first_fails["1"] = {"Return": {"EndpointArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/e"}}
+    case = {**_DATA_MOCKS, call_state(t.CREATE_ENDPOINT): "CreateEndpointOnce"}
+    execution = _with_responses(world, req, name, case, {"CreateEndpointOnce": first_fails})
+    run = wait_for(world.client("stepfunctions"), execution)
+
+    assert run.status == status, (run.error, run.cause)
+    assert run.entered.count(call_state(t.CREATE_ENDPOINT)) == calls
+    if status == "FAILED":
+        assert run.error == t.ERROR_DEPLOYMENT_FAILED
+        assert "ValidationException" in (run.cause or "")
+        assert f"{t.CREATE_ENDPOINT}Permanent" in run.entered
+    else:
+        assert f"{t.CREATE_ENDPOINT}Transient" in run.entered
