@@ -174,7 +174,7 @@ def sagemaker_call(
     Failed or Stopped (``States.TaskFailed``) leaves the branch as ``SageMakerTaskFailed``; any other error
     leaves it unchanged. The branch's result (the task's
     ``ResultSelector`` keys) lands at ``result_path``; ``parameters`` are the branch's input (default: the
-    whole state). ``not_found``: for DescribeEndpoint, the result when the endpoint does not exist.
+    whole state). ``not_found``: the result when the endpoint the call names does not exist.
     """
     call, classify = call_state(name), f"{name}Error"
     transient, permanent, absent = f"{name}Transient", f"{name}Permanent", f"{name}Absent"

@@ -94,7 +94,6 @@ ERROR_APPROVAL_REJECTED = "ApprovalRejected"
 ERROR_APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 ERROR_TRAINING_FAILED = "TrainingFailed"
 ERROR_TRAINING_STOPPED = "TrainingStopped"
-ENDED_REJECTED = "EndedRejected"
 ERROR_DEPLOYMENT_FAILED = "DeploymentFailed"
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
@@ -202,8 +201,10 @@ def _sagemaker_task(
     next_state: str,
     result_selector: dict[str, Any] | None = None,
     result_path: str | None = None,
+    not_found: dict[str, Any] | None = None,
 ) -> State:
-    """A deployment call (optimised integration ``sagemaker:<action>``, or ``aws-sdk:sagemaker:<action>``)."""
+    """A deployment call (optimised integration ``sagemaker:<action>``, or ``aws-sdk:sagemaker:<action>``);
+    ``not_found``: its result when the endpoint it names does not exist."""
     resource = action if action.startswith("aws-sdk:") else f"sagemaker:{action}"
     task: State = {
         "Type": "Task",
@@ -219,25 +220,20 @@ def _sagemaker_task(
         next_state=next_state,
         result_path=result_path,
         catches=[catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
+        not_found=not_found,
     )
 
 
 def _describe_endpoint(
     name: str, selector: dict[str, Any], *, result_path: str, next_state: str, absent: bool = False
 ) -> State:
-    task: State = {
-        "Type": "Task",
-        "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
-        "Parameters": {"EndpointName.$": "$.plan.deploy.endpoint_name"},
-        "ResultSelector": selector,
-        "TimeoutSeconds": 60,
-    }
-    return sagemaker_call(
+    return _sagemaker_task(
         name,
-        task,
+        "aws-sdk:sagemaker:describeEndpoint",
+        {"EndpointName.$": "$.plan.deploy.endpoint_name"},
         next_state=next_state,
+        result_selector=selector,
         result_path=result_path,
-        catches=[catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
         not_found={"status": ENDPOINT_ABSENT} if absent else None,
     )
 
@@ -628,6 +624,7 @@ def render_training_pipeline(
             absent=True,
         ),
         CREATE_OR_UPDATE_ENDPOINT: _create_or_update(s),
+        # Already gone (deleted by someone else meanwhile) is as good as deleted.
         DELETE_FAILED_ENDPOINT: _sagemaker_task(
             DELETE_FAILED_ENDPOINT,
             "aws-sdk:sagemaker:deleteEndpoint",
@@ -635,6 +632,7 @@ def render_training_pipeline(
             next_state=WAIT_FOR_DELETION,
             result_selector={"polls": 0},
             result_path="$.endpoint_deletion",
+            not_found={"polls": 0},
         ),
         AWAIT_DELETION: {
             "Type": "Pass",
