@@ -177,7 +177,13 @@ def main() -> int:
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         where = ClassifierLayout(TENANT, CLASSIFIER)
-        record_consent(s3, BUCKET, where, ConsentRecord(approved=True, approved_by="bench", approved_at=NOW))
+        record_consent(
+            s3,
+            BUCKET,
+            where,
+            ConsentRecord(approved=True, approved_by="bench", approved_at=NOW),
+            kms_key_arn=None,
+        )
         run = "bench-1"
         request = ExportRequest.model_validate(
             {

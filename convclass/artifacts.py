@@ -47,6 +47,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from convclass.errors import IncompatibleModel, InvalidInput
+from convclass.layout import TOKENIZER_FILE
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -54,7 +55,6 @@ _M = TypeVar("_M", bound=BaseModel)
 ARTIFACT_FORMAT_VERSION = 1
 
 SAVED_MODEL_DIR = "model"
-TOKENIZER_FILE = "tokenizer.json"
 LABELS_FILE = "labels.json"
 ARTIFACT_FILE = "artifact.json"
 METRICS_FILE = "metrics.json"

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from convclass.errors import ConvclassError, InvalidInput
 from convclass.events import TrainingRunRequest
@@ -78,6 +78,11 @@ def _errors() -> Iterator[None]:
 
 def _operator(outputs: Path | None, region: str | None) -> Operator:
     return Operator(StackOutputs.load(outputs, region=region))
+
+
+def _run_column() -> Column:
+    """Run names are identifiers to copy into other commands: never wrapped or cut."""
+    return Column("run", no_wrap=True, overflow="ignore")
 
 
 def _print_json(value: Any) -> None:
@@ -184,7 +189,7 @@ def runs(
     """List training runs, newest first."""
     with _errors():
         found = _operator(outputs, region).runs(tenant, classifier, limit)
-        table = Table("run", "status", "started", "stopped")
+        table = Table(_run_column(), "status", "started", "stopped")
         for run in found:
             table.add_row(run.name, run.status, str(run.started or ""), str(run.stopped or ""))
         console.print(table)
@@ -208,7 +213,9 @@ def status(
             endpoint = None
         if not found and endpoint is None:
             raise _fail(f"unknown tenant/classifier {tenant}/{classifier}: no training runs and no endpoint")
-        table = Table("run", "status", "state / outcome", "test accuracy", title=f"{tenant}/{classifier}")
+        table = Table(
+            _run_column(), "status", "state / outcome", "test accuracy", title=f"{tenant}/{classifier}"
+        )
         for run in found:
             detail = operator.describe_run(run.arn)
             where = detail.current_state or detail.error or _outcome(detail.output)
@@ -420,6 +427,18 @@ def logs(
         lines = operator.training_log(jobs[-1])
     for line in lines[-tail:]:
         console.print(line, markup=False, highlight=False)
+
+
+@app.command()
+def redrive(
+    run: Annotated[str, typer.Argument(help="Run name or ARN of a failed, timed-out or aborted run.")],
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Resume a failed run at the step that did not complete (Step Functions RedriveExecution)."""
+    with _errors():
+        arn = _operator(outputs, region).redrive(run)
+    console.print(f"run {run} redriven: {arn}")
 
 
 @app.command()

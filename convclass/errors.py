@@ -50,3 +50,35 @@ class SageMakerTransient(ConvclassError):
 
 class SageMakerTaskFailed(ConvclassError):
     """A SageMaker job ended Failed or Stopped (its description is the cause): the state machine's name."""
+
+
+# Outcomes the training pipeline names itself (Fail states and "Training Run Failed" events). They are never
+# raised in Python; the state machine and the operator take their names from these classes.
+
+
+class ValidationFailed(ConvclassError):
+    """The request could not be validated (the plan step itself failed)."""
+
+
+class StepFailed(ConvclassError):
+    """A step failed with one of the engine's own errors (``States.*``), reported under this name."""
+
+
+class ApprovalRejected(ConvclassError):
+    """A reviewer rejected an approval gate (SendTaskFailure with this error)."""
+
+
+class ApprovalTimedOut(ConvclassError):
+    """An approval gate got no answer within its timeout."""
+
+
+class TrainingFailed(ConvclassError):
+    """The SageMaker training job failed."""
+
+
+class TrainingStopped(ConvclassError):
+    """The SageMaker training job was stopped before it finished."""
+
+
+class DeploymentFailed(ConvclassError):
+    """The endpoint did not reach InService on the new model."""

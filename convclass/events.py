@@ -30,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from convclass import layout
 from convclass.export.source import SourceKind
+from convclass.records import LABEL_FIELD_PATTERN
 
 PIPELINE_SOURCE = "convclass.pipeline"
 INFERENCE_SOURCE = "convclass.inference"
@@ -45,8 +46,6 @@ EMAIL_CLASSIFICATION_FAILED = "Email Classification Failed"
 #: to the tenant's endpoint (the workflow never parses or logs it).
 INBOUND_ATTRIBUTES = ("tenant", "classifier", "conversation_id")
 
-#: Label fields name a key of ExportRecord.labels; they end up in S3 manifests, never in resource names.
-LABEL_FIELD_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 #: SageMaker instance types look like ml.<family>.<size>.
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 #: The local path SageMaker syncs to CheckpointConfig.S3Uri (the training entrypoint resumes from it).

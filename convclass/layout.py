@@ -25,13 +25,21 @@ import re
 from dataclasses import dataclass
 
 # Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short.
-ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$"
+# Words of lowercase letters and digits joined by single hyphens: an id never contains PAIR_SEPARATOR, so a
+# name that joins a tenant and a classifier with it can be split back in exactly one way.
+ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+ID_MAX_CHARS = 24
 _ID_RE = re.compile(ID_PATTERN)
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$"
 _RUN_RE = re.compile(RUN_ID_PATTERN)
 SAGEMAKER_NAME_MAX = 63
 EXECUTION_NAME_MAX = 80
 PROJECT_PREFIX = "cc"
+#: Joins the parts of every derived name. Ids cannot contain it, so (tenant, classifier) pairs never collide:
+#: ("acme", "shop-intent") → ``acme--shop-intent``, ("acme-shop", "intent") → ``acme-shop--intent``.
+PAIR_SEPARATOR = "--"
+#: Hex digits of SHA-256 that replace the tail of a name longer than its resource kind allows.
+NAME_DIGEST_CHARS = 10
 
 SPLITS = ("train", "validation", "test")
 
@@ -44,13 +52,17 @@ MODELS = "models"
 CHECKPOINTS = "checkpoints"
 AREAS = (EXPORTS, DATASETS, MODELS, CHECKPOINTS)
 CONSENT_FILE = "consent.json"
+#: The Hugging Face tokenizer file, in a dataset and in a model artifact alike.
+TOKENIZER_FILE = "tokenizer.json"
 CHAMPION_FILE = "champion.json"
 
 
 def validate_id(value: str, what: str) -> str:
     """Return ``value`` if it is a valid tenant/classifier id, else raise ``ValueError`` naming ``what``."""
-    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
-        raise ValueError(f"{what} must match {ID_PATTERN} (lowercase letters, digits, '-', at most 24 chars)")
+    if not isinstance(value, str) or len(value) > ID_MAX_CHARS or not _ID_RE.fullmatch(value):
+        raise ValueError(
+            f"{what} must be 1-{ID_MAX_CHARS} lowercase letters and digits, words joined by single hyphens"
+        )
     return value
 
 
@@ -123,7 +135,7 @@ class ClassifierLayout:
         return f"{self.dataset_prefix(run)}{split}.parquet"
 
     def tokenizer_key(self, run: str) -> str:
-        return self.dataset_prefix(run) + "tokenizer.json"
+        return self.dataset_prefix(run) + TOKENIZER_FILE
 
     def dataset_manifest_key(self, run: str) -> str:
         return self.dataset_prefix(run) + "manifest.json"
@@ -156,40 +168,72 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def _bounded(name: str, limit: int) -> str:
-    """Shorten ``name`` to ``limit`` chars, keeping it unique with a short hash of the full name."""
+    """Shorten ``name`` to ``limit`` chars, keeping it unique with a digest of the full name."""
     if len(name) <= limit:
         return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:NAME_DIGEST_CHARS]
+    return f"{name[: limit - NAME_DIGEST_CHARS - 1].rstrip('-')}-{digest}"
+
+
+def pair_name(tenant: str, classifier: str) -> str:
+    """``tenant--classifier``: the collision-free stem of every per-classifier name."""
+    validate_id(tenant, "tenant id")
+    validate_id(classifier, "classifier id")
+    return f"{tenant}{PAIR_SEPARATOR}{classifier}"
+
+
+def _run_name(tenant: str, classifier: str, run: str, suffix: str = "") -> str:
+    return f"{PROJECT_PREFIX}-{pair_name(tenant, classifier)}{PAIR_SEPARATOR}{validate_run_id(run)}{suffix}"
+
+
+#: ``States.Format`` template of endpoint_name(): the inference workflow builds the name from a message's
+#: attributes. Valid ids always fit (3 + 24 + 2 + 24 chars), so no digest is ever needed.
+ENDPOINT_NAME_FORMAT = f"{PROJECT_PREFIX}-{{}}{PAIR_SEPARATOR}{{}}"
+assert len(ENDPOINT_NAME_FORMAT.format("x" * ID_MAX_CHARS, "x" * ID_MAX_CHARS)) <= SAGEMAKER_NAME_MAX
 
 
 def endpoint_name(tenant: str, classifier: str) -> str:
     """One endpoint per tenant/classifier: the isolation boundary for serving."""
     validate_id(tenant, "tenant id")
     validate_id(classifier, "classifier id")
-    return _bounded(f"{PROJECT_PREFIX}-{tenant}-{classifier}", SAGEMAKER_NAME_MAX)
+    return ENDPOINT_NAME_FORMAT.format(tenant, classifier)
 
 
 def model_name(tenant: str, classifier: str, run: str) -> str:
-    return _bounded(f"{PROJECT_PREFIX}-{tenant}-{classifier}-{validate_run_id(run)}", SAGEMAKER_NAME_MAX)
+    return _bounded(_run_name(tenant, classifier, run), SAGEMAKER_NAME_MAX)
 
 
 def endpoint_config_name(tenant: str, classifier: str, run: str) -> str:
-    return _bounded(f"{PROJECT_PREFIX}-{tenant}-{classifier}-{validate_run_id(run)}-cfg", SAGEMAKER_NAME_MAX)
+    return _bounded(_run_name(tenant, classifier, run, "-cfg"), SAGEMAKER_NAME_MAX)
+
+
+def _name_word(value: str) -> str:
+    """Letters and digits of ``value``, every other run of characters one hyphen (never PAIR_SEPARATOR)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", value).strip("-")
 
 
 def training_execution_name(tenant: str, classifier: str, business_key: str) -> str:
     """Idempotent StartExecution name: the same (tenant, classifier, business key) always maps to one name.
 
     Standard workflows return the running execution for a repeated name + input, so a duplicated trigger
-    (SQS redelivery, a double click) cannot start a second paid training run.
+    (SQS redelivery, a double click) cannot start a second paid training run. Business keys that differ only
+    in punctuation (``2026-12-01`` and ``2026/12/01``) name the same run.
     """
-    validate_id(tenant, "tenant id")
-    validate_id(classifier, "classifier id")
-    key = re.sub(r"[^A-Za-z0-9-]+", "-", business_key).strip("-")
+    key = _name_word(business_key)
     if not key:
         raise ValueError("business key must contain letters or digits")
-    return _bounded(f"{tenant}-{classifier}-{key}", EXECUTION_NAME_MAX)
+    return _bounded(f"{pair_name(tenant, classifier)}{PAIR_SEPARATOR}{key}", EXECUTION_NAME_MAX)
+
+
+def execution_pair(execution_name: str) -> tuple[str, str] | None:
+    """The (tenant, classifier) a training execution name belongs to, or None for a foreign name."""
+    parts = execution_name.split(PAIR_SEPARATOR, 2)
+    if len(parts) != 3:
+        return None
+    tenant, classifier = parts[0], parts[1]
+    if not (_ID_RE.fullmatch(tenant) and _ID_RE.fullmatch(classifier)):
+        return None
+    return tenant, classifier
 
 
 #: Suffix room a training job name needs for ``-{RetryCount}`` (the state machine appends it per attempt).
@@ -209,10 +253,7 @@ def run_id_for_execution(execution_name: str) -> str:
 
 def training_job_base_name(tenant: str, classifier: str, run: str) -> str:
     """Training job name without the attempt suffix: a retried CreateTrainingJob needs a fresh name."""
-    return _bounded(
-        f"{PROJECT_PREFIX}-{tenant}-{classifier}-{validate_run_id(run)}",
-        SAGEMAKER_NAME_MAX - TRAINING_ATTEMPT_SUFFIX_MAX,
-    )
+    return _bounded(_run_name(tenant, classifier, run), SAGEMAKER_NAME_MAX - TRAINING_ATTEMPT_SUFFIX_MAX)
 
 
 def endpoint_alarm_names(tenant: str, classifier: str) -> list[str]:
@@ -231,6 +272,14 @@ INFERENCE_WORKFLOW = "inference"
 TRAINING_QUEUE = "training-requests"
 INBOUND_QUEUE = "inbound-emails"
 TRAIN_CLASSIFIER_RULE = "train-classifier"
+
+
+#: Where SageMaker writes every training job's log (one stream per job and host).
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def lambda_log_group(function_name: str) -> str:
+    return f"/aws/lambda/{function_name}"
 
 
 def stack_resource_name(stack: str, *parts: str, project: str = PROJECT) -> str:

@@ -19,12 +19,11 @@ import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from convclass import layout
-from convclass.errors import ConvclassError, InvalidInput, UnknownTenant
+from convclass.errors import ApprovalRejected, ConvclassError, InvalidInput, UnknownTenant
 from convclass.events import TrainingRunRequest, execution_name
 from convclass.stack import StackOutputs
 
 _TOKEN_KEY = re.compile(r"task_?token", re.IGNORECASE)
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 class OperatorError(ConvclassError):
@@ -171,18 +170,24 @@ class Operator:
     def runs(
         self, tenant: str | None = None, classifier: str | None = None, limit: int = 50
     ) -> list[RunSummary]:
-        """Training runs, newest first; filtered by the tenant/classifier prefix of their idempotent names."""
+        """Training runs, newest first; filtered by the exact tenant/classifier their names carry."""
         if tenant is not None:
             layout.validate_id(tenant, "tenant id")
         if classifier is not None:
             layout.validate_id(classifier, "classifier id")
-        prefix = f"{tenant}-{classifier}-" if tenant and classifier else f"{tenant}-" if tenant else ""
+
+        def wanted(name: str) -> bool:
+            pair = layout.execution_pair(name)
+            if pair is None:
+                return tenant is None and classifier is None
+            return tenant in (None, pair[0]) and classifier in (None, pair[1])
+
         found: list[RunSummary] = []
         paginator = self.client("stepfunctions").get_paginator("list_executions")
         with _credentials():
             for page in paginator.paginate(stateMachineArn=self.training_state_machine):
                 for item in page.get("executions", []):
-                    if item["name"].startswith(prefix):
+                    if wanted(item["name"]):
                         found.append(
                             RunSummary(
                                 name=item["name"],
@@ -224,6 +229,21 @@ class Operator:
             pending_request=request if described["status"] == "RUNNING" else None,
             training_jobs=jobs,
         )
+
+    def redrive(self, name_or_arn: str) -> str:
+        """RedriveExecution: resume a failed run at the state that did not complete; returns its ARN."""
+        arn = self.execution_arn(name_or_arn)
+        try:
+            self._call("stepfunctions", "redrive_execution", executionArn=arn)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"ExecutionDoesNotExist", "InvalidArn"}:
+                raise ExecutionNotFound(f"no training run {name_or_arn!r} in this stack") from exc
+            if code == "ExecutionNotRedrivable":
+                message = exc.response.get("Error", {}).get("Message", "")
+                raise OperatorError(f"run {name_or_arn!r} cannot be redriven: {message}") from exc
+            raise
+        return arn
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         """The execution's history events, oldest first."""
@@ -291,7 +311,13 @@ class Operator:
         )
         where = layout.ClassifierLayout(tenant, classifier)
         with _credentials():
-            return record_consent(self.client("s3"), self.outputs.require("data_bucket"), where, record)
+            return record_consent(
+                self.client("s3"),
+                self.outputs.require("data_bucket"),
+                where,
+                record,
+                kms_key_arn=self.outputs.kms_key_arn,
+            )
 
     def answer(self, token: str, *, approve: bool, reason: str = "", approver: str = "") -> None:
         """Answer an approval gate: approval resumes the run, rejection fails it as ``ApprovalRejected``."""
@@ -308,7 +334,7 @@ class Operator:
                     "stepfunctions",
                     "send_task_failure",
                     taskToken=token,
-                    error="ApprovalRejected",
+                    error=ApprovalRejected.__name__,
                     cause=json.dumps({"approved": False, "approver": approver, "reason": reason}),
                 )
         except ClientError as exc:
@@ -368,7 +394,10 @@ class Operator:
         lines: list[str] = []
         try:
             streams = self._call(
-                "logs", "describe_log_streams", logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job}/"
+                "logs",
+                "describe_log_streams",
+                logGroupName=layout.TRAINING_LOG_GROUP,
+                logStreamNamePrefix=f"{job}/",
             )["logStreams"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
@@ -378,7 +407,7 @@ class Operator:
             raise OperatorError(f"no logs for training job {job!r}")
         for stream in streams:
             kwargs: dict[str, Any] = {
-                "logGroupName": TRAINING_LOG_GROUP,
+                "logGroupName": layout.TRAINING_LOG_GROUP,
                 "logStreamName": stream["logStreamName"],
                 "startFromHead": True,
             }

@@ -12,6 +12,10 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+#: Label field names (keys of ExportRecord.labels) become document paths and Parquet map keys: plain
+#: words only (no dots, no ``$``). Run requests, the export mapping and the stack config all use this one.
+LABEL_FIELD_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
 BodyContentType = Literal["text/html", "text/plain"]
 
 #: Parquet schema of export parts; the pydantic model below is the row-level view of the same contract.

@@ -19,8 +19,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from convclass.cleaning import PII_TOKENS
 from convclass.errors import InvalidInput
+from convclass.layout import TOKENIZER_FILE
 
-TOKENIZER_FILE = "tokenizer.json"
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 #: Special tokens of every trained tokenizer, ids 0..8 in this order.
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, CLS, SEP, MASK, *PII_TOKENS)

@@ -13,8 +13,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-from convclass.events import INSTANCE_TYPE_PATTERN, LABEL_FIELD_PATTERN, DataSource
-from convclass.layout import validate_id
+from convclass.deployment import FUNCTION_SPECS, INBOUND_MAX_RECEIVE_COUNT
+from convclass.events import INSTANCE_TYPE_PATTERN, DataSource
+from convclass.layout import STARTER_FUNCTION, validate_id
+from convclass.records import LABEL_FIELD_PATTERN
 from statemachine import PipelineSettings
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -63,16 +65,23 @@ class FunctionSettings(_Model):
     reserved_concurrency: Annotated[int, Field(ge=0)] | None = None
 
 
+def _defaults(function: str) -> FunctionSettings:
+    spec = FUNCTION_SPECS[function]
+    return FunctionSettings(
+        memory_mb=spec.memory_mb,
+        timeout_seconds=spec.timeout_s,
+        ephemeral_storage_mb=spec.ephemeral_storage_mb,
+    )
+
+
 class FunctionsConfig(_Model):
     """Sizing per Lambda. All run the one Lambda image with a different command."""
 
-    plan: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=30)
-    export: FunctionSettings = FunctionSettings(memory_mb=1024, timeout_seconds=900)
-    preprocess: FunctionSettings = FunctionSettings(
-        memory_mb=3008, timeout_seconds=900, ephemeral_storage_mb=4096
-    )
-    evaluate: FunctionSettings = FunctionSettings(memory_mb=512, timeout_seconds=120)
-    starter: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=30)
+    plan: FunctionSettings = _defaults("plan")
+    export: FunctionSettings = _defaults("export")
+    preprocess: FunctionSettings = _defaults("preprocess")
+    evaluate: FunctionSettings = _defaults("evaluate")
+    starter: FunctionSettings = _defaults(STARTER_FUNCTION)
 
 
 class ImagesConfig(_Model):
@@ -211,7 +220,7 @@ class InferenceConfig(_Model):
 
     batch_size: Annotated[int, Field(ge=1, le=10)] = 10
     batching_window_seconds: Annotated[int, Field(ge=0, le=300)] = 5
-    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = INBOUND_MAX_RECEIVE_COUNT
 
 
 class StackArgs(_Model):

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
 from convclass.export.factory import FILES_ROOTS_ENV
 from convclass.export.settings import SECRET_ID_ENV
 from convclass.layout import (
@@ -21,6 +22,7 @@ from convclass.layout import (
     PROJECT_PREFIX,
     any_classifier_key_pattern,
     function_handler,
+    lambda_log_group,
 )
 from infra.common import (
     AwsEnv,
@@ -190,7 +192,7 @@ class ContainerFunction(pulumi.ComponentResource):
         super().__init__("convclass:infra:ContainerFunction", name, None, opts)
         tags = naming.tags("functions")
         function_name = naming.name(spec.function)
-        log_group_name = f"/aws/lambda/{function_name}"
+        log_group_name = lambda_log_group(function_name)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=log_group_name,
@@ -293,8 +295,8 @@ class Functions(pulumi.ComponentResource):
                 function=function,
                 settings=getattr(args.config, function),
                 environment={
-                    "CONVCLASS_DATA_BUCKET": args.bucket,
-                    "CONVCLASS_KMS_KEY_ARN": args.key_arn,
+                    DATA_BUCKET_ENV: args.bucket,
+                    KMS_KEY_ENV: args.key_arn,
                     **(self._export_environment(args) if function == "export" else {}),
                 },
                 statements=access.apply(lambda a, f=function: a.statements(f)),  # type: ignore[misc]

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from convclass.layout import CHECKPOINTS, DATASETS, MODELS, any_classifier_key_pattern, endpoint_name
+from convclass.layout import (
+    CHECKPOINTS,
+    DATASETS,
+    MODELS,
+    TRAINING_LOG_GROUP,
+    any_classifier_key_pattern,
+    endpoint_name,
+)
 from infra.common import (
     AwsEnv,
     Naming,
@@ -20,7 +27,6 @@ from infra.common import (
 )
 from infra.functions import s3_statements
 
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRICS_NAMESPACE = "/aws/sagemaker/"
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import bucket_policy_json
 from convclass.layout import CHECKPOINTS, DATASETS, EXPORTS, MODELS, ClassifierLayout
 from infra.common import AwsEnv, Naming, Statement, child_opts
 from infra.config import StorageConfig
@@ -90,39 +91,6 @@ def key_policy(env: AwsEnv) -> str:
             "Action": ["kms:Decrypt"],
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": env.account_id}},
-        },
-    ]
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
-
-def bucket_policy(bucket_arn: str, key_arn: str) -> str:
-    """TLS only, and no object may be written with anything but this stack's KMS key."""
-    statements: list[Statement] = [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
-        {
-            "Sid": "DenyOtherEncryption",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": f"{bucket_arn}/*",
-            "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
-        },
-        {
-            "Sid": "DenyOtherKmsKeys",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": f"{bucket_arn}/*",
-            "Condition": {
-                "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
-            },
         },
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
@@ -266,7 +234,7 @@ class Storage(pulumi.ComponentResource):
             f"{name}-data-policy",
             bucket=self.bucket.id,
             policy=pulumi.Output.all(self.bucket.arn, self.key.arn).apply(
-                lambda v: bucket_policy(v[0], v[1])
+                lambda v: bucket_policy_json(v[0], v[1])
             ),
             opts=child_opts(self),
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import INBOUND_VISIBILITY_TIMEOUT_S, TRAINING_MAX_RECEIVE_COUNT
 from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, RunOptions, TrainingRunRequest
 from convclass.layout import INBOUND_QUEUE, STARTER_FUNCTION, TRAIN_CLASSIFIER_RULE, TRAINING_QUEUE
 from functions.starter.handler import STATE_MACHINE_ENV
@@ -38,12 +39,9 @@ from infra.functions import ContainerFunction, FunctionSpec
 
 # Scheduler replaces this with the schedule's fire time, so each firing has its own, stable business key.
 SCHEDULED_BUSINESS_KEY = "scheduled-<aws.scheduler.scheduled-time>"
-TRAINING_MAX_RECEIVE = 3
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # An SQS event source should hide a message for at least six times the function timeout (AWS guidance).
 VISIBILITY_PER_FUNCTION_TIMEOUT = 6
-# Express workflows run at most five minutes; a message stays hidden while its batch is processed.
-EXPRESS_MAX_SECONDS = 300
 
 
 def scheduled_request(
@@ -215,7 +213,7 @@ class Triggers(pulumi.ComponentResource):
             naming=naming,
             key_arn=key_arn,
             visibility_timeout=VISIBILITY_PER_FUNCTION_TIMEOUT * args.starter.timeout_seconds,
-            max_receive_count=TRAINING_MAX_RECEIVE,
+            max_receive_count=TRAINING_MAX_RECEIVE_COUNT,
             component="triggers",
             opts=child_opts(self),
         )
@@ -338,7 +336,7 @@ class Triggers(pulumi.ComponentResource):
             physical=naming.name(INBOUND_QUEUE),
             naming=naming,
             key_arn=key_arn,
-            visibility_timeout=EXPRESS_MAX_SECONDS + 60,
+            visibility_timeout=INBOUND_VISIBILITY_TIMEOUT_S,
             max_receive_count=args.inference.max_receive_count,
             component="triggers",
             opts=child_opts(self),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convclass import events, layout
+from convclass import errors, events, layout
 from statemachine.asl import State, catch, put_event, retry
 from statemachine.resources import InferenceResources
 
@@ -41,11 +41,8 @@ RUNTIME_TRANSIENT_ERRORS = [
 #: Emails classified at once per batch; a Pipe batch is small (≤ 10 by default), so all run together.
 MAX_CONCURRENCY = 10
 
-# layout.endpoint_name() only shortens names longer than SageMaker allows; valid ids never get there, so the
-# workflow can build the same name with States.Format.
-_LONGEST_ENDPOINT = f"{layout.PROJECT_PREFIX}-{'x' * 24}-{'x' * 24}"
-assert len(_LONGEST_ENDPOINT) <= layout.SAGEMAKER_NAME_MAX
-ENDPOINT_NAME_FORMAT = f"{layout.PROJECT_PREFIX}-{{}}-{{}}"
+# The workflow builds layout.endpoint_name() from a message's attributes with States.Format.
+ENDPOINT_NAME_FORMAT = layout.ENDPOINT_NAME_FORMAT
 
 
 def _attribute(name: str) -> str:
@@ -117,7 +114,7 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             events.EMAIL_CLASSIFICATION_FAILED,
             {
                 "message_id.$": "$.messageId",
-                "error": "InvalidInput",
+                "error": errors.InvalidInput.__name__,
                 "cause": "an inbound email needs the message attributes "
                 + ", ".join(events.INBOUND_ATTRIBUTES)
                 + " and a body",

@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from convclass import events
-from convclass.errors import SageMakerTaskFailed
+from convclass import errors, events
 from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
@@ -87,14 +86,15 @@ PUBLISH_FAILURE = "PublishFailure"
 FAILED = "Failed"
 
 # Error names a run can end with (Fail states, outcome events, alarms).
-ERROR_INVALID_INPUT = "InvalidInput"
-ERROR_VALIDATION_FAILED = "ValidationFailed"
-ERROR_STEP_FAILED = "StepFailed"
-ERROR_APPROVAL_REJECTED = "ApprovalRejected"
-ERROR_APPROVAL_TIMED_OUT = "ApprovalTimedOut"
-ERROR_TRAINING_FAILED = "TrainingFailed"
-ERROR_TRAINING_STOPPED = "TrainingStopped"
-ERROR_DEPLOYMENT_FAILED = "DeploymentFailed"
+ERROR_INVALID_INPUT = errors.InvalidInput.__name__
+ERROR_VALIDATION_FAILED = errors.ValidationFailed.__name__
+ERROR_STEP_FAILED = errors.StepFailed.__name__
+ERROR_APPROVAL_REJECTED = errors.ApprovalRejected.__name__
+ERROR_APPROVAL_TIMED_OUT = errors.ApprovalTimedOut.__name__
+ERROR_TRAINING_FAILED = errors.TrainingFailed.__name__
+ERROR_TRAINING_STOPPED = errors.TrainingStopped.__name__
+ERROR_DEPLOYMENT_FAILED = errors.DeploymentFailed.__name__
+ERROR_INSUFFICIENT_DATA = errors.InsufficientData.__name__
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
 #: InspectEndpoint's status for an endpoint that does not exist.
@@ -297,7 +297,7 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
         # The branch sees the plan, the channels and which attempt this is (the job name's suffix).
         parameters={"plan.$": "$.plan", "champion.$": "$.champion", "attempt.$": "$$.State.RetryCount"},
         catches=[
-            catch([SageMakerTaskFailed.__name__], CLASSIFY_TRAINING_FAILURE, "$.failure"),
+            catch([errors.SageMakerTaskFailed.__name__], CLASSIFY_TRAINING_FAILURE, "$.failure"),
             catch(["States.ALL"], NAME_FAILURE, "$.failure"),
         ],
     )
@@ -468,9 +468,9 @@ def render_training_pipeline(
             timeout=s.lambda_timeout_seconds,
             next_state=PREPROCESS,
             # The export already retries inside; an unreachable store gets two more chances a minute apart.
-            extra_retries=[retry(["SourceUnavailable"], interval=60, attempts=2)],
+            extra_retries=[retry([errors.SourceUnavailable.__name__], interval=60, attempts=2)],
             catches=[
-                catch(["InsufficientData"], REPORT_NO_TRAINING, "$.failure"),
+                catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
                 catch(["States.ALL"], NAME_FAILURE, "$.failure"),
             ],
         ),
@@ -481,7 +481,7 @@ def render_training_pipeline(
             timeout=s.lambda_timeout_seconds,
             next_state=FIND_CHAMPION,
             catches=[
-                catch(["InsufficientData"], REPORT_NO_TRAINING, "$.failure"),
+                catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
                 catch(["States.ALL"], NAME_FAILURE, "$.failure"),
             ],
         ),
@@ -697,11 +697,13 @@ def render_training_pipeline(
         WRITE_CHAMPION: {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
-            # The bucket's default encryption (the stack's KMS key) applies.
             "Parameters": {
                 "Bucket": r.data_bucket,
                 "Key.$": "$.plan.deploy.champion_key",
                 "ContentType": "application/json",
+                # The bucket policy denies writes that do not name the stack's KMS key.
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": r.kms_key_arn,
                 "Body": {
                     "run_id.$": "$.plan.run_id",
                     "model_name.$": "$.plan.deploy.model_name",

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from convclass.layout import TOKENIZER_FILE
+
 MANIFEST_FILE = "manifest.json"
 Split = Literal["train", "validation", "test"]
 SPLIT_FILES: dict[Split, str] = {
@@ -76,7 +78,7 @@ class CleaningStats(_Model):
 
 class TokenizerInfo(_Model):
     kind: TokenizerKind
-    file: str = "tokenizer.json"
+    file: str = TOKENIZER_FILE
     vocab_size: int
     max_length: int
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

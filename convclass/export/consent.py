@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from convclass.deployment import sse_kms
 from convclass.errors import ExportNotApproved
 from convclass.layout import ClassifierLayout
 
@@ -30,13 +31,20 @@ class ConsentRecord(BaseModel):
     revoked_at: datetime | None = None
 
 
-def record_consent(s3: Any, bucket: str, where: ClassifierLayout, record: ConsentRecord) -> str:
-    """Store an approval (the approval gate and the operator CLI call this); returns the key."""
+def record_consent(
+    s3: Any, bucket: str, where: ClassifierLayout, record: ConsentRecord, *, kms_key_arn: str | None
+) -> str:
+    """Store an approval (the approval gate and the operator CLI call this); returns the key.
+
+    ``kms_key_arn`` is the deployment's data key (the bucket policy denies writes without it); None only
+    for a bucket without that policy.
+    """
     s3.put_object(
         Bucket=bucket,
         Key=where.consent_key,
         Body=record.model_dump_json().encode(),
         ContentType="application/json",
+        **(sse_kms(kms_key_arn) if kms_key_arn else {}),
     )
     return where.consent_key
 

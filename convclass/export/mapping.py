@@ -35,8 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from convclass.export.window import parse_timestamp
 from convclass.records import BodyContentType, ExportRecord
 
-#: Label field names become document paths and Parquet map keys: keep them plain (no dots, no ``$``).
-LABEL_FIELD_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _FIELD_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 MAX_SUBJECT_CHARS = 998  # RFC 5322 line limit; longer subjects are cut, not dropped
 MAX_CONVERSATION_ID_CHARS = 256

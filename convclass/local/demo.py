@@ -33,6 +33,7 @@ from rich.table import Table
 
 from convclass import layout
 from convclass.artifacts import METRICS_FILE, REPORT_DIR, extract_model_tar, read_metrics
+from convclass.deployment import sse_kms
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
@@ -264,7 +265,12 @@ class _Demo:
         local.parent.mkdir(parents=True, exist_ok=True)
         write_parquet(records, local)
         prefix = f"sources/{DEMO_TENANT}/"
-        self.aws.client("s3").upload_file(str(local), bucket, f"{prefix}snapshot.parquet")
+        self.aws.client("s3").upload_file(
+            str(local),
+            bucket,
+            f"{prefix}snapshot.parquet",
+            ExtraArgs=sse_kms(self.runtime.outputs.require("kms_key_arn")),
+        )
         labels = len({r["labels"][DEMO_LABEL_FIELD] for r in records})
         self.say(
             f"sample tenant [bold]{DEMO_TENANT}[/]: {len(records)} support emails (HTML, quoted replies, "
@@ -306,7 +312,7 @@ class _Demo:
                     self.result.status, self.result.error = "NOT_STARTED", "StarterFailed"
                     self.say(
                         "[red]the starter did not start the run[/]: see the log group "
-                        f"/aws/lambda/{function_name('starter')} and the training queue's DLQ"
+                        f"{layout.lambda_log_group(function_name('starter'))} and the training queue's DLQ"
                     )
                     return
                 time.sleep(0.1)  # the starter has not started it yet

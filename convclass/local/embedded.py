@@ -94,7 +94,10 @@ class EmbeddedAws:
     def start(self) -> EmbeddedAws:
         from moto.server import ThreadedMotoServer
 
+        from convclass.local import redrive
+
         quiet_moto()
+        redrive.install()
         self.port = free_port()
         self._env = patched_environ(self.environment())
         self._env.__enter__()

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import boto3
 
+from convclass.layout import lambda_log_group
 from convclass.local.embedded import patched_environ
 
 Handler = Callable[[Any, Any], Any]
@@ -99,7 +100,7 @@ def _captured(sink: list[str]) -> Iterator[None]:
 def ship_logs(function_name: str, request_id: str, text: str) -> None:
     """Put an invocation's output into the function's log group, where operators look for it."""
     logs = boto3.client("logs")
-    group, stream = f"/aws/lambda/{function_name}", f"local/{request_id}"
+    group, stream = lambda_log_group(function_name), f"local/{request_id}"
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
@@ -131,7 +132,7 @@ class LambdaContext:
     _deadline: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
-        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+        self.log_group_name = self.log_group_name or lambda_log_group(self.function_name)
         self._deadline = time.monotonic() + self.timeout_s
 
     def get_remaining_time_in_millis(self) -> int:

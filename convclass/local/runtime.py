@@ -82,7 +82,12 @@ class LocalRuntime:
         self.outputs = deploy(self.aws, PipelineSettings(endpoint_poll_seconds=self.endpoint_poll_seconds))
         self.outputs.save(self.outputs_path)
         if self.persist:
-            self.restored_objects = state.restore(self.workdir / STATE_DIR, self._clients(), self.bucket)
+            self.restored_objects = state.restore(
+                self.workdir / STATE_DIR,
+                self._clients(),
+                self.bucket,
+                self.outputs.require("kms_key_arn"),
+            )
             self._restored = True
         self._start_pipe()
         return self

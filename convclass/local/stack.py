@@ -1,7 +1,8 @@
 """Create on the embedded AWS what ``pulumi up`` creates on a real account, and describe it as stack outputs.
 
-The resources mirror the Pulumi program: a KMS key, the data bucket (SSE-KMS, public access blocked,
-versioning; not the TLS-only policy, see ``_bucket``), the training-trigger and inbound-email queues with
+The resources mirror the Pulumi program and read the same :mod:`convclass.deployment` description: a KMS
+key, the data bucket (SSE-KMS, public access blocked, versioning, and the deployed bucket policy as far as
+:mod:`convclass.local.bucket_policy` explains), the training-trigger and inbound-email queues with DLQs, the
 bus, the container-image Lambda functions (one image, one ``CMD`` per handler), the SageMaker execution role
 and the two state machines rendered by :mod:`statemachine` from these resources' real ARNs. The outputs are
 written in the shape of ``pulumi stack output --json`` so the ``convclass`` CLI works against a local run
@@ -11,9 +12,19 @@ unchanged.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from convclass.deployment import (
+    DATA_BUCKET_ENV,
+    FUNCTION_SPECS,
+    INBOUND_MAX_RECEIVE_COUNT,
+    INBOUND_VISIBILITY_TIMEOUT_S,
+    KMS_KEY_ENV,
+    TRAINING_MAX_RECEIVE_COUNT,
+    TRAINING_STATE_MACHINE_ENV,
+    TRAINING_VISIBILITY_TIMEOUT_S,
+    FunctionSpec,
+)
 from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED
 from convclass.layout import (
     INBOUND_QUEUE,
@@ -24,9 +35,9 @@ from convclass.layout import (
     TRAIN_CLASSIFIER_RULE,
     TRAINING_QUEUE,
     TRAINING_WORKFLOW,
-    function_handler,
     stack_resource_name,
 )
+from convclass.local import bucket_policy
 from convclass.local.embedded import LOCAL_ACCOUNT_ID, EmbeddedAws
 from convclass.stack import StackOutputs
 from statemachine import (
@@ -43,29 +54,6 @@ _IMAGE_REPO = f"{LOCAL_ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com"
 LAMBDA_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-lambda:local"
 TRAINING_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-train:local"
 SERVING_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-serve:local"
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """One container-image Lambda: the handler it runs (the image's CMD) and its sizing (the stack
-    defaults)."""
-
-    key: str
-    memory_mb: int
-    timeout_s: int
-
-    @property
-    def handler(self) -> str:
-        return function_handler(self.key)
-
-
-#: The stack's default sizes (infra reads them from stack config).
-_SIZES = {"plan": (256, 30), "export": (1024, 900), "preprocess": (3008, 900), "evaluate": (512, 120)}
-PIPELINE_SPECS = tuple(FunctionSpec(key, *_SIZES[key]) for key in PIPELINE_FUNCTIONS)
-STARTER = FunctionSpec(STARTER_FUNCTION, 256, 30)
-#: Express workflows run at most five minutes: an inbound message stays hidden while its batch is processed.
-EXPRESS_MAX_SECONDS = 300
-MAX_RECEIVE_COUNT = 3
 
 
 def function_name(key: str) -> str:
@@ -91,7 +79,9 @@ def _role(iam: Any, name: str, service: str) -> str:
     )
 
 
-def _queue_with_dlq(sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: int) -> tuple[str, str]:
+def _queue_with_dlq(
+    sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: int, max_receive_count: int
+) -> tuple[str, str]:
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq", Attributes={"KmsMasterKeyId": kms_key_id}, tags=_TAGS
     )["QueueUrl"]
@@ -102,7 +92,7 @@ def _queue_with_dlq(sqs: Any, name: str, kms_key_id: str, visibility_timeout_s: 
             "KmsMasterKeyId": kms_key_id,
             "VisibilityTimeout": str(visibility_timeout_s),
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
             ),
         },
         tags=_TAGS,
@@ -167,9 +157,8 @@ def _bucket(s3: Any, name: str, kms_key_arn: str) -> None:
         },
     )
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    # The deployed bucket also denies every request without TLS (aws:SecureTransport). moto enforces bucket
-    # policies and the embedded endpoint is plain HTTP on the loopback interface, so that one statement is
-    # the part of the storage configuration a local stack leaves out.
+    # moto cannot evaluate the deployed policy's encryption conditions: the local stack enforces them itself.
+    bucket_policy.enforce(name, kms_key_arn)
 
 
 def _as_json(definition: Any) -> str:
@@ -191,17 +180,27 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     bucket = stack_resource_name(STACK, "data", LOCAL_ACCOUNT_ID)
     _bucket(s3, bucket, kms_key_arn)
     training_queue_url, training_dlq_url = _queue_with_dlq(
-        sqs, stack_resource_name(STACK, TRAINING_QUEUE), kms_key_arn, 6 * STARTER.timeout_s
+        sqs,
+        stack_resource_name(STACK, TRAINING_QUEUE),
+        kms_key_arn,
+        TRAINING_VISIBILITY_TIMEOUT_S,
+        TRAINING_MAX_RECEIVE_COUNT,
     )
     inbound_queue_url, inbound_dlq_url = _queue_with_dlq(
-        sqs, stack_resource_name(STACK, INBOUND_QUEUE), kms_key_arn, EXPRESS_MAX_SECONDS
+        sqs,
+        stack_resource_name(STACK, INBOUND_QUEUE),
+        kms_key_arn,
+        INBOUND_VISIBILITY_TIMEOUT_S,
+        INBOUND_MAX_RECEIVE_COUNT,
     )
     bus = stack_resource_name(STACK)
     events.create_event_bus(Name=bus, Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()])
 
     sagemaker_role = _role(iam, stack_resource_name(STACK, "sagemaker"), "sagemaker.amazonaws.com")
-    environment = {"CONVCLASS_DATA_BUCKET": bucket, "CONVCLASS_KMS_KEY_ARN": kms_key_arn}
-    arns = {spec.key: _function(lam, iam, spec, environment, kms_key_arn) for spec in PIPELINE_SPECS}
+    environment = {DATA_BUCKET_ENV: bucket, KMS_KEY_ENV: kms_key_arn}
+    arns = {
+        key: _function(lam, iam, FUNCTION_SPECS[key], environment, kms_key_arn) for key in PIPELINE_FUNCTIONS
+    }
 
     training_resources = TrainingPipelineResources(
         plan_function_arn=arns["plan"],
@@ -234,7 +233,11 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     # Training requests: queue → starter (event source mapping) → StartExecution under the idempotent name;
     # the "Train Classifier Requested" rule on the bus feeds the same queue.
     starter = _function(
-        lam, iam, STARTER, {"CONVCLASS_TRAINING_STATE_MACHINE_ARN": str(training_arn)}, kms_key_arn
+        lam,
+        iam,
+        FUNCTION_SPECS[STARTER_FUNCTION],
+        {TRAINING_STATE_MACHINE_ENV: str(training_arn)},
+        kms_key_arn,
     )
     training_queue_arn = _queue_arn(sqs, training_queue_url)
     lam.create_event_source_mapping(

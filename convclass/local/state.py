@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from convclass.deployment import sse_kms
 from convclass.layout import TENANTS_ROOT
 
 _OBJECTS = "objects"
@@ -69,14 +70,16 @@ def save(root: Path, clients: dict[str, Any], bucket: str) -> int:
     return count
 
 
-def restore(root: Path, clients: dict[str, Any], bucket: str) -> int:
+def restore(root: Path, clients: dict[str, Any], bucket: str, kms_key_arn: str) -> int:
     """Upload the saved objects and recreate the saved endpoints; return how many objects came back."""
     s3, sagemaker = clients["s3"], clients["sagemaker"]
     objects = root / _OBJECTS
     count = 0
     if objects.is_dir():
         for path in sorted(p for p in objects.rglob("*") if p.is_file()):
-            s3.upload_file(str(path), bucket, path.relative_to(objects).as_posix())
+            s3.upload_file(
+                str(path), bucket, path.relative_to(objects).as_posix(), ExtraArgs=sse_kms(kms_key_arn)
+            )
             count += 1
     manifest = root / _ENDPOINTS
     if manifest.is_file():

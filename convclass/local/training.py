@@ -27,8 +27,8 @@ from typing import Any
 import boto3
 
 from convclass.artifacts import pack_model_dir
-from convclass.layout import parse_s3_uri
-from convclass.operator import TRAINING_LOG_GROUP
+from convclass.deployment import sse_kms
+from convclass.layout import TRAINING_LOG_GROUP, parse_s3_uri
 
 LogListener = Callable[[str, str], None]  # (job name, log line)
 
@@ -199,10 +199,8 @@ class LocalTrainingRunner:
         bucket, prefix = parse_s3_uri(output_path + "/")
         archive = pack_model_dir(root / "model", root / "output" / "model.tar.gz")
         key = f"{prefix}{job}/output/model.tar.gz"
-        extra: dict[str, Any] = {}
         kms = request["OutputDataConfig"].get("KmsKeyId")
-        if kms:
-            extra = {"ExtraArgs": {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}}
+        extra = {"ExtraArgs": sse_kms(kms)} if kms else {}
         boto3.client("s3").upload_file(str(archive), bucket, key, **extra)
         return f"s3://{bucket}/{key}"
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from convclass.dataset.manifest import MANIFEST_FILE, SPLIT_FILES, DatasetManifest
 from convclass.errors import InsufficientData, InvalidInput
-from convclass.tokenization import TOKENIZER_FILE
+from convclass.layout import TOKENIZER_FILE
 
 SPLIT_CHANNELS = ("train", "validation", "test")
 #: Channel name → file it must contain (InputDataConfig of CreateTrainingJob).

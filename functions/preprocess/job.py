@@ -19,7 +19,7 @@ from convclass.dataset import MANIFEST_FILE, SPLIT_FILES, BuildOptions, DatasetM
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.events import PreprocessStep
 from convclass.export.manifest import ExportManifest
-from convclass.tokenization import TOKENIZER_FILE
+from convclass.layout import TOKENIZER_FILE
 
 
 class PreprocessResult(BaseModel):

@@ -49,7 +49,7 @@ def test_demo_trains_deploys_classifies_then_retrains(
     assert code == 0, screen
     assert first["status"] == "SUCCEEDED"
     assert first["outcome"] == "deployed"
-    assert first["endpoint"] == "cc-acme-shop-intent"
+    assert first["endpoint"] == "cc-acme-shop--intent"
     assert first["classified"] == 3
     assert first["classification_failed"] == 0
     assert first["test_accuracy"] >= 0.7
@@ -105,4 +105,4 @@ def test_demo_trains_deploys_classifies_then_retrains(
             app, ["status", DEMO_TENANT, "-c", DEMO_CLASSIFIER, "--outputs", outputs], env={"COLUMNS": "200"}
         )
         assert status.exit_code == 0, status.output
-        assert "endpoint: cc-acme-shop-intent InService" in status.output
+        assert "endpoint: cc-acme-shop--intent InService" in status.output

@@ -113,16 +113,16 @@ def test_train_is_idempotent_and_approve_by_execution_finishes_the_run(
     again = cli(*train, outputs=outputs_file)
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
-    assert "acme-default-2026-11-29" in first.output
+    assert "acme--default--2026-11-29" in first.output
     runs = cli("runs", "acme", outputs=outputs_file)
-    assert runs.output.count("acme-default-2026-11-29") == 1
+    assert runs.output.count("acme--default--2026-11-29") == 1
 
-    detail = wait_pending(aws, outputs_file, "acme-default-2026-11-29")
+    detail = wait_pending(aws, outputs_file, "acme--default--2026-11-29")
     assert detail["current_state"] == "ExportApproval"
     assert detail["status"] == "RUNNING"
 
     approved = cli(
-        "approve", "--execution", "acme-default-2026-11-29", "--reason", "looks good", outputs=outputs_file
+        "approve", "--execution", "acme--default--2026-11-29", "--reason", "looks good", outputs=outputs_file
     )
     assert approved.exit_code == 0, approved.output
     assert "export gate approved (consent recorded)" in approved.output
@@ -157,7 +157,7 @@ def test_reject_by_token_fails_the_run_as_approval_rejected(aws: EmbeddedAws, ou
         outputs=outputs_file,
     )
     assert started.exit_code == 0, started.output
-    detail = wait_pending(aws, outputs_file, "globex-urgency-run-1")
+    detail = wait_pending(aws, outputs_file, "globex--urgency--run-1")
     assert detail["pending_token"]
 
     rejected = cli(
@@ -168,7 +168,7 @@ def test_reject_by_token_fails_the_run_as_approval_rejected(aws: EmbeddedAws, ou
     assert final["status"] == "FAILED"
     assert final["error"] == "ApprovalRejected"
 
-    again = cli("approve", "--execution", "globex-urgency-run-1", outputs=outputs_file)
+    again = cli("approve", "--execution", "globex--urgency--run-1", outputs=outputs_file)
     assert again.exit_code == 2
     assert "not waiting for an approval" in again.output
 
@@ -178,9 +178,9 @@ def test_unknown_tenant_missing_execution_and_bad_token_are_named(outputs_file: 
     assert status.exit_code == 2
     assert "unknown tenant/classifier nobody/default" in status.output
 
-    missing = cli("describe", "acme-default-never", outputs=outputs_file)
+    missing = cli("describe", "acme--default--never", outputs=outputs_file)
     assert missing.exit_code == 2
-    assert "no training run 'acme-default-never'" in missing.output
+    assert "no training run 'acme--default--never'" in missing.output
 
     token = cli("approve", "--token", "not-a-token", outputs=outputs_file)
     assert token.exit_code == 2
@@ -192,7 +192,7 @@ def test_unknown_tenant_missing_execution_and_bad_token_are_named(outputs_file: 
 
     bad_id = cli("status", "Not_A_Tenant", outputs=outputs_file)
     assert bad_id.exit_code == 2
-    assert "tenant id must match" in bad_id.output
+    assert "tenant id must be 1-24 lowercase letters" in bad_id.output
 
 
 def test_missing_stack_output_and_missing_credentials_are_explained(
@@ -288,3 +288,80 @@ def test_train_wait_follows_the_run_to_its_end(aws: EmbeddedAws, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert "→ Train" in result.output
     assert "SUCCEEDED" in result.output
+
+
+def test_runs_filter_by_exact_tenant_never_mixes_tenants_whose_ids_share_a_prefix(
+    aws: EmbeddedAws, outputs_file: Path
+) -> None:
+    for tenant, classifier in (("acme", "shop-intent"), ("acme-shop", "intent")):
+        started = cli(
+            "train",
+            tenant,
+            "--classifier",
+            classifier,
+            "--business-key",
+            "prefix-check",
+            "--source",
+            "files",
+            "--source-uri",
+            "s3://b/x.parquet",
+            outputs=outputs_file,
+        )
+        assert started.exit_code == 0, started.output
+    mine = cli("runs", "acme", "--classifier", "shop-intent", outputs=outputs_file)
+    theirs = cli("runs", "acme-shop", outputs=outputs_file)
+    assert "acme--shop-intent--prefix-check" in mine.output
+    assert "acme-shop--intent--prefix-check" not in mine.output
+    assert "acme-shop--intent--prefix-check" in theirs.output
+    assert "acme--shop-intent--prefix-check" not in theirs.output
+
+
+def test_redrive_resumes_a_failed_run_at_the_step_that_failed(aws: EmbeddedAws, tmp_path: Path) -> None:
+    bucket = "convclass-test-redrive"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    definition = {
+        "StartAt": "Prepared",
+        "States": {
+            "Prepared": {
+                "Type": "Pass",
+                "Result": {"ready": True},
+                "ResultPath": "$.prepared",
+                "Next": "Read",
+            },
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                "Parameters": {"Bucket": bucket, "Key": "input.json"},
+                "ResultSelector": {"size.$": "$.ContentLength"},
+                "ResultPath": "$.read",
+                "End": True,
+            },
+        },
+    }
+    sfn = aws.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="convclass-test-redrivable",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/convclass-test-states",
+    )["stateMachineArn"]
+    outputs = tmp_path / "outputs.json"
+    StackOutputs(region=aws.region, training_state_machine_arn=arn, data_bucket=bucket).save(outputs)
+    execution = sfn.start_execution(stateMachineArn=arn, name="acme--support--redrive", input="{}")[
+        "executionArn"
+    ]
+    assert wait_status(aws, execution, "FAILED")["status"] == "FAILED"
+
+    not_yet = cli("redrive", "acme--support--never", outputs=outputs)
+    assert not_yet.exit_code == 2
+    aws.client("s3").put_object(Bucket=bucket, Key="input.json", Body=b"{}")
+    redriven = cli("redrive", "acme--support--redrive", outputs=outputs)
+    assert redriven.exit_code == 0, redriven.output
+    described = wait_status(aws, execution, "SUCCEEDED")
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"])["read"] == {"size": 2}
+    events = sfn.get_execution_history(executionArn=execution)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered == ["Prepared", "Read", "Read"]  # the completed step is not run again
+    again = cli("redrive", "acme--support--redrive", outputs=outputs)
+    assert again.exit_code == 2
+    assert "cannot be redriven" in again.output

@@ -11,20 +11,18 @@ Each scenario is a function returning countable facts (what a benchmark reports)
 
 from __future__ import annotations
 
-import json
 import random
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from scenario_support import BusObserver, drop_records
 
 from convclass import layout
 from convclass.artifacts import ModelMetrics, extract_model_tar, read_metrics
 from convclass.events import (
-    PIPELINE_SOURCE,
     RUN_FAILED,
     RUN_SUCCEEDED,
     ChampionRecord,
@@ -35,7 +33,7 @@ from convclass.events import (
     execution_name,
 )
 from convclass.export.consent import ConsentRecord, record_consent
-from convclass.generator import generate_emails, write_parquet
+from convclass.generator import generate_emails
 from convclass.local.runtime import LocalRuntime
 from convclass.training.champion import score_champion
 from convclass.training.data import CHANNEL_FILES, load_training_data
@@ -54,8 +52,8 @@ RUN_TIMEOUT_S = 300.0
 @dataclass
 class Stack:
     runtime: LocalRuntime
-    observer: str
-    events: list[dict[str, Any]] = field(default_factory=list)
+    observer: BusObserver
+    scratch: Path
 
     def client(self, service: str) -> Any:
         return self.runtime.aws.client(service)
@@ -66,20 +64,13 @@ class Stack:
 
     def outcomes(self, execution: str) -> list[RunOutcome]:
         """The run's outcome events (``Training Run Succeeded`` / ``Failed``) published on the bus."""
-        sqs = self.client("sqs")
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.observer, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            messages = batch.get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                self.events.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.observer, ReceiptHandle=message["ReceiptHandle"])
+        self.observer.wait_for(
+            lambda seen: any(e["detail"].get("execution") == execution for e in seen), timeout_s=30
+        )
         return [
             RunOutcome.model_validate(event["detail"])
-            for event in self.events
-            if event["detail-type"] in (RUN_SUCCEEDED, RUN_FAILED)
-            and event["detail"].get("execution") == execution
+            for event in self.observer.of_type(RUN_SUCCEEDED, RUN_FAILED)
+            if event["detail"].get("execution") == execution
         ]
 
     def train(
@@ -95,16 +86,12 @@ class Stack:
             random.Random(seed).shuffle(labels)
             for record, label in zip(records, labels, strict=True):
                 record["labels"] = {**record["labels"], LABEL_FIELD: label}
-        prefix = f"sources/{tenant}/run-{run}/"
-        with tempfile.TemporaryDirectory() as scratch:
-            local = Path(scratch) / "snapshot.parquet"
-            write_parquet(records, local)
-            self.client("s3").upload_file(str(local), self.bucket, f"{prefix}snapshot.parquet")
+        uri = drop_records(self.runtime, tenant, records, self.scratch)
         request = TrainingRunRequest(
             tenant=tenant,
             classifier="support",
             label_field=LABEL_FIELD,
-            data_source=DataSource(kind="files", uri=f"s3://{self.bucket}/{prefix}"),
+            data_source=DataSource(kind="files", uri=uri),
             options=RunOptions(
                 full_export=True,
                 managed_spot=False,
@@ -142,23 +129,15 @@ def _consent(stack: Stack, tenant: str) -> None:
         stack.bucket,
         layout.ClassifierLayout(tenant, "support"),
         ConsentRecord(approved=True, approved_by="scenario", approved_at="2026-12-01T00:00:00Z"),
+        kms_key_arn=stack.runtime.outputs.require("kms_key_arn"),
     )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with LocalRuntime(workdir=tmp_path_factory.mktemp("convclass"), persist=False) as runtime:
-        sqs, bus = runtime.aws.client("sqs"), runtime.aws.client("events")
-        url = sqs.create_queue(QueueName="scenario-observer")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        name = runtime.outputs.require("event_bus_name")
-        bus.put_rule(
-            Name="scenario-observer",
-            EventBusName=name,
-            EventPattern=json.dumps({"source": [PIPELINE_SOURCE]}),
-        )
-        bus.put_targets(Rule="scenario-observer", EventBusName=name, Targets=[{"Id": "observer", "Arn": arn}])
-        yield Stack(runtime, url)
+        observer = BusObserver(runtime, "deploy-and-compare-observer")
+        yield Stack(runtime, observer, tmp_path_factory.mktemp("drops"))
 
 
 # --------------------------------------------------------------------------------------------- scenarios

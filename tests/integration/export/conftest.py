@@ -46,5 +46,6 @@ def approved(s3: Any) -> Any:
         ConsentRecord(
             approved=True, approved_by="privacy-office", approved_at=datetime(2026, 1, 1, tzinfo=UTC)
         ),
+        kms_key_arn=None,
     )
     return s3

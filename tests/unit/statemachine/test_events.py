@@ -66,7 +66,7 @@ def test_stopping_condition_follows_spot() -> None:
 def test_execution_names_are_idempotent() -> None:
     assert execution_name(_request()) == execution_name(_request())
     assert execution_name(_request()) != execution_name(_request(label_field="topic"))
-    assert execution_name(_request(business_key="2026-11-29")) == "acme-support-2026-11-29"
+    assert execution_name(_request(business_key="2026-11-29")) == "acme--support--2026-11-29"
 
 
 @pytest.mark.parametrize(

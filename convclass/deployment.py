@@ -1,0 +1,120 @@
+"""One description of a convclass deployment, read by the Pulumi program and by the embedded local stack.
+
+Function sizes, the environment variables handlers read, queue redelivery settings and the data bucket's
+policy are declared here once, so ``make demo`` runs what ``pulumi up`` creates: the stack config may
+override sizes and counts, and both read their defaults from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from convclass.layout import PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_handler
+
+#: Environment variables the Lambda handlers read (the deployment sets them).
+DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
+KMS_KEY_ENV = "CONVCLASS_KMS_KEY_ARN"
+TRAINING_STATE_MACHINE_ENV = "CONVCLASS_TRAINING_STATE_MACHINE_ARN"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One container-image Lambda: the handler it runs (the image's CMD) and its default sizing."""
+
+    key: str
+    memory_mb: int
+    timeout_s: int
+    ephemeral_storage_mb: int = 512
+
+    @property
+    def handler(self) -> str:
+        return function_handler(self.key)
+
+
+FUNCTION_SPECS: dict[str, FunctionSpec] = {
+    spec.key: spec
+    for spec in (
+        FunctionSpec("plan", 256, 30),
+        FunctionSpec("export", 1024, 900),
+        FunctionSpec("preprocess", 3008, 900, ephemeral_storage_mb=4096),
+        FunctionSpec("evaluate", 512, 120),
+        FunctionSpec(STARTER_FUNCTION, 256, 30),
+    )
+}
+assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION} == set(FUNCTION_SPECS)
+
+#: Express workflows run at most five minutes; an inbound message stays hidden a minute longer than that,
+#: so a batch still being classified is never delivered twice.
+EXPRESS_MAX_SECONDS = 300
+INBOUND_VISIBILITY_TIMEOUT_S = EXPRESS_MAX_SECONDS + 60
+#: Deliveries before a message moves to its queue's DLQ.
+TRAINING_MAX_RECEIVE_COUNT = 3
+INBOUND_MAX_RECEIVE_COUNT = 5
+#: A training request stays hidden while the starter (and its retries) handle it.
+TRAINING_VISIBILITY_TIMEOUT_S = 6 * FUNCTION_SPECS[STARTER_FUNCTION].timeout_s
+
+#: Sid of the bucket-policy statement that needs TLS; the embedded AWS speaks plain HTTP on loopback.
+TLS_ONLY_SID = "DenyInsecureTransport"
+
+
+def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
+    """TLS only, and no object may be written with anything but this deployment's KMS key."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": TLS_ONLY_SID,
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "DenyOtherEncryption",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            },
+            {
+                "Sid": "DenyOtherKmsKeys",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {
+                    "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
+                },
+            },
+        ],
+    }
+
+
+def bucket_policy_json(bucket_arn: str, key_arn: str) -> str:
+    return json.dumps(bucket_policy(bucket_arn, key_arn), sort_keys=True)
+
+
+def put_denied_by(policy: dict[str, Any], headers: dict[str, str | None]) -> str | None:
+    """The Sid of the PutObject Deny statement ``headers`` trip, or None.
+
+    Evaluates the ``StringNotEqualsIfExists`` conditions this module writes, the way S3 does: an absent
+    header counts as "not equal", so a PUT without the encryption headers is denied.
+    """
+    for item in policy["Statement"]:
+        if item["Effect"] != "Deny" or item["Action"] not in ("s3:PutObject", "s3:*"):
+            continue
+        for operator, conditions in item.get("Condition", {}).items():
+            if operator != "StringNotEqualsIfExists":
+                continue
+            if any(headers.get(key) != expected for key, expected in conditions.items()):
+                return str(item["Sid"])
+    return None
+
+
+def sse_kms(kms_key_arn: str) -> dict[str, str]:
+    """PutObject / upload arguments that satisfy :func:`bucket_policy` (every writer passes them)."""
+    return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn}
