@@ -198,3 +198,14 @@ def test_inference_endpoint_name_matches_the_layout() -> None:
     classify = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"][i.CLASSIFY]
     assert classify["Resource"] == "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint"
     assert classify["Parameters"]["Body.$"] == "$.body"
+
+
+def test_a_rejected_challenger_ends_in_a_succeed_state_whatever_the_publish_does() -> None:
+    """No ExecutionsFailed alarm (infra.monitoring.EXECUTION_PROBLEMS) can fire on a rejection."""
+    states = TRAINING["States"]
+    rejected = states[t.MODEL_REJECTED]
+    assert rejected["Parameters"]["Entries"][0]["DetailType"] == "Training Run Succeeded"
+    assert rejected["Parameters"]["Entries"][0]["Detail"]["outcome"] == "rejected"
+    reachable = _targets(rejected)
+    assert reachable == {t.ENDED_REJECTED}
+    assert states[t.ENDED_REJECTED]["Type"] == "Succeed"
