@@ -19,7 +19,7 @@ import time
 from moto import mock_aws
 
 from convclass.local import moto_shims
-from convclass.local.workflow_lab import build_world, hooks, request
+from convclass.local.workflow_lab import REGION, build_world, hooks, request
 from statemachine.mockconfig import TRAINING_PATHS
 
 GOAL_TRANSITIONS = 40
@@ -29,7 +29,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--polls", type=int, default=3, help="describeEndpoint polls until InService")
     args = parser.parse_args()
-    for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}.items():
+    # The evaluate function runs for real (FindChampion): its clients need the lab's region.
+    defaults = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION}
+    for name, value in defaults.items():
         os.environ.setdefault(name, value)
     config = {"stepfunctions": {"execute_state_machine": True}}
     with mock_aws(config=config), moto_shims.installed(hooks()):

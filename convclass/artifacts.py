@@ -10,7 +10,8 @@ Layout of the extracted ``model.tar.gz``::
     tokenizer.json              Hugging Face tokenizer the model was trained with
     labels.json                 {"labels": [...]}: output column i of ``probabilities`` is ``labels[i]``
     artifact.json               ArtifactInfo: format version, cleaning version, max_length, architecture, ...
-    metrics.json                ModelMetrics: held-out test metrics (model comparison reads this file)
+    metrics.json                ModelMetrics: held-out test metrics, and the champion's on the same split
+                                (model comparison reads this file)
     report/                     training_curves.png, confusion_matrix.png, summary.md, summary.html
 
 Serving signature (``serving_default``) of the SavedModel::
@@ -130,10 +131,40 @@ class DataSizes(BaseModel):
     n_labels: int = Field(ge=2)
 
 
+class ChampionScore(BaseModel):
+    """The champion (the model serving when the challenger trained) scored on the challenger's held-out split.
+
+    Rows are compared by label name: a row whose true label the champion does not know
+    (``unknown_label_rows``) cannot be predicted by it and counts as an error, and so does any prediction of a
+    label the challenger's data no longer has. Macro-F1 averages over the labels present in the split's truth
+    or the champion's predictions, as the challenger's does.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    evaluated_on: Literal["test", "validation"]
+    rows: int = Field(ge=0)
+    unknown_label_rows: int = Field(ge=0)
+    #: Both figures are absent when the champion could not be scored; ``error`` then says why.
+    accuracy: float | None = Field(default=None, ge=0, le=1)
+    macro_f1: float | None = Field(default=None, ge=0, le=1)
+    error: str | None = Field(default=None, max_length=1024)
+
+    @model_validator(mode="after")
+    def _scored_or_explained(self) -> ChampionScore:
+        scored = self.accuracy is not None and self.macro_f1 is not None
+        if scored == (self.error is not None) or (self.accuracy is None) != (self.macro_f1 is None):
+            raise ValueError("a champion score has both figures and no error, or an error and no figures")
+        return self
+
+
 class ModelMetrics(BaseModel):
     """metrics.json: held-out test metrics of one trained model; challenger vs champion compares these.
 
     ``labels`` gives the order of ``confusion_matrix`` rows (true label) and columns (predicted label).
+    ``champion`` is present when the training job was given the champion's model (input channel
+    ``champion``): its figures on this same held-out split, which the evaluate step compares with this
+    model's.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -152,6 +183,7 @@ class ModelMetrics(BaseModel):
     epochs: int = Field(ge=0)
     architecture: str
     versions: dict[str, str] = Field(default_factory=dict)
+    champion: ChampionScore | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMetrics:

@@ -1,8 +1,13 @@
-"""Challenger vs champion: the rule that decides whether a newly trained model replaces the deployed one."""
+"""Challenger vs champion: the rule that decides whether a newly trained model replaces the deployed one.
+
+Both figures come from the challenger's metrics.json: its own, and the champion's on the same held-out split
+(``ModelMetrics.champion``, computed by the training job that was given the champion's model).
+"""
 
 from __future__ import annotations
 
 import tarfile
+from dataclasses import dataclass
 from typing import IO
 
 from convclass.artifacts import METRICS_FILE, ModelMetrics
@@ -42,6 +47,65 @@ def decide(
         f"challenger accuracy {challenger.accuracy:.4f} is within {tolerance:.4f} of or above the champion's "
         f"{champion.accuracy:.4f}"
     )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    deploy: bool
+    reason: str
+    challenger: HeadlineMetrics
+    #: The champion's figures on the challenger's held-out split; None when no champion was compared.
+    champion: HeadlineMetrics | None
+    champion_model: str | None
+
+
+def compare(
+    metrics: ModelMetrics,
+    *,
+    serving: str | None,
+    scored: str | None,
+    min_accuracy: float,
+    tolerance: float,
+) -> Comparison:
+    """Decide from one metrics.json: ``serving`` is the champion's archive now, ``scored`` the one the
+    training job was given (and scored on the challenger's held-out split).
+
+    * no champion serves: the minimum accuracy alone decides;
+    * the champion serving is not the one scored (a deployment finished while the challenger trained), or the
+      job wrote no champion figure: rejected, there is no figure for that champion on this split;
+    * the champion could not be scored (its artifact is unreadable, or of a format or cleaning version this
+      code refuses): the minimum accuracy alone decides, and the reason says so;
+    * otherwise both figures on the same rows decide.
+    """
+    challenger = headline(metrics)
+    if serving is None:
+        deploy, reason = decide(challenger, None, min_accuracy=min_accuracy, tolerance=tolerance)
+        return Comparison(deploy, reason, challenger, None, None)
+    score = metrics.champion
+    if serving != scored or score is None:
+        why = (
+            "a deployment changed the champion while the challenger trained"
+            if serving != scored
+            else f"the training job wrote no champion figure into {METRICS_FILE}"
+        )
+        return Comparison(
+            False,
+            f"not compared: {why}, so the serving champion has no figure on this test split; run again",
+            challenger,
+            None,
+            serving,
+        )
+    if score.accuracy is None or score.macro_f1 is None:
+        deploy, reason = decide(challenger, None, min_accuracy=min_accuracy, tolerance=tolerance)
+        reason = f"the champion could not be scored on this test split ({score.error}); {reason}"
+        return Comparison(deploy, reason, challenger, None, serving)
+    champion = HeadlineMetrics(accuracy=score.accuracy, macro_f1=score.macro_f1)
+    deploy, reason = decide(challenger, champion, min_accuracy=min_accuracy, tolerance=tolerance)
+    reason += (
+        f" (both on the same {score.rows}-row {score.evaluated_on} split; {score.unknown_label_rows} of its "
+        "rows have labels the champion does not know and count as its errors)"
+    )
+    return Comparison(deploy, reason, challenger, champion, serving)
 
 
 def metrics_from_model_tar(stream: IO[bytes]) -> ModelMetrics:

@@ -44,6 +44,14 @@ class ExportIncomplete(ConvclassError):
     """Chunks of a parallel export lack a manifest (failed or still running): never read it as complete."""
 
 
+class SageMakerTransient(ConvclassError):
+    """A SageMaker call was throttled or hit an internal error: the state machine retries it by this name."""
+
+
+class SageMakerTaskFailed(ConvclassError):
+    """A SageMaker job ended Failed or Stopped (its description is the cause): the state machine's name."""
+
+
 # Outcomes the training pipeline names itself (Fail states and "Training Run Failed" events). They are never
 # raised in Python; the state machine and the operator take their names from these classes.
 
@@ -70,10 +78,6 @@ class TrainingFailed(ConvclassError):
 
 class TrainingStopped(ConvclassError):
     """The SageMaker training job was stopped before it finished."""
-
-
-class ModelRejected(ConvclassError):
-    """The challenger did not beat the deployment rule (not deployed)."""
 
 
 class DeploymentFailed(ConvclassError):

@@ -11,7 +11,7 @@ detail-type                   detail model                when
 ============================= =========================== ===============================================
 Train Classifier Requested    TrainingRunRequest          anyone asks for a run (a bus rule starts it)
 Approval Requested            ApprovalRequest             an export or deployment gate awaits an answer
-Training Run Succeeded        RunOutcome                  ``deployed``, or ``insufficient_data``
+Training Run Succeeded        RunOutcome                  ``deployed``, ``rejected`` or ``insufficient_data``
 Training Run Failed           RunOutcome                  any failure; ``error`` is the Fail state's error
 Email Classified              EmailClassified             one per inbound email the endpoint classified
 Email Classification Failed   EmailClassificationFailed   one per inbound email that cannot be classified
@@ -366,13 +366,33 @@ class EndpointState(_Frozen):
     config_name: str | None = None
 
 
+class ChampionLookup(_Frozen):
+    """Output of the champion lookup before training: what the challenger will be compared with.
+
+    ``input_data_config`` is the plan's channels plus, when a champion serves, the channel ``champion`` with
+    its model archive, so the training job scores both models on one held-out split.
+    """
+
+    endpoint: EndpointState
+    #: The champion's model.tar.gz (``s3://`` URI), or None when no champion serves the endpoint.
+    model_artifacts: str | None = None
+    run_id: str | None = None
+    input_data_config: list[dict[str, Any]]
+
+
 class EvaluationResult(_Frozen):
-    """Output of the evaluate function: the deploy decision with both figures."""
+    """Output of the evaluate function: the deploy decision with both figures.
+
+    ``champion`` holds the champion's figures on the challenger's held-out split (the same rows as
+    ``challenger``), or None when no champion could be compared.
+    """
 
     deploy: bool
     reason: str
     challenger: HeadlineMetrics
     champion: HeadlineMetrics | None = None
+    #: The champion's model archive that was scored (None without a champion).
+    champion_model: str | None = None
     min_accuracy: float
     tolerance: float
     endpoint: EndpointState
@@ -412,7 +432,8 @@ class ApprovalRequest(_Frozen):
     evaluation: EvaluationResult | None = None
 
 
-Outcome = Literal["deployed", "insufficient_data", "failed"]
+#: ``rejected``: the comparison kept the champion (a normal end: the run succeeds, ``evaluation`` says why).
+Outcome = Literal["deployed", "rejected", "insufficient_data", "failed"]
 
 
 class RunOutcome(BaseModel):

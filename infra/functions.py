@@ -42,9 +42,22 @@ from infra.config import FunctionsConfig, FunctionSettings
 
 
 def s3_statements(
-    env: AwsEnv, bucket: str, *, read: Sequence[str] = (), write: Sequence[str] = (), sid: str = "Data"
+    env: AwsEnv,
+    bucket: str,
+    *,
+    read: Sequence[str] = (),
+    write: Sequence[str] = (),
+    sid: str = "Data",
+    missing_is_404: bool = False,
 ) -> list[Statement]:
-    """Object access limited to ``convclass.layout`` key patterns, and listing limited to the same."""
+    """Object access limited to ``convclass.layout`` key patterns, and listing limited to the same.
+
+    ``missing_is_404``: S3 answers a GetObject for a key that does not exist with 404 ``NoSuchKey`` only to a
+    caller allowed ``s3:ListBucket`` on the bucket, and that check carries no ``s3:prefix``, so a
+    prefix-conditioned grant reads as 403 ``AccessDenied``. A function that must tell "absent" from "denied"
+    (the evaluate step: no ``champion.json`` means no champion) gets listing without the prefix condition:
+    key names only, no object it could not already read.
+    """
     bucket_arn = f"arn:{env.partition}:s3:::{bucket}"
     statements = []
     if read:
@@ -52,7 +65,9 @@ def s3_statements(
     if write:
         statements.append(statement(f"{sid}Write", ["s3:PutObject"], [f"{bucket_arn}/{p}" for p in write]))
     prefixes = sorted(set(read) | set(write))
-    if prefixes:
+    if prefixes and missing_is_404:
+        statements.append(statement(f"{sid}List", ["s3:ListBucket"], [bucket_arn]))
+    elif prefixes:
         statements.append(
             statement(
                 f"{sid}List",
@@ -141,7 +156,12 @@ class PipelineAccess:
             ]
         if function == "evaluate":
             return [
-                *s3_statements(self.env, self.bucket, read=[area(f"{MODELS}/*"), area(CHAMPION_FILE)]),
+                *s3_statements(
+                    self.env,
+                    self.bucket,
+                    read=[area(f"{MODELS}/*"), area(CHAMPION_FILE)],
+                    missing_is_404=True,
+                ),
                 kms_use_statement(self.key_arn),
                 # Whether the tenant's endpoint exists and which config it runs decide create vs update.
                 statement(

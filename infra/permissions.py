@@ -218,6 +218,9 @@ def _grants(use: TaskUse, ctx: IntegrationContext) -> list[Statement]:
         kind = _SAGEMAKER_SDK_READS[use.action]
         action = f"sagemaker:{use.action[0].upper()}{use.action[1:]}"
         return [statement("DescribeSageMakerResources", [action], [ctx.sagemaker(kind)])]
+    if key == ("aws-sdk:sagemaker", "deleteEndpoint"):
+        # Only a Failed endpoint is deleted (it accepts nothing else), to be recreated at once.
+        return [statement("DeleteFailedEndpoints", ["sagemaker:DeleteEndpoint"], [ctx.sagemaker("endpoint")])]
     if key == ("aws-sdk:sagemakerruntime", "invokeEndpoint"):
         return [statement("InvokeEndpoints", ["sagemaker:InvokeEndpoint"], [ctx.sagemaker("endpoint")])]
     if key == ("events", "putEvents"):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from convclass.errors import SageMakerTaskFailed, SageMakerTransient
+
 State = dict[str, Any]
 
 #: AWS's recommended retry for Lambda service errors (not function errors), throttling included.
@@ -25,8 +27,22 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.TooManyRequestsException",
 ]
-#: SageMaker API throttling ("Rate exceeded") and transient service errors.
-SAGEMAKER_SERVICE_ERRORS = ["SageMaker.AmazonSageMakerException", "SageMaker.InternalFailure"]
+#: How SageMaker API errors reach a state: the optimised integration names every service error
+#: ``SageMaker.AmazonSageMakerException`` and the aws-sdk one names unmodelled errors (ValidationException,
+#: ThrottlingException) ``SageMaker.SageMakerException``. Only the cause tells a throttled call from a
+#: permanent ValidationException, so :func:`sagemaker_call` classifies by cause before anything is retried.
+SAGEMAKER_ERRORS = ["SageMaker.AmazonSageMakerException", "SageMaker.SageMakerException"]
+#: Causes of SageMaker errors worth retrying: throttling and internal (5xx) errors.
+SAGEMAKER_TRANSIENT_CAUSES = (
+    "*ThrottlingException*",
+    "*Rate exceeded*",
+    "*InternalFailure*",
+    "*InternalServerError*",
+    "*ServiceUnavailable*",
+    "*Status Code: 5*",
+)
+#: DescribeEndpoint's answer for an endpoint that does not exist (a ValidationException).
+ENDPOINT_NOT_FOUND_CAUSE = "*Could not find endpoint*"
 #: EventBridge PutEvents: service errors and entries it could not accept.
 EVENTS_ERRORS = [
     "EventBridge.AmazonEventBridgeException",
@@ -59,7 +75,8 @@ def retry(
 
 
 LAMBDA_RETRY = retry(LAMBDA_SERVICE_ERRORS, interval=2, attempts=6, max_delay=60)
-SAGEMAKER_RETRY = retry(SAGEMAKER_SERVICE_ERRORS, interval=5, attempts=5, max_delay=60)
+#: Retries transient SageMaker errors only (what :func:`sagemaker_call` raises as ``SageMakerTransient``).
+SAGEMAKER_RETRY = retry([SageMakerTransient.__name__], interval=5, attempts=5, max_delay=60)
 EVENTS_RETRY = retry(EVENTS_ERRORS, interval=1, attempts=4, max_delay=20)
 S3_RETRY = retry(S3_ERRORS, interval=1, attempts=5, max_delay=20)
 
@@ -130,4 +147,74 @@ def put_event(
     else:
         assert next_state is not None, "a state either ends or names its successor"
         state["Next"] = next_state
+    return state
+
+
+def call_state(name: str) -> str:
+    """The Task state inside :func:`sagemaker_call` ``name`` (what mocked responses and histories name)."""
+    return f"{name}Call"
+
+
+def sagemaker_call(
+    name: str,
+    task: State,
+    *,
+    next_state: str,
+    catches: list[State],
+    result_path: str | None,
+    parameters: dict[str, Any] | None = None,
+    not_found: dict[str, Any] | None = None,
+) -> State:
+    """A SageMaker call of which only throttling and internal errors are retried.
+
+    ``task`` (a Task state without Next/Retry/Catch) runs as the single branch of a Parallel state named
+    ``name``: a SageMaker error is classified by its cause inside the branch and re-raised as
+    ``SageMakerTransient`` (retried by the Parallel's ``SAGEMAKER_RETRY``, with back-off and jitter) or as
+    itself (permanent: straight to ``catches``, e.g. a ValidationException). A ``.sync`` job that ended
+    Failed or Stopped (``States.TaskFailed``) leaves the branch as ``SageMakerTaskFailed``; any other error
+    leaves it unchanged. The branch's result (the task's
+    ``ResultSelector`` keys) lands at ``result_path``; ``parameters`` are the branch's input (default: the
+    whole state). ``not_found``: the result when the endpoint the call names does not exist.
+    """
+    call, classify = call_state(name), f"{name}Error"
+    transient, permanent, absent = f"{name}Transient", f"{name}Permanent", f"{name}Absent"
+    job_failed = f"{name}JobFailed"
+    choices: list[State] = []
+    states: dict[str, State] = {
+        call: {
+            **task,
+            "ResultPath": "$.result",
+            "Catch": [catch(SAGEMAKER_ERRORS, classify, "$"), catch(["States.TaskFailed"], job_failed, "$")],
+            "End": True,
+        },
+        transient: {"Type": "Fail", "Error": SageMakerTransient.__name__, "CausePath": "$.Cause"},
+        # Error names a Fail state raises may not start with "States.": a failed .sync job leaves the branch
+        # as SageMakerTaskFailed with the job's description as its cause.
+        job_failed: {"Type": "Fail", "Error": SageMakerTaskFailed.__name__, "CausePath": "$.Cause"},
+        permanent: {"Type": "Fail", "ErrorPath": "$.Error", "CausePath": "$.Cause"},
+    }
+    if not_found is not None:
+        choices.append({"Variable": "$.Cause", "StringMatches": ENDPOINT_NOT_FOUND_CAUSE, "Next": absent})
+        states[absent] = {"Type": "Pass", "Result": not_found, "ResultPath": "$.result", "End": True}
+    choices.append(
+        {
+            "Or": [{"Variable": "$.Cause", "StringMatches": cause} for cause in SAGEMAKER_TRANSIENT_CAUSES],
+            "Next": transient,
+        }
+    )
+    states[classify] = {"Type": "Choice", "Choices": choices, "Default": permanent}
+    keys = [key.removesuffix(".$") for key in task.get("ResultSelector", {})]
+    state: State = {
+        "Type": "Parallel",
+        "Branches": [{"StartAt": call, "States": states}],
+        "ResultPath": result_path,
+        "Retry": [SAGEMAKER_RETRY],
+        "Catch": catches,
+        "Next": next_state,
+    }
+    if keys and result_path is not None:
+        # The branch's output is its input plus ``result``; the Parallel's output is a one-element array.
+        state["ResultSelector"] = {f"{key}.$": f"$[0].result.{key}" for key in keys}
+    if parameters is not None:
+        state["Parameters"] = parameters
     return state

@@ -13,6 +13,7 @@ from typing import Any
 
 from convclass.events import EndpointState, EvaluationResult, HeadlineMetrics, RunPlan
 from statemachine import training as t
+from statemachine.asl import call_state
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def training_mock_config(
             ),
             str(creating): _endpoint(plan, "InService", new_config),
         },
+        "EndpointServesChampion": {"0": _endpoint(plan, "InService", old_config)},
         "UpdateAccepted": {
             "0": {"Return": {"EndpointArn": f"arn:aws:sagemaker:::endpoint/{plan.deploy.endpoint_name}"}}
         },
@@ -115,13 +117,14 @@ def training_mock_config(
     }
 
 
-_DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls"}
+_DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", call_state(t.DESCRIBE_ENDPOINT): "EndpointInServiceAfterPolls"}
 _DATA = {
     t.RECORD_EXPORT_CONSENT: "ConsentRecorded",
     t.RECORD_EXPORT_REFUSAL: "RefusalRecorded",
     t.EXPORT: "ExportDone",
     t.PREPROCESS: "DatasetBuilt",
     t.COMMIT_HISTORY: "HistoryCommitted",
+    t.COMMIT_REJECTED_RUN_HISTORY: "HistoryCommitted",
 }
 
 #: Paths that need nothing but mocked responses (approvals, training outcomes and real comparisons are
@@ -130,13 +133,14 @@ TRAINING_PATHS: dict[str, PathCase] = {
     "HappyPath": PathCase({**_DATA, **_DEPLOY_NEW}, "SUCCEEDED"),
     "LambdaThrottled": PathCase({**_DATA, t.EXPORT: "ExportThrottledOnce", **_DEPLOY_NEW}, "SUCCEEDED"),
     "InsufficientData": PathCase({t.EXPORT: "ExportDone", t.PREPROCESS: "NotEnoughData"}, "SUCCEEDED"),
-    "ModelRejected": PathCase({**_DATA, t.EVALUATE: "ChallengerLoses"}, "FAILED", t.ERROR_MODEL_REJECTED),
+    "ModelRejected": PathCase({**_DATA, t.EVALUATE: "ChallengerLoses"}, "SUCCEEDED"),
     "EndpointRolledBack": PathCase(
         {
             **_DATA,
             t.EVALUATE: "ChallengerWinsOverChampion",
-            t.UPDATE_ENDPOINT: "UpdateAccepted",
-            t.DESCRIBE_ENDPOINT: "EndpointUpdateRolledBack",
+            call_state(t.INSPECT_ENDPOINT): "EndpointServesChampion",
+            call_state(t.UPDATE_ENDPOINT): "UpdateAccepted",
+            call_state(t.DESCRIBE_ENDPOINT): "EndpointUpdateRolledBack",
         },
         "FAILED",
         t.ERROR_DEPLOYMENT_FAILED,

@@ -3,8 +3,9 @@
 Happy path, with the optional gates in brackets::
 
     ValidateInput → ExportApprovalGate → [RequestExportApproval → RecordExportConsent] → Export → Preprocess
-      → Train → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel → CreateEndpointConfig
-      → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
+      → FindChampion → Train → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel
+      → CreateEndpointConfig → InspectEndpoint → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
+        (Failed: DeleteFailedEndpoint → WaitForDeletion → InspectEndpoint …, bounded → CreateEndpoint)
       → WaitForEndpoint → DescribeEndpoint → CheckEndpoint (→ CountPoll → WaitForEndpoint …, bounded)
       → WriteChampion → CommitHistory → PublishSucceeded → Succeeded
 
@@ -15,8 +16,10 @@ step before success, so a run that fails anywhere leaves the next incremental ex
 Every failure sets ``$.failure`` = {Error, Cause} with a named error, publishes ``Training Run Failed`` and
 ends in the ``Failed`` state (``RequestRejected`` when the input itself was invalid: no plan exists to name
 the tenant). ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded``
-event whose outcome says no model was trained. The state document only ever holds the run plan (names and S3
-keys), small function results and SageMaker summaries: never data.
+event whose outcome says no model was trained; a challenger the comparison rejects ends cleanly too
+(``ModelRejected`` publishes ``Training Run Succeeded`` with outcome ``rejected``, then ``EndedRejected``):
+the champion keeps serving and no execution-failure alarm fires. The state document only ever holds the run
+plan (names and S3 keys), small function results and SageMaker summaries: never data.
 """
 
 from __future__ import annotations
@@ -30,13 +33,12 @@ from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
     S3_RETRY,
-    SAGEMAKER_RETRY,
-    SAGEMAKER_SERVICE_ERRORS,
     State,
     catch,
     lambda_task,
     put_event,
     retry,
+    sagemaker_call,
 )
 from statemachine.resources import TrainingPipelineResources
 
@@ -54,6 +56,7 @@ EXPORT = "Export"
 PREPROCESS = "Preprocess"
 REPORT_NO_TRAINING = "ReportNoTraining"
 ENDED_WITHOUT_TRAINING = "EndedWithoutTraining"
+FIND_CHAMPION = "FindChampion"
 TRAIN = "Train"
 CLASSIFY_TRAINING_FAILURE = "ClassifyTrainingFailure"
 TRAINING_STOPPED = "TrainingStopped"
@@ -61,11 +64,18 @@ TRAINING_FAILED = "TrainingFailed"
 EVALUATE = "Evaluate"
 DEPLOY_DECISION = "DeployDecision"
 MODEL_REJECTED = "ModelRejected"
+ENDED_REJECTED = "EndedRejected"
 REQUEST_DEPLOY_APPROVAL = "RequestDeployApproval"
 DEPLOY_APPROVAL_TIMED_OUT = "DeployApprovalTimedOut"
 CREATE_MODEL = "CreateModel"
 CREATE_ENDPOINT_CONFIG = "CreateEndpointConfig"
+INSPECT_ENDPOINT = "InspectEndpoint"
 CREATE_OR_UPDATE_ENDPOINT = "CreateOrUpdateEndpoint"
+DELETE_FAILED_ENDPOINT = "DeleteFailedEndpoint"
+AWAIT_DELETION = "AwaitDeletion"
+WAIT_FOR_DELETION = "WaitForDeletion"
+COUNT_DELETION_POLL = "CountDeletionPoll"
+ENDPOINT_NOT_DELETED = "EndpointNotDeleted"
 CREATE_ENDPOINT = "CreateEndpoint"
 UPDATE_ENDPOINT = "UpdateEndpoint"
 WAIT_FOR_ENDPOINT = "WaitForEndpoint"
@@ -76,6 +86,7 @@ ENDPOINT_NOT_DEPLOYED = "EndpointNotDeployed"
 DEPLOYMENT_FAILED = "DeploymentFailed"
 WRITE_CHAMPION = "WriteChampion"
 COMMIT_HISTORY = "CommitHistory"
+COMMIT_REJECTED_RUN_HISTORY = "CommitRejectedRunHistory"
 PUBLISH_SUCCEEDED = "PublishSucceeded"
 SUCCEEDED = "Succeeded"
 NAME_FAILURE = "NameFailure"
@@ -91,11 +102,12 @@ ERROR_APPROVAL_REJECTED = errors.ApprovalRejected.__name__
 ERROR_APPROVAL_TIMED_OUT = errors.ApprovalTimedOut.__name__
 ERROR_TRAINING_FAILED = errors.TrainingFailed.__name__
 ERROR_TRAINING_STOPPED = errors.TrainingStopped.__name__
-ERROR_MODEL_REJECTED = errors.ModelRejected.__name__
 ERROR_DEPLOYMENT_FAILED = errors.DeploymentFailed.__name__
 ERROR_INSUFFICIENT_DATA = errors.InsufficientData.__name__
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
+#: InspectEndpoint's status for an endpoint that does not exist.
+ENDPOINT_ABSENT = "Absent"
 #: Endpoint states from which a deployment cannot come back on its own.
 _ENDPOINT_DEAD = ["Failed", "OutOfService", "Deleting", "UpdateRollbackFailed"]
 
@@ -193,18 +205,49 @@ def _approval(
     }
 
 
-def _sagemaker_task(action: str, parameters: dict[str, Any], *, next_state: str, **extra: Any) -> State:
-    return {
+def _sagemaker_task(
+    name: str,
+    action: str,
+    parameters: dict[str, Any],
+    *,
+    next_state: str,
+    result_selector: dict[str, Any] | None = None,
+    result_path: str | None = None,
+    not_found: dict[str, Any] | None = None,
+) -> State:
+    """A deployment call (optimised integration ``sagemaker:<action>``, or ``aws-sdk:sagemaker:<action>``);
+    ``not_found``: its result when the endpoint it names does not exist."""
+    resource = action if action.startswith("aws-sdk:") else f"sagemaker:{action}"
+    task: State = {
         "Type": "Task",
-        "Resource": f"arn:aws:states:::sagemaker:{action}",
+        "Resource": f"arn:aws:states:::{resource}",
         "Parameters": parameters,
-        "ResultPath": None,
         "TimeoutSeconds": 60,
-        "Retry": [SAGEMAKER_RETRY],
-        "Catch": [catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
-        "Next": next_state,
-        **extra,
     }
+    if result_selector is not None:
+        task["ResultSelector"] = result_selector
+    return sagemaker_call(
+        name,
+        task,
+        next_state=next_state,
+        result_path=result_path,
+        catches=[catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
+        not_found=not_found,
+    )
+
+
+def _describe_endpoint(
+    name: str, selector: dict[str, Any], *, result_path: str, next_state: str, absent: bool = False
+) -> State:
+    return _sagemaker_task(
+        name,
+        "aws-sdk:sagemaker:describeEndpoint",
+        {"EndpointName.$": "$.plan.deploy.endpoint_name"},
+        next_state=next_state,
+        result_selector=selector,
+        result_path=result_path,
+        not_found={"status": ENDPOINT_ABSENT} if absent else None,
+    )
 
 
 def _tags(*, per_run: bool = True) -> list[dict[str, str]]:
@@ -219,12 +262,12 @@ def _tags(*, per_run: bool = True) -> list[dict[str, str]]:
 
 
 def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
-    return {
+    task: State = {
         "Type": "Task",
         "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
         "Parameters": {
             # A retried CreateTrainingJob needs a fresh name (names are unique per account and region).
-            "TrainingJobName.$": "States.Format('{}-{}', $.plan.training.job_base_name, $$.State.RetryCount)",
+            "TrainingJobName.$": "States.Format('{}-{}', $.plan.training.job_base_name, $.attempt)",
             "AlgorithmSpecification": {
                 "TrainingImage": r.training_image_uri,
                 "TrainingInputMode": "File",
@@ -232,7 +275,8 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
             },
             "RoleArn": r.sagemaker_role_arn,
             "HyperParameters.$": "$.plan.training.hyperparameters",
-            "InputDataConfig.$": "$.plan.training.input_data_config",
+            # The plan's channels plus the champion's model archive (FindChampion), scored on the same split.
+            "InputDataConfig.$": "$.champion.result.input_data_config",
             "OutputDataConfig": {"S3OutputPath.$": "$.plan.training.output_uri", "KmsKeyId": r.kms_key_arn},
             "ResourceConfig": {
                 "InstanceCount": 1,
@@ -255,15 +299,20 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
             "status.$": "$.TrainingJobStatus",
             "model_artifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
         },
-        "ResultPath": "$.training",
         "TimeoutSeconds": settings.training_timeout_seconds,
-        "Retry": [SAGEMAKER_RETRY],
-        "Catch": [
-            catch(["States.TaskFailed"], CLASSIFY_TRAINING_FAILURE, "$.failure"),
+    }
+    return sagemaker_call(
+        TRAIN,
+        task,
+        next_state=EVALUATE,
+        result_path="$.training",
+        # The branch sees the plan, the channels and which attempt this is (the job name's suffix).
+        parameters={"plan.$": "$.plan", "champion.$": "$.champion", "attempt.$": "$$.State.RetryCount"},
+        catches=[
+            catch([errors.SageMakerTaskFailed.__name__], CLASSIFY_TRAINING_FAILURE, "$.failure"),
             catch(["States.ALL"], NAME_FAILURE, "$.failure"),
         ],
-        "Next": EVALUATE,
-    }
+    )
 
 
 def _export_action(
@@ -303,12 +352,46 @@ def _update_endpoint(settings: PipelineSettings) -> State:
             "AutoRollbackConfiguration": {"Alarms.$": "$.plan.deploy.rollback_alarms"},
         }
     return _sagemaker_task(
+        UPDATE_ENDPOINT,
         "updateEndpoint",
         parameters,
         next_state=WAIT_FOR_ENDPOINT,
-        ResultSelector={"polls": 0},
-        ResultPath="$.endpoint_wait",
+        result_selector={"polls": 0},
+        result_path="$.endpoint_wait",
     )
+
+
+def _create_or_update(settings: PipelineSettings) -> State:
+    """Absent → create; Failed → delete, wait until gone (bounded), create; Deleting → wait; else update."""
+    status = "$.existing.status"
+    deleting = {
+        "Or": [
+            {"Variable": status, "StringEquals": "Deleting"},
+            {"Variable": status, "StringEquals": "Failed"},
+        ]
+    }
+    waited = {"Variable": "$.endpoint_deletion", "IsPresent": True}
+    return {
+        "Type": "Choice",
+        "Choices": [
+            {"Variable": status, "StringEquals": ENDPOINT_ABSENT, "Next": CREATE_ENDPOINT},
+            {
+                "And": [
+                    deleting,
+                    waited,
+                    {
+                        "Variable": "$.endpoint_deletion.polls",
+                        "NumericGreaterThanEquals": settings.endpoint_max_polls - 1,
+                    },
+                ],
+                "Next": ENDPOINT_NOT_DELETED,
+            },
+            {"And": [deleting, waited], "Next": COUNT_DELETION_POLL},
+            {"Variable": status, "StringEquals": "Failed", "Next": DELETE_FAILED_ENDPOINT},
+            {"Variable": status, "StringEquals": "Deleting", "Next": AWAIT_DELETION},
+        ],
+        "Default": UPDATE_ENDPOINT,
+    }
 
 
 def _check_endpoint(settings: PipelineSettings) -> State:
@@ -444,7 +527,7 @@ def render_training_pipeline(
             "$.plan.preprocess",
             result_path="$.dataset",
             timeout=s.lambda_timeout_seconds,
-            next_state=TRAIN,
+            next_state=FIND_CHAMPION,
             catches=[
                 catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
                 catch(["States.ALL"], NAME_FAILURE, "$.failure"),
@@ -464,6 +547,18 @@ def render_training_pipeline(
             catches=[catch(["States.ALL"], ENDED_WITHOUT_TRAINING, "$.publish_error")],
         ),
         ENDED_WITHOUT_TRAINING: {"Type": "Succeed"},
+        FIND_CHAMPION: lambda_task(
+            r.evaluate_function_arn,
+            {
+                "action": "find_champion",
+                "step.$": "$.plan.evaluation",
+                "channels.$": "$.plan.training.input_data_config",
+            },
+            result_path="$.champion",
+            timeout=120,
+            next_state=TRAIN,
+            catches=[catch(["States.ALL"], NAME_FAILURE, "$.failure")],
+        ),
         TRAIN: _train(r, s),
         CLASSIFY_TRAINING_FAILURE: {
             # The .sync failure's cause is the DescribeTrainingJob JSON; match it as text so that a cause that
@@ -488,6 +583,7 @@ def render_training_pipeline(
                 "step.$": "$.plan.evaluation",
                 "model_artifacts.$": "$.training.model_artifacts",
                 "training_job_name.$": "$.training.job_name",
+                "champion_model.$": "$.champion.result.model_artifacts",
             },
             result_path="$.evaluation",
             timeout=120,
@@ -497,7 +593,11 @@ def render_training_pipeline(
         DEPLOY_DECISION: {
             "Type": "Choice",
             "Choices": [
-                {"Variable": "$.evaluation.result.deploy", "BooleanEquals": False, "Next": MODEL_REJECTED},
+                {
+                    "Variable": "$.evaluation.result.deploy",
+                    "BooleanEquals": False,
+                    "Next": COMMIT_REJECTED_RUN_HISTORY,
+                },
                 {
                     "Variable": "$.plan.deploy_approval",
                     "BooleanEquals": True,
@@ -506,7 +606,25 @@ def render_training_pipeline(
             ],
             "Default": CREATE_MODEL,
         },
-        MODEL_REJECTED: _failure(ERROR_MODEL_REJECTED, "States.JsonToString($.evaluation.result)"),
+        # The run read and trained on its data: the next run continues from this history either way.
+        COMMIT_REJECTED_RUN_HISTORY: _export_action(
+            r, s, "commit", {}, result_path="$.commit", next_state=MODEL_REJECTED
+        ),
+        # A rejected challenger is a normal outcome: the champion keeps serving, nobody is paged.
+        MODEL_REJECTED: put_event(
+            bus,
+            events.PIPELINE_SOURCE,
+            events.RUN_SUCCEEDED,
+            {
+                "outcome": "rejected",
+                **_run_detail(),
+                "metrics.$": "$.evaluation.result.challenger",
+                "evaluation.$": "$.evaluation.result",
+            },
+            next_state=ENDED_REJECTED,
+            catches=[catch(["States.ALL"], ENDED_REJECTED, "$.publish_error")],
+        ),
+        ENDED_REJECTED: {"Type": "Succeed"},
         REQUEST_DEPLOY_APPROVAL: _approval(
             bus,
             "deployment",
@@ -520,6 +638,7 @@ def render_training_pipeline(
             "States.Format('deployment approval got no answer in time ({})', $.failure.Error)",
         ),
         CREATE_MODEL: _sagemaker_task(
+            CREATE_MODEL,
             "createModel",
             {
                 "ModelName.$": "$.plan.deploy.model_name",
@@ -534,6 +653,7 @@ def render_training_pipeline(
             next_state=CREATE_ENDPOINT_CONFIG,
         ),
         CREATE_ENDPOINT_CONFIG: _sagemaker_task(
+            CREATE_ENDPOINT_CONFIG,
             "createEndpointConfig",
             {
                 "EndpointConfigName.$": "$.plan.deploy.endpoint_config_name",
@@ -548,20 +668,48 @@ def render_training_pipeline(
                 "KmsKeyId": r.kms_key_arn,
                 "Tags": _tags(),
             },
-            next_state=CREATE_OR_UPDATE_ENDPOINT,
+            next_state=INSPECT_ENDPOINT,
         ),
-        CREATE_OR_UPDATE_ENDPOINT: {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": "$.evaluation.result.endpoint.exists",
-                    "BooleanEquals": True,
-                    "Next": UPDATE_ENDPOINT,
-                }
-            ],
-            "Default": CREATE_ENDPOINT,
+        # What the endpoint is now decides create, update, or delete-and-recreate (a Failed endpoint accepts
+        # nothing but DeleteEndpoint).
+        INSPECT_ENDPOINT: _describe_endpoint(
+            INSPECT_ENDPOINT,
+            {"status.$": "$.EndpointStatus"},
+            result_path="$.existing",
+            next_state=CREATE_OR_UPDATE_ENDPOINT,
+            absent=True,
+        ),
+        CREATE_OR_UPDATE_ENDPOINT: _create_or_update(s),
+        # Already gone (deleted by someone else meanwhile) is as good as deleted.
+        DELETE_FAILED_ENDPOINT: _sagemaker_task(
+            DELETE_FAILED_ENDPOINT,
+            "aws-sdk:sagemaker:deleteEndpoint",
+            {"EndpointName.$": "$.plan.deploy.endpoint_name"},
+            next_state=WAIT_FOR_DELETION,
+            result_selector={"polls": 0},
+            result_path="$.endpoint_deletion",
+            not_found={"polls": 0},
+        ),
+        AWAIT_DELETION: {
+            "Type": "Pass",
+            "Result": {"polls": 0},
+            "ResultPath": "$.endpoint_deletion",
+            "Next": WAIT_FOR_DELETION,
         },
+        WAIT_FOR_DELETION: {"Type": "Wait", "Seconds": s.endpoint_poll_seconds, "Next": INSPECT_ENDPOINT},
+        COUNT_DELETION_POLL: {
+            "Type": "Pass",
+            "Parameters": {"polls.$": "States.MathAdd($.endpoint_deletion.polls, 1)"},
+            "ResultPath": "$.endpoint_deletion",
+            "Next": WAIT_FOR_DELETION,
+        },
+        ENDPOINT_NOT_DELETED: _failure(
+            ERROR_DEPLOYMENT_FAILED,
+            "States.Format('endpoint {} is still {} after DeleteEndpoint: it cannot be recreated yet', "
+            "$.plan.deploy.endpoint_name, $.existing.status)",
+        ),
         CREATE_ENDPOINT: _sagemaker_task(
+            CREATE_ENDPOINT,
             "createEndpoint",
             {
                 "EndpointName.$": "$.plan.deploy.endpoint_name",
@@ -569,35 +717,23 @@ def render_training_pipeline(
                 "Tags": _tags(per_run=False),
             },
             next_state=WAIT_FOR_ENDPOINT,
-            ResultSelector={"polls": 0},
-            ResultPath="$.endpoint_wait",
+            result_selector={"polls": 0},
+            result_path="$.endpoint_wait",
         ),
         UPDATE_ENDPOINT: _update_endpoint(s),
         WAIT_FOR_ENDPOINT: {"Type": "Wait", "Seconds": s.endpoint_poll_seconds, "Next": DESCRIBE_ENDPOINT},
-        DESCRIBE_ENDPOINT: {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
-            "Parameters": {"EndpointName.$": "$.plan.deploy.endpoint_name"},
-            # FailureReason is absent unless something failed: keep the whole description as text so the
-            # check can look for it without a path that may not exist.
-            "ResultSelector": {
+        # FailureReason is absent unless something failed: keep the whole description as text so the check
+        # can look for it without a path that may not exist.
+        DESCRIBE_ENDPOINT: _describe_endpoint(
+            DESCRIBE_ENDPOINT,
+            {
                 "status.$": "$.EndpointStatus",
                 "config_name.$": "$.EndpointConfigName",
                 "description.$": "States.JsonToString($)",
             },
-            "ResultPath": "$.endpoint",
-            "TimeoutSeconds": 60,
-            "Retry": [
-                retry(
-                    [*SAGEMAKER_SERVICE_ERRORS, "SageMaker.ThrottlingException"],
-                    interval=5,
-                    attempts=5,
-                    max_delay=60,
-                )
-            ],
-            "Catch": [catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
-            "Next": CHECK_ENDPOINT,
-        },
+            result_path="$.endpoint",
+            next_state=CHECK_ENDPOINT,
+        ),
         CHECK_ENDPOINT: _check_endpoint(s),
         COUNT_POLL: {
             "Type": "Pass",

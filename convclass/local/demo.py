@@ -53,7 +53,6 @@ from convclass.local.runtime import LocalRuntime
 from convclass.local.stack import function_name
 from convclass.operator import Operator, pending_state
 from convclass.serving.schemas import EmailIn
-from statemachine.training import ERROR_MODEL_REJECTED
 
 DEMO_TENANT = "acme-shop"
 DEMO_CLASSIFIER = "intent"
@@ -163,9 +162,8 @@ def run_demo(options: DemoOptions) -> int:
     result.seconds = time.monotonic() - started
     _summary(console, result, runtime.workdir)
     print(json.dumps(result.as_json()), flush=True)
-    # A challenger rejected by the comparison is an outcome, not a failure: the champion keeps serving.
-    handled = result.status == "SUCCEEDED" or result.error == ERROR_MODEL_REJECTED
-    return 0 if handled and result.failed == 0 and result.endpoint else 1
+    # A challenger rejected by the comparison ends SUCCEEDED (outcome "rejected"): the champion keeps serving.
+    return 0 if result.status == "SUCCEEDED" and result.failed == 0 and result.endpoint else 1
 
 
 class _Demo:

@@ -5,6 +5,7 @@ The SavedModel holds only TensorFlow graphs and variables: serving needs neither
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,19 @@ def export_saved_model(model: keras.Model, path: Path) -> Path:
     return path
 
 
+def serving_function(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Load a SavedModel once; the result runs inputs through its serving signature, as TF Serving would."""
+    signature = tf.saved_model.load(str(path)).signatures[SIGNATURE_NAME]
+
+    def probabilities(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        outputs = signature(
+            **{name: tf.constant(inputs[name], dtype=tf.int32) for name in (INPUT_IDS, ATTENTION_MASK)}
+        )
+        return np.asarray(outputs[OUTPUT_NAME])
+
+    return probabilities
+
+
 def saved_model_probabilities(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """Run the exported model through its serving signature, exactly as TF Serving would."""
-    loaded = tf.saved_model.load(str(path))
-    signature = loaded.signatures[SIGNATURE_NAME]
-    outputs = signature(
-        **{name: tf.constant(inputs[name], dtype=tf.int32) for name in (INPUT_IDS, ATTENTION_MASK)}
-    )
-    return np.asarray(outputs[OUTPUT_NAME])
+    return serving_function(path)(inputs)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from convclass.artifacts import (
 from convclass.errors import ConvclassError, InsufficientData, InvalidInput
 from convclass.tokenization import DEFAULT_MAX_LENGTH
 from convclass.training import checkpoints
+from convclass.training.champion import champion_archive, score_champion
 from convclass.training.config import TrainingConfig
 from convclass.training.data import TrainingData, load_training_data
 from convclass.training.logs import log_epoch, log_test
@@ -162,7 +164,12 @@ def run_training(paths: JobPaths, config: TrainingConfig) -> ModelMetrics:
     started = time.monotonic()
     data = load_training_data(paths.input_data)
     return train_and_export(
-        data, config, model_dir=paths.model, checkpoint_dir=paths.checkpoints, started=started
+        data,
+        config,
+        model_dir=paths.model,
+        checkpoint_dir=paths.checkpoints,
+        started=started,
+        champion=champion_archive(paths.input_data),
     )
 
 
@@ -173,14 +180,18 @@ def train_and_export(
     model_dir: Path,
     checkpoint_dir: Path,
     started: float | None = None,
+    champion: Path | None = None,
 ) -> ModelMetrics:
-    """Train, evaluate on the held-out split, export and check the SavedModel, write the whole artifact."""
+    """Train, evaluate on the held-out split, export and check the SavedModel, write the whole artifact.
+
+    ``champion``: the deployed model's archive; it is scored on the same held-out split (metrics.champion).
+    """
     started = time.monotonic() if started is None else started
     max_length = config.max_length or data.max_length or DEFAULT_MAX_LENGTH
     held_out = data.test if len(data.test) else data.validation
     if not len(held_out):
         raise InsufficientData("both the validation and the test split are empty: nothing to evaluate on")
-    evaluated_on = "test" if len(data.test) else "validation"
+    evaluated_on: Literal["test", "validation"] = "test" if len(data.test) else "validation"
     logger.info(
         "data: %d train, %d validation, %d test rows, %d labels (%d held-out rows of unseen labels dropped)",
         len(data.train),
@@ -313,6 +324,15 @@ def train_and_export(
         versions=_versions(data.cleaning_version),
         evaluated_on=evaluated_on,
     )
+    if champion is not None:
+        score = score_champion(
+            champion,
+            held_out.texts,
+            held_out.labels,
+            cleaning_version=data.cleaning_version,
+            evaluated_on=evaluated_on,
+        )
+        metrics = metrics.model_copy(update={"champion": score})
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=config.architecture,

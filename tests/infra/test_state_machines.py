@@ -116,6 +116,13 @@ def test_training_role_allows_exactly_what_the_definition_calls(recording: Recor
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert "sagemaker:InvokeEndpoint" not in actions  # that is the inference workflow's business
+    # A Failed endpoint is deleted to be recreated: deletion reaches endpoints only, nothing else.
+    delete = statements["DeleteFailedEndpoints"]
+    assert delete["Action"] == ["sagemaker:DeleteEndpoint"]
+    assert delete["Resource"] == ["arn:aws:sagemaker:eu-west-1:123456789012:endpoint/cc-*"]
+    assert [s["Sid"] for s in policy["Statement"] if "sagemaker:DeleteEndpoint" in s["Action"]] == [
+        "DeleteFailedEndpoints"
+    ]
 
 
 def test_inference_role_cannot_train_or_deploy(recording: Recording) -> None:

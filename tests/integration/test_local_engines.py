@@ -17,6 +17,7 @@ from convclass.local.embedded import EmbeddedAws
 from convclass.local.lambdas import invoke_handler, routed_output
 from convclass.local.pipes import InboundPipe
 from convclass.local.training import LocalTrainingRunner, MetricDefinition
+from convclass.training.champion import CHAMPION_CHANNEL, champion_archive
 
 BUCKET = "convclass-test-data"
 # Stands in for the training image's `train`: reads the SageMaker contract, logs metrics, writes a model.
@@ -324,3 +325,25 @@ def test_inbound_pipe_deletes_all_but_the_messages_reported_as_batch_item_failur
     assert outcome.execution["status"] == "NOT_STARTED"
     assert outcome.deleted == ()
     assert len(left_on_queue()) == 1
+
+
+def test_champion_channel_holds_the_champions_archive_as_sagemaker_stages_it(
+    aws: EmbeddedAws, tmp_path: Path
+) -> None:
+    """An S3Prefix channel naming one object (the champion's model.tar.gz) stages that file by its name."""
+    key = "models/run-0/job-0/output/model.tar.gz"
+    aws.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"champion archive")
+    request = _request("job-champion")
+    request["InputDataConfig"].append(
+        {
+            "ChannelName": CHAMPION_CHANNEL,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{key}"}},
+        }
+    )
+    outcome = _runner(tmp_path, []).run(request)
+    assert outcome.status == "Completed", outcome.failure_reason
+    input_data = tmp_path / "training" / "job-champion" / "input" / "data"
+    staged = champion_archive(input_data)
+    assert staged == input_data / CHAMPION_CHANNEL / "model.tar.gz"
+    assert staged.read_bytes() == b"champion archive"
+    assert champion_archive(tmp_path / "training" / "job-ok" / "input" / "data") is None

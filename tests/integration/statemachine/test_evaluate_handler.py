@@ -7,17 +7,22 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from workflow_support import BUCKET, REGION, model_tar, request
 
-from convclass.errors import IncompatibleModel
-from convclass.events import ChampionRecord, HeadlineMetrics, plan_run
+from convclass import layout
+from convclass.errors import IncompatibleModel, InvalidInput
+from convclass.events import ChampionLookup, ChampionRecord, HeadlineMetrics, plan_run
 from convclass.local.lambdas import invoke_handler
-from functions.evaluate.handler import evaluate, parse_event
+from convclass.training.champion import CHAMPION_CHANNEL
+from functions.evaluate.handler import FindChampionEvent, evaluate, find_champion, parse_event, read_champion
 
 pytestmark = pytest.mark.xdist_group("statemachine-evaluate")
 
-ARTIFACTS = f"s3://{BUCKET}/models/challenger/model.tar.gz"
+_MODELS = layout.ClassifierLayout("eval", "support").area_prefix(layout.MODELS)
+ARTIFACTS = f"s3://{BUCKET}/{_MODELS}eval-support-2/job-0/output/model.tar.gz"
+CHAMPION = f"s3://{BUCKET}/{_MODELS}eval-support-1/job-0/output/model.tar.gz"
 
 
 @pytest.fixture
@@ -29,26 +34,37 @@ def aws(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator
         yield s3, boto3.client("sagemaker", region_name=REGION)
 
 
-def _event(challenger: float, s3: Any) -> dict[str, Any]:
-    s3.put_object(Bucket=BUCKET, Key=ARTIFACTS.removeprefix(f"s3://{BUCKET}/"), Body=model_tar(challenger))
+def _event(
+    challenger: float, s3: Any, *, champion: float | None = None, scored: str | None = None
+) -> dict[str, Any]:
+    s3.put_object(Bucket=BUCKET, Key=layout.parse_s3_uri(ARTIFACTS)[1], Body=model_tar(challenger, champion))
     plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
     return {
         "step": plan.evaluation.model_dump(mode="json"),
         "model_artifacts": ARTIFACTS,
         "training_job_name": "job-0",
+        "champion_model": scored,
     }
 
 
-def _deploy_champion(s3: Any, sagemaker: Any, accuracy: float, *, record_config: str = "cfg-1") -> None:
-    plan = plan_run(request("eval"), execution_name="eval-support-1", bucket=BUCKET)
+def _deploy_champion(
+    s3: Any,
+    sagemaker: Any,
+    accuracy: float,
+    *,
+    record_config: str = "cfg-1",
+    artifacts: str = CHAMPION,
+    tenant: str = "eval",
+) -> None:
+    plan = plan_run(request(tenant), execution_name=f"{tenant}-support-1", bucket=BUCKET)
     role = "arn:aws:iam::123456789012:role/sagemaker"
-    sagemaker.create_model(ModelName="m1", ExecutionRoleArn=role, PrimaryContainer={"Image": "image:1"})
+    sagemaker.create_model(ModelName=f"m-{tenant}", ExecutionRoleArn=role, PrimaryContainer={"Image": "i:1"})
     sagemaker.create_endpoint_config(
         EndpointConfigName="cfg-1",
         ProductionVariants=[
             {
                 "VariantName": "AllTraffic",
-                "ModelName": "m1",
+                "ModelName": f"m-{tenant}",
                 "InitialInstanceCount": 1,
                 "InstanceType": "ml.m5.large",
             }
@@ -56,10 +72,10 @@ def _deploy_champion(s3: Any, sagemaker: Any, accuracy: float, *, record_config:
     )
     sagemaker.create_endpoint(EndpointName=plan.deploy.endpoint_name, EndpointConfigName="cfg-1")
     record = ChampionRecord(
-        run_id="eval-support-1",
-        model_name="m1",
+        run_id=f"{tenant}-support-1",
+        model_name=f"m-{tenant}",
         endpoint_config_name=record_config,
-        model_artifacts=ARTIFACTS,
+        model_artifacts=artifacts,
         training_job_name="job-0",
         metrics=HeadlineMetrics(accuracy=accuracy, macro_f1=accuracy),
         execution="arn:execution",
@@ -68,33 +84,121 @@ def _deploy_champion(s3: Any, sagemaker: Any, accuracy: float, *, record_config:
     s3.put_object(Bucket=BUCKET, Key=plan.deploy.champion_key, Body=record.model_dump_json())
 
 
+def _lookup(s3: Any, sagemaker: Any) -> ChampionLookup:
+    plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
+    event = parse_event(
+        {
+            "action": "find_champion",
+            "step": plan.evaluation.model_dump(mode="json"),
+            "channels": plan.training.input_data_config,
+        },
+        deployed_bucket=BUCKET,
+    )
+    assert isinstance(event, FindChampionEvent)
+    return find_champion(event, s3=s3, sagemaker=sagemaker)
+
+
 def test_first_model_is_judged_on_the_minimum_alone(aws: tuple[Any, Any]) -> None:
     s3, sagemaker = aws
+    lookup = _lookup(s3, sagemaker)
+    assert (lookup.model_artifacts, lookup.endpoint.exists) == (None, False)
+    assert CHAMPION_CHANNEL not in {c["ChannelName"] for c in lookup.input_data_config}
     result = evaluate(parse_event(_event(0.8, s3)), s3=s3, sagemaker=sagemaker)
     assert (result.deploy, result.champion, result.endpoint.exists) == (True, None, False)
 
 
-def test_champion_behind_the_endpoint_is_compared(aws: tuple[Any, Any]) -> None:
+def test_lookup_adds_the_champions_archive_as_a_training_channel(aws: tuple[Any, Any]) -> None:
     s3, sagemaker = aws
     _deploy_champion(s3, sagemaker, 0.95)
-    result = evaluate(parse_event(_event(0.9, s3)), s3=s3, sagemaker=sagemaker)
-    assert result.deploy is False
+    lookup = _lookup(s3, sagemaker)
+    plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
+    (channel,) = [c for c in lookup.input_data_config if c["ChannelName"] == CHAMPION_CHANNEL]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == CHAMPION
+    assert [c for c in lookup.input_data_config if c is not channel] == plan.training.input_data_config
+    assert (lookup.model_artifacts, lookup.run_id) == (CHAMPION, "eval-support-1")
+
+
+def test_champion_is_compared_on_the_challengers_test_split(aws: tuple[Any, Any]) -> None:
+    """The champion's own recorded figure (0.95, on its old test set) is not used: the figure the training
+    job computed on the challenger's test split (0.85) is."""
+    s3, sagemaker = aws
+    _deploy_champion(s3, sagemaker, 0.95)
+    result = evaluate(
+        parse_event(_event(0.9, s3, champion=0.85, scored=CHAMPION)), s3=s3, sagemaker=sagemaker
+    )
+    assert result.deploy is True
     assert result.champion is not None
-    assert result.champion.accuracy == pytest.approx(0.95)
+    assert result.champion.accuracy == pytest.approx(0.85)
+    assert result.champion_model == CHAMPION
+    assert "same 100-row test split" in result.reason
     assert result.endpoint.config_name == "cfg-1"
+
+    worse = evaluate(parse_event(_event(0.8, s3, champion=0.85, scored=CHAMPION)), s3=s3, sagemaker=sagemaker)
+    assert worse.deploy is False
+
+
+def test_a_champion_that_changed_during_training_rejects_the_challenger(aws: tuple[Any, Any]) -> None:
+    s3, sagemaker = aws
+    _deploy_champion(s3, sagemaker, 0.5)
+    # Training was given no champion (none served then); one serves now.
+    result = evaluate(parse_event(_event(0.99, s3)), s3=s3, sagemaker=sagemaker)
+    assert (result.deploy, result.champion, result.champion_model) == (False, None, CHAMPION)
+    assert "changed the champion" in result.reason
 
 
 def test_champion_record_of_another_config_is_ignored(aws: tuple[Any, Any]) -> None:
     s3, sagemaker = aws
     _deploy_champion(s3, sagemaker, 0.95, record_config="cfg-stale")
+    assert _lookup(s3, sagemaker).model_artifacts is None
     result = evaluate(parse_event(_event(0.9, s3)), s3=s3, sagemaker=sagemaker)
     assert (result.deploy, result.champion) == (True, None)
+
+
+def test_a_champion_record_pointing_at_another_tenants_model_is_never_fed_to_training(
+    aws: tuple[Any, Any],
+) -> None:
+    """A second tenant's archive named in the first tenant's champion.json is not used."""
+    s3, sagemaker = aws
+    other = layout.ClassifierLayout("rival", "support").area_prefix(layout.MODELS)
+    _deploy_champion(s3, sagemaker, 0.95, artifacts=f"s3://{BUCKET}/{other}run/job-0/output/model.tar.gz")
+    lookup = _lookup(s3, sagemaker)
+    assert lookup.model_artifacts is None
+    assert CHAMPION_CHANNEL not in {c["ChannelName"] for c in lookup.input_data_config}
+
+
+@pytest.mark.parametrize("code", ["NoSuchKey", "404"])
+def test_a_missing_champion_record_is_no_champion(code: str) -> None:
+    """S3 answers a missing key with NoSuchKey (GetObject) or a bare 404 (HEAD-style reads)."""
+
+    class MissingKey:
+        def get_object(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": code, "Message": "Not Found"}}, "GetObject")
+
+    assert read_champion(MissingKey(), BUCKET, "tenants/eval/classifiers/support/champion.json") is None
+
+
+def test_access_denied_on_the_champion_record_fails_the_step() -> None:
+    """AccessDenied is not "no champion": deploying on the minimum alone would skip the comparison."""
+
+    class Denied:
+        def get_object(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    with pytest.raises(ClientError):
+        read_champion(Denied(), BUCKET, "tenants/eval/classifiers/support/champion.json")
+
+
+def test_a_champion_model_in_another_bucket_is_refused(aws: tuple[Any, Any]) -> None:
+    s3, _ = aws
+    event = _event(0.9, s3, scored="s3://elsewhere/model.tar.gz")
+    with pytest.raises(InvalidInput):
+        parse_event(event, deployed_bucket=BUCKET)
 
 
 def test_artifact_without_metrics_is_a_named_error_through_the_handler(aws: tuple[Any, Any]) -> None:
     s3, _ = aws
     event = _event(0.9, s3)
-    s3.put_object(Bucket=BUCKET, Key=ARTIFACTS.removeprefix(f"s3://{BUCKET}/"), Body=b"not a tar")
+    s3.put_object(Bucket=BUCKET, Key=layout.parse_s3_uri(ARTIFACTS)[1], Body=b"not a tar")
     payload, errored = invoke_handler(
         "functions.evaluate.handler.handler",
         event,

@@ -8,6 +8,7 @@ asserts the states entered, the final status and error, and what the run publish
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -18,15 +19,32 @@ from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_r
 from convclass.local import moto_shims
 from convclass.training import metric_definitions
 from statemachine import training as t
+from statemachine.asl import call_state
 from statemachine.history import history, wait_for
 
 pytestmark = pytest.mark.xdist_group("statemachine-training")
 
-BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.TRAIN]
-POLL = [t.WAIT_FOR_ENDPOINT, t.DESCRIBE_ENDPOINT, t.CHECK_ENDPOINT]
-DEPLOY_NEW = [t.CREATE_MODEL, t.CREATE_ENDPOINT_CONFIG, t.CREATE_OR_UPDATE_ENDPOINT, t.CREATE_ENDPOINT]
+
+def called(name: str) -> list[str]:
+    """A SageMaker call that succeeded: its Parallel state, then the Task inside."""
+    return [name, call_state(name)]
+
+
+TRAIN = called(t.TRAIN)
+BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.FIND_CHAMPION]
+TRAINED = [*BEFORE_TRAINING, *TRAIN]
+POLL = [t.WAIT_FOR_ENDPOINT, *called(t.DESCRIBE_ENDPOINT), t.CHECK_ENDPOINT]
+#: No endpoint yet: InspectEndpoint's describe fails with "Could not find endpoint".
+INSPECT_ABSENT = [*called(t.INSPECT_ENDPOINT), f"{t.INSPECT_ENDPOINT}Error", f"{t.INSPECT_ENDPOINT}Absent"]
+DEPLOY_NEW = [
+    *called(t.CREATE_MODEL),
+    *called(t.CREATE_ENDPOINT_CONFIG),
+    *INSPECT_ABSENT,
+    t.CREATE_OR_UPDATE_ENDPOINT,
+    *called(t.CREATE_ENDPOINT),
+]
 HAPPY = [
-    *BEFORE_TRAINING,
+    *TRAINED,
     t.EVALUATE,
     t.DEPLOY_DECISION,
     *DEPLOY_NEW,
@@ -41,6 +59,14 @@ HAPPY = [
     t.SUCCEEDED,
 ]
 FAILURE_TAIL = [t.PUBLISH_FAILURE, t.FAILED]
+#: Export and preprocess mocked, a winning challenger and an endpoint that comes up.
+_DATA_MOCKS = {
+    t.EXPORT: "ExportDone",
+    t.PREPROCESS: "DatasetBuilt",
+    t.EVALUATE: "ChallengerWins",
+    call_state(t.DESCRIBE_ENDPOINT): "EndpointInServiceAfterPolls",
+    t.COMMIT_HISTORY: "HistoryCommitted",
+}
 
 
 def _outcomes(world: World, execution: str) -> list[tuple[str, RunOutcome]]:
@@ -122,7 +148,8 @@ def test_throttled_lambda_is_retried_to_success(world: World) -> None:
         for e in history(world.client("stepfunctions"), execution)
         if e["type"] == "TaskFailed"
     ]
-    assert failures == ["Lambda.TooManyRequestsException"]
+    # The second is InspectEndpoint learning that no endpoint exists yet (DescribeEndpoint's not-found).
+    assert failures == ["Lambda.TooManyRequestsException", "SageMaker.SageMakerException"]
 
 
 def test_invalid_input_fails_before_anything_runs(world: World) -> None:
@@ -174,19 +201,30 @@ def test_training_that_does_not_complete_fails_the_run(
     assert run.error == error
     assert f'"TrainingJobStatus":"{status}"' in (run.cause or "")
     assert reason in (run.cause or "")
-    assert list(run.entered) == [*BEFORE_TRAINING, t.CLASSIFY_TRAINING_FAILURE, state, *FAILURE_TAIL]
+    assert list(run.entered) == [
+        *BEFORE_TRAINING,
+        *TRAIN,
+        f"{t.TRAIN}JobFailed",
+        t.CLASSIFY_TRAINING_FAILURE,
+        state,
+        *FAILURE_TAIL,
+    ]
     ((_, outcome),) = _outcomes(world, execution)
     assert outcome.error == error
 
 
 def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: World) -> None:
-    """Two runs with the real evaluate function: the second, weaker model must not replace the first."""
+    """Two runs with the real evaluate function: the second, weaker model must not replace the first.
+
+    The rejection is a normal end: SUCCEEDED, with a ``Training Run Succeeded`` event of outcome ``rejected``.
+    """
     real_comparison = {
         "RealComparison": {
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls",
             t.COMMIT_HISTORY: "HistoryCommitted",
+            t.COMMIT_REJECTED_RUN_HISTORY: "HistoryCommitted",
         }
     }
     runner = RecordingRunner(accuracy=0.92)
@@ -199,7 +237,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     )
     assert first_run.status == "SUCCEEDED", (first_run.error, first_run.cause)
 
-    runner.accuracy = 0.80
+    runner.accuracy, runner.champion_accuracy = 0.80, 0.92
     second = request("rival")
     world.mock(second, "rival-support-2", world.training_arn, real_comparison)
     execution = world.start(
@@ -207,18 +245,26 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     )
     run = wait_for(world.client("stepfunctions"), execution)
 
-    assert run.status == "FAILED"
-    assert run.error == t.ERROR_MODEL_REJECTED
-    decision = json.loads(run.cause or "{}")
-    assert decision["challenger"]["accuracy"] == pytest.approx(0.80)
-    assert decision["champion"]["accuracy"] == pytest.approx(0.92)
-    assert decision["deploy"] is False
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    ((detail_type, outcome),) = _outcomes(world, execution)
+    assert (detail_type, outcome.outcome) == (events.RUN_SUCCEEDED, "rejected")
+    decision = outcome.evaluation
+    assert decision is not None
+    assert decision.challenger.accuracy == pytest.approx(0.80)
+    assert decision.champion is not None
+    assert decision.champion.accuracy == pytest.approx(0.92)
+    assert decision.deploy is False
+    # The second job was given the first model as its champion channel.
+    channels = {c["ChannelName"]: c for c in runner.requests[-1]["InputDataConfig"]}
+    assert channels["champion"]["DataSource"]["S3DataSource"]["S3Uri"] == decision.champion_model
+    assert "champion" not in {c["ChannelName"] for c in runner.requests[0]["InputDataConfig"]}
     assert list(run.entered) == [
-        *BEFORE_TRAINING,
+        *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
+        t.COMMIT_REJECTED_RUN_HISTORY,
         t.MODEL_REJECTED,
-        *FAILURE_TAIL,
+        t.ENDED_REJECTED,
     ]
     endpoint = boto3.client("sagemaker", region_name=REGION).describe_endpoint(
         EndpointName=layout.endpoint_name("rival", "support")
@@ -282,7 +328,7 @@ def test_deployment_approval_that_times_out_fails_the_run(world: World) -> None:
     assert run.error == t.ERROR_APPROVAL_TIMED_OUT
     assert "States.Timeout" in (run.cause or "")
     assert list(run.entered) == [
-        *BEFORE_TRAINING,
+        *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
         t.REQUEST_DEPLOY_APPROVAL,
@@ -307,13 +353,14 @@ def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> No
     assert "FailureReason" in (run.cause or "")
     assert f"expected {plan.deploy.endpoint_config_name}" in (run.cause or "")
     assert list(run.entered) == [
-        *BEFORE_TRAINING,
+        *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
-        t.CREATE_MODEL,
-        t.CREATE_ENDPOINT_CONFIG,
+        *called(t.CREATE_MODEL),
+        *called(t.CREATE_ENDPOINT_CONFIG),
+        *called(t.INSPECT_ENDPOINT),
         t.CREATE_OR_UPDATE_ENDPOINT,
-        t.UPDATE_ENDPOINT,
+        *called(t.UPDATE_ENDPOINT),
         *POLL,
         t.COUNT_POLL,
         *POLL,
@@ -331,7 +378,7 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.EVALUATE: "ChallengerWins",
-            t.DESCRIBE_ENDPOINT: "StillCreating",
+            call_state(t.DESCRIBE_ENDPOINT): "StillCreating",
         }
     }
     world.mock(req, "stuck-support-1", world.training_arn, never)
@@ -350,3 +397,47 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
     assert run.error == t.ERROR_DEPLOYMENT_FAILED
     assert run.entered.count(t.DESCRIBE_ENDPOINT) == t.PipelineSettings().endpoint_max_polls
     assert "Creating" in (run.cause or "")
+
+
+def _with_responses(world: World, req: Any, name: str, case: dict[str, str], extra: dict[str, Any]) -> str:
+    """Mock ``case`` (state → response name) with ``extra`` responses in the catalogue; start the run."""
+    world.mock(req, name, world.training_arn, {"Custom": case})
+    config = moto_shims.current().mock_config
+    assert config is not None
+    raw = dict(config.raw)
+    raw["MockedResponses"] = {**raw["MockedResponses"], **extra}
+    moto_shims.update(mock_config=moto_shims.MockConfig(raw))
+    return world.start(world.training_arn, name, req.model_dump(mode="json"), "Custom")
+
+
+def _sagemaker_error(code: str, message: str) -> dict[str, Any]:
+    # What the optimised integration reports for any SageMaker error: one name, the code in the cause.
+    return {
+        "Throw": {
+            "Error": "SageMaker.AmazonSageMakerException",
+            "Cause": f"{message} (Service: AmazonSageMaker; Status Code: 400; Error Code: {code})",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "calls"),
+    [("ThrottlingException", "SUCCEEDED", 2), ("ValidationException", "FAILED", 1)],
+)
+def test_only_throttled_sagemaker_calls_are_retried(world: World, code: str, status: str, calls: int) -> None:
+    req = request(f"retry-{code[:5].lower()}")
+    name = f"retry-{code[:5].lower()}-support-1"
+    first_fails = {"0": _sagemaker_error(code, "Rate exceeded" if code.startswith("Thr") else "Bad image")}
+    first_fails["1"] = {"Return": {"EndpointArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/e"}}
+    case = {**_DATA_MOCKS, call_state(t.CREATE_ENDPOINT): "CreateEndpointOnce"}
+    execution = _with_responses(world, req, name, case, {"CreateEndpointOnce": first_fails})
+    run = wait_for(world.client("stepfunctions"), execution)
+
+    assert run.status == status, (run.error, run.cause)
+    assert run.entered.count(call_state(t.CREATE_ENDPOINT)) == calls
+    if status == "FAILED":
+        assert run.error == t.ERROR_DEPLOYMENT_FAILED
+        assert "ValidationException" in (run.cause or "")
+        assert f"{t.CREATE_ENDPOINT}Permanent" in run.entered
+    else:
+        assert f"{t.CREATE_ENDPOINT}Transient" in run.entered

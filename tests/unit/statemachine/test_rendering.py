@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import pytest
 
 from convclass import layout
+from convclass.errors import SageMakerTransient
 from convclass.training import metric_definitions
 from statemachine import PipelineSettings, render_inference_workflow, render_training_pipeline
 from statemachine import inference as i
 from statemachine import training as t
+from statemachine.asl import SAGEMAKER_ERRORS, SAGEMAKER_RETRY, call_state
 from statemachine.placeholders import inference_resources, training_resources
 
 TRAINING = render_training_pipeline(training_resources())
@@ -36,20 +39,67 @@ def _targets(state: dict[str, Any]) -> set[str]:
     return found
 
 
+def _tasks(machine: dict[str, Any], retried_by: list[Any] | None = None) -> Iterator[tuple[str, Any, Any]]:
+    """Every Task state with the Retry of the Parallel it runs in (a SageMaker call's branch), if any."""
+    for name, state in machine["States"].items():
+        if state["Type"] == "Task":
+            yield name, state, retried_by
+        for branch in state.get("Branches", []):
+            yield from _tasks(branch, state.get("Retry"))
+        if "ItemProcessor" in state:
+            yield from _tasks(state["ItemProcessor"])
+
+
 @pytest.mark.parametrize("definition", [TRAINING, INFERENCE], ids=["training", "inference"])
 def test_every_task_retries_and_times_out(definition: dict[str, Any]) -> None:
-    tasks = [
-        (name, state)
-        for machine in _machines(definition)
-        for name, state in machine["States"].items()
-        if state["Type"] == "Task"
-    ]
+    tasks = list(_tasks(definition))
     assert tasks
-    for name, state in tasks:
-        assert state.get("Retry"), f"{name} has no Retry"
+    for name, state, enclosing in tasks:
+        rules = state.get("Retry") or enclosing
+        assert rules, f"{name} has no Retry"
         assert isinstance(state.get("TimeoutSeconds"), int), f"{name} has no TimeoutSeconds"
-        for rule in state["Retry"]:
+        for rule in rules:
             assert "States.ALL" not in rule["ErrorEquals"], f"{name} retries every error"
+
+
+def test_only_throttling_and_internal_sagemaker_errors_are_retried() -> None:
+    """A ValidationException shares its error name with throttling: nothing retries those names directly;
+    each SageMaker call's branch re-raises transient causes as SageMakerTransient, the only name retried."""
+    sagemaker_tasks = [
+        (name, enclosing)
+        for name, state, enclosing in _tasks(TRAINING)
+        if state["Resource"].split(":::", 1)[1].split(":")[-2] == "sagemaker"
+    ]
+    assert {name for name, _ in sagemaker_tasks} >= {
+        call_state(name)
+        for name in (t.TRAIN, t.CREATE_MODEL, t.CREATE_ENDPOINT, t.UPDATE_ENDPOINT, t.DELETE_FAILED_ENDPOINT)
+    }
+    for name, enclosing in sagemaker_tasks:
+        assert enclosing == [SAGEMAKER_RETRY], name
+    assert SAGEMAKER_RETRY["ErrorEquals"] == [SageMakerTransient.__name__]
+    retried = {
+        error
+        for machine in _machines(TRAINING)
+        for state in machine["States"].values()
+        for rule in state.get("Retry", [])
+        for error in rule["ErrorEquals"]
+    }
+    assert not retried & set(SAGEMAKER_ERRORS)
+    # The branch's classifier: throttling and 5xx are transient, a ValidationException is not.
+    branch = TRAINING["States"][t.CREATE_MODEL]["Branches"][0]["States"]
+    classify = branch[f"{t.CREATE_MODEL}Error"]
+    (transient,) = classify["Choices"]
+    patterns = [rule["StringMatches"] for rule in transient["Or"]]
+    assert _matches(patterns, "ThrottlingException: Rate exceeded")
+    assert _matches(patterns, "(Service: AmazonSageMaker; Status Code: 500; Error Code: InternalFailure)")
+    assert not _matches(
+        patterns, "(Service: AmazonSageMaker; Status Code: 400; Error Code: ValidationException)"
+    )
+    assert classify["Default"] == f"{t.CREATE_MODEL}Permanent"
+
+
+def _matches(patterns: list[str], cause: str) -> bool:
+    return any(fnmatch.fnmatchcase(cause, pattern) for pattern in patterns)
 
 
 @pytest.mark.parametrize("definition", [TRAINING, INFERENCE], ids=["training", "inference"])
@@ -99,13 +149,20 @@ def test_endpoint_wait_loop_is_bounded() -> None:
     assert {"$.endpoint.status", "$.endpoint.config_name", "$.endpoint.description"} <= checked
 
 
+def _call(name: str, states: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Task inside SageMaker call ``name``."""
+    call: dict[str, Any] = (states or TRAINING["States"])[name]["Branches"][0]["States"][call_state(name)]
+    return call
+
+
 def test_training_job_is_named_per_attempt_with_the_shared_metric_regexes() -> None:
-    parameters = TRAINING["States"][t.TRAIN]["Parameters"]
-    assert "$$.State.RetryCount" in parameters["TrainingJobName.$"]
+    assert TRAINING["States"][t.TRAIN]["Parameters"]["attempt.$"] == "$$.State.RetryCount"
+    parameters = _call(t.TRAIN)["Parameters"]
+    assert "$.attempt" in parameters["TrainingJobName.$"]
     assert parameters["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
     assert parameters["EnableNetworkIsolation"] is True
     assert parameters["OutputDataConfig"]["KmsKeyId"] == training_resources().kms_key_arn
-    assert TRAINING["States"][t.TRAIN]["Resource"].endswith("createTrainingJob.sync")
+    assert _call(t.TRAIN)["Resource"].endswith("createTrainingJob.sync")
 
 
 def test_functions_receive_pointers_from_the_plan() -> None:
@@ -117,10 +174,10 @@ def test_functions_receive_pointers_from_the_plan() -> None:
 
 
 def test_blue_green_update_is_optional() -> None:
-    with_rollback = TRAINING["States"][t.UPDATE_ENDPOINT]["Parameters"]["DeploymentConfig"]
+    with_rollback = _call(t.UPDATE_ENDPOINT)["Parameters"]["DeploymentConfig"]
     assert with_rollback["AutoRollbackConfiguration"] == {"Alarms.$": "$.plan.deploy.rollback_alarms"}
     rolling = render_training_pipeline(training_resources(), PipelineSettings(blue_green=False))
-    assert "DeploymentConfig" not in rolling["States"][t.UPDATE_ENDPOINT]["Parameters"]
+    assert "DeploymentConfig" not in _call(t.UPDATE_ENDPOINT, rolling["States"])["Parameters"]
 
 
 def test_approval_gates_time_out_after_the_documented_timeout_without_a_heartbeat() -> None:
@@ -166,3 +223,14 @@ def test_inference_endpoint_name_matches_the_layout() -> None:
     classify = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"][i.CLASSIFY]
     assert classify["Resource"] == "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint"
     assert classify["Parameters"]["Body.$"] == "$.record.body"
+
+
+def test_a_rejected_challenger_ends_in_a_succeed_state_whatever_the_publish_does() -> None:
+    """No ExecutionsFailed alarm (infra.monitoring.EXECUTION_PROBLEMS) can fire on a rejection."""
+    states = TRAINING["States"]
+    rejected = states[t.MODEL_REJECTED]
+    assert rejected["Parameters"]["Entries"][0]["DetailType"] == "Training Run Succeeded"
+    assert rejected["Parameters"]["Entries"][0]["Detail"]["outcome"] == "rejected"
+    reachable = _targets(rejected)
+    assert reachable == {t.ENDED_REJECTED}
+    assert states[t.ENDED_REJECTED]["Type"] == "Succeed"
