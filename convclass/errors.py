@@ -60,10 +60,6 @@ class ValidationFailed(ConvclassError):
     """The request could not be validated (the plan step itself failed)."""
 
 
-class StepFailed(ConvclassError):
-    """A step failed with one of the engine's own errors (``States.*``), reported under this name."""
-
-
 class ApprovalRejected(ConvclassError):
     """A reviewer rejected an approval gate (SendTaskFailure with this error)."""
 
@@ -86,3 +82,14 @@ class DeploymentFailed(ConvclassError):
 
 class EmailTooLarge(InvalidInput):
     """An inbound email over the inbound queue's message size (``events.inbound_max_message_bytes``)."""
+
+
+#: Errors a pipeline step raises when what it was given is wrong, not the moment: the run ends with them (and
+#: a "Training Run Failed" event). Any other error, once retries are spent, leaves the run FAILED at the step
+#: that raised it, where ``convclass redrive`` resumes it.
+FINAL_STEP_ERRORS: tuple[type[ConvclassError], ...] = (
+    InvalidInput,
+    ExportNotApproved,
+    UnknownTenant,
+    IncompatibleModel,
+)

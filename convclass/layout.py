@@ -253,8 +253,9 @@ def execution_pair(execution_name: str) -> tuple[str, str] | None:
     return tenant, classifier
 
 
-#: Suffix room a training job name needs for ``-{RetryCount}`` (the state machine appends it per attempt).
-TRAINING_ATTEMPT_SUFFIX_MAX = 3
+#: Suffix room a training job name needs for ``-{RedriveCount}-{RetryCount}`` (the state machine appends it
+#: per redrive and attempt; at most 1,000 redrives and 9 retries).
+TRAINING_ATTEMPT_SUFFIX_MAX = 7
 #: CloudWatch alarms watched by blue/green endpoint updates (auto-rollback); monitoring creates them
 #: per endpoint.
 ENDPOINT_ALARM_KINDS = ("invocation-5xx", "model-latency")

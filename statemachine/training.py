@@ -33,6 +33,7 @@ from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
     S3_RETRY,
+    SAGEMAKER_ERRORS,
     State,
     catch,
     lambda_task,
@@ -89,15 +90,12 @@ COMMIT_HISTORY = "CommitHistory"
 COMMIT_REJECTED_RUN_HISTORY = "CommitRejectedRunHistory"
 PUBLISH_SUCCEEDED = "PublishSucceeded"
 SUCCEEDED = "Succeeded"
-NAME_FAILURE = "NameFailure"
-STEP_FAILED = "StepFailed"
 PUBLISH_FAILURE = "PublishFailure"
 FAILED = "Failed"
 
 # Error names a run can end with (Fail states, outcome events, alarms).
 ERROR_INVALID_INPUT = errors.InvalidInput.__name__
 ERROR_VALIDATION_FAILED = errors.ValidationFailed.__name__
-ERROR_STEP_FAILED = errors.StepFailed.__name__
 ERROR_APPROVAL_REJECTED = errors.ApprovalRejected.__name__
 ERROR_APPROVAL_TIMED_OUT = errors.ApprovalTimedOut.__name__
 ERROR_TRAINING_FAILED = errors.TrainingFailed.__name__
@@ -106,6 +104,8 @@ ERROR_DEPLOYMENT_FAILED = errors.DeploymentFailed.__name__
 ERROR_INSUFFICIENT_DATA = errors.InsufficientData.__name__
 
 _TIMEOUTS = ["States.Timeout", "States.HeartbeatTimeout"]
+#: Caught and reported as the run's outcome; any other error fails the run at its step (redrivable).
+FINAL_ERRORS = [error.__name__ for error in errors.FINAL_STEP_ERRORS]
 #: InspectEndpoint's status for an endpoint that does not exist.
 ENDPOINT_ABSENT = "Absent"
 #: Endpoint states from which a deployment cannot come back on its own.
@@ -199,7 +199,6 @@ def _approval(
         "Catch": [
             catch([ERROR_APPROVAL_REJECTED], rejected, "$.failure"),
             catch(_TIMEOUTS, timed_out, "$.failure"),
-            catch(["States.ALL"], NAME_FAILURE, "$.failure"),
         ],
         "Next": next_state,
     }
@@ -231,7 +230,9 @@ def _sagemaker_task(
         task,
         next_state=next_state,
         result_path=result_path,
-        catches=[catch(["States.ALL"], DEPLOYMENT_FAILED, "$.failure")],
+        # A permanent SageMaker error ends the run; a transient one that outlived its retries (or a timeout)
+        # leaves it FAILED here, to be redriven.
+        catches=[catch(SAGEMAKER_ERRORS, DEPLOYMENT_FAILED, "$.failure")],
         not_found=not_found,
     )
 
@@ -266,8 +267,11 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
         "Type": "Task",
         "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
         "Parameters": {
-            # A retried CreateTrainingJob needs a fresh name (names are unique per account and region).
-            "TrainingJobName.$": "States.Format('{}-{}', $.plan.training.job_base_name, $.attempt)",
+            # Names are unique per account and region: neither a retried nor a redriven CreateTrainingJob
+            # may reuse one, hence the redrive count and the attempt in it.
+            "TrainingJobName.$": (
+                "States.Format('{}-{}-{}', $.plan.training.job_base_name, $.redrive, $.attempt)"
+            ),
             "AlgorithmSpecification": {
                 "TrainingImage": r.training_image_uri,
                 "TrainingInputMode": "File",
@@ -307,10 +311,15 @@ def _train(r: TrainingPipelineResources, settings: PipelineSettings) -> State:
         next_state=EVALUATE,
         result_path="$.training",
         # The branch sees the plan, the channels and which attempt this is (the job name's suffix).
-        parameters={"plan.$": "$.plan", "champion.$": "$.champion", "attempt.$": "$$.State.RetryCount"},
+        parameters={
+            "plan.$": "$.plan",
+            "champion.$": "$.champion",
+            "redrive.$": "$$.Execution.RedriveCount",
+            "attempt.$": "$$.State.RetryCount",
+        },
         catches=[
             catch([errors.SageMakerTaskFailed.__name__], CLASSIFY_TRAINING_FAILURE, "$.failure"),
-            catch(["States.ALL"], NAME_FAILURE, "$.failure"),
+            catch(SAGEMAKER_ERRORS, PUBLISH_FAILURE, "$.failure"),
         ],
     )
 
@@ -323,9 +332,13 @@ def _export_action(
     *,
     result_path: str,
     next_state: str,
-    on_error: tuple[str, str] = (NAME_FAILURE, "$.failure"),
+    on_error: tuple[str, str] = (PUBLISH_FAILURE, "$.failure"),
+    on_error_names: list[str] = FINAL_ERRORS,
 ) -> State:
-    """An export-function action on this run's export step (commit, recording the export gate's answer)."""
+    """An export-function action on this run's export step (commit, recording the export gate's answer).
+
+    ``on_error`` catches ``on_error_names`` (default: the final step errors; other errors fail the run at
+    this step, to be redriven)."""
     payload: dict[str, Any] = {f"{name}.$": f"$.plan.export.{name}" for name in ExportStep.model_fields}
     return lambda_task(
         r.export_function_arn,
@@ -333,7 +346,7 @@ def _export_action(
         result_path=result_path,
         timeout=settings.lambda_timeout_seconds,
         next_state=next_state,
-        catches=[catch(["States.ALL"], on_error[0], on_error[1])],
+        catches=[catch(on_error_names, on_error[0], on_error[1])],
     )
 
 
@@ -504,6 +517,7 @@ def render_training_pipeline(
             next_state=PUBLISH_FAILURE,
             # The run fails as ApprovalRejected either way: a refusal that could not be stored is kept apart.
             on_error=(PUBLISH_FAILURE, "$.consent_error"),
+            on_error_names=["States.ALL"],
         ),
         EXPORT_APPROVAL_TIMED_OUT: _failure(
             ERROR_APPROVAL_TIMED_OUT,
@@ -519,7 +533,7 @@ def render_training_pipeline(
             extra_retries=[retry([errors.SourceUnavailable.__name__], interval=60, attempts=2)],
             catches=[
                 catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
-                catch(["States.ALL"], NAME_FAILURE, "$.failure"),
+                catch(FINAL_ERRORS, PUBLISH_FAILURE, "$.failure"),
             ],
         ),
         PREPROCESS: lambda_task(
@@ -530,7 +544,7 @@ def render_training_pipeline(
             next_state=FIND_CHAMPION,
             catches=[
                 catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
-                catch(["States.ALL"], NAME_FAILURE, "$.failure"),
+                catch(FINAL_ERRORS, PUBLISH_FAILURE, "$.failure"),
             ],
         ),
         REPORT_NO_TRAINING: put_event(
@@ -557,7 +571,7 @@ def render_training_pipeline(
             result_path="$.champion",
             timeout=120,
             next_state=TRAIN,
-            catches=[catch(["States.ALL"], NAME_FAILURE, "$.failure")],
+            catches=[catch(FINAL_ERRORS, PUBLISH_FAILURE, "$.failure")],
         ),
         TRAIN: _train(r, s),
         CLASSIFY_TRAINING_FAILURE: {
@@ -588,7 +602,7 @@ def render_training_pipeline(
             result_path="$.evaluation",
             timeout=120,
             next_state=DEPLOY_DECISION,
-            catches=[catch(["States.ALL"], NAME_FAILURE, "$.failure")],
+            catches=[catch(FINAL_ERRORS, PUBLISH_FAILURE, "$.failure")],
         ),
         DEPLOY_DECISION: {
             "Type": "Choice",
@@ -774,7 +788,6 @@ def render_training_pipeline(
             "ResultPath": None,
             "TimeoutSeconds": 60,
             "Retry": [S3_RETRY],
-            "Catch": [catch(["States.ALL"], NAME_FAILURE, "$.failure")],
             "Next": COMMIT_HISTORY,
         },
         COMMIT_HISTORY: _export_action(
@@ -796,14 +809,6 @@ def render_training_pipeline(
             catches=[catch(["States.ALL"], SUCCEEDED, "$.publish_error")],
         ),
         SUCCEEDED: {"Type": "Succeed"},
-        NAME_FAILURE: {
-            # Engine errors (States.Timeout, States.TaskFailed, ...) are reserved names: a run ends
-            # with its own.
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.failure.Error", "StringMatches": "States.*", "Next": STEP_FAILED}],
-            "Default": PUBLISH_FAILURE,
-        },
-        STEP_FAILED: _failure(ERROR_STEP_FAILED, "States.Format('{}: {}', $.failure.Error, $.failure.Cause)"),
         PUBLISH_FAILURE: put_event(
             bus,
             events.PIPELINE_SOURCE,

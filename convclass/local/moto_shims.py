@@ -47,6 +47,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.mocking.mock_config import MockTestCase, StateMockedResponses
 
+from convclass.local import redrive
+
 
 def _moto(module: str, name: str | None = None) -> Any:
     """A moto internal, typed ``Any``: these are exactly the attributes the contract test pins."""
@@ -225,6 +227,7 @@ def install(hooks: EngineHooks) -> None:
     with _install_lock:
         _hooks = hooks
         if not _installed:
+            redrive.install()
             _patch()
             _installed = True
         state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = hooks.sync_poll_seconds

@@ -1,9 +1,11 @@
 """RedriveExecution on the embedded AWS (moto 5.2.5 has the API's types but no implementation).
 
 As on AWS, a redriven Standard execution keeps its ARN, name and history, and resumes at the state that did
-not complete, with the input that state was entered with; states that completed are not run again. What
-differs locally: ``$$.Execution.Input`` inside the resumed part is that state's input (AWS keeps the original)
-and DescribeExecution reports no ``redriveCount``.
+not complete, with the input that state was entered with; states that completed are not run again, and
+``$$.Execution.RedriveCount`` counts the redrives (0 before the first). What differs locally:
+``$$.Execution.Input`` inside the resumed part is that state's input (AWS keeps the original), a redrive
+restarts the whole unfinished state (AWS redrives only the failed branches of a Parallel or Map), and
+DescribeExecution reports no ``redriveCount``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -56,6 +59,14 @@ def install() -> None:
         if _patched:
             return
         original_history = Execution.to_history_output
+        original_environment = ExecutionWorker._get_evaluation_environment
+
+        def evaluation_environment(self: Any) -> Any:
+            environment = original_environment(self)
+            execution = getattr(self._execution_communication, "execution", None)
+            context: Any = environment.states.context_object.context_object_data["Execution"]
+            context["RedriveCount"] = getattr(execution, "convclass_redrive_count", 0)
+            return environment
 
         def to_history_output(self: Any) -> Any:
             current = original_history(self)
@@ -80,6 +91,7 @@ def install() -> None:
             resumed = copy.copy(execution.state_machine)
             resumed.definition = json.dumps(definition)
             execution.convclass_earlier_events = events
+            execution.convclass_redrive_count = getattr(execution, "convclass_redrive_count", 0) + 1
             execution.state_machine = resumed
             execution.input_data = json.loads(state_input)
             execution.exec_worker = None
@@ -92,6 +104,7 @@ def install() -> None:
             return ActionResult({"redriveDate": execution.start_date})
 
         Execution.to_history_output = to_history_output  # type: ignore[method-assign]
+        ExecutionWorker._get_evaluation_environment = evaluation_environment  # type: ignore[method-assign]
         StepFunctionsParserBackend.redrive_execution = redrive_execution  # type: ignore[attr-defined]
         StepFunctionResponse.redrive_execution = respond  # type: ignore[attr-defined]
         _patched = True

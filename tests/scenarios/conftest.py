@@ -28,6 +28,7 @@ _SUPPORT = {
     "workflow_support": _HERE.parent / "integration" / "statemachine" / "workflow_support.py",
     "scenario_support": _HERE / "scenario_support.py",
     "inference_scenarios": _HERE / "inference_scenarios.py",
+    "pipeline_data": _HERE / "pipeline_data.py",
 }
 REPORT_ENV = "CONVCLASS_SCENARIO_REPORT"
 

@@ -92,7 +92,7 @@ def test_happy_path_deploys_a_new_endpoint_and_records_the_champion(world: World
     )
     assert champion.endpoint_config_name == plan.deploy.endpoint_config_name
     assert champion.metrics.accuracy == pytest.approx(0.93)
-    assert champion.training_job_name == f"{plan.training.job_base_name}-0"
+    assert champion.training_job_name == f"{plan.training.job_base_name}-0-0"
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     endpoint = sagemaker.describe_endpoint(EndpointName=layout.endpoint_name("happy", "support"))
     assert endpoint["EndpointConfigName"] == plan.deploy.endpoint_config_name
@@ -115,7 +115,7 @@ def test_training_job_is_secure_spot_and_uniquely_named(world: World) -> None:
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     (job,) = runner.requests
     plan = plan_run(req, execution_name="secure-support-1", bucket=BUCKET)
-    assert job["TrainingJobName"] == f"{plan.training.job_base_name}-0"
+    assert job["TrainingJobName"] == f"{plan.training.job_base_name}-0-0"
     assert len(job["TrainingJobName"]) <= layout.SAGEMAKER_NAME_MAX
     assert job["EnableNetworkIsolation"] is True
     assert job["EnableInterContainerTrafficEncryption"] is True

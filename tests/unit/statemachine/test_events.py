@@ -32,7 +32,7 @@ def test_plan_names_fit_sagemaker_even_for_the_longest_ids() -> None:
     assert len(name) <= layout.EXECUTION_NAME_MAX
     for value in (plan.deploy.model_name, plan.deploy.endpoint_config_name, plan.deploy.endpoint_name):
         assert SAGEMAKER_NAME.fullmatch(value), value
-    retried = f"{plan.training.job_base_name}-99"
+    retried = f"{plan.training.job_base_name}-1000-9"  # the last redrive's last attempt
     assert SAGEMAKER_NAME.fullmatch(retried)
     assert len(retried) <= layout.SAGEMAKER_NAME_MAX
     assert plan.run_id == layout.validate_run_id(plan.run_id)
