@@ -13,9 +13,13 @@ A rejected export gate records the tenant's refusal (``RecordExportRefusal``) be
 ``ApprovalRejected``; ``CommitHistory`` — the watermark and the training history this run built — is the last
 step before success, so a run that fails anywhere leaves the next incremental export where it was.
 
-Every failure sets ``$.failure`` = {Error, Cause} with a named error, publishes ``Training Run Failed`` and
-ends in the ``Failed`` state (``RequestRejected`` when the input itself was invalid: no plan exists to name
-the tenant). ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded``
+A run ends through its ``Failed`` state — ``$.failure`` = {Error, Cause} with a named error, a published
+``Training Run Failed`` — only for an outcome a retry would not change: an error of
+``errors.FINAL_STEP_ERRORS``, a rejected or unanswered gate, a failed or stopped training job, a permanent
+SageMaker error (``RequestRejected`` when the input itself was invalid: no plan exists to name the tenant). Any
+other error that outlives its retries (a crashed function, an exhausted transient SageMaker error, a timeout)
+fails the execution at the step that raised it, so ``convclass redrive`` (RedriveExecution) resumes the run
+there; the stack's execution-failure alarm reports it. ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded``
 event whose outcome says no model was trained; a challenger the comparison rejects ends cleanly too
 (``ModelRejected`` publishes ``Training Run Succeeded`` with outcome ``rejected``, then ``EndedRejected``):
 the champion keeps serving and no execution-failure alarm fires. The state document only ever holds the run
