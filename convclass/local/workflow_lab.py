@@ -154,7 +154,7 @@ class World:
             and (tenant is None or event["detail"].get("tenant") == tenant)
         ]
 
-    def wait_for_event(self, detail_type: str, *, execution: str, timeout_s: float = 10) -> dict[str, Any]:
+    def wait_for_event(self, detail_type: str, *, execution: str, timeout_s: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for event in self.events(execution=execution):
