@@ -197,14 +197,14 @@ async def _invoke(
         )
     response.headers[REQUEST_ID_HEADER] = request_id
     logger.info(
-        "invocation request_id=%s model=%s status=%d content_type=%s bytes=%d emails=%d latency_ms=%.2f",
+        "invocation request_id=%s status=%d content_type=%s bytes=%d emails=%d latency_ms=%.2f model=%s",
         request_id,
-        model,
         response.status_code,
         content_type or "-",
         size,
         n_emails,
         (time.perf_counter() - started) * 1000,
+        model,
     )
     return response
 
