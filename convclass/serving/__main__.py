@@ -26,7 +26,13 @@ from fastapi import FastAPI
 from convclass.artifacts import ModelArtifact
 from convclass.errors import ConvclassError, IncompatibleModel
 from convclass.serving.app import ServingLimits, create_app, create_multi_model_app
-from convclass.serving.classifier import EmailClassifier, load_classifier, open_artifact, open_encoder
+from convclass.serving.classifier import (
+    EmailClassifier,
+    load_classifier,
+    load_head,
+    open_artifact,
+    open_encoder,
+)
 from convclass.serving.multimodel import ModelRegistry
 
 MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
@@ -88,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "--encoder-dir",
         type=Path,
         default=Path(os.environ[ENCODER_DIR_ENV]) if os.environ.get(ENCODER_DIR_ENV) else None,
-        help=f"multi-model: shared encoder for head models (default: ${ENCODER_DIR_ENV}; none: no heads)",
+        help=f"shared encoder that head models run on (default: ${ENCODER_DIR_ENV}; none: no heads)",
     )
     serve.add_argument(
         "--models-root",
@@ -113,6 +119,27 @@ def _load_full_in_process(model_batch_size: int) -> Callable[[ModelArtifact], Em
         return load_classifier(artifact, backend="inprocess", model_batch_size=model_batch_size)
 
     return load
+
+
+def _load_single(artifact: ModelArtifact, args: argparse.Namespace) -> EmailClassifier:
+    if artifact.info.is_head:
+        encoder = open_encoder(
+            args.encoder_dir,
+            backend=args.backend,
+            tfserving_url=args.tfserving_url,
+            tfserving_wait_s=args.tfserving_wait_s,
+        )
+        classifier = load_head(artifact, encoder, model_batch_size=args.model_batch_size)
+        classifier.warm_up()
+        return classifier
+    return load_classifier(
+        artifact,
+        backend=args.backend,
+        tfserving_url=args.tfserving_url,
+        tfserving_model=args.tfserving_model,
+        tfserving_wait_s=args.tfserving_wait_s,
+        model_batch_size=args.model_batch_size,
+    )
 
 
 def _multi_model_app(args: argparse.Namespace, limits: ServingLimits) -> FastAPI:
@@ -153,17 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             app = _multi_model_app(args, limits)
         else:
             artifact = open_artifact(args.model_dir)
-            app = create_app(
-                loader=lambda: load_classifier(
-                    artifact,
-                    backend=args.backend,
-                    tfserving_url=args.tfserving_url,
-                    tfserving_model=args.tfserving_model,
-                    tfserving_wait_s=args.tfserving_wait_s,
-                    model_batch_size=args.model_batch_size,
-                ),
-                limits=limits,
-            )
+            if artifact.info.is_head and args.encoder_dir is None:
+                raise IncompatibleModel("a head model needs the shared encoder: pass --encoder-dir")
+            app = create_app(loader=lambda: _load_single(artifact, args), limits=limits)
     except (ConvclassError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
