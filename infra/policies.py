@@ -76,6 +76,7 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:cloudwatch/eventTarget:EventTarget",
         "aws:cloudwatch/dashboard:Dashboard",
         "aws:scheduler/schedule:Schedule",
+        "aws:appautoscaling/policy:Policy",
     }
 )
 
@@ -101,6 +102,7 @@ KEY_PROPERTIES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "aws:scheduler/schedule:Schedule": lambda p: p.get("kmsKeyArn"),
     "aws:pipes/pipe:Pipe": lambda p: p.get("kmsKeyIdentifier"),
     "aws:lambda/function:Function": lambda p: p.get("kmsKeyArn"),
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": lambda p: p.get("kmsKeyArn"),
 }
 
 
