@@ -197,6 +197,18 @@ def load_all(server: Server, dirs: list[Path]) -> list[float]:
     return samples
 
 
+def count_loaded(server: Server) -> int:
+    """Walk ``GET /models`` page by page, as SageMaker does."""
+    count, token = 0, ""
+    while True:
+        _, listing = server.request("GET", "/models" + (f"?next_page_token={token}" if token else ""))
+        page = json.loads(listing)
+        count += len(page["models"])
+        token = page.get("nextPageToken", "")
+        if not token:
+            return count
+
+
 def warm_latencies(
     shared: Server, names: list[str], dedicated: Server, bodies: list[bytes], requests: int, seed: int
 ) -> tuple[list[float], list[float]]:
@@ -279,8 +291,7 @@ def main() -> int:
             heads_rss = shared.rss_mb
             cnn_loads = load_all(shared, cnns)
             end_rss = shared.rss_mb
-            _, listing = shared.request("GET", f"/models?page_size={len(heads) + len(cnns)}")
-            models_loaded = len(json.loads(listing)["models"])
+            models_loaded = count_loaded(shared)
             print(
                 f"loaded {models_loaded} models; rss {base_rss:.0f} -> {heads_rss:.0f} -> {end_rss:.0f} MB",
                 flush=True,

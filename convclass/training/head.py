@@ -121,7 +121,13 @@ def export_encoder(
 
 
 def embed(model: keras.Model, encoded: dict[str, np.ndarray]) -> np.ndarray:
-    return predict_probabilities(model, encoded, batch_size=EMBED_BATCH)
+    """Embeddings in input order, computed in batches of similar length (little padding to pay for)."""
+    order = np.argsort(encoded[ATTENTION_MASK].sum(axis=1), kind="stable")
+    by_length = {key: value[order] for key, value in encoded.items()}
+    embeddings = predict_probabilities(model, by_length, batch_size=EMBED_BATCH)
+    result = np.empty_like(embeddings)
+    result[order] = embeddings
+    return result
 
 
 def fit_head(
