@@ -50,6 +50,8 @@ JSON = "application/json"
 TEXT = "text/plain"
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"
+_TARGET_MODEL_RE = re.compile(r"[A-Za-z0-9._/-]{1,1024}")
 
 
 @dataclass(frozen=True)
@@ -360,7 +362,10 @@ def create_multi_model_app(registry: ModelRegistry, *, limits: ServingLimits | N
             except ModelNotLoaded as exc:
                 raise _HTTPError(404, "ModelNotLoaded", str(exc)) from None
 
-        return await _invoke(request, current, limits, model=model_name)
+        # SageMaker passes the caller's TargetModel (tenant/classifier/run key) for logs; plain keys only.
+        target = request.headers.get(TARGET_MODEL_HEADER, "")
+        label = f"{model_name} target={target if _TARGET_MODEL_RE.fullmatch(target) else '-'}"
+        return await _invoke(request, current, limits, model=label)
 
     _document_invocation_request(app, limits)
     return app

@@ -4,6 +4,7 @@ beside them, 409/507/404, the same limits and errors as single-model mode, and t
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from collections.abc import Iterator
@@ -83,7 +84,9 @@ def invoke(client: TestClient, name: str, document: object = EMAIL, **headers: s
     )
 
 
-def test_load_list_get_invoke_unload(client: TestClient, models_root: Path) -> None:
+def test_load_list_get_invoke_unload(
+    client: TestClient, models_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = models_root / SECRET_PATH_PART / "model"
     loaded = load(client, "acme-1", url)
     assert loaded.status_code == 200, loaded.text  # type: ignore[attr-defined]
@@ -92,8 +95,12 @@ def test_load_list_get_invoke_unload(client: TestClient, models_root: Path) -> N
     assert client.get("/models").json() == {"models": [{"modelName": "acme-1", "modelUrl": str(url)}]}
     assert client.get("/models/acme-1").json()["modelName"] == "acme-1"
 
-    answer = invoke(client, "acme-1", **{"X-Amzn-SageMaker-Target-Model": "acme/triage/run-1/model.tar.gz"})
+    with caplog.at_level(logging.INFO, logger="convclass.serving"):
+        answer = invoke(
+            client, "acme-1", **{"X-Amzn-SageMaker-Target-Model": "acme/triage/run-1/model.tar.gz"}
+        )
     assert answer.status_code == 200, answer.text
+    assert "model=acme-1 target=acme/triage/run-1/model.tar.gz" in caplog.text
     prediction = answer.json()["predictions"][0]
     assert len(prediction["labels"]) == 3
     assert all(score["label"].startswith("acme.") for score in prediction["labels"])
