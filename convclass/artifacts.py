@@ -14,6 +14,13 @@ Layout of the extracted ``model.tar.gz``::
                                 (model comparison reads this file)
     report/                     training_curves.png, confusion_matrix.png, summary.md, summary.html
 
+A ``head`` artifact (architecture ``head``: a classification head over a frozen, shared encoder) has no
+SavedModel and no tokenizer; the encoder's identity in artifact.json names the encoder it needs::
+
+    head.npz                    ``kernel`` float32 [encoder.dim, n_labels], ``bias`` float32 [n_labels],
+                                (no pickle): probabilities = softmax(embedding @ kernel + bias)
+    labels.json, artifact.json (``encoder`` set), metrics.json, report/
+
 Serving signature (``serving_default``) of the SavedModel::
 
     inputs:  input_ids       int32 [batch, max_length]   token ids from convclass.tokenization.encode_texts
@@ -59,7 +66,14 @@ LABELS_FILE = "labels.json"
 ARTIFACT_FILE = "artifact.json"
 METRICS_FILE = "metrics.json"
 REPORT_DIR = "report"
+HEAD_FILE = "head.npz"
+HEAD_ARCHITECTURE = "head"
 REPORT_FILES = ("training_curves.png", "confusion_matrix.png", "summary.md", "summary.html")
+
+#: The shared encoder directory (``convclass.training.head.export_encoder``): ``encoder.json``, the encoder's
+#: ``tokenizer.json`` and ``model/<version>/`` (SavedModel: input_ids, attention_mask → ``embeddings``).
+ENCODER_FILE = "encoder.json"
+EMBEDDINGS_OUTPUT = "embeddings"
 
 SIGNATURE_NAME = "serving_default"
 INPUT_IDS = "input_ids"
@@ -79,6 +93,43 @@ class SignatureInfo(BaseModel):
     output_dtype: Literal["float32"] = "float32"
 
 
+class EncoderRef(BaseModel):
+    """The frozen encoder a ``head`` artifact runs on; a server refuses a head for an encoder it lacks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="e.g. sentence-transformers/all-MiniLM-L6-v2")
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the encoder's weights file")
+    dim: int = Field(ge=1, description="width of the pooled embedding the head reads")
+    pooling: Literal["mean"] = "mean"
+
+    def same_weights(self, other: EncoderRef) -> bool:
+        """Identity is the weights (digest), width and pooling; the name is for people."""
+        return (self.digest, self.dim, self.pooling) == (other.digest, other.dim, other.pooling)
+
+
+class EncoderManifest(BaseModel):
+    """encoder.json: which encoder a shared encoder directory holds and how to feed it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int = ARTIFACT_FORMAT_VERSION
+    encoder: EncoderRef
+    max_length: int = Field(ge=2, le=512)
+    model_version: int = Field(default=1, ge=1)
+
+
+def read_encoder_manifest(root: Path) -> EncoderManifest:
+    manifest = _read_model(root / ENCODER_FILE, EncoderManifest)
+    if manifest.format_version != ARTIFACT_FORMAT_VERSION:
+        raise IncompatibleModel(f"encoder format {manifest.format_version} is not supported")
+    if not (root / TOKENIZER_FILE).is_file():
+        raise IncompatibleModel(f"encoder directory lacks {TOKENIZER_FILE}")
+    if not (saved_model_path(root, manifest.model_version) / "saved_model.pb").is_file():
+        raise IncompatibleModel(f"encoder directory lacks {SAVED_MODEL_DIR}/{manifest.model_version}")
+    return manifest
+
+
 class ArtifactInfo(BaseModel):
     """artifact.json: what serving needs to prepare inputs exactly as training did."""
 
@@ -94,6 +145,17 @@ class ArtifactInfo(BaseModel):
     signature: SignatureInfo = SignatureInfo()
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     versions: dict[str, str] = Field(default_factory=dict, description="convclass, tensorflow, keras, ...")
+    encoder: EncoderRef | None = Field(default=None, description="head artifacts only: the shared encoder")
+
+    @model_validator(mode="after")
+    def _encoder_iff_head(self) -> ArtifactInfo:
+        if (self.architecture == HEAD_ARCHITECTURE) != (self.encoder is not None):
+            raise ValueError("encoder must be set exactly when architecture is 'head'")
+        return self
+
+    @property
+    def is_head(self) -> bool:
+        return self.encoder is not None
 
 
 class LabelMap(BaseModel):
@@ -218,6 +280,10 @@ class ModelArtifact:
         return self.root / TOKENIZER_FILE
 
     @property
+    def head_path(self) -> Path:
+        return self.root / HEAD_FILE
+
+    @property
     def report_dir(self) -> Path:
         return self.root / REPORT_DIR
 
@@ -246,7 +312,8 @@ def load_artifact(
 ) -> ModelArtifact:
     """Validate an extracted artifact directory; raise ``IncompatibleModel`` naming what is wrong.
 
-    Pass the serving side's ``cleaning_version`` to refuse a model trained on differently cleaned text.
+    Pass the serving side's ``cleaning_version`` to refuse a model trained on differently cleaned text; the
+    serving signature must be the one this code calls.
     """
     info = _read_model(root / ARTIFACT_FILE, ArtifactInfo)
     if info.format_version != ARTIFACT_FORMAT_VERSION:
@@ -259,15 +326,23 @@ def load_artifact(
             f"model was trained on cleaning version {info.cleaning_version!r}, "
             f"this code cleans as {cleaning_version!r}"
         )
+    if info.signature != SignatureInfo():
+        raise IncompatibleModel("artifact.json declares a serving signature this code does not call")
     label_map = _read_model(root / LABELS_FILE, LabelMap)
     if len(label_map.labels) != info.n_labels:
         raise IncompatibleModel(
             f"labels.json has {len(label_map.labels)} labels, artifact.json says {info.n_labels}"
         )
-    if not (root / TOKENIZER_FILE).is_file():
-        raise IncompatibleModel(f"model artifact lacks {TOKENIZER_FILE}")
-    if not (saved_model_path(root, info.model_version) / "saved_model.pb").is_file():
-        raise IncompatibleModel(f"model artifact lacks {SAVED_MODEL_DIR}/{info.model_version}/saved_model.pb")
+    if info.is_head:
+        if not (root / HEAD_FILE).is_file():
+            raise IncompatibleModel(f"model artifact lacks {HEAD_FILE}")
+    else:
+        if not (root / TOKENIZER_FILE).is_file():
+            raise IncompatibleModel(f"model artifact lacks {TOKENIZER_FILE}")
+        if not (saved_model_path(root, info.model_version) / "saved_model.pb").is_file():
+            raise IncompatibleModel(
+                f"model artifact lacks {SAVED_MODEL_DIR}/{info.model_version}/saved_model.pb"
+            )
     metrics: ModelMetrics | None = None
     if (root / METRICS_FILE).is_file() or require_metrics:
         metrics = read_metrics(root / METRICS_FILE)

@@ -464,6 +464,71 @@ def describe(
     )
 
 
+@app.command()
+def cost(
+    tenants: Annotated[int, typer.Option(min=1, help="Tenants hosted.")] = 1000,
+    classifiers_per_tenant: Annotated[int, typer.Option(min=1, help="Classifiers per tenant.")] = 1,
+    emails_per_month: Annotated[float, typer.Option(min=0, help="Emails per classifier and month.")] = 5000,
+    model_mb: Annotated[float, typer.Option(min=0, help="Memory one loaded model adds (measured).")] = 0.5,
+    cpu_ms_per_email: Annotated[float, typer.Option(min=0, help="Warm CPU ms per email (measured).")] = 10.0,
+    instance_type: Annotated[str, typer.Option(help="Endpoint instance type.")] = "ml.c5.large",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Monthly hosting cost per tenant: dedicated, shared (multi-model) and serverless endpoints."""
+    from convclass.hosting.cost import (
+        PRICES_CHECKED_ON,
+        REGION,
+        ClassifierProfile,
+        Fleet,
+        Workload,
+        recommend,
+    )
+    from convclass.hosting.cost import estimate as estimate_cost
+
+    try:
+        workload = Workload(
+            tenants=tenants,
+            classifiers_per_tenant=classifiers_per_tenant,
+            emails_per_month=emails_per_month,
+            model_mb=model_mb,
+            cpu_ms_per_email=cpu_ms_per_email,
+        )
+        fleet = Fleet(instance_type=instance_type)
+        report = estimate_cost(workload, fleet)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    advice = recommend(ClassifierProfile(emails_per_month=emails_per_month), workload, fleet)
+    per_tenant = {
+        "dedicated": round(report.dedicated, 4),
+        "shared": round(report.shared, 4),
+        "serverless": round(report.serverless, 4),
+    }
+    prices = f"on-demand {REGION}, checked {PRICES_CHECKED_ON.isoformat()}"
+    figures = {
+        "usd_per_tenant_month": per_tenant,
+        "shared_instances": report.shared_plan.instances,
+        "recommendation": advice.mode,
+        "reason": advice.reason,
+        "notes": report.notes,
+        "prices": prices,
+    }
+    if as_json:
+        _print_json(figures)
+        return
+    table = Table(
+        title=f"{tenants} tenants x {classifiers_per_tenant} classifier(s), {emails_per_month:g} emails"
+    )
+    table.add_column("mode")
+    table.add_column("USD per tenant-month", justify="right")
+    for mode, value in per_tenant.items():
+        table.add_row(mode, f"{value:,.2f}")
+    console.print(table)
+    console.print(f"recommended: {advice.mode} ({advice.reason})", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(prices, highlight=False)
+
+
 @local_app.command("demo")
 def local_demo(
     interactive: Annotated[

@@ -155,6 +155,26 @@ class ServingConfig(_Model):
     server_error_alarm_threshold: Annotated[int, Field(ge=1)] = 1
 
 
+class SharedEndpointConfig(_Model):
+    """The shared multi-model endpoint (infra.shared_endpoint): fleet size, scaling target and alarms."""
+
+    enabled: bool = True
+    instance_type: str = Field(default="ml.c5.large", pattern=INSTANCE_TYPE_PATTERN)
+    # At least two instances keep the endpoint answering through an instance failure.
+    min_instances: Annotated[int, Field(ge=1, le=100)] = 2
+    max_instances: Annotated[int, Field(ge=1, le=100)] = 4
+    # Target of the scaling policy: invocations per instance per minute.
+    invocations_per_instance_target: Annotated[int, Field(ge=1)] = 1000
+    model_loading_wait_alarm_ms: Annotated[int, Field(ge=1)] = 2000
+    server_error_alarm_threshold: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _max_covers_min(self) -> SharedEndpointConfig:
+        if self.max_instances < self.min_instances:
+            raise ValueError("sharedEndpoint.maxInstances must be >= sharedEndpoint.minInstances")
+        return self
+
+
 class ClassifierConfig(_Model):
     id: str
     # Field of a conversation that holds the label this classifier learns (e.g. "category").
@@ -237,6 +257,7 @@ class StackArgs(_Model):
     functions: FunctionsConfig = FunctionsConfig()
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
+    shared_endpoint: SharedEndpointConfig = SharedEndpointConfig()
     inference: InferenceConfig = InferenceConfig()
     # Deployment-wide knobs of the training workflow: the fields of statemachine.PipelineSettings, camelCased.
     pipeline: dict[str, int | bool] = Field(default_factory=dict)

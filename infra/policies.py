@@ -77,6 +77,7 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:cloudwatch/eventArchive:EventArchive",
         "aws:cloudwatch/dashboard:Dashboard",
         "aws:scheduler/schedule:Schedule",
+        "aws:appautoscaling/policy:Policy",
     }
 )
 
@@ -102,6 +103,7 @@ KEY_PROPERTIES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "aws:scheduler/schedule:Schedule": lambda p: p.get("kmsKeyArn"),
     "aws:pipes/pipe:Pipe": lambda p: p.get("kmsKeyIdentifier"),
     "aws:lambda/function:Function": lambda p: p.get("kmsKeyArn"),
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": lambda p: p.get("kmsKeyArn"),
 }
 
 

@@ -15,6 +15,7 @@ from infra.monitoring import Monitoring, MonitoringArgs
 from infra.notifications import Notifications, NotificationsArgs
 from infra.orchestration import Orchestration, OrchestrationArgs
 from infra.sagemaker import SageMaker, SageMakerArgs
+from infra.shared_endpoint import SharedEndpoint, SharedEndpointArgs
 from infra.storage import Storage, StorageArgs
 from infra.triggers import Triggers, TriggersArgs
 
@@ -31,6 +32,7 @@ class ConvclassStack:
     orchestration: Orchestration
     triggers: Triggers
     monitoring: Monitoring
+    shared_endpoint: SharedEndpoint | None
 
 
 def aws_env(region: str) -> pulumi.Output[AwsEnv]:
@@ -139,6 +141,26 @@ def build(args: StackArgs) -> ConvclassStack:
         ),
     )
 
+    shared_endpoint = None
+    if args.shared_endpoint.enabled:
+        shared_endpoint = SharedEndpoint(
+            "shared-endpoint",
+            SharedEndpointArgs(
+                naming=naming,
+                env=env,
+                config=args.shared_endpoint,
+                bucket=storage.bucket_name,
+                key_arn=storage.key_arn,
+                serving_image_uri=images.image_uris["serving"],
+                serving_repository_arn=images.repository_arns["serving"],
+                topic_arn=notifications.topic_arn,
+                log_retention_days=args.log_retention_days,
+                create_log_group=args.sagemaker_log_groups,
+            ),
+        )
+        pulumi.export("shared_endpoint_name", shared_endpoint.endpoint_name)
+        pulumi.export("shared_models_url", shared_endpoint.model_data_url)
+
     # Names match convclass.stack.StackOutputs, which the CLI reads from `pulumi stack output --json`.
     pulumi.export("region", args.region)
     pulumi.export("data_bucket", storage.bucket_name)
@@ -156,5 +178,13 @@ def build(args: StackArgs) -> ConvclassStack:
     pulumi.export("image_uris", images.image_uris)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
     return ConvclassStack(
-        storage, images, functions, sagemaker, notifications, orchestration, triggers, monitoring
+        storage,
+        images,
+        functions,
+        sagemaker,
+        notifications,
+        orchestration,
+        triggers,
+        monitoring,
+        shared_endpoint,
     )

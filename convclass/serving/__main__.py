@@ -1,23 +1,53 @@
 """``python -m convclass.serving serve``: the serving image's command.
 
-The artifact is checked before the server binds its port, so an incompatible model stops the container with a
-named error instead of answering 503 forever; the model itself loads in the background while ``/ping`` is 503.
+Single-model mode (default): the artifact is checked before the server binds its port, so an incompatible
+model stops the container with a named error instead of answering 503 forever; the model itself loads in the
+background while ``/ping`` is 503.
+
+Multi-model mode (``--multi-model``, or ``SAGEMAKER_MULTI_MODEL=true`` as SageMaker sets it on a multi-model
+endpoint): no model at start; SageMaker loads and unloads them through ``/models``. The shared encoder
+(``--encoder-dir``) is opened before the port is bound, and heads run on it; full models load their
+SavedModel in this process (TensorFlow must be importable).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
-from convclass.errors import ConvclassError
-from convclass.serving.app import ServingLimits, create_app
-from convclass.serving.classifier import load_classifier, open_artifact
+from convclass.artifacts import ModelArtifact
+from convclass.errors import ConvclassError, IncompatibleModel
+from convclass.serving.app import ServingLimits, create_app, create_multi_model_app
+from convclass.serving.classifier import (
+    EmailClassifier,
+    load_classifier,
+    load_head,
+    open_artifact,
+    open_encoder,
+)
+from convclass.serving.multimodel import ModelRegistry
+
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+ENCODER_DIR_ENV = "CONVCLASS_ENCODER_DIR"
+MEMORY_BUDGET_ENV = "CONVCLASS_MEMORY_BUDGET_MB"
+#: Share of the machine's memory the models may take when no budget is set (the rest: Python, TF, requests).
+DEFAULT_MEMORY_SHARE = 0.7
+
+
+def _default_memory_budget_mb() -> int:
+    configured = os.environ.get(MEMORY_BUDGET_ENV)
+    if configured:
+        return int(configured)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(total * DEFAULT_MEMORY_SHARE / 2**20)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +84,82 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--top-k", type=int, default=ServingLimits.top_k, help="labels per prediction")
     serve.add_argument("--model-batch-size", type=int, default=64, help="most emails per model call")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--multi-model",
+        action="store_true",
+        default=os.environ.get(MULTI_MODEL_ENV, "").lower() == "true",
+        help=f"SageMaker multi-model mode (default: ${MULTI_MODEL_ENV}=true)",
+    )
+    serve.add_argument(
+        "--encoder-dir",
+        type=Path,
+        default=Path(os.environ[ENCODER_DIR_ENV]) if os.environ.get(ENCODER_DIR_ENV) else None,
+        help=f"shared encoder that head models run on (default: ${ENCODER_DIR_ENV}; none: no heads)",
+    )
+    serve.add_argument(
+        "--models-root",
+        type=Path,
+        default=Path("/opt/ml/models"),
+        help="multi-model: the only directory models may be loaded from",
+    )
+    serve.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=None,
+        help=f"multi-model: memory the loaded models may take, else 507 (default: ${MEMORY_BUDGET_ENV}, "
+        f"else {DEFAULT_MEMORY_SHARE:.0%} of the machine's memory)",
+    )
     return parser
+
+
+def _load_full_in_process(model_batch_size: int) -> Callable[[ModelArtifact], EmailClassifier]:
+    def load(artifact: ModelArtifact) -> EmailClassifier:
+        if importlib.util.find_spec("tensorflow") is None:
+            raise IncompatibleModel("this server runs heads only: full models need TensorFlow in process")
+        return load_classifier(artifact, backend="inprocess", model_batch_size=model_batch_size)
+
+    return load
+
+
+def _load_single(artifact: ModelArtifact, args: argparse.Namespace) -> EmailClassifier:
+    if artifact.info.is_head:
+        encoder = open_encoder(
+            args.encoder_dir,
+            backend=args.backend,
+            tfserving_url=args.tfserving_url,
+            tfserving_wait_s=args.tfserving_wait_s,
+        )
+        classifier = load_head(artifact, encoder, model_batch_size=args.model_batch_size)
+        classifier.warm_up()
+        return classifier
+    return load_classifier(
+        artifact,
+        backend=args.backend,
+        tfserving_url=args.tfserving_url,
+        tfserving_model=args.tfserving_model,
+        tfserving_wait_s=args.tfserving_wait_s,
+        model_batch_size=args.model_batch_size,
+    )
+
+
+def _multi_model_app(args: argparse.Namespace, limits: ServingLimits) -> FastAPI:
+    encoder = None
+    if args.encoder_dir is not None:
+        encoder = open_encoder(
+            args.encoder_dir,
+            backend=args.backend,
+            tfserving_url=args.tfserving_url,
+            tfserving_wait_s=args.tfserving_wait_s,
+        )
+    budget_mb = args.memory_budget_mb if args.memory_budget_mb is not None else _default_memory_budget_mb()
+    registry = ModelRegistry(
+        memory_budget_bytes=budget_mb * 2**20,
+        load_full=_load_full_in_process(args.model_batch_size),
+        encoder=encoder,
+        models_root=args.models_root,
+        model_batch_size=args.model_batch_size,
+    )
+    return create_multi_model_app(registry, limits=limits)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,22 +176,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_email_bytes=args.max_email_bytes,
             top_k=args.top_k,
         )
-        artifact = open_artifact(args.model_dir)
+        if args.multi_model:
+            app = _multi_model_app(args, limits)
+        else:
+            artifact = open_artifact(args.model_dir)
+            if artifact.info.is_head and args.encoder_dir is None:
+                raise IncompatibleModel("a head model needs the shared encoder: pass --encoder-dir")
+            app = create_app(loader=lambda: _load_single(artifact, args), limits=limits)
     except (ConvclassError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
-    app = create_app(
-        loader=lambda: load_classifier(
-            artifact,
-            backend=args.backend,
-            tfserving_url=args.tfserving_url,
-            tfserving_model=args.tfserving_model,
-            tfserving_wait_s=args.tfserving_wait_s,
-            model_batch_size=args.model_batch_size,
-        ),
-        limits=limits,
-    )
     # SageMaker sends SIGTERM and kills 30 s later: finish in-flight requests well within that.
     uvicorn.run(
         app,

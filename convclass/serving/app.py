@@ -23,14 +23,24 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 import convclass
-from convclass.errors import ModelFailure
+from convclass.errors import IncompatibleModel, InvalidInput, ModelFailure
 from convclass.serving.classifier import EmailClassifier, InboundEmail
+from convclass.serving.multimodel import (
+    MAX_PAGE_SIZE,
+    ModelAlreadyLoaded,
+    ModelMemoryExhausted,
+    ModelNotLoaded,
+    ModelRegistry,
+)
 from convclass.serving.schemas import (
     INVOCATION_REQUEST,
     BatchIn,
     EmailIn,
     ErrorResponse,
     InvocationResponse,
+    LoadModelRequest,
+    ModelDescription,
+    ModelList,
     PingResponse,
 )
 
@@ -40,6 +50,8 @@ JSON = "application/json"
 TEXT = "text/plain"
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"
+_TARGET_MODEL_RE = re.compile(r"[A-Za-z0-9._/-]{1,1024}")
 
 
 @dataclass(frozen=True)
@@ -135,69 +147,71 @@ def create_app(
     @app.post(
         "/invocations",
         response_model=InvocationResponse,
-        responses={
-            400: {
-                "model": ErrorResponse,
-                "description": "malformed JSON or a schema error (names the field)",
-            },
-            413: {"model": ErrorResponse, "description": "over a batch, request or email size limit"},
-            415: {
-                "model": ErrorResponse,
-                "description": "content type other than application/json, text/plain",
-            },
-            500: {"model": ErrorResponse, "description": "the model failed; nothing internal is disclosed"},
-            503: {"model": ErrorResponse, "description": "the model has not finished loading"},
-        },
+        responses=_INVOCATION_RESPONSES,
         openapi_extra={"requestBody": _REQUEST_BODY_DOC},
         summary="Classify one email or a batch",
     )
     async def invocations(request: Request) -> Response:
-        started = time.perf_counter()
-        request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()[:100]
-        size = 0
-        n_emails = 0
-        try:
-            current = slot.classifier
-            if slot.status != "ready" or current is None:
+        def current() -> EmailClassifier:
+            if slot.status != "ready" or slot.classifier is None:
                 raise _HTTPError(503, "ModelNotReady", "the model has not finished loading")
-            if content_type not in (JSON, TEXT):
-                raise _HTTPError(
-                    415, "UnsupportedMediaType", f"content type must be {JSON} or {TEXT}", ["content-type"]
-                )
-            body = await _read_capped(request, limits.max_request_bytes)
-            size = len(body)
-            emails = _parse(body, content_type, limits)
-            n_emails = len(emails)
-            predictions = await run_in_threadpool(current.classify, emails, top_k=limits.top_k)
-            response = Response(
-                InvocationResponse(predictions=predictions).model_dump_json(), media_type=JSON
-            )
-        except _HTTPError as exc:
-            response = _error_response(exc, request_id)
-        except ModelFailure as exc:
-            logger.error("request_id=%s model failure: %s", request_id, exc)
-            response = _error_response(
-                _HTTPError(500, "ModelFailure", "the model failed to classify the request"), request_id
-            )
-        except Exception as exc:
-            # Only the exception's type is logged: messages of parsing/cleaning errors may quote the input.
-            logger.error("request_id=%s unexpected %s", request_id, type(exc).__name__)
-            response = _error_response(
-                _HTTPError(500, "InternalError", "the request could not be classified"), request_id
-            )
-        response.headers[REQUEST_ID_HEADER] = request_id
-        logger.info(
-            "invocation request_id=%s status=%d content_type=%s bytes=%d emails=%d latency_ms=%.2f",
-            request_id,
-            response.status_code,
-            content_type or "-",
-            size,
-            n_emails,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+            return slot.classifier
 
+        return await _invoke(request, current, limits)
+
+    _document_invocation_request(app, limits)
+    return app
+
+
+async def _invoke(
+    request: Request, classifier: Callable[[], EmailClassifier], limits: ServingLimits, model: str = "-"
+) -> Response:
+    """Read, limit and parse one invocation, classify it, map every failure to its status; log one line."""
+    started = time.perf_counter()
+    request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()[:100]
+    size = 0
+    n_emails = 0
+    try:
+        current = classifier()
+        if content_type not in (JSON, TEXT):
+            raise _HTTPError(
+                415, "UnsupportedMediaType", f"content type must be {JSON} or {TEXT}", ["content-type"]
+            )
+        body = await _read_capped(request, limits.max_request_bytes)
+        size = len(body)
+        emails = _parse(body, content_type, limits)
+        n_emails = len(emails)
+        predictions = await run_in_threadpool(current.classify, emails, top_k=limits.top_k)
+        response = Response(InvocationResponse(predictions=predictions).model_dump_json(), media_type=JSON)
+    except _HTTPError as exc:
+        response = _error_response(exc, request_id)
+    except ModelFailure as exc:
+        logger.error("request_id=%s model failure: %s", request_id, exc)
+        response = _error_response(
+            _HTTPError(500, "ModelFailure", "the model failed to classify the request"), request_id
+        )
+    except Exception as exc:
+        # Only the exception's type is logged: messages of parsing/cleaning errors may quote the input.
+        logger.error("request_id=%s unexpected %s", request_id, type(exc).__name__)
+        response = _error_response(
+            _HTTPError(500, "InternalError", "the request could not be classified"), request_id
+        )
+    response.headers[REQUEST_ID_HEADER] = request_id
+    logger.info(
+        "invocation request_id=%s status=%d content_type=%s bytes=%d emails=%d latency_ms=%.2f model=%s",
+        request_id,
+        response.status_code,
+        content_type or "-",
+        size,
+        n_emails,
+        (time.perf_counter() - started) * 1000,
+        model,
+    )
+    return response
+
+
+def _document_invocation_request(app: FastAPI, limits: ServingLimits) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -213,6 +227,147 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_INVOCATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "malformed JSON or a schema error (names the field)"},
+    413: {"model": ErrorResponse, "description": "over a batch, request or email size limit"},
+    415: {"model": ErrorResponse, "description": "content type other than application/json, text/plain"},
+    500: {"model": ErrorResponse, "description": "the model failed; nothing internal is disclosed"},
+    503: {"model": ErrorResponse, "description": "the model has not finished loading"},
+}
+
+
+def create_multi_model_app(registry: ModelRegistry, *, limits: ServingLimits | None = None) -> FastAPI:
+    """SageMaker's multi-model container contract around ``registry`` (``SAGEMAKER_MULTI_MODEL=true``).
+
+    ``POST /models`` loads (409 if loaded, 507 if over the memory budget), ``GET /models[/{name}]`` lists and
+    describes, ``DELETE /models/{name}`` unloads, ``POST /models/{name}/invoke`` classifies exactly as
+    ``/invocations`` does in single-model mode (same limits, cleaning and errors). An unknown name is 404.
+    """
+    limits = limits or ServingLimits()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        registry.close()
+
+    app = FastAPI(
+        title="convclass inference (multi-model)",
+        version=convclass.__version__,
+        description=_DESCRIPTION.format(limits=limits),
+        lifespan=lifespan,
+    )
+
+    def error(status: int, name: str, message: str, request: Request, fields: Sequence[str] = ()) -> Response:
+        request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
+        return _error_response(_HTTPError(status, name, message, fields), request_id)
+
+    @app.get("/ping", response_model=PingResponse, summary="Health check: 200 while the server answers")
+    def ping() -> Response:
+        encoder = registry.encoder
+        if encoder is not None and not encoder.backend.healthy():
+            return Response(
+                PingResponse(status="loading").model_dump_json(), status_code=503, media_type=JSON
+            )
+        return Response(PingResponse(status="ready").model_dump_json(), media_type=JSON)
+
+    @app.post(
+        "/models",
+        response_model=ModelDescription,
+        responses={
+            400: {"model": ErrorResponse, "description": "malformed request, or the artifact was refused"},
+            409: {"model": ErrorResponse, "description": "a model of that name is already loaded"},
+            507: {"model": ErrorResponse, "description": "not enough memory: unload models and retry"},
+        },
+        summary="Load a model (SageMaker calls this after downloading it)",
+    )
+    async def load_model(request: Request) -> Response:
+        try:
+            body = await _read_capped(request, 64 * 1024)
+            document = LoadModelRequest.model_validate_json(body)
+        except _HTTPError as exc:
+            return error(exc.status, exc.error, exc.message, request, exc.fields)
+        except ValidationError as exc:
+            invalid = _validation_error(exc)
+            return error(400, invalid.error, invalid.message, request, invalid.fields)
+        try:
+            loaded = await run_in_threadpool(registry.load, document.model_name, document.url)
+        except ModelAlreadyLoaded as exc:
+            return error(409, "ModelAlreadyLoaded", str(exc), request)
+        except ModelMemoryExhausted as exc:
+            return error(507, "InsufficientMemory", str(exc), request)
+        except (IncompatibleModel, InvalidInput) as exc:
+            logger.warning("model refused name=%s: %s", document.model_name, exc)
+            return error(400, type(exc).__name__, str(exc), request)
+        except Exception as exc:
+            logger.error("model load failed name=%s: %s", document.model_name, type(exc).__name__)
+            return error(500, "ModelLoadFailed", "the model could not be loaded", request)
+        description = ModelDescription(modelName=loaded.name, modelUrl=loaded.url)
+        return Response(description.model_dump_json(), media_type=JSON)
+
+    @app.get("/models", response_model=ModelList, summary="List the loaded models (paginated)")
+    def list_models(
+        request: Request, next_page_token: str | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> Response:
+        try:
+            models, following = registry.page(next_page_token, page_size)
+        except InvalidInput as exc:
+            return error(400, "InvalidInput", str(exc), request, ["next_page_token"])
+        listing = ModelList(
+            models=[ModelDescription(modelName=m.name, modelUrl=m.url) for m in models],
+            nextPageToken=following,
+        )
+        return Response(listing.model_dump_json(exclude_none=True), media_type=JSON)
+
+    @app.get(
+        "/models/{model_name}",
+        response_model=ModelDescription,
+        responses={404: {"model": ErrorResponse, "description": "no model of that name is loaded"}},
+        summary="Describe one loaded model",
+    )
+    def get_model(model_name: str, request: Request) -> Response:
+        try:
+            loaded = registry.get(model_name)
+        except ModelNotLoaded as exc:
+            return error(404, "ModelNotLoaded", str(exc), request)
+        return Response(ModelDescription(modelName=loaded.name, modelUrl=loaded.url).model_dump_json())
+
+    @app.delete(
+        "/models/{model_name}",
+        responses={404: {"model": ErrorResponse, "description": "no model of that name is loaded"}},
+        summary="Unload a model",
+    )
+    async def unload_model(model_name: str, request: Request) -> Response:
+        try:
+            await run_in_threadpool(registry.unload, model_name)
+        except ModelNotLoaded as exc:
+            return error(404, "ModelNotLoaded", str(exc), request)
+        return Response(status_code=200)
+
+    @app.post(
+        "/models/{model_name}/invoke",
+        response_model=InvocationResponse,
+        responses={
+            **_INVOCATION_RESPONSES,
+            404: {"model": ErrorResponse, "description": "no model of that name is loaded"},
+        },
+        openapi_extra={"requestBody": _REQUEST_BODY_DOC},
+        summary="Classify one email or a batch with one loaded model",
+    )
+    async def invoke(model_name: str, request: Request) -> Response:
+        def current() -> EmailClassifier:
+            try:
+                return registry.get(model_name).classifier
+            except ModelNotLoaded as exc:
+                raise _HTTPError(404, "ModelNotLoaded", str(exc)) from None
+
+        # SageMaker passes the caller's TargetModel (tenant/classifier/run key) for logs; plain keys only.
+        target = request.headers.get(TARGET_MODEL_HEADER, "")
+        label = f"{model_name} target={target if _TARGET_MODEL_RE.fullmatch(target) else '-'}"
+        return await _invoke(request, current, limits, model=label)
+
+    _document_invocation_request(app, limits)
     return app
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from convclass.artifacts import ATTENTION_MASK, INPUT_IDS, OUTPUT_NAME, SIGNATURE_NAME
-from convclass.errors import ModelFailure
+from convclass.errors import IncompatibleModel, ModelFailure
 
 IntMatrix = NDArray[np.int32]
 FloatMatrix = NDArray[np.float32]
@@ -153,3 +153,55 @@ def _select_output(document: Any, output: str) -> Any:
     if isinstance(outputs, dict):
         return outputs[output]
     return outputs
+
+
+class HeadBackend:
+    """A tenant's classification head over the shared encoder: ``softmax(embedding @ kernel + bias)``.
+
+    The encoder is shared by every head on the server; a head holds two small arrays, so loading one is a file
+    read. ``close`` leaves the encoder alone: it belongs to the server, not to the head.
+    """
+
+    def __init__(self, encoder: ModelBackend, kernel: FloatMatrix, bias: NDArray[np.float32]):
+        self._encoder = encoder
+        self._kernel = kernel
+        self._bias = bias
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._kernel.nbytes + self._bias.nbytes)
+
+    def predict(self, input_ids: IntMatrix, attention_mask: IntMatrix) -> FloatMatrix:
+        embeddings = self._encoder.predict(input_ids, attention_mask)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self._kernel.shape[0]:
+            raise ModelFailure(
+                f"encoder returned shape {embeddings.shape}, the head reads {self._kernel.shape[0]}"
+            )
+        logits = embeddings @ self._kernel + self._bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        result: FloatMatrix = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
+        return result
+
+    def healthy(self) -> bool:
+        return self._encoder.healthy()
+
+    def close(self) -> None:
+        pass
+
+
+def read_head(path: Path, *, dim: int, n_labels: int) -> tuple[FloatMatrix, NDArray[np.float32]]:
+    """Read ``head.npz`` without pickle and check it against the artifact; ``IncompatibleModel`` otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            kernel = np.asarray(arrays["kernel"], dtype=np.float32)
+            bias = np.asarray(arrays["bias"], dtype=np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise IncompatibleModel(f"{path.name} is not a readable head ({type(exc).__name__})") from exc
+    if kernel.shape != (dim, n_labels) or bias.shape != (n_labels,):
+        raise IncompatibleModel(
+            f"{path.name} holds kernel {kernel.shape} and bias {bias.shape}; expected ({dim}, {n_labels})"
+        )
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise IncompatibleModel(f"{path.name} holds non-finite weights")
+    return kernel, bias

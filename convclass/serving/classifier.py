@@ -15,15 +15,24 @@ from typing import Literal
 import numpy as np
 from tokenizers import Tokenizer
 
-from convclass.artifacts import ModelArtifact, load_artifact
+from convclass.artifacts import (
+    EMBEDDINGS_OUTPUT,
+    EncoderManifest,
+    ModelArtifact,
+    load_artifact,
+    read_encoder_manifest,
+    saved_model_path,
+)
 from convclass.cleaning import CLEANING_VERSION, CleanedEmail, clean_email
-from convclass.errors import ModelFailure
+from convclass.errors import IncompatibleModel, ModelFailure
 from convclass.serving.backends import (
     FloatMatrix,
+    HeadBackend,
     InProcessBackend,
     IntMatrix,
     ModelBackend,
     TFServingRestBackend,
+    read_head,
 )
 from convclass.serving.schemas import InputWarning, LabelScore, Prediction
 from convclass.tokenization import encode_texts, load_tokenizer
@@ -186,3 +195,66 @@ def load_classifier(
     classifier = EmailClassifier.from_artifact(artifact, model, model_batch_size=model_batch_size)
     classifier.warm_up()
     return classifier
+
+
+#: TF Serving's --model_name for the shared encoder in the serving image.
+ENCODER_MODEL_NAME = "encoder"
+
+
+@dataclass(frozen=True)
+class SharedEncoder:
+    """The frozen encoder every ``head`` on a multi-model server runs on: loaded once, shared by all heads."""
+
+    manifest: EncoderManifest
+    tokenizer: Tokenizer
+    backend: ModelBackend
+
+
+def open_encoder(
+    encoder_dir: Path,
+    *,
+    backend: BackendKind = "inprocess",
+    tfserving_url: str = "http://127.0.0.1:8501",
+    tfserving_wait_s: float = 300.0,
+) -> SharedEncoder:
+    """Load the shared encoder (``encoder.json``, tokenizer, SavedModel with an ``embeddings`` output)."""
+    manifest = read_encoder_manifest(encoder_dir)
+    model: ModelBackend
+    if backend == "inprocess":
+        model = InProcessBackend(
+            saved_model_path(encoder_dir, manifest.model_version), output=EMBEDDINGS_OUTPUT
+        )
+    else:
+        rest = TFServingRestBackend(
+            tfserving_url, ENCODER_MODEL_NAME, manifest.model_version, output=EMBEDDINGS_OUTPUT
+        )
+        rest.wait_until_available(tfserving_wait_s)
+        model = rest
+    return SharedEncoder(
+        manifest=manifest, tokenizer=load_tokenizer(encoder_dir / "tokenizer.json"), backend=model
+    )
+
+
+def load_head(
+    artifact: ModelArtifact, encoder: SharedEncoder | None, *, model_batch_size: int = 64
+) -> EmailClassifier:
+    """A head on the shared encoder; refused unless the artifact names exactly the server's encoder."""
+    wanted = artifact.info.encoder
+    if wanted is None:
+        raise IncompatibleModel("the artifact is not a head")
+    if encoder is None:
+        raise IncompatibleModel("this server holds no shared encoder, so it cannot serve a head")
+    if not wanted.same_weights(encoder.manifest.encoder):
+        raise IncompatibleModel(
+            f"the head was trained on encoder {wanted.name} ({wanted.digest[:12]}), "
+            f"this server holds {encoder.manifest.encoder.name} ({encoder.manifest.encoder.digest[:12]})"
+        )
+    kernel, bias = read_head(artifact.head_path, dim=wanted.dim, n_labels=artifact.info.n_labels)
+    return EmailClassifier(
+        tokenizer=encoder.tokenizer,
+        backend=HeadBackend(encoder.backend, kernel, bias),
+        labels=artifact.labels,
+        max_length=min(artifact.info.max_length, encoder.manifest.max_length),
+        model_version=str(artifact.info.model_version),
+        model_batch_size=model_batch_size,
+    )

@@ -91,3 +91,30 @@ class ErrorResponse(BaseModel):
 class PingResponse(BaseModel):
     status: Literal["ready", "loading", "failed"]
     model_version: str | None = None
+
+
+#: SageMaker's model names are opaque tokens (hashes of the target model); they travel in URL paths.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$"
+
+
+class LoadModelRequest(BaseModel):
+    """``POST /models`` (multi-model mode): load the extracted model at ``url`` under ``model_name``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+
+    model_name: str = Field(pattern=MODEL_NAME_PATTERN, description="opaque name SageMaker assigns")
+    url: str = Field(min_length=1, max_length=4096, description="directory of the extracted model.tar.gz")
+
+
+class ModelDescription(BaseModel):
+    """One loaded model, as SageMaker's multi-model contract spells it (hence the camelCase fields)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    modelName: str
+    modelUrl: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelDescription]
+    nextPageToken: str | None = None

@@ -216,6 +216,21 @@ def train_and_export(
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
+    if config.architecture == "head":
+        from convclass.training.head import train_head_and_export
+
+        metrics = train_head_and_export(
+            data,
+            config,
+            model_dir=model_dir,
+            base_model_dir=Path(config.base_model_dir) if config.base_model_dir else default_base_model_dir(),
+            base_model_name=BASE_MODEL_NAME,
+            versions=_versions(data.cleaning_version),
+            started=started,
+        )
+        _log_test(metrics)
+        return metrics
+
     labels = data.labels
     index = {label: i for i, label in enumerate(labels)}
     base_model_dir: Path | None = None
@@ -355,6 +370,11 @@ def train_and_export(
     write_json_model(model_dir / ARTIFACT_FILE, info)
     write_json_model(model_dir / METRICS_FILE, metrics)
     write_report(model_dir / REPORT_DIR, history=history, metrics=metrics, info=info)
+    _log_test(metrics)
+    return metrics
+
+
+def _log_test(metrics: ModelMetrics) -> None:
     log_test(
         {
             "accuracy": metrics.accuracy,
@@ -363,7 +383,6 @@ def train_and_export(
             "ece": metrics.expected_calibration_error,
         }
     )
-    return metrics
 
 
 def _validation_figures(probabilities: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -117,6 +117,28 @@ def test_serve_starts_both_servers_and_forwards_sigterm(fakes: dict[str, str]) -
     assert (log / "python.signals").read_text() == "TERM\n"
 
 
+def test_serve_on_a_multi_model_endpoint_serves_the_shared_encoder_and_the_models_api(
+    fakes: dict[str, str],
+) -> None:
+    log = Path(fakes["FAKE_LOG"])
+    env = {**fakes, "SAGEMAKER_MULTI_MODEL": "true", "CONVCLASS_ENCODER_DIR": "/opt/encoder"}
+    process = start(env, "serve")
+    tfs_args = wait_for(log / "tensorflow_model_server.args").split()
+    api_args = wait_for(log / "python.args").split()
+    assert "--model_name=encoder" in tfs_args
+    assert "--model_base_path=/opt/encoder/model" in tfs_args
+    assert "--multi-model" in api_args
+    assert api_args[api_args.index("--encoder-dir") + 1] == "/opt/encoder"
+    assert "--model-dir" not in api_args
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+
+
+def test_dockerfile_declares_multi_model_support() -> None:
+    text = DOCKERFILE.read_text()
+    assert 'com.amazonaws.sagemaker.capabilities.multi-models="true"' in text
+
+
 def test_serve_stops_the_api_when_the_model_server_dies(fakes: dict[str, str]) -> None:
     env = {
         **fakes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -85,3 +86,39 @@ def test_server_refuses_to_start_without_a_model(tmp_path: Path) -> None:
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "IncompatibleModel: model artifact lacks artifact.json" in output
+
+
+def test_sagemaker_multi_model_env_starts_the_models_api(artifact_dir: Path, tmp_path: Path) -> None:
+    models_root = tmp_path / "models"
+    shutil.copytree(artifact_dir, models_root / "abc123" / "model")
+    port = free_port()
+    command = [sys.executable, "-m", "convclass.serving", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--models-root", str(models_root), "--memory-budget-mb", "256"]
+    env = {**os.environ, "SAGEMAKER_MULTI_MODEL": "true"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            with contextlib.suppress(urllib.error.URLError, ConnectionError):
+                status = get(f"http://127.0.0.1:{port}/ping")
+            time.sleep(0.05)
+        load = urllib.request.Request(
+            f"http://127.0.0.1:{port}/models",
+            data=json.dumps({"model_name": "abc123", "url": str(models_root / "abc123" / "model")}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(load, timeout=60) as response:
+            assert json.loads(response.read())["modelName"] == "abc123"
+        invoke = urllib.request.Request(
+            f"http://127.0.0.1:{port}/models/abc123/invoke",
+            data=json.dumps({"body": "<p>Where is my parcel?</p>", "id": "a"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(invoke, timeout=10) as response:
+            assert json.loads(response.read())["predictions"][0]["id"] == "a"
+        assert get(f"http://127.0.0.1:{port}/models/other") == 404
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

@@ -1,0 +1,1 @@
+"""Hosting many tenants: where shared models live in S3 (``keys``), what hosting costs (``cost``)."""

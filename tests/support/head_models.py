@@ -1,0 +1,54 @@
+"""Per-tenant ``head`` artifacts trained through the real training code on a tiny random encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiny_bert import build_tiny_bert
+
+from convclass.cleaning import CLEANING_VERSION, clean_email
+from convclass.generator import generate_emails
+from convclass.training.config import parse_hyperparameters
+from convclass.training.data import Split, TrainingData
+
+ENCODER_NAME = "tiny-bert-test"
+MAX_LENGTH = 32
+
+
+def cleaned_emails(n: int, seed: int, tenant: str) -> Split:
+    """Generated support emails, cleaned as serving cleans them, labels prefixed by the tenant."""
+    texts, labels = [], []
+    for record in generate_emails(n, seed=seed):
+        texts.append(clean_email(record["subject"], record["body"], record["body_content_type"]).text)
+        labels.append(f"{tenant}.{record['labels']['intent']}")
+    return Split(tuple(texts), tuple(labels))
+
+
+def tiny_base_model(directory: Path) -> Path:
+    return build_tiny_bert(directory, cleaned_emails(200, seed=99, tenant="corpus").texts)
+
+
+def train_head(base_model_dir: Path, model_dir: Path, tenant: str, *, seed: int = 1, n: int = 160) -> Path:
+    """Train one tenant's head with ``train_and_export`` (architecture=head) and return the artifact dir."""
+    from convclass.training.trainer import train_and_export
+
+    split = cleaned_emails(n, seed=seed, tenant=tenant)
+    cut = int(len(split) * 0.75)
+    train = Split(split.texts[:cut], split.labels[:cut])
+    test = Split(split.texts[cut:], split.labels[cut:])
+    labels = tuple(sorted(set(train.labels)))
+    data = TrainingData(
+        train=train,
+        validation=Split((), ()),
+        test=Split(
+            tuple(t for t, label in zip(test.texts, test.labels, strict=True) if label in labels),
+            tuple(label for label in test.labels if label in labels),
+        ),
+        labels=labels,
+        tokenizer_path=base_model_dir / "tokenizer.json",
+        cleaning_version=CLEANING_VERSION,
+        max_length=MAX_LENGTH,
+    )
+    config = parse_hyperparameters({"architecture": "head", "base_model_dir": str(base_model_dir)})
+    train_and_export(data, config, model_dir=model_dir, checkpoint_dir=model_dir.parent / "checkpoints")
+    return model_dir
