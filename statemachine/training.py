@@ -16,11 +16,12 @@ step before success, so a run that fails anywhere leaves the next incremental ex
 A run ends through its ``Failed`` state — ``$.failure`` = {Error, Cause} with a named error, a published
 ``Training Run Failed`` — only for an outcome a retry would not change: an error of
 ``errors.FINAL_STEP_ERRORS``, a rejected or unanswered gate, a failed or stopped training job, a permanent
-SageMaker error (``RequestRejected`` when the input itself was invalid: no plan exists to name the tenant). Any
-other error that outlives its retries (a crashed function, an exhausted transient SageMaker error, a timeout)
-fails the execution at the step that raised it, so ``convclass redrive`` (RedriveExecution) resumes the run
-there; the stack's execution-failure alarm reports it. ``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded``
-event whose outcome says no model was trained; a challenger the comparison rejects ends cleanly too
+SageMaker error (``RequestRejected`` when the input itself was invalid: no plan exists to name the
+tenant). Any other error that outlives its retries (a crashed function, an exhausted transient SageMaker
+error, a timeout) fails the execution at the step that raised it, so ``convclass redrive``
+(RedriveExecution) resumes the run there; the stack's execution-failure alarm reports it.
+``InsufficientData`` ends cleanly (``EndedWithoutTraining``) after a ``Training Run Succeeded`` event whose
+outcome says no model was trained; a challenger the comparison rejects ends cleanly too
 (``ModelRejected`` publishes ``Training Run Succeeded`` with outcome ``rejected``, then ``EndedRejected``):
 the champion keeps serving and no execution-failure alarm fires. The state document only ever holds the run
 plan (names and S3 keys), small function results and SageMaker summaries: never data.

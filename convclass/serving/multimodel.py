@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convclass.artifacts import SAVED_MODEL_DIR, TOKENIZER_FILE, ModelArtifact
+from convclass.artifacts import SAVED_MODEL_DIR, ModelArtifact
 from convclass.errors import ConvclassError, IncompatibleModel, InvalidInput
+from convclass.layout import TOKENIZER_FILE
 from convclass.serving.classifier import EmailClassifier, SharedEncoder, load_head, open_artifact
 
 logger = logging.getLogger("convclass.serving")
