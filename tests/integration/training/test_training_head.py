@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "support"))
 from head_models import ENCODER_NAME, MAX_LENGTH, cleaned_emails, tiny_base_model, train_head
 
 from convclass.artifacts import HEAD_FILE, SAVED_MODEL_DIR, load_artifact
-from convclass.layout import TOKENIZER_FILE
 from convclass.cleaning import CLEANING_VERSION
+from convclass.layout import TOKENIZER_FILE
 from convclass.serving import InboundEmail, open_encoder
 from convclass.serving.classifier import load_head
 from convclass.tokenization import encode_texts, load_base_tokenizer
