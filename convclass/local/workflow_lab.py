@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from convclass.deployment import DATA_BUCKET_ENV
 from convclass.events import TrainingRunRequest, plan_run
 from convclass.local import moto_shims
 from convclass.local.lambdas import invoke_handler
@@ -187,7 +188,7 @@ def build_world() -> World:
             Handler=handler,
             Code={"ZipFile": _zip()},
             Timeout=60,
-            Environment={"Variables": {"CONVCLASS_DATA_BUCKET": BUCKET}},
+            Environment={"Variables": {DATA_BUCKET_ENV: BUCKET}},
         )["FunctionArn"]
         for key, handler in HANDLERS.items()
     }
