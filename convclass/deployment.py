@@ -17,6 +17,11 @@ from convclass.layout import PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_hand
 DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
 KMS_KEY_ENV = "CONVCLASS_KMS_KEY_ARN"
 TRAINING_STATE_MACHINE_ENV = "CONVCLASS_TRAINING_STATE_MACHINE_ARN"
+#: Read by the feedback function (convclass.feedback): where it queues requests and publishes reviews.
+TRAINING_QUEUE_URL_ENV = "CONVCLASS_TRAINING_QUEUE_URL"
+EVENT_BUS_ENV = "CONVCLASS_EVENT_BUS_NAME"
+#: JSON ``{"tenant/classifier": RetrainingPolicy fields}``; classifiers not named get the defaults.
+FEEDBACK_POLICIES_ENV = "CONVCLASS_FEEDBACK_POLICIES"
 
 
 @dataclass(frozen=True)
