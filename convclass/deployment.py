@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from convclass.layout import PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_handler
+from convclass.layout import FEEDBACK_FUNCTION, PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_handler
 
 #: Environment variables the Lambda handlers read (the deployment sets them).
 DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
@@ -46,9 +46,10 @@ FUNCTION_SPECS: dict[str, FunctionSpec] = {
         FunctionSpec("preprocess", 3008, 900, ephemeral_storage_mb=4096),
         FunctionSpec("evaluate", 512, 120),
         FunctionSpec(STARTER_FUNCTION, 256, 30),
+        FunctionSpec(FEEDBACK_FUNCTION, 512, 120),
     )
 }
-assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION} == set(FUNCTION_SPECS)
+assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION, FEEDBACK_FUNCTION} == set(FUNCTION_SPECS)
 
 #: Express workflows run at most five minutes; an inbound message stays hidden a minute longer than that,
 #: so a batch still being classified is never delivered twice.

@@ -305,6 +305,10 @@ INFERENCE_WORKFLOW = "inference"
 TRAINING_QUEUE = "training-requests"
 INBOUND_QUEUE = "inbound-emails"
 TRAIN_CLASSIFIER_RULE = "train-classifier"
+#: The feedback loop: its function, the queue its bus rules feed, and the rules.
+FEEDBACK_FUNCTION = "feedback"
+FEEDBACK_QUEUE = "feedback-events"
+FEEDBACK_RULES = ("feedback-confirmations", "feedback-predictions")
 
 
 #: Where SageMaker writes every training job's log (one stream per job and host).

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from convclass.events import TrainingRunRequest
 from convclass.feedback.metrics import Agreement, Drift
@@ -20,9 +21,12 @@ BUSINESS_KEY_PREFIX = "feedback-"
 
 
 class RetrainingPolicy(BaseModel):
-    """Per-classifier thresholds; every default is what a classifier gets without asking."""
+    """Per-classifier thresholds; every default is what a classifier gets without asking.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The stack config sets them per classifier (``feedback:`` with camelCase keys, like the rest of it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
     #: Retrain once this many conversations were confirmed since the deployed model went live.
     min_new_confirmations: int = Field(default=1000, ge=1)
