@@ -205,3 +205,44 @@ def policies_from_json(text: str | None) -> dict[str, RetrainingPolicy]:
     if not text:
         return {}
     return {key: RetrainingPolicy.model_validate(value) for key, value in json.loads(text).items()}
+
+
+def status_report(status: Status) -> dict[str, Any]:
+    """A JSON-ready summary of ``status`` (what ``convclass feedback --json`` prints)."""
+    found, shift = status.agreement, status.drift
+    return {
+        "tenant": status.tenant,
+        "classifier": status.classifier,
+        "window": [status.window_start.isoformat(), status.window_end.isoformat()],
+        "deployed": {
+            "run_id": status.deployed.champion.run_id,
+            "test_accuracy": status.deployed.champion.metrics.accuracy,
+            "deployed_at": status.deployed.champion.deployed_at,
+        },
+        "confirmations": found.confirmations,
+        "matched": found.matched,
+        "top1": found.top1,
+        "top3": found.top3,
+        "per_label": {
+            label: {
+                "precision": q.precision,
+                "recall": q.recall,
+                "predicted": q.predicted,
+                "confirmed": q.confirmed,
+            }
+            for label, q in found.per_label.items()
+        },
+        "coverage": [
+            {"threshold": c.threshold, "share": c.share, "accuracy": c.accuracy, "count": c.count}
+            for c in found.coverage
+        ],
+        "drift": {
+            "predictions": shift.predictions,
+            "psi": shift.psi,
+            "band": shift.band,
+            "unknown_labels": shift.unknown_labels,
+            "daily_top1": [[day.isoformat(), value] for day, value in shift.daily_top1],
+            "top1_trend_points_per_day": shift.top1_trend_points_per_day,
+        },
+        "reasons": status.reasons,
+    }
