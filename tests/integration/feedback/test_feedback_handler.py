@@ -254,3 +254,11 @@ def test_major_drift_starts_a_run(stack: Stack, monkeypatch: pytest.MonkeyPatch)
     (request,) = stack.queued_requests()
     assert request.reason is not None
     assert request.reason.startswith("major-drift: PSI ")
+
+
+def test_a_classifier_without_a_deployed_model_is_captured_and_never_retrained(stack: Stack) -> None:
+    events = [confirmed_event("acme", f"x{i}", "crypto", DAY, classifier="routing") for i in range(12)]
+    assert stack.handle(*events) == {"batchItemFailures": []}
+    assert len(stack.objects(layout.ClassifierLayout("acme", "routing").feedback_prefix)) == 12
+    assert feedback._loop().evaluate("acme", "routing", DAY).status is None
+    assert stack.queued_requests() == []
