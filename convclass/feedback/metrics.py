@@ -167,6 +167,8 @@ def trend(points: Sequence[tuple[int, float]]) -> float | None:
 
 @dataclass(frozen=True)
 class Drift:
+    #: Labels the deployed model knows (its training split's).
+    known_labels: int
     #: Predictions the PSI is over (None PSI when there were none).
     predictions: int
     psi: float | None
@@ -197,6 +199,7 @@ def drift(
     start = daily[0][0] if daily else None
     slope = trend([((day - start).days, 100 * top1) for day, top1 in daily]) if start else None
     return Drift(
+        known_labels=len(training_counts),
         predictions=sum(predicted.values()),
         psi=value,
         band=psi_band(value) if value is not None else None,

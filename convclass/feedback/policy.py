@@ -34,9 +34,13 @@ class RetrainingPolicy(BaseModel):
     agreement_drop_points: float = Field(default=5.0, gt=0, le=100)
     #: … measured over at least this many confirmed conversations that have a prediction.
     min_matched_for_agreement: int = Field(default=200, ge=1)
-    #: Retrain when the PSI of predicted labels is major (> 0.25) over at least this many predictions.
+    #: Retrain when the PSI of predicted labels is major (> 0.25) over at least this many predictions, and at
+    #: least ``min_predictions_per_label_for_drift`` per label the model knows: sampling noise alone gives a
+    #: PSI of about (labels - 1) / predictions, more when labels are never predicted (each then counts with
+    #: PSI's epsilon), so 300 in-distribution predictions over 76 labels measured 0.38, "major".
     retrain_on_major_drift: bool = True
     min_predictions_for_drift: int = Field(default=200, ge=1)
+    min_predictions_per_label_for_drift: int = Field(default=20, ge=0)
     #: Retrain when a label the model does not know was confirmed on at least this many conversations
     #: (preprocessing keeps a label only with ``min_examples_per_label`` examples, 10 by default).
     min_unknown_label_conversations: int = Field(default=10, ge=1)
@@ -71,11 +75,14 @@ def reasons(policy: RetrainingPolicy, evidence: Evidence) -> list[str]:
                 f"accuracy {100 * evidence.deployed_accuracy:.1f} %"
             )
     shift = evidence.drift
+    enough = max(
+        policy.min_predictions_for_drift, policy.min_predictions_per_label_for_drift * shift.known_labels
+    )
     if (
         policy.retrain_on_major_drift
         and shift.band == "major"
         and shift.psi is not None
-        and shift.predictions >= policy.min_predictions_for_drift
+        and shift.predictions >= enough
     ):
         fired.append(f"major-drift: PSI {shift.psi:.3f} over {shift.predictions} predictions")
     unknown = {

@@ -249,8 +249,10 @@ def test_major_drift_starts_a_run(stack: Stack, monkeypatch: pytest.MonkeyPatch)
     policy = {**POLICY, "min_predictions_for_drift": 20}
     monkeypatch.setenv(FEEDBACK_POLICIES_ENV, json.dumps({"acme/intent": policy}))
     feedback._loop.cache_clear()
-    # Trained on 10 % refund; now every prediction is refund.
-    stack.handle(*(classified_event("acme", f"d{i}", [("refund", 0.9)], DAY) for i in range(20)))
+    # Trained on 10 % refund; now every prediction is refund. 3 known labels x 20 = 60 predictions needed.
+    stack.handle(*(classified_event("acme", f"d{i}", [("refund", 0.9)], DAY) for i in range(59)))
+    assert stack.queued_requests() == []
+    stack.handle(classified_event("acme", "d59", [("refund", 0.9)], DAY))
     (request,) = stack.queued_requests()
     assert request.reason is not None
     assert request.reason.startswith("major-drift: PSI ")

@@ -32,12 +32,13 @@ def evidence(
     psi: float = 0.05,
     predictions: int = 60,
     unknown: dict[str, int] | None = None,
+    known_labels: int = 2,
 ) -> Evidence:
     band = "major" if psi > 0.25 else "moderate" if psi >= 0.1 else "none"
     return Evidence(
         new_confirmations=confirmations,
         agreement=Agreement(confirmations=matched, matched=matched, top1=top1, top3=top1),
-        drift=Drift(predictions, psi, band, unknown or {}, [], None),
+        drift=Drift(known_labels, predictions, psi, band, unknown or {}, [], None),
         deployed_accuracy=0.9,
     )
 
@@ -69,6 +70,13 @@ def test_each_rule_fires_at_its_threshold_and_not_below(below: Evidence, at: Evi
 )
 def test_rules_wait_for_enough_evidence(thin: Evidence) -> None:
     assert reasons(POLICY, thin) == []
+
+
+def test_drift_needs_enough_predictions_per_known_label() -> None:
+    # 20 per label: with 10 labels, 200 predictions (POLICY's absolute floor is 50).
+    assert reasons(POLICY, evidence(psi=0.9, predictions=199, known_labels=10)) == []
+    (fired,) = reasons(POLICY, evidence(psi=0.9, predictions=200, known_labels=10))
+    assert fired.startswith("major-drift: ")
 
 
 def test_drift_rule_can_be_switched_off() -> None:
