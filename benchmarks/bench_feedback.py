@@ -60,6 +60,7 @@ from convclass.dataset import BuildOptions, build_dataset
 from convclass.events import EMAIL_CLASSIFIED, INFERENCE_SOURCE, TrainingRunRequest
 from convclass.feedback.events import HOST_SOURCE, LABEL_CONFIRMED, LabelConfirmed
 from convclass.feedback.labels import apply_confirmations, confirmed_labels
+from convclass.feedback.policy import RetrainingPolicy
 from convclass.feedback.store import FeedbackStore
 from convclass.generator import BANKING77_DEFAULT_DIR, LabelledText, iter_emails, load_banking77
 from convclass.records import EXPORT_RECORD_SCHEMA, ExportRecord
@@ -298,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--shift", type=float, default=0.25, help="share of the stream moving to --rare")
     parser.add_argument("--new-share", type=float, default=0.10, help="share of the stream with --new")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--min-unknown",
+        type=int,
+        default=RetrainingPolicy().min_unknown_label_conversations,
+        help="the policy's min_unknown_label_conversations (other settings keep their defaults)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     rng = random.Random(args.seed)
@@ -336,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         from convclass.deployment import (
             DATA_BUCKET_ENV,
             EVENT_BUS_ENV,
+            FEEDBACK_POLICIES_ENV,
             KMS_KEY_ENV,
             TRAINING_QUEUE_URL_ENV,
             TRAINING_STATE_MACHINE_ENV,
@@ -349,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 EVENT_BUS_ENV: "convclass-bench",
                 TRAINING_STATE_MACHINE_ENV: account["machine"],
                 starter.STATE_MACHINE_ENV: account["machine"],
+                FEEDBACK_POLICIES_ENV: json.dumps(
+                    {f"{TENANT}/{CLASSIFIER}": {"min_unknown_label_conversations": args.min_unknown}}
+                ),
             }
         )
         feedback._loop.cache_clear()
@@ -468,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
         result |= {
             "per_day": args.per_day,
+            "min_unknown_label_conversations": args.min_unknown,
             "history_examples": len(history),
             "rare_label": args.rare,
             "new_label": args.new,
