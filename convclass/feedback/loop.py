@@ -109,15 +109,14 @@ class FeedbackLoop:
 
     # --- capture --------------------------------------------------------------------------------------------
     def capture(self, body: str) -> Captured:
-        """Store one bus event; a new low-confidence prediction is also published as Email Needs Review.
+        """Store one bus event; a low-confidence prediction is also published as Email Needs Review.
 
         The review request goes out before the row is stored, so a failure in between is retried as a
-        whole (the host product sees the same event id twice and drops the repeat).
+        whole; a redelivered prediction asks again under the same event id, which the host product uses to
+        drop the repeat (EventBridge delivers at least once anyway).
         """
         record = parse_event(body)
         store = self.store
-        if store.exists(record):
-            return Captured(record, stored=False, review=None)
         review = None
         if isinstance(record, PredictionRecord):
             review = needs_review(record, self.policy(record.tenant, record.classifier).review_threshold)

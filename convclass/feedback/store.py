@@ -1,8 +1,9 @@
 """Feedback rows as Parquet in the data bucket: one object per event, under its tenant, classifier and day.
 
 The key is ``layout.ClassifierLayout.feedback_key(kind, day, event_id)``: a redelivered event maps to the
-object already written and is skipped (no second row, no new object version). Columns are ids, labels,
-scores and timestamps only (``STORED_COLUMNS``); there is no column that could hold email text.
+object already written and its conditional write is refused (no second row, no new object version).
+Columns are ids, labels, scores and timestamps only (``STORED_COLUMNS``); no column could hold email
+text.
 """
 
 from __future__ import annotations
@@ -85,29 +86,26 @@ class FeedbackStore:
         where = ClassifierLayout(record.tenant, record.classifier)
         return where.feedback_key(kind_of(record), event_day(record).astimezone(UTC).date(), record.event_id)
 
-    def exists(self, record: FeedbackRecord) -> bool:
-        return self._exists(self.key(record))
-
     def put(self, record: FeedbackRecord) -> bool:
-        """Store ``record`` once; False when its event was stored before (a redelivery)."""
-        key = self.key(record)
-        if self._exists(key):
-            return False
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=to_parquet(record),
-            ContentType="application/vnd.apache.parquet",
-            Tagging=f"{AREA_TAG[0]}={AREA_TAG[1]}",
-            **sse_kms(self.kms_key_arn),
-        )
-        return True
+        """Store ``record`` once; False when its event was stored before (a redelivery).
 
-    def _exists(self, key: str) -> bool:
+        A conditional write (``If-None-Match: *``) decides atomically: no HEAD first, which would need
+        ``s3:ListBucket`` on the whole bucket to tell a missing key from a forbidden one, and no second
+        object version for a redelivered event. Two writers racing on one key get a 409 and the loser's
+        message is retried (then finds the object: 412).
+        """
         try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key(record),
+                Body=to_parquet(record),
+                ContentType="application/vnd.apache.parquet",
+                Tagging=f"{AREA_TAG[0]}={AREA_TAG[1]}",
+                IfNoneMatch="*",
+                **sse_kms(self.kms_key_arn),
+            )
         except self.s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
                 return False
             raise
         return True
