@@ -19,6 +19,7 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
         feedback/{kind}/date=YYYY-MM-DD/{event}.parquet
                                              captured predictions and confirmed labels (ids and labels only),
                                              one object per event id (see convclass.feedback)
+        feedback/deployed/{run}.json         a deployed run's request and training label counts
 """
 
 from __future__ import annotations
@@ -178,6 +179,11 @@ class ClassifierLayout:
     def feedback_key(self, kind: str, day: date, event_id: str) -> str:
         """One object per event: a redelivered event overwrites itself, so capture is idempotent."""
         return f"{self.feedback_day_prefix(kind, day)}{validate_event_id(event_id)}.parquet"
+
+    def feedback_deployed_key(self, run: str) -> str:
+        """What the feedback loop keeps of a deployed run (its request and training label counts), so it
+        outlives the run's dataset and execution history."""
+        return f"{self.feedback_prefix}deployed/{validate_run_id(run)}.json"
 
 
 def any_classifier_key_pattern(relative: str) -> str:

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from convclass import layout
 from convclass.dataset.manifest import DatasetManifest
+from convclass.deployment import sse_kms
 from convclass.events import ChampionRecord, TrainingRunRequest, execution_name
 from convclass.feedback.events import (
     FEEDBACK_SOURCE,
@@ -43,12 +46,30 @@ class Captured:
     review: EmailNeedsReview | None
 
 
+class DeployedRun(BaseModel):
+    """What evaluation needs of the deployed run; kept under ``feedback/deployed/`` so it outlives the run's
+    dataset (which expires) and its execution history (kept 90 days)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    request: TrainingRunRequest
+    #: Training split of the run's dataset: label → examples (its keys are the labels the model knows).
+    training_counts: dict[str, int]
+
+
 @dataclass(frozen=True)
 class Deployed:
     champion: ChampionRecord
-    #: Training split of the deployed model's dataset: label → examples (its keys are the known labels).
-    training_counts: dict[str, int]
-    request: TrainingRunRequest
+    run: DeployedRun
+
+    @property
+    def training_counts(self) -> dict[str, int]:
+        return self.run.training_counts
+
+    @property
+    def request(self) -> TrainingRunRequest:
+        return self.run.request
 
 
 @dataclass(frozen=True)
@@ -149,14 +170,31 @@ class FeedbackLoop:
         except self.s3.exceptions.NoSuchKey:
             return None
         champion = ChampionRecord.model_validate_json(body)
+        key = where.feedback_deployed_key(champion.run_id)
+        try:
+            kept = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return Deployed(champion, DeployedRun.model_validate_json(kept))
+        except self.s3.exceptions.NoSuchKey:
+            pass
         manifest = DatasetManifest.model_validate_json(
             self.s3.get_object(Bucket=self.bucket, Key=where.dataset_manifest_key(champion.run_id))[
                 "Body"
             ].read()
         )
         described = self.sfn.describe_execution(executionArn=champion.execution)
-        request = TrainingRunRequest.model_validate_json(described["input"])
-        return Deployed(champion, dict(manifest.split_counts["train"]), request)
+        run = DeployedRun(
+            run_id=champion.run_id,
+            request=TrainingRunRequest.model_validate_json(described["input"]),
+            training_counts=dict(manifest.split_counts["train"]),
+        )
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=run.model_dump_json(),
+            ContentType="application/json",
+            **sse_kms(self.kms_key_arn),
+        )
+        return Deployed(champion, run)
 
     def status(self, tenant: str, classifier: str, now: datetime) -> Status | None:
         deployed = self.deployed(tenant, classifier)

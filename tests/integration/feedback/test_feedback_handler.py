@@ -97,6 +97,12 @@ class Stack:
     def objects(self, prefix: str = layout.TENANTS_ROOT) -> list[str]:
         return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
 
+    def rows(self, tenant: str, classifier: str = "intent") -> list[str]:
+        where = layout.ClassifierLayout(tenant, classifier)
+        return [
+            key for kind in layout.FEEDBACK_KINDS for key in self.objects(where.feedback_kind_prefix(kind))
+        ]
+
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[Stack]:
@@ -160,10 +166,10 @@ def test_capture_is_idempotent_under_redelivery(stack: Stack) -> None:
     confirmation = confirmed_event("acme", "c1", "refund", DAY + timedelta(hours=1))
     assert stack.handle(prediction, confirmation, prediction) == {"batchItemFailures": []}
     assert stack.handle(confirmation, prediction) == {"batchItemFailures": []}
-    prefix = layout.ClassifierLayout("acme", "intent").feedback_prefix
-    assert len(stack.objects(prefix)) == 2  # one object per event
+    assert len(stack.rows("acme")) == 2  # one object per event
+    prefix = layout.ClassifierLayout("acme", "intent").feedback_kind_prefix("predictions")
     versions = stack.s3.list_object_versions(Bucket=BUCKET, Prefix=prefix).get("Versions", [])
-    assert len(versions) == 2  # a redelivery writes nothing, not even a new version
+    assert len(versions) == 1  # a redelivery writes nothing, not even a new version
     store = FeedbackStore(stack.s3, BUCKET, stack.kms_key_arn)
     assert len(store.predictions("acme", "intent", [DAY.date()])) == 1
     assert len(store.confirmations("acme", "intent", [DAY.date()])) == 1
@@ -181,7 +187,7 @@ def test_stored_rows_hold_ids_and_labels_only(stack: Stack) -> None:
         classified_event("acme", "c1", [("refund", 0.9)], DAY),
         confirmed_event("acme", "c1", "refund", DAY + timedelta(hours=1)),
     )
-    keys = stack.objects(layout.ClassifierLayout("acme", "intent").feedback_prefix)
+    keys = stack.rows("acme")
     assert len(keys) == 2
     for key in keys:
         body = stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -198,7 +204,7 @@ def test_invalid_events_fail_alone(stack: Stack) -> None:
     good = confirmed_event("acme", "c1", "refund", DAY)
     bad = confirmed_event("acme", "c2", "refund", DAY).replace("agent-42", "jane@example.com")
     assert stack.handle(bad, good) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
-    assert len(stack.objects(layout.ClassifierLayout("acme", "intent").feedback_prefix)) == 1
+    assert len(stack.rows("acme")) == 1
 
 
 def test_a_second_tenant_neither_reads_nor_changes_the_first_ones_feedback(stack: Stack) -> None:
@@ -212,7 +218,7 @@ def test_a_second_tenant_neither_reads_nor_changes_the_first_ones_feedback(stack
     store = FeedbackStore(stack.s3, BUCKET, stack.kms_key_arn)
     assert [c.label for c in store.confirmations("globex", "intent", [DAY.date()])] == ["delivery"]
     assert [c.label for c in store.confirmations("acme", "intent", [DAY.date()])] == ["refund"]
-    for key in stack.objects(layout.ClassifierLayout("globex", "intent").feedback_prefix):
+    for key in stack.rows("globex"):
         assert key.startswith("tenants/globex/")
     # A row planted under acme's prefix that names globex is not read as acme's.
     planted = stack.objects(
@@ -263,6 +269,21 @@ def test_major_drift_starts_a_run(stack: Stack, monkeypatch: pytest.MonkeyPatch)
 def test_a_classifier_without_a_deployed_model_is_captured_and_never_retrained(stack: Stack) -> None:
     events = [confirmed_event("acme", f"x{i}", "crypto", DAY, classifier="routing") for i in range(12)]
     assert stack.handle(*events) == {"batchItemFailures": []}
-    assert len(stack.objects(layout.ClassifierLayout("acme", "routing").feedback_prefix)) == 12
+    assert len(stack.rows("acme", "routing")) == 12
     assert feedback._loop().evaluate("acme", "routing", DAY).status is None
     assert stack.queued_requests() == []
+
+
+def test_evaluation_keeps_what_it_needs_of_the_deployed_run(stack: Stack) -> None:
+    """The dataset manifest expires and execution history ends: the loop keeps request and label counts."""
+    stack.handle(confirmed_event("acme", "c1", "refund", DAY))
+    where = layout.ClassifierLayout("acme", "intent")
+    kept = json.loads(
+        stack.s3.get_object(Bucket=BUCKET, Key=where.feedback_deployed_key("run-1"))["Body"].read()
+    )
+    assert kept["training_counts"] == TRAIN_COUNTS
+    assert TrainingRunRequest.model_validate(kept["request"]) == deployed_request("acme")
+    stack.s3.delete_object(Bucket=BUCKET, Key=where.dataset_manifest_key("run-1"))
+    status = feedback._loop().status("acme", "intent", DAY + timedelta(hours=1))
+    assert status is not None
+    assert status.deployed.training_counts == TRAIN_COUNTS
