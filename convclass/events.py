@@ -160,6 +160,9 @@ class TrainingRunRequest(_Frozen):
     #: What makes this run unique for its trigger (a schedule date, a request id). Two requests with the same
     #: key map to one execution name, so a duplicated trigger cannot start a second paid run.
     business_key: str | None = Field(default=None, min_length=1, max_length=64)
+    #: Why an automatic trigger asked for this run (the feedback loop's retraining policy says which rule
+    #: fired); recorded on the run as part of its input. Never customer text.
+    reason: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 def execution_name(request: TrainingRunRequest) -> str:
@@ -170,7 +173,9 @@ def execution_name(request: TrainingRunRequest) -> str:
     """
     key = request.business_key
     if key is None:
-        canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # A request without a reason digests as it did before the field existed.
+        fields = request.model_dump(mode="json", exclude={"reason"} if request.reason is None else None)
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         key = "req-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return layout.training_execution_name(request.tenant, request.classifier, key)
 

@@ -15,7 +15,8 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from convclass.deployment import FUNCTION_SPECS, INBOUND_BATCH_SIZE, INBOUND_MAX_RECEIVE_COUNT
 from convclass.events import INSTANCE_TYPE_PATTERN, DataSource
-from convclass.layout import STARTER_FUNCTION, validate_id
+from convclass.feedback.policy import RetrainingPolicy
+from convclass.layout import FEEDBACK_FUNCTION, STARTER_FUNCTION, validate_id
 from convclass.records import LABEL_FIELD_PATTERN
 from statemachine import PipelineSettings
 
@@ -82,6 +83,7 @@ class FunctionsConfig(_Model):
     preprocess: FunctionSettings = _defaults("preprocess")
     evaluate: FunctionSettings = _defaults("evaluate")
     starter: FunctionSettings = _defaults(STARTER_FUNCTION)
+    feedback: FunctionSettings = _defaults(FEEDBACK_FUNCTION)
 
 
 class ImagesConfig(_Model):
@@ -191,6 +193,8 @@ class ClassifierConfig(_Model):
     # Deployment bar for the challenger: minimum test accuracy, and how far below the champion it may be.
     min_accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
     tolerance: Annotated[float, Field(ge=0, le=1)] | None = None
+    # Feedback loop: when confirmed labels start a run by itself, and the review threshold (None: defaults).
+    feedback: RetrainingPolicy | None = None
 
     @field_validator("id")
     @classmethod

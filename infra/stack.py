@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from infra.common import AwsEnv, Naming
 from infra.config import StackArgs
+from infra.feedback import Feedback, FeedbackArgs
 from infra.functions import Functions, FunctionsArgs
 from infra.images import Images, ImagesArgs
 from infra.monitoring import Monitoring, MonitoringArgs
@@ -33,6 +34,7 @@ class ConvclassStack:
     triggers: Triggers
     monitoring: Monitoring
     shared_endpoint: SharedEndpoint | None
+    feedback: Feedback
 
 
 def aws_env(region: str) -> pulumi.Output[AwsEnv]:
@@ -118,6 +120,24 @@ def build(args: StackArgs) -> ConvclassStack:
             log_retention_days=args.log_retention_days,
         ),
     )
+    feedback = Feedback(
+        "feedback",
+        FeedbackArgs(
+            naming=naming,
+            env=env,
+            key_arn=storage.key_arn,
+            bucket=storage.bucket_name,
+            lambda_image_uri=images.image_uris["lambda"],
+            settings=args.functions.feedback,
+            bus_name=notifications.bus_name,
+            bus_arn=notifications.bus_arn,
+            delivery_dlq=notifications.delivery_dlq,
+            training_state_machine_arn=orchestration.training_arn,
+            training_queue=triggers.training.queue,
+            log_retention_days=args.log_retention_days,
+            policies={f"{t}/{c.id}": c.feedback for t, c in args.classifiers() if c.feedback is not None},
+        ),
+    )
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
@@ -130,12 +150,18 @@ def build(args: StackArgs) -> ConvclassStack:
                 "training-requests": triggers.training.dlq.name,
                 "inbound-emails": triggers.inbound.dlq.name,
                 "undelivered-events": notifications.delivery_dlq.name,
+                "feedback-events": feedback.events.dlq.name,
             },
             queue_names={
                 "training-requests": triggers.training.queue.name,
                 "inbound-emails": triggers.inbound.queue.name,
+                "feedback-events": feedback.events.queue.name,
             },
-            function_names=[*(fn.name for fn in functions.functions.values()), triggers.starter.name],
+            function_names=[
+                *(fn.name for fn in functions.functions.values()),
+                triggers.starter.name,
+                feedback.function.name,
+            ],
             classifiers=classifier_ids,
             serving=args.serving,
         ),
@@ -177,6 +203,7 @@ def build(args: StackArgs) -> ConvclassStack:
     pulumi.export("repository_urls", images.repository_urls)
     pulumi.export("image_uris", images.image_uris)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
+    pulumi.export("feedback_queue_url", feedback.queue_url)
     return ConvclassStack(
         storage,
         images,
@@ -187,4 +214,5 @@ def build(args: StackArgs) -> ConvclassStack:
         triggers,
         monitoring,
         shared_endpoint,
+        feedback,
     )
