@@ -24,8 +24,13 @@ def apply_confirmations(
     nobody confirmed. A confirmation can also label a conversation the export had no label for.
     """
     for record in records:
-        label = confirmed.get(record.conversation_id)
-        if label is None or record.tenant_id != tenant or record.labels.get(label_field) == label:
+        label = final_label(record, confirmed, label_field) if record.tenant_id == tenant else None
+        if label is None or record.labels.get(label_field) == label:
             yield record
             continue
         yield record.model_copy(update={"labels": {**record.labels, label_field: label}})
+
+
+def final_label(record: ExportRecord, confirmed: Mapping[str, str], label_field: str) -> str | None:
+    """The label a training set uses for ``record``: an agent's confirmation wins over the exported label."""
+    return confirmed.get(record.conversation_id) or record.labels.get(label_field)

@@ -117,11 +117,17 @@ class FeedbackStore:
                     yield str(item["Key"])
 
     def _rows(
-        self, tenant: str, classifier: str, kind: str, days: Iterable[date]
+        self, tenant: str, classifier: str, kind: str, days: Iterable[date] | None
     ) -> Iterator[dict[str, Any]]:
+        """Rows of ``kind`` on ``days`` (every day stored when None)."""
         where = ClassifierLayout(tenant, classifier)
-        for day in days:
-            for key in self._keys(where.feedback_day_prefix(kind, day)):
+        prefixes = (
+            [where.feedback_kind_prefix(kind)]
+            if days is None
+            else [where.feedback_day_prefix(kind, day) for day in days]
+        )
+        for prefix in prefixes:
+            for key in self._keys(prefix):
                 body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
                 for row in pq.read_table(io.BytesIO(body)).to_pylist():
                     # Keys are derived from the row's own ids; a row naming anyone else is not this tenant's.
@@ -133,7 +139,10 @@ class FeedbackStore:
             PredictionRecord.model_validate(row) for row in self._rows(tenant, classifier, PREDICTIONS, days)
         ]
 
-    def confirmations(self, tenant: str, classifier: str, days: Iterable[date]) -> list[LabelConfirmed]:
+    def confirmations(
+        self, tenant: str, classifier: str, days: Iterable[date] | None = None
+    ) -> list[LabelConfirmed]:
+        """Confirmations stored on ``days`` (all of them when None: what the next training set uses)."""
         return [
             LabelConfirmed.model_validate(row) for row in self._rows(tenant, classifier, CONFIRMATIONS, days)
         ]

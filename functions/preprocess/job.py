@@ -30,6 +30,8 @@ from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.events import PreprocessStep
 from convclass.export.manifest import ExportManifest, PartInfo
+from convclass.feedback.labels import confirmed_labels
+from convclass.feedback.store import FeedbackStore
 from convclass.layout import TOKENIZER_FILE
 
 
@@ -79,12 +81,17 @@ def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, s
     export = _read_export_manifest(s3, request)
     upload = _Uploader(s3, request.bucket, environ.get(KMS_KEY_ENV) or None)
     history, inputs = _merge_history(s3, request, where, export, scratch, upload)
+    store = FeedbackStore(s3, request.bucket, environ.get(KMS_KEY_ENV) or "")
+    confirmed = confirmed_labels(
+        store.confirmations(request.tenant, request.classifier), request.tenant, request.classifier
+    )
     options = BuildOptions(
         label_field=request.label_field,
         min_examples_per_label=request.min_examples_per_label,
         tenant=request.tenant,
         classifier=request.classifier,
         run_id=request.run_id,
+        confirmed_labels=confirmed,
         base_tokenizer_dir=Path(environ["CONVCLASS_BASE_TOKENIZER_DIR"])
         if environ.get("CONVCLASS_BASE_TOKENIZER_DIR")
         else None,
