@@ -93,9 +93,14 @@ class World:
     queue_url: str
     resources: TrainingPipelineResources
     captured: list[dict[str, Any]] = field(default_factory=list)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        """One client per service: creating a client reads the whole environment, which an in-process Lambda
+        invocation on the engine's thread may be patching at that moment."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=REGION)
+        return self._clients[service]
 
     def start(self, arn: str, name: str, payload: Any, case: str | None = None) -> str:
         target = f"{arn}#{case}" if case else arn
