@@ -16,6 +16,8 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
         models/{run}/                        SageMaker S3OutputPath (the job writes .../output/model.tar.gz)
         checkpoints/{run}/                   managed-spot checkpoints
         champion.json                        the model behind the endpoint now (pointer + headline metrics)
+        inference-events/{day}/*.jsonl       inference events (Email Classified/Failed) archived per UTC day,
+                                             read by the customer console (no email text in them)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import date
 
 # Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short.
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$"
@@ -43,6 +46,7 @@ DATASETS = "datasets"
 MODELS = "models"
 CHECKPOINTS = "checkpoints"
 AREAS = (EXPORTS, DATASETS, MODELS, CHECKPOINTS)
+INFERENCE_EVENTS = "inference-events"
 CONSENT_FILE = "consent.json"
 CHAMPION_FILE = "champion.json"
 
@@ -133,6 +137,10 @@ class ClassifierLayout:
 
     def checkpoint_prefix(self, run: str) -> str:
         return f"{self.area_prefix(CHECKPOINTS)}{validate_run_id(run)}/"
+
+    def inference_events_prefix(self, day: date | None = None) -> str:
+        """Archived inference events of the classifier, or of one UTC day."""
+        return f"{self.prefix}{INFERENCE_EVENTS}/" + (f"{day.isoformat()}/" if day is not None else "")
 
 
 def any_classifier_key_pattern(relative: str) -> str:

@@ -434,7 +434,7 @@ class _Demo:
             sqs.send_message_batch(
                 QueueUrl=queue,
                 Entries=[
-                    _inbound_message(str(index), email)
+                    inbound_message(str(index), email)
                     for index, email in enumerate(emails[start : start + 10])
                 ],
             )
@@ -492,7 +492,9 @@ def _interrupt_on_terminate() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _inbound_message(entry_id: str, email: Mapping[str, Any]) -> dict[str, Any]:
+def inbound_message(
+    entry_id: str, email: Mapping[str, Any], tenant: str = DEMO_TENANT, classifier: str = DEMO_CLASSIFIER
+) -> dict[str, Any]:
     """An inbound email as the support system enqueues it: serving request as body, routing as attributes."""
     body = {
         "id": email["conversation_id"],
@@ -501,8 +503,8 @@ def _inbound_message(entry_id: str, email: Mapping[str, Any]) -> dict[str, Any]:
         "body_content_type": email.get("body_content_type", "text/html"),
     }
     attributes = {
-        "tenant": DEMO_TENANT,
-        "classifier": DEMO_CLASSIFIER,
+        "tenant": tenant,
+        "classifier": classifier,
         "conversation_id": email["conversation_id"],
     }
     return {
@@ -546,4 +548,5 @@ def _summary(console: Console, result: DemoResult, workdir: Path) -> None:
     table.add_row("report", str(result.report))
     table.add_row("working directory", f"{workdir} (delete it to start over)")
     table.add_row("seconds", f"{result.seconds:.1f}")
+    table.add_row("customer console", f"convclass local console --workdir {workdir}")
     console.print(table)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from convclass.errors import InvalidInput
-from convclass.local.demo import _EPOCH_LINE, _inbound_message
+from convclass.local.demo import _EPOCH_LINE, inbound_message
 from convclass.operator import pending_state
 from convclass.stack import MissingStackOutput, StackOutputs
 from convclass.training.logs import log_epoch
@@ -78,7 +78,7 @@ def test_epoch_lines_of_the_training_log_drive_the_progress_bar() -> None:
 
 def test_inbound_message_carries_routing_as_attributes_and_the_serving_request_as_body() -> None:
     email = {"conversation_id": "c-1", "subject": "s", "body": "<p>b</p>", "body_content_type": "text/html"}
-    message = _inbound_message("0", email)
+    message = inbound_message("0", email)
     assert json.loads(message["MessageBody"]) == {
         "id": "c-1",
         "subject": "s",
