@@ -23,7 +23,8 @@ SERIES = ("#0b6bcb", "#b35900", "#1a7f37", "#8250df")
 def _svg(width: int, height: int, title: str, body: str) -> Markup:
     ident = f"chart-{next(_ids)}"
     return Markup(  # noqa: S704 - every interpolated text is escaped above or here
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{ident}" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width:{int(width * 1.6)}px" '
+        f'role="img" aria-labelledby="{ident}" '
         f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{ident}">{html.escape(title)}</title>{body}</svg>'
     )
