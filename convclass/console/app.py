@@ -11,6 +11,7 @@ that does not exist.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -25,9 +26,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from convclass.console import charts
 from convclass.console.auth import CSRF_FIELD, SESSION_COOKIE, NotAuthenticated, Principal, TokenVerifier
-from convclass.console.data import ERROR_WORDS, NotFound, TenantView
+from convclass.console.data import ERROR_WORDS, NotFound, TenantView, model_run
 from convclass.console.inference import read_stats
-from convclass.operator import NoPendingApproval, Operator
+from convclass.events import Redeploy, TrainingRunRequest, execution_name
+from convclass.operator import ExecutionNotFound, NoPendingApproval, Operator, OperatorError
 
 audit = logging.getLogger("convclass.console.audit")
 #: Labels with fewer training examples than this are flagged on the model card.
@@ -39,6 +41,10 @@ NOTICES = {
     "stale": "That approval was already answered; nothing was changed.",
     "withdrawn": "Consent withdrawn: no export of this classifier's data runs until it is given again.",
     "already-withdrawn": "Consent was already withdrawn; nothing was changed.",
+    "rollback-started": "Roll back started: the earlier model is being deployed by the pipeline.",
+    "rollback-running": "That roll back was already started; nothing was changed.",
+    "already-serving": "That model is already serving; nothing was changed.",
+    "no-run": "A roll back reuses an earlier run's settings, and no run of this classifier is kept.",
 }
 
 
@@ -158,6 +164,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                     "id": classifier,
                     "run": tenant.latest_run(classifier),
                     "champion": champion,
+                    "model": model_run(champion) if champion else None,
                     "endpoint": tenant.endpoint(classifier),
                     "schedule": tenant.schedule(classifier),
                     "consent": tenant.consent(classifier),
@@ -245,6 +252,32 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         _audit(who, "withdraw-consent", classifier=classifier, outcome=outcome)
         return RedirectResponse(f"/approvals?notice={outcome}", status_code=303, headers=_SECURITY_HEADERS)
 
+    @app.post("/c/{classifier}/rollback")
+    def rollback(
+        classifier: str,
+        who: Caller,
+        model: Annotated[str, Form(max_length=64)],
+        csrf: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Deploy an earlier model through the training pipeline (a run whose request names the model)."""
+        _check_csrf(verifier, who, csrf)
+        tenant = view(who)
+        tenant.where(classifier)
+        deployments = tenant.deployments(classifier)
+        target = next((record for record in deployments if model_run(record) == model), None)
+        if target is None:
+            raise NotFound("no such deployed model")
+        outcome = "already-serving"
+        if model_run(deployments[0]) != model:
+            latest = next(iter(tenant.runs(classifier)), None)
+            outcome = (
+                "no-run" if latest is None else _start_rollback(operator, latest[1], deployments[0], target)
+            )
+        _audit(who, "rollback", classifier=classifier, model=model, outcome=outcome)
+        return RedirectResponse(
+            f"/c/{classifier}/history?notice={outcome}", status_code=303, headers=_SECURITY_HEADERS
+        )
+
     @app.get("/c/{classifier}/models/{run_id}", response_class=HTMLResponse)
     def model_card(classifier: str, run_id: str, who: Caller) -> HTMLResponse:
         card = view(who).model_card(classifier, run_id)
@@ -319,7 +352,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         )
 
     @app.get("/c/{classifier}/history", response_class=HTMLResponse)
-    def history(classifier: str, who: Caller) -> HTMLResponse:
+    def history(classifier: str, who: Caller, notice: str | None = None) -> HTMLResponse:
         tenant = view(who)
         tenant.where(classifier)
         deployments = tenant.deployments(classifier)
@@ -332,17 +365,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                 figures[ref.run_id] = tenant.model_files(ref).metrics
             except NotFound:
                 continue
-        deployed_runs = {record.run_id for record in deployments}
         return render(
             "history.html",
             who,
             title=f"History · {classifier}",
             classifier=classifier,
-            deployments=deployments,
+            deployments=[(record, model_run(record)) for record in deployments],
             models=models,
             figures=figures,
-            deployed_runs=deployed_runs,
-            current=deployments[0].run_id if deployments else None,
+            deployed_runs={model_run(record) for record in deployments},
+            current=model_run(deployments[0]) if deployments else None,
+            notice=NOTICES.get(notice or ""),
         )
 
     @app.middleware("http")
@@ -362,6 +395,36 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+def _start_rollback(operator: Operator, earlier: TrainingRunRequest, current: Any, target: Any) -> str:
+    """Start the roll back run; the same roll back from the same serving model is one execution."""
+    digest = hashlib.sha256(f"{target.model_artifacts}|{current.model_artifacts}".encode()).hexdigest()[:20]
+    request = earlier.model_copy(
+        update={
+            "options": earlier.options.model_copy(
+                update={"export_approval": False, "deploy_approval": False}
+            ),
+            "business_key": f"rollback-{digest}",
+            "redeploy": Redeploy(
+                run_id=model_run(target),
+                model_artifacts=target.model_artifacts,
+                training_job_name=target.training_job_name,
+            ),
+        }
+    )
+    request = TrainingRunRequest.model_validate(request.model_dump())
+    try:
+        operator.describe_run(execution_name(request))
+        return "rollback-running"
+    except ExecutionNotFound:
+        pass
+    try:
+        # Two clicks at once start one execution: the name is idempotent for the same input.
+        operator.start_training(request)
+    except OperatorError:
+        return "rollback-running"
+    return "rollback-started"
 
 
 def _check_csrf(verifier: TokenVerifier, who: Principal, value: str) -> None:
@@ -404,10 +467,16 @@ def page_urls(tenant: TenantView) -> Iterator[str]:
             yield f"/c/{classifier}/models/{ref.run_id}"
 
 
-def scoped_urls(tenant: TenantView) -> Iterator[str]:
-    """The URLs that name one of the tenant's objects (another tenant must get 404 for each)."""
-    yield from (url for url in page_urls(tenant) if url not in ("/", "/runs", "/approvals"))
+def scoped_urls(tenant: TenantView) -> Iterator[tuple[str, str]]:
+    """(method, URL) of every request that names one of the tenant's objects: another tenant gets 404 for
+    each (the POSTs with a valid CSRF token and form of its own)."""
+    yield from (("GET", url) for url in page_urls(tenant) if url not in ("/", "/runs", "/approvals"))
     for run in tenant.pending():
-        yield f"/runs/{run.name}/answer"
+        yield "POST", f"/runs/{run.name}/answer"
     for classifier in tenant.classifiers():
-        yield f"/c/{classifier}/consent/withdraw"
+        yield "POST", f"/c/{classifier}/consent/withdraw"
+        yield "POST", f"/c/{classifier}/rollback"
+
+
+#: What a POST in the cross-tenant checks sends besides the CSRF token (every form field of every action).
+GUESSED_FORM = {"decision": "approve", "approval": "guess", "reason": "x", "model": "guess"}

@@ -55,6 +55,7 @@ class NotFound(ConvclassError):
 _STATE_WORDS: Mapping[str, str] = {
     sm.VALIDATE_INPUT: "starting",
     sm.EXPORT_APPROVAL_GATE: "starting",
+    sm.USE_EARLIER_MODEL: "rolling back to an earlier model",
     sm.REQUEST_EXPORT_APPROVAL: "collecting consent: awaiting your approval to use your data",
     sm.EXPORT: "exporting your labelled emails",
     sm.PREPROCESS: "preparing the training data",
@@ -501,6 +502,14 @@ class TenantView:
             evaluation=evaluation,
             run=run,
         )
+
+
+def model_run(record: ChampionRecord) -> str:
+    """The run that trained a deployed model (a roll back deploys an earlier run's model under a new run)."""
+    try:
+        return _run_of_model_key(layout.parse_s3_uri(record.model_artifacts)[1])
+    except (ValueError, IndexError):
+        return record.run_id
 
 
 def _run_of_model_key(key: str) -> str:

@@ -172,8 +172,9 @@ def check_console(runtime: Any, state: Any, out_dir: Path, *, deploy_timeout_s: 
     from itertools import permutations
 
     from convclass import layout
-    from convclass.console.app import page_urls, scoped_urls
-    from convclass.console.data import TenantView
+    from convclass.console.app import GUESSED_FORM, page_urls, scoped_urls
+    from convclass.console.auth import CSRF_FIELD
+    from convclass.console.data import TenantView, model_run
     from convclass.local.console import DEMO_TENANTS, ConsoleServer, console_app_for
     from convclass.operator import Operator
 
@@ -208,9 +209,9 @@ def check_console(runtime: Any, state: Any, out_dir: Path, *, deploy_timeout_s: 
             page = driver.session(other)
             token = page.context.cookies()[0]["value"]
             csrf = verifier.csrf_token(verifier.verify(token))
-            for url in owned:
-                if url.endswith(("/answer", "/withdraw")):
-                    form = {"csrf": csrf, "decision": "approve", "approval": "guess", "reason": "x"}
+            for method, url in owned:
+                if method == "POST":
+                    form = {CSRF_FIELD: csrf, **GUESSED_FORM}
                     response = page.request.post(server.url + url, form=form, max_redirects=0)
                 else:
                     response = page.request.get(server.url + url, max_redirects=0)
@@ -228,14 +229,37 @@ def check_console(runtime: Any, state: Any, out_dir: Path, *, deploy_timeout_s: 
         page.wait_for_load_state()
         approved = "Approved" in page.content()
         page.context.close()
-    deadline = time.monotonic() + deploy_timeout_s
-    status = "RUNNING"
-    while approved and status == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        status = operator.describe_run(state.waiting).summary.status
-    view = TenantView(operator, tenants[0])
-    champion = view.champion(view.run(state.waiting).classifier)
-    if status == "SUCCEEDED" and champion and champion.run_id == layout.run_id_for_execution(state.waiting):
-        report.approvals_via_page = 1
+        view = TenantView(operator, tenants[0])
+        classifier = view.run(state.waiting).classifier
+        if approved and _ended(operator, state.waiting, deploy_timeout_s) == "SUCCEEDED":
+            champion = view.champion(classifier)
+            if champion and model_run(champion) == layout.run_id_for_execution(state.waiting):
+                report.approvals_via_page = 1
+        # History now lists two deployments: roll back to the first model from the page.
+        for width in WIDTHS:
+            page = driver.session(tenants[0], width=width)
+            driver.visit(page, f"/c/{classifier}/history")
+            driver.screenshot(page, out_dir / f"history-{width}.png")
+            if width == max(WIDTHS):
+                earlier = layout.run_id_for_execution(state.runs[tenants[0]][0])
+                page.get_by_role("button", name=f"Roll back to {earlier}").click()
+                page.wait_for_load_state()
+                started = "Roll back started" in page.content()
+                rollback = next(iter(view.runs(classifier)))[0].name
+                if started and _ended(operator, rollback, deploy_timeout_s) == "SUCCEEDED":
+                    champion = view.champion(classifier)
+                    if champion and model_run(champion) == earlier:
+                        report.rollbacks_via_page = 1
+            page.context.close()
     report.page_load_ms_p95 = driver.load_ms_p95()
     return report
+
+
+def _ended(operator: Any, name: str, timeout_s: float) -> str:
+    """Wait for a run to end; its final status (RUNNING if it did not end in time)."""
+    deadline = time.monotonic() + timeout_s
+    status = operator.describe_run(name).summary.status
+    while status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = operator.describe_run(name).summary.status
+    return str(status)

@@ -29,7 +29,7 @@ from convclass.artifacts import (
     pack_model_dir,
     write_json_model,
 )
-from convclass.console.app import ConsoleSettings, create_app, page_urls, scoped_urls
+from convclass.console.app import GUESSED_FORM, ConsoleSettings, create_app, page_urls, scoped_urls
 from convclass.console.auth import AUDIENCE, ISSUER, TokenVerifier
 from convclass.console.data import TenantView, parse_epochs
 from convclass.console.inference import archive_events, read_stats
@@ -204,9 +204,9 @@ def test_another_tenants_objects_answer_404(world: dict[str, Any]) -> None:
         assert len(owned) >= 4
         client = _client(world, other)
         csrf = world["verifier"].csrf_token(world["verifier"].verify(client.headers["Authorization"][7:]))
-        for url in owned:
-            if url.endswith(("/answer", "/withdraw")):
-                response = client.post(url, data={"csrf": csrf, "decision": "approve", "approval": "x"})
+        for method, url in owned:
+            if method == "POST":
+                response = client.post(url, data={"csrf": csrf, **GUESSED_FORM})
             else:
                 response = client.get(url)
             assert response.status_code == 404, (other, url)
@@ -294,3 +294,41 @@ def test_epochs_come_from_the_training_report(tmp_path: Path) -> None:
         {"epoch": 1.0, "loss": 1.25, "accuracy": 0.5},
         {"epoch": 2.0, "loss": 0.5, "accuracy": 0.75},
     ]
+
+
+def test_roll_back_starts_one_deploy_only_run_of_the_earlier_model(world: dict[str, Any]) -> None:
+    s3, operator = world["s3"], world["operator"]
+    where = layout.ClassifierLayout("acme", "intent")
+    first = json.loads(s3.get_object(Bucket=BUCKET, Key=where.champion_key)["Body"].read())
+    later_run = "acme-intent-later"
+    archive = f"s3://{BUCKET}/{where.model_output_prefix(later_run)}job-2/output/model.tar.gz"
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=where.champion_key,
+        Body=json.dumps(
+            {**first, "run_id": later_run, "model_artifacts": archive, "deployed_at": "2026-02-01"}
+        ),
+    )
+    client = _client(world, "acme")
+    csrf = world["verifier"].csrf_token(world["verifier"].verify(client.headers["Authorization"][7:]))
+    history = client.get("/c/intent/history").text
+    assert f"Roll back to {first['run_id']}" in history
+    assert f"Roll back to {later_run}" not in history  # the model serving now
+
+    answers = [
+        client.post("/c/intent/rollback", data={"csrf": csrf, "model": model}, follow_redirects=False)
+        for model in (first["run_id"], first["run_id"], later_run)
+    ]
+    assert [a.headers["location"].rsplit("=", 1)[1] for a in answers] == [
+        "rollback-started",
+        "rollback-running",
+        "already-serving",
+    ]
+    rollbacks = [run for run in operator.runs("acme", "intent") if "rollback" in run.name]
+    assert len(rollbacks) == 1
+    request = TrainingRunRequest.model_validate(operator.describe_run(rollbacks[0].arn).input)
+    assert request.redeploy is not None
+    assert request.redeploy.run_id == first["run_id"]
+    assert request.redeploy.model_artifacts == first["model_artifacts"]
+    assert (request.options.export_approval, request.options.deploy_approval) == (False, False)
+    assert client.post("/c/intent/rollback", data={"csrf": csrf, "model": "nope"}).status_code == 404
