@@ -44,6 +44,8 @@ def main() -> int:
             report = check_console(runtime, state, args.out)
     for failure in report.page_failures + report.cross_tenant_leaks + report.overflow_at_390:
         print("problem:", failure, file=sys.stderr)
+    for visit in sorted(report.visits, key=lambda v: -v.ms)[:5]:
+        print(f"slowest: {visit.ms:.0f} ms {visit.url}", file=sys.stderr)
     for violation in report.axe_serious:
         print("axe:", json.dumps(violation), file=sys.stderr)
     summary = {**report.summary(), "state_build_seconds": round(built_s, 1)}

@@ -76,6 +76,10 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:cloudwatch/eventTarget:EventTarget",
         "aws:cloudwatch/dashboard:Dashboard",
         "aws:scheduler/schedule:Schedule",
+        "aws:apigatewayv2/route:Route",
+        "aws:apigatewayv2/integration:Integration",
+        "aws:apigatewayv2/authorizer:Authorizer",
+        "aws:lambda/permission:Permission",
     }
 )
 

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from infra.common import AwsEnv, Naming
 from infra.config import StackArgs
+from infra.console import Console, ConsoleArgs
 from infra.functions import Functions, FunctionsArgs
 from infra.images import Images, ImagesArgs
 from infra.monitoring import Monitoring, MonitoringArgs
@@ -31,6 +32,7 @@ class ConvclassStack:
     orchestration: Orchestration
     triggers: Triggers
     monitoring: Monitoring
+    console: Console | None = None
 
 
 def aws_env(region: str) -> pulumi.Output[AwsEnv]:
@@ -155,6 +157,23 @@ def build(args: StackArgs) -> ConvclassStack:
     pulumi.export("repository_urls", images.repository_urls)
     pulumi.export("image_uris", images.image_uris)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
+    console = None
+    if args.console.enabled:
+        console = Console(
+            "console",
+            ConsoleArgs(
+                naming=naming,
+                env=env,
+                config=args.console,
+                image_uri=images.image_uris["lambda"],
+                bucket=storage.bucket_name,
+                key_arn=storage.key_arn,
+                training_state_machine_arn=orchestration.training_arn,
+                region=args.region,
+                log_retention_days=args.log_retention_days,
+            ),
+        )
+        pulumi.export("console_url", console.url)
     return ConvclassStack(
-        storage, images, functions, sagemaker, notifications, orchestration, triggers, monitoring
+        storage, images, functions, sagemaker, notifications, orchestration, triggers, monitoring, console
     )

@@ -68,6 +68,7 @@ def _env() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["duration"] = _duration
+    env.filters["clock"] = lambda value: value.astimezone(UTC).strftime("%H:%M:%S") if value else "–"
     env.filters["pct"] = lambda value: "–" if value is None else f"{100 * float(value):.1f} %"
     return env
 

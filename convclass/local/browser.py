@@ -149,6 +149,7 @@ class ConsoleReport:
     approvals_via_page: int = 0
     rollbacks_via_page: int = 0
     screenshots: list[str] = field(default_factory=list)
+    visits: list[Visit] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -252,6 +253,7 @@ def check_console(runtime: Any, state: Any, out_dir: Path, *, deploy_timeout_s: 
                         report.rollbacks_via_page = 1
             page.context.close()
     report.page_load_ms_p95 = driver.load_ms_p95()
+    report.visits = driver.visits
     return report
 
 
