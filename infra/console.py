@@ -10,11 +10,14 @@ and scopes every object it reads to the token's tenant.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from convclass.events import EMAIL_CLASSIFICATION_FAILED, EMAIL_CLASSIFIED, INFERENCE_SOURCE
 from convclass.layout import (
     CHAMPION_FILE,
     CONSENT_FILE,
@@ -25,12 +28,29 @@ from convclass.layout import (
     TENANTS_ROOT,
     any_classifier_key_pattern,
 )
-from infra.common import AwsEnv, Naming, Statement, child_opts, kms_use_statement, statement
+from infra.common import (
+    AwsEnv,
+    Naming,
+    Statement,
+    assume_role_policy,
+    child_opts,
+    kms_use_statement,
+    policy_document,
+    statement,
+)
 from infra.config import ConsoleConfig
 from infra.functions import ContainerFunction, FunctionSpec, s3_statements
 
 CONSOLE_FUNCTION = "console"
 AUTHORIZER_FUNCTION = "authorizer"
+#: Where Firehose writes the inference events (convclass.console.inference reads them): the classifier's
+#: ``inference-events/{day}/`` folder of ``ClassifierLayout``, tenant and classifier taken from the event.
+ARCHIVE_PREFIX = (
+    f"{TENANTS_ROOT}!{{partitionKeyFromQuery:tenant}}/classifiers/!{{partitionKeyFromQuery:classifier}}/"
+    f"{INFERENCE_EVENTS}/!{{timestamp:yyyy-MM-dd}}/"
+)
+ARCHIVE_ERRORS = "inference-archive-errors/"
+PARTITION_QUERY = "{tenant:.detail.tenant,classifier:.detail.classifier}"
 #: Routes that need no token: the health check and the sign-in link (which verifies the token itself).
 PUBLIC_ROUTES = ("GET /healthz", "GET /login")
 
@@ -109,6 +129,7 @@ class ConsoleArgs:
     bucket: pulumi.Output[str]
     key_arn: pulumi.Output[str]
     training_state_machine_arn: pulumi.Output[str]
+    bus_name: pulumi.Output[str]
     region: str
     log_retention_days: int
 
@@ -252,6 +273,137 @@ class Console(pulumi.ComponentResource):
                 source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*"),
                 opts=child_opts(self),
             )
+        self.archive = InferenceArchive(f"{name}-archive", args, opts=child_opts(self))
         self.app, self.authorizer = app, authorizer
         self.url = api.api_endpoint
         self.register_outputs({"url": self.url})
+
+
+def archive_statements(env: AwsEnv, bucket: str, key_arn: str) -> list[Statement]:
+    """Firehose writes inference events under each classifier's archive prefix (and failures aside)."""
+    bucket_arn = f"arn:{env.partition}:s3:::{bucket}"
+    objects = [
+        f"{bucket_arn}/{any_classifier_key_pattern(INFERENCE_EVENTS)}/*",
+        f"{bucket_arn}/{ARCHIVE_ERRORS}*",
+    ]
+    return [
+        statement("WriteArchive", ["s3:PutObject", "s3:AbortMultipartUpload"], objects),
+        statement("ArchiveBucket", ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"], [bucket_arn]),
+        kms_use_statement(key_arn),
+    ]
+
+
+class InferenceArchive(pulumi.ComponentResource):
+    """EventBridge rule (inference events of the stack's bus) → Firehose, partitioned per tenant, classifier
+    and day into the data bucket, encrypted with the stack's key."""
+
+    def __init__(self, name: str, args: ConsoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("convclass:infra:InferenceArchive", name, None, opts)
+        naming = args.naming
+        tags = naming.tags("console")
+        role = aws.iam.Role(
+            f"{name}-firehose-role",
+            name=naming.name("inference-archive"),
+            assume_role_policy=args.env.apply(
+                lambda e: assume_role_policy("firehose.amazonaws.com", source_account=e.account_id)
+            ),
+            tags=tags,
+            opts=child_opts(self),
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-firehose-policy",
+            role=role.id,
+            policy=pulumi.Output.all(args.env, args.bucket, args.key_arn).apply(
+                lambda v: policy_document(archive_statements(v[0], v[1], v[2]))
+            ),
+            opts=child_opts(self),
+        )
+        extended = aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationArgs
+        stream = aws.kinesis.FirehoseDeliveryStream(
+            f"{name}-stream",
+            name=naming.name("inference-archive"),
+            destination="extended_s3",
+            server_side_encryption=aws.kinesis.FirehoseDeliveryStreamServerSideEncryptionArgs(
+                enabled=True, key_type="CUSTOMER_MANAGED_CMK", key_arn=args.key_arn
+            ),
+            extended_s3_configuration=extended(
+                role_arn=role.arn,
+                bucket_arn=args.bucket.apply(lambda b: f"arn:aws:s3:::{b}"),
+                prefix=ARCHIVE_PREFIX,
+                error_output_prefix=ARCHIVE_ERRORS + "!{firehose:error-output-type}/!{timestamp:yyyy-MM-dd}/",
+                kms_key_arn=args.key_arn,
+                # Dynamic partitioning needs at least 64 MB buffers; five minutes bounds the page's delay.
+                buffering_size=64,
+                buffering_interval=300,
+                dynamic_partitioning_configuration=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationDynamicPartitioningConfigurationArgs(
+                    enabled=True
+                ),
+                processing_configuration=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationProcessingConfigurationArgs(
+                    enabled=True,
+                    processors=[
+                        _processor(
+                            "MetadataExtraction",
+                            {
+                                "JsonParsingEngine": "JQ-1.6",
+                                "MetadataExtractionQuery": PARTITION_QUERY,
+                            },
+                        ),
+                        _processor("AppendDelimiterToRecord", {"Delimiter": "\\n"}),
+                    ],
+                ),
+            ),
+            tags=tags,
+            opts=child_opts(self, depends_on=[policy]),
+        )
+        events_role = aws.iam.Role(
+            f"{name}-events-role",
+            name=naming.name("inference-archive", "events"),
+            assume_role_policy=args.env.apply(
+                lambda e: assume_role_policy("events.amazonaws.com", source_account=e.account_id)
+            ),
+            tags=tags,
+            opts=child_opts(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-events-policy",
+            role=events_role.id,
+            policy=stream.arn.apply(
+                lambda arn: policy_document(
+                    [statement("DeliverToArchive", ["firehose:PutRecord", "firehose:PutRecordBatch"], [arn])]
+                )
+            ),
+            opts=child_opts(self),
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-rule",
+            name=naming.name("inference-archive"),
+            event_bus_name=args.bus_name,
+            event_pattern=json.dumps(
+                {"source": [INFERENCE_SOURCE], "detail-type": [EMAIL_CLASSIFIED, EMAIL_CLASSIFICATION_FAILED]}
+            ),
+            tags=tags,
+            opts=child_opts(self),
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-target",
+            rule=rule.name,
+            event_bus_name=args.bus_name,
+            arn=stream.arn,
+            role_arn=events_role.arn,
+            opts=child_opts(self),
+        )
+        self.stream_arn = stream.arn
+        self.register_outputs({"stream_arn": stream.arn})
+
+
+def _processor(kind: str, parameters: dict[str, str]) -> Any:
+    args = aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationProcessingConfigurationProcessorArgs
+    parameter = (
+        aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationProcessingConfigurationProcessorParameterArgs
+    )
+    return args(
+        type=kind,
+        parameters=[
+            parameter(parameter_name=name, parameter_value=value) for name, value in parameters.items()
+        ],
+    )

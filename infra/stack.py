@@ -169,6 +169,7 @@ def build(args: StackArgs) -> ConvclassStack:
                 bucket=storage.bucket_name,
                 key_arn=storage.key_arn,
                 training_state_machine_arn=orchestration.training_arn,
+                bus_name=notifications.bus_name,
                 region=args.region,
                 log_retention_days=args.log_retention_days,
             ),

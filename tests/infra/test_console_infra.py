@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import pytest
 
+from convclass.events import EMAIL_CLASSIFICATION_FAILED, EMAIL_CLASSIFIED
+from convclass.layout import ClassifierLayout
+from infra.console import ARCHIVE_PREFIX
 from infra.mocks import Recording, run_program
 from infra.policies import violations
 from tests.infra.conftest import as_policy_resources, only
@@ -80,3 +84,22 @@ def test_the_console_role_reads_pages_and_writes_only_decisions(with_console: Re
 
 def test_the_stack_with_the_console_passes_every_policy(with_console: Recording) -> None:
     assert violations(as_policy_resources(with_console.resources)) == {}
+
+
+def test_inference_events_are_archived_where_the_console_reads_them(with_console: Recording) -> None:
+    (stream,) = with_console.of_type("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+    s3 = stream.inputs["extendedS3Configuration"]
+    assert s3["prefix"] == ARCHIVE_PREFIX
+    where = ClassifierLayout("acme", "intent")
+    resolved = s3["prefix"].replace("!{partitionKeyFromQuery:tenant}", "acme")
+    resolved = resolved.replace("!{partitionKeyFromQuery:classifier}", "intent")
+    assert resolved.replace("!{timestamp:yyyy-MM-dd}", "2026-01-02") == where.inference_events_prefix(
+        date(2026, 1, 2)
+    )
+    assert s3["dynamicPartitioningConfiguration"]["enabled"] is True
+    assert stream.inputs["serverSideEncryption"]["keyType"] == "CUSTOMER_MANAGED_CMK"
+    rule = only(with_console, "aws:cloudwatch/eventRule:EventRule", "console-archive-rule")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail-type"] == [EMAIL_CLASSIFIED, EMAIL_CLASSIFICATION_FAILED]
+    writes = _statements(with_console, "console-archive-firehose-policy")["WriteArchive"]["Resource"]
+    assert all("/inference-events/" in r or "inference-archive-errors" in r for r in writes)
