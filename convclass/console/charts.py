@@ -75,7 +75,7 @@ def columns(title: str, bars: Sequence[tuple[str, float]], *, fmt: str = "{:.0f}
                 f'<text x="{x + slot / 2:.1f}" y="{height - bottom - h - 3:.1f}" text-anchor="middle" '
                 f'font-size="9" fill="{TEXT}">{html.escape(fmt.format(value))}</text>'
             )
-        if n <= 16 or index % max(1, n // 8) == 0:
+        if index % max(1, round(n / 7)) == 0:
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 12}" text-anchor="middle" '
                 f'font-size="9" fill="{TEXT}">{html.escape(_clip(label, 6))}</text>'
