@@ -182,7 +182,10 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         tenant = view(who)
         run = tenant.run(name)
         steps = tenant.timeline(run)
-        has_model = any(ref.run_id == run.run_id for ref in tenant.models(run.classifier))
+        try:
+            has_model = tenant.model(run.classifier, run.run_id) is not None
+        except NotFound:
+            has_model = False
         return render(
             "run.html",
             who,
@@ -347,7 +350,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                 "Predicted labels", [(label, float(n), False) for label, n in stats.labels.most_common(20)]
             ),
             confidence_chart=charts.columns(
-                "Confidence of the top label (share of emails per bin)",
+                "Confidence of the top label: emails per probability bin of 0.1",
                 [(f"{i / 10:.1f}", float(n)) for i, n in enumerate(stats.confidence)],
             ),
         )
