@@ -55,7 +55,12 @@ def asgi_handler(app: Any) -> Handler:
     """A Lambda handler that serves HTTP API (payload 2.0) requests with the ASGI ``app``."""
 
     def handle(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-        return asyncio.run(_call(app, event))
+        # A private loop: asyncio.run would also reset the thread's current loop, which is not ours to touch.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(_call(app, event))
+        finally:
+            loop.close()
 
     return handle
 
