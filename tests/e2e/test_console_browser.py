@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 from convclass import layout
-from convclass.console.data import TenantView
+from convclass.console.data import TenantView, model_run
 from convclass.local.browser import ConsoleReport, check_console, chromium_path
 from convclass.local.console import DEMO_TENANTS, DemoState, build_demo_state
 from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
+from statemachine import training as sm
+from statemachine.history import entered_states
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,13 +66,29 @@ def test_the_other_tenants_session_gets_404_for_every_url(checked: Any) -> None:
 
 def test_approve_in_the_page_deploys_the_waiting_model(checked: Any) -> None:
     report, state, runtime, _ = checked
+    # check_console saw the approved model serving before it rolled back (next test).
     assert report.approvals_via_page == 1
+    assert Operator(runtime.outputs).describe_run(state.waiting).summary.status == "SUCCEEDED"
+
+
+def test_roll_back_in_the_page_redeploys_the_earlier_model_through_the_pipeline(checked: Any) -> None:
+    report, state, runtime, _ = checked
+    assert report.rollbacks_via_page == 1
     operator = Operator(runtime.outputs)
-    assert operator.describe_run(state.waiting).summary.status == "SUCCEEDED"
     tenant, classifier = DEMO_TENANTS[0]
-    champion = TenantView(operator, tenant).champion(classifier)
+    view = TenantView(operator, tenant)
+    champion = view.champion(classifier)
     assert champion is not None
-    assert champion.run_id == layout.run_id_for_execution(state.waiting)
+    first = layout.run_id_for_execution(state.runs[tenant][0])
+    assert model_run(champion) == first  # the earlier model serves again …
+    rollback = view.run(champion.execution.rsplit(":", 1)[-1])
+    assert rollback.request.redeploy is not None  # … deployed by a roll back run of the same state machine
+    assert rollback.detail.summary.status == "SUCCEEDED"
+    assert sm.TRAIN not in entered_states(operator.history(rollback.detail.summary.arn))
+    assert sm.USE_EARLIER_MODEL in entered_states(operator.history(rollback.detail.summary.arn))
+    endpoint = operator.endpoint(tenant, classifier)
+    assert endpoint.status == "InService"
+    assert endpoint.config_name == champion.endpoint_config_name
 
 
 def test_screenshots_at_1280_and_390_px(checked: Any) -> None:
