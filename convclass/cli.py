@@ -634,5 +634,20 @@ def local_demo(
         raise typer.Exit(code=code)
 
 
+@local_app.command("console")
+def local_console(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="The work directory a `convclass local demo` ran in.")
+    ] = Path(".convclass"),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+) -> None:
+    """Serve the customer console against the embedded AWS of a demo; prints a sign-in URL per tenant."""
+    from convclass.local.console import serve
+    from convclass.local.runtime import LocalRuntime
+
+    with LocalRuntime(workdir=workdir) as runtime:
+        serve(runtime, port=port, console=console)
+
+
 def main() -> None:
     app()

@@ -22,6 +22,8 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
                                              captured predictions and confirmed labels (ids and labels only),
                                              one object per event id (see convclass.feedback)
         feedback/deployed/{run}.json         a deployed run's request and training label counts
+        inference-events/{day}/*.jsonl       inference events (Email Classified/Failed) archived per UTC day,
+                                             read by the customer console (no email text in them)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ DATASETS = "datasets"
 MODELS = "models"
 CHECKPOINTS = "checkpoints"
 AREAS = (EXPORTS, DATASETS, MODELS, CHECKPOINTS)
+INFERENCE_EVENTS = "inference-events"
 CONSENT_FILE = "consent.json"
 #: The Hugging Face tokenizer file, in a dataset and in a model artifact alike.
 TOKENIZER_FILE = "tokenizer.json"
@@ -201,6 +204,10 @@ class ClassifierLayout:
         """What the feedback loop keeps of a deployed run (its request and training label counts), so it
         outlives the run's dataset and execution history."""
         return f"{self.feedback_prefix}deployed/{validate_run_id(run)}.json"
+
+    def inference_events_prefix(self, day: date | None = None) -> str:
+        """Archived inference events of the classifier, or of one UTC day."""
+        return f"{self.prefix}{INFERENCE_EVENTS}/" + (f"{day.isoformat()}/" if day is not None else "")
 
 
 def any_classifier_key_pattern(relative: str) -> str:

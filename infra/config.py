@@ -247,6 +247,26 @@ class InferenceConfig(_Model):
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = INBOUND_MAX_RECEIVE_COUNT
 
 
+class ConsoleConfig(_Model):
+    """The customer console (infra/console.py): off unless enabled with the customers' identity provider,
+    whose JWTs carry the tenant in ``tenantClaim``."""
+
+    enabled: bool = False
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    tenant_claim: str = "tenant"
+    function: FunctionSettings = FunctionSettings(memory_mb=1024, timeout_seconds=29)
+    authorizer: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=10)
+
+    @model_validator(mode="after")
+    def _identity_provider(self) -> ConsoleConfig:
+        complete = (self.jwks_url or "").startswith("https://") and self.issuer and self.audience
+        if self.enabled and not complete:
+            raise ValueError("console.enabled needs jwksUrl (https://), issuer and audience")
+        return self
+
+
 class StackArgs(_Model):
     """Everything one convclass deployment needs, validated before any resource is declared."""
 
@@ -273,6 +293,7 @@ class StackArgs(_Model):
     # SageMaker).
     sagemaker_log_groups: bool = True
     tenants: list[TenantConfig] = Field(default_factory=list)
+    console: ConsoleConfig = ConsoleConfig()
 
     @field_validator("project", "stack")
     @classmethod

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from infra.common import AwsEnv, Naming
 from infra.config import StackArgs
+from infra.console import Console, ConsoleArgs
 from infra.feedback import Feedback, FeedbackArgs
 from infra.functions import Functions, FunctionsArgs
 from infra.images import Images, ImagesArgs
@@ -35,6 +36,7 @@ class ConvclassStack:
     monitoring: Monitoring
     shared_endpoint: SharedEndpoint | None
     feedback: Feedback
+    console: Console | None = None
 
 
 def aws_env(region: str) -> pulumi.Output[AwsEnv]:
@@ -204,6 +206,24 @@ def build(args: StackArgs) -> ConvclassStack:
     pulumi.export("image_uris", images.image_uris)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
     pulumi.export("feedback_queue_url", feedback.queue_url)
+    console = None
+    if args.console.enabled:
+        console = Console(
+            "console",
+            ConsoleArgs(
+                naming=naming,
+                env=env,
+                config=args.console,
+                image_uri=images.image_uris["lambda"],
+                bucket=storage.bucket_name,
+                key_arn=storage.key_arn,
+                training_state_machine_arn=orchestration.training_arn,
+                bus_name=notifications.bus_name,
+                region=args.region,
+                log_retention_days=args.log_retention_days,
+            ),
+        )
+        pulumi.export("console_url", console.url)
     return ConvclassStack(
         storage,
         images,
@@ -215,4 +235,5 @@ def build(args: StackArgs) -> ConvclassStack:
         monitoring,
         shared_endpoint,
         feedback,
+        console,
     )
