@@ -123,6 +123,7 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
                 BUCKET,
                 where,
                 ConsentRecord(approved=True, approved_by="someone", approved_at="2026-01-01T00:00:00Z"),
+                kms_key_arn=None,
             )
             champion = {
                 "run_id": run_id,
