@@ -1,12 +1,17 @@
-"""Property-based checks: clean_email never raises and its output is tag-free, control-free and bounded."""
+"""Property-based checks: clean_email never raises and its output is tag-free, control-free and bounded.
+
+Settings (example counts, derandomization) come from the Hypothesis profile tests/conftest.py loads. Every
+counterexample a run has found is kept below as an ``@example``, so it is checked on every run.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
 
 from convclass.cleaning import clean_email
 from convclass.cleaning._html import (
@@ -20,8 +25,9 @@ from convclass.cleaning._html import (
 )
 from convclass.cleaning._text import normalize
 
-# What HTML parses as a tag: "<" directly followed by a letter ("< A>" is text, in browsers too).
-_TAG_RE = re.compile(r"</?[a-zA-Z][^<>]*>")
+# What HTML reads as a tag: "<" (or "</") directly followed by an ASCII letter, up to the next ">".
+# "< A>" and "<\x1fA>" are text, in browsers too.
+_TAG_RE = re.compile(r"</?[a-zA-Z][^>]*>")
 _FRAGMENTS = [
     "<div>", "</div>", "<p>", "</p>", "<br>", "<b>", "</b>", "<span style='display:none'>", "</span>",
     "<blockquote>", "</blockquote>", "<script>", "</script>", "<style>", "</style>", "<!--", "-->",
@@ -31,11 +37,26 @@ _FRAGMENTS = [
     "4111 1111 1111 1111", "Kind regards,", "Hi team,", "Ã©", "İ", "ﬁ", "日本", "🙂",
 ]  # fmt: skip
 markupish = st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=20)), max_size=40).map("".join)
-PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _assert_clean(text: str, max_chars: int) -> None:
-    assert _TAG_RE.search(text) is None, text
+def _source_tags(markup: str) -> set[str]:
+    """The tags of ``markup`` as HTML parses it, minus tag-like strings its parser reads as text.
+
+    Text that merely looks like a tag is content: "&lt;b&gt;" decodes to "<b>", and "<\x1fA>" is text whose
+    control character normalisation removes. Only a tag the parser saw as markup must never reach the output.
+    """
+    tags = set(_TAG_RE.findall(markup))
+    if not tags:
+        return tags
+    tree = LexborHTMLParser(markup)
+    parsed_text = tree.root.text(deep=True) if tree.root is not None else ""
+    as_text = set(_TAG_RE.findall(normalize(parsed_text)))
+    return tags - as_text
+
+
+def _assert_clean(text: str, max_chars: int, source: str = "") -> None:
+    surviving = set(_TAG_RE.findall(text)) & _source_tags(source)
+    assert not surviving, text
     assert all(c == "\n" or unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cs") for c in text), text
     assert len(text) <= max_chars
     assert text == text.strip()
@@ -43,16 +64,19 @@ def _assert_clean(text: str, max_chars: int) -> None:
     assert "  " not in text
 
 
-@PROPERTY_SETTINGS
 @given(subject=st.one_of(st.none(), st.text(max_size=60)), body=markupish, max_chars=st.integers(1, 400))
+@example(subject=None, body="<\x1fA> text", max_chars=400)  # text that looks like a tag once \x1f goes
+@example(subject=None, body="&lt;b&gt;bold&lt;/b&gt; <b>real</b>", max_chars=400)
+@example(subject="<b>", body="<b>x</b>", max_chars=400)  # the subject is text, never markup
 def test_html_cleaning_never_raises_and_output_has_no_tags_or_controls(
     subject: str | None, body: str, max_chars: int
 ) -> None:
     cleaned = clean_email(subject, body, "text/html", max_chars=max_chars)
     _assert_clean(cleaned.text, max_chars)
+    # The subject is text, never markup: tags are checked on the body's text alone.
+    _assert_clean(clean_email(None, body, "text/html", max_chars=max_chars).text, max_chars, body)
 
 
-@PROPERTY_SETTINGS
 @given(body=st.binary(max_size=300), content_type=st.sampled_from(["text/html", "text/plain", "weird"]))
 def test_arbitrary_bytes_never_raise(body: bytes, content_type: str) -> None:
     cleaned = clean_email(None, body, content_type)
@@ -60,7 +84,6 @@ def test_arbitrary_bytes_never_raise(body: bytes, content_type: str) -> None:
     assert all(c == "\n" or unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cs") for c in cleaned.text)
 
 
-@PROPERTY_SETTINGS
 @given(body=st.text(max_size=300))
 def test_plain_text_cleaning_never_raises_and_is_deterministic(body: str) -> None:
     first = clean_email("s", body, "text/plain")
@@ -68,7 +91,6 @@ def test_plain_text_cleaning_never_raises_and_is_deterministic(body: str) -> Non
     assert all(c == "\n" or unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cs") for c in first.text)
 
 
-@PROPERTY_SETTINGS
 @given(words=st.lists(st.from_regex(r"[A-Za-z]{1,12}", fullmatch=True), min_size=1, max_size=30))
 def test_escaped_customer_words_survive_html_wrapping(words: list[str]) -> None:
     sentence = " ".join(words)
@@ -96,7 +118,6 @@ _table = st.lists(st.lists(_content, min_size=1, max_size=3), min_size=1, max_si
 )
 
 
-@PROPERTY_SETTINGS
 @given(pieces=st.lists(st.one_of(_content, _table), max_size=6))
 def test_the_tag_free_fast_path_matches_the_parser(pieces: list[str]) -> None:
     markup = "".join(pieces).encode()
@@ -123,7 +144,6 @@ _LINES = [
 ]
 
 
-@PROPERTY_SETTINGS
 @given(lines=st.lists(st.sampled_from(_LINES), max_size=25))
 def test_plain_text_line_structure_is_collapsed(lines: list[str]) -> None:
     text = clean_email(None, "\n".join(lines), "text/plain").text
@@ -133,10 +153,6 @@ def test_plain_text_line_structure_is_collapsed(lines: list[str]) -> None:
     assert "\n " not in text
 
 
-_HIDDEN_ATTRIBUTES = [
-    'style="display:none"', 'style="DISPLAY: none;max-height:0"', "hidden", 'aria-hidden="true"',
-    'style="color:red"', 'aria-hidden="false"', 'title="display:none"', 'style="overflow:hidden"',
-]  # fmt: skip
 _HIDDEN_ATTRIBUTES = [
     'style="display:none"', 'style="DISPLAY: none;max-height:0"', "hidden", 'aria-hidden="true"',
     'style="color:red"', 'aria-hidden="false"', 'title="display:none"', 'style="overflow:hidden"',
@@ -154,7 +170,6 @@ _balanced = st.recursive(
 )
 
 
-@PROPERTY_SETTINGS
 @given(pieces=st.lists(_balanced, max_size=4))
 def test_cutting_hidden_elements_from_the_bytes_matches_the_parser(pieces: list[str]) -> None:
     markup = "".join(pieces).encode()
