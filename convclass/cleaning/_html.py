@@ -20,18 +20,46 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 BREAK = "\ue000"
 _BREAK_BYTES = BREAK.encode("utf-8")
 _DROP_TAGS = ["head", "script", "style", "noscript", "template", "title", "svg", "iframe", "object", "embed"]
-# Hidden content (pre-headers, tracking blocks): each selector only joins the query when its trigger occurs in
-# the lower-cased markup, because attribute-substring selectors are the most expensive part of a query.
+# Hidden content (pre-headers, tracking blocks): elements whose style hides them (``hidden_style``) or that
+# carry ``hidden`` / ``aria-hidden="true"``. Each selector finds candidates and only joins the query when its
+# trigger occurs in the lower-cased markup, because attribute-substring selectors are the most expensive part
+# of a query; ``hidden_style`` then decides.
 _HIDDEN_RULES = (
     (b"display:none", '[style*="display:none" i]'),
     (b"display: none", '[style*="display: none" i]'),
     (b"visibility:hidden", '[style*="visibility:hidden" i]'),
     (b"visibility: hidden", '[style*="visibility: hidden" i]'),
-    (b"mso-hide", '[style*="mso-hide:all" i]'),
-    (b"max-height:0", '[style*="max-height:0" i]'),
-    (b"font-size:0", '[style*="font-size:0" i]'),
+    (b"mso-hide", '[style*="mso-hide" i]'),
+    (b"height:0", '[style*="height:0" i]'),
+    (b"height: 0", '[style*="height: 0" i]'),
+    (b"size:0", '[style*="size:0" i]'),
+    (b"size: 0", '[style*="size: 0" i]'),
+    (b"opacity:0", '[style*="opacity:0" i]'),
+    (b"opacity: 0", '[style*="opacity: 0" i]'),
     (b"aria-hidden", '[aria-hidden="true"]'),
     (b" hidden", "[hidden]"),
+)
+_ZERO = rb"\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)"
+# Declarations that hide an element whatever else its style says (max-height:0 is how pre-headers collapse).
+_HIDING_STYLE_RE = re.compile(
+    rb"(?:^|[;\s\"'])(?:display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all|max-height"
+    + _ZERO
+    + rb"|font-size"
+    + _ZERO
+    + rb"|opacity"
+    + _ZERO
+    + rb")"
+)
+# A zero height or width hides an element's text only together with overflow:hidden.
+_ZERO_BOX_RE = re.compile(rb"(?:^|[;\s\"'])(?:height|width|max-width)" + _ZERO)
+_OVERFLOW_HIDDEN_RE = re.compile(rb"overflow\s*:\s*hidden")
+# Containers mail clients put a signature or device line in: Gmail, Thunderbird, Outlook (web, mobile),
+# Apple Mail on iOS. Only looked for when the markup contains "signature".
+_SIGNATURE_HINT = b"signature"
+_SIGNATURES = (
+    '.gmail_signature, [data-smartmail="gmail_signature"], .moz-signature, [id="signature" i],'
+    ' [id="x_signature" i], #ms-outlook-mobile-signature, [id="applemailsignature" i], .yahoo-signature,'
+    " .signature"
 )
 # Quoted earlier messages as clients mark them (Gmail, Yahoo, Thunderbird, Apple Mail, plain blockquote).
 _QUOTES = (
@@ -68,10 +96,19 @@ MAX_DEPTH = 512
 _DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
 # Every hidden trigger contains one of these, and most mail contains none of them ("display" alone would match
 # the "display:block" of half of all mail; "hid" stands for both "hidden" and "mso-hide").
-_HIDDEN_HINTS = (b"display:none", b"display: none", b"hid", b"-height:0", b"-size:0")
+_HIDDEN_HINTS = (
+    b"display:none",
+    b"display: none",
+    b"hid",
+    b"height:0",
+    b"height: 0",
+    b"size:0",
+    b"size: 0",
+    b"opacity:0",
+    b"opacity: 0",
+)
 _PRUNABLE = frozenset((b"div", b"span", b"font", b"center"))
 _PRUNED_BLOCKS = frozenset((b"div", b"center"))
-_HIDDEN_STYLES = tuple(trigger for trigger, selector in _HIDDEN_RULES if selector.startswith("[style"))
 _START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _TAG_NAME_ENDS = frozenset((b" ", b"\t", b"\n", b"\r", b"\f", b"/", b">"))
@@ -214,11 +251,15 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     for marker in _HISTORY_ATTRIBUTES:
         if not _has_any(marker, hints):
             continue
-        start = 0
+        start = scanned = 0
+        tag_start = tag_end = -1
         while (found := lowered.find(marker, start, cut)) != -1:
-            tag_start = lowered.rfind(b"<", 0, found)
-            inside_tag = tag_start > lowered.rfind(b">", 0, found)
-            if inside_tag and lowered.startswith(_HISTORY_TAGS, tag_start + 1):
+            # The last "<" and ">" before the marker, searched for only since the previous marker: linear in
+            # the markup however many markers it repeats.
+            tag_start = max(tag_start, lowered.rfind(b"<", scanned, found))
+            tag_end = max(tag_end, lowered.rfind(b">", scanned, found))
+            scanned = found
+            if tag_start > tag_end and lowered.startswith(_HISTORY_TAGS, tag_start + 1):
                 cut = tag_start
                 break
             start = found + len(marker)
@@ -230,8 +271,19 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     return cut
 
 
-def html_to_text(html: bytes) -> tuple[str, int, int]:
-    """Return ``(text, quoted_blocks_removed, markup_issues)``; block boundaries in ``text`` are ``BREAK``.
+class Removed:
+    """What ``html_to_text`` removed from the markup: quoted blocks, hidden elements, signature containers."""
+
+    __slots__ = ("hidden", "quoted", "signatures")
+
+    def __init__(self, quoted: int = 0, hidden: int = 0, signatures: int = 0) -> None:
+        self.quoted = quoted
+        self.hidden = hidden
+        self.signatures = signatures
+
+
+def html_to_text(html: bytes) -> tuple[str, Removed, int]:
+    """Return ``(text, removed, markup_issues)``; block boundaries in ``text`` are ``BREAK``.
 
     ``html`` is UTF-8 markup. All string scans run over ``bytes.lower()`` of it (ASCII-only lower-casing keeps
     offsets aligned), and lexbor parses UTF-8 bytes without another conversion.
@@ -247,18 +299,20 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
+    removed = Removed(quoted)
     names, pieces = split_tags(html, lowered)
     issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
-        return _flat_text(html), quoted, issues + 1
+        return _flat_text(html), removed, issues + 1
     hidden_hints = [hint for hint in _HIDDEN_HINTS if hint in lowered]
     hidden = _hidden_selector(lowered, hidden_hints) if hidden_hints else ""
     if hidden and not issues:
         pruned = prune_hidden(html, lowered, hidden_hints)
         if pruned is not None:
-            html, lowered = pruned
+            html, lowered, removed.hidden = pruned
             names, pieces = split_tags(html, lowered)
             hidden = ""
+    signatures = _SIGNATURE_HINT in lowered
     outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
     quotes = (
         (_QUOTE in hints and _QUOTE in lowered)
@@ -266,13 +320,15 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
         or b"appendonsend" in lowered
         or b"gmail_extra" in lowered
     )
-    if not (hidden or outlook or quotes):
+    if not (hidden or outlook or quotes or signatures):
         text = simple_text(html, lowered, names, pieces)
         if text is not None:
-            return text, quoted, issues
+            return text, removed, issues
     marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
-    text, removed = tree_text(marked, lowered, hidden=hidden, outlook=outlook, quotes=quotes)
-    return text, quoted + removed, issues
+    text = tree_text(
+        marked, lowered, removed, hidden=hidden, outlook=outlook, quotes=quotes, signatures=signatures
+    )
+    return text, removed, issues
 
 
 def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[bytes] | None) -> str | None:
@@ -302,29 +358,60 @@ def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[by
 
 
 def tree_text(
-    marked: bytes, lowered: bytes, *, hidden: str = "", outlook: bool = True, quotes: bool = True
-) -> tuple[str, int]:
-    """Text of ``marked`` markup through lexbor's tree; returns ``(text, quoted_blocks_removed)``."""
-    quoted = 0
+    marked: bytes,
+    lowered: bytes,
+    removed: Removed | None = None,
+    *,
+    hidden: str = "",
+    outlook: bool = True,
+    quotes: bool = True,
+    signatures: bool = True,
+) -> str:
+    """Text of ``marked`` markup through lexbor's tree; what it drops is added to ``removed``.
+
+    ``hidden`` is the candidate selector ``_hidden_selector`` built (empty: none). Matches are removed last
+    to first, so an element is always removed before any element that contains it.
+    """
+    removed = removed if removed is not None else Removed()
     tree = LexborHTMLParser(marked)
     if _DROP_TAG_RE.search(lowered) is not None:  # rare once <head> is skipped
         tree.strip_tags(_DROP_TAGS)
     root = tree.body
     if root is None:
-        return "", quoted
+        return ""
     if hidden:
-        for node in root.css(hidden):
-            node.decompose()
+        for node in reversed(root.css(hidden)):
+            if _node_is_hidden(node.attributes):
+                node.decompose()
+                removed.hidden += 1
     if outlook:
         header = root.css_first(_OUTLOOK_HEADERS)
         if header is not None:
             _drop_from(header, root)
-            quoted += 1
+            removed.quoted += 1
     if quotes:
-        for node in root.css(_QUOTES):
+        for node in reversed(root.css(_QUOTES)):
             node.decompose()
-            quoted += 1
-    return root.text(deep=True, separator=""), quoted
+            removed.quoted += 1
+    if signatures:
+        for node in reversed(root.css(_SIGNATURES)):
+            node.decompose()
+            removed.signatures += 1
+    return root.text(deep=True, separator="")
+
+
+def hidden_style(style: bytes) -> bool:
+    """Whether an inline ``style`` (lower-cased bytes) hides its element's text."""
+    if _HIDING_STYLE_RE.search(style) is not None:
+        return True
+    return _ZERO_BOX_RE.search(style) is not None and _OVERFLOW_HIDDEN_RE.search(style) is not None
+
+
+def _node_is_hidden(attributes: dict[str, str | None]) -> bool:
+    if "hidden" in attributes or attributes.get("aria-hidden") == "true":
+        return True
+    style = attributes.get("style")
+    return style is not None and hidden_style(style.lower().encode("utf-8", errors="replace"))
 
 
 def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
@@ -335,28 +422,21 @@ def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
     return False
 
 
-def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes, bytes] | None:
+def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes, bytes, int] | None:
     """Cut hidden ``div``/``span``/``font``/``center`` elements out of well-formed markup.
 
     Hidden pre-headers are common, and cutting them from the bytes keeps such mail on the tree-free path.
-    Returns None (use the tree) when a hidden element is of another kind or its end tag cannot be found.
-    Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found in ``lowered``) are looked for.
+    Returns ``(html, lowered, elements_cut)``, or None (use the tree) when a hidden element is of another kind
+    or its end tag cannot be found. Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found
+    in ``lowered``) are looked for.
     """
-    candidates = set()
-    for trigger, _ in _HIDDEN_RULES:
-        if not _has_any(trigger, hints):
-            continue
-        found = lowered.find(trigger)
-        while found != -1:
-            candidates.add(lowered.rfind(b"<", 0, found))
-            found = lowered.find(trigger, found + len(trigger))
     spans: list[tuple[int, int, bytes]] = []
-    for candidate in sorted(candidates):
+    for candidate in sorted(set(_tag_starts(lowered, _trigger_positions(lowered, hints)))):
         start_tag = _START_TAG_RE.match(lowered, candidate)
         if start_tag is None or (spans and candidate < spans[-1][1]):
             continue  # not a start tag, or inside an element already cut
         name = start_tag.group(1)
-        if name in _VOID or not _is_hidden(start_tag.group(2)):
+        if name in _VOID or not _attributes_hide(start_tag.group(2)):
             continue
         if name not in _PRUNABLE:
             return None
@@ -367,7 +447,7 @@ def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes
             return None  # a block inside an inline element can close its parents and escape it
         spans.append((candidate, end, name))
     if not spans:
-        return None
+        return html, lowered, 0  # triggers, but nothing they hide ("line-height:0")
     # A block element leaves the line break its start tag's marker would have left in the parsed tree.
     html_parts: list[bytes] = []
     lowered_parts: list[bytes] = []
@@ -377,17 +457,45 @@ def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes
         html_parts += [html[last:start], gap]
         lowered_parts += [lowered[last:start], gap]
         last = end
-    return b"".join([*html_parts, html[last:]]), b"".join([*lowered_parts, lowered[last:]])
+    html = b"".join([*html_parts, html[last:]])
+    return html, b"".join([*lowered_parts, lowered[last:]]), len(spans)
 
 
-def _is_hidden(attributes: bytes) -> bool:
+def _attributes_hide(attributes: bytes) -> bool:
+    """Whether a start tag's (lower-cased) attributes hide its element: see ``_node_is_hidden``."""
     for attribute, double, single, bare in _ATTRIBUTE_RE.findall(attributes):
         value = double or single or bare
-        if attribute == b"style" and any(trigger in value for trigger in _HIDDEN_STYLES):
+        if attribute == b"style" and hidden_style(value):
             return True
         if attribute == b"hidden" or (attribute == b"aria-hidden" and value == b"true"):
             return True
     return False
+
+
+def _trigger_positions(lowered: bytes, hints: tuple[bytes, ...] | list[bytes]) -> list[int]:
+    """Sorted offsets of every hidden trigger in ``lowered`` (only triggers that contain one of ``hints``)."""
+    positions = []
+    for trigger, _ in _HIDDEN_RULES:
+        if not _has_any(trigger, hints):
+            continue
+        found = lowered.find(trigger)
+        while found != -1:
+            positions.append(found)
+            found = lowered.find(trigger, found + len(trigger))
+    positions.sort()
+    return positions
+
+
+def _tag_starts(lowered: bytes, positions: list[int]) -> list[int]:
+    """The offset of the last "<" before each of the sorted ``positions`` (-1: none), in one linear scan."""
+    starts = []
+    last = -1
+    scanned = 0
+    for position in positions:
+        last = max(last, lowered.rfind(b"<", scanned, position))
+        scanned = max(scanned, position)
+        starts.append(last)
+    return starts
 
 
 def _closing_end(lowered: bytes, name: bytes, position: int) -> int:
@@ -421,12 +529,9 @@ def _hidden_selector(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _H
     for trigger, selector in _HIDDEN_RULES:
         if not _has_any(trigger, hints):
             continue
-        found = lowered.find(trigger)
-        while found != -1:
-            if not lowered.startswith(b"<img", lowered.rfind(b"<", 0, found)):
-                selectors.append(selector)
-                break
-            found = lowered.find(trigger, found + len(trigger))
+        positions = _trigger_positions(lowered, [trigger])
+        if any(not lowered.startswith(b"<img", start) for start in _tag_starts(lowered, positions)):
+            selectors.append(selector)
     return ", ".join(selectors)
 
 
