@@ -61,6 +61,15 @@ _SIGNATURES = (
     ' [id="x_signature" i], #ms-outlook-mobile-signature, [id="applemailsignature" i], .yahoo-signature,'
     " .signature"
 )
+# The same containers and _QUOTES, as lower-cased attribute values for the byte-level cut (prune_elements).
+_SIGNATURE_CLASSES = frozenset((b"gmail_signature", b"moz-signature", b"yahoo-signature", b"signature"))
+_SIGNATURE_IDS = frozenset(
+    (b"signature", b"x_signature", b"ms-outlook-mobile-signature", b"applemailsignature")
+)
+_QUOTE_CLASSES = frozenset(
+    (b"gmail_quote", b"gmail_extra", b"yahoo_quoted", b"moz-cite-prefix", b"protonmail_quote")
+)
+_QUOTE_MARKERS = (b"blockquote", *_QUOTE_CLASSES, b"appendonsend", b"cite")
 # Quoted earlier messages as clients mark them (Gmail, Yahoo, Thunderbird, Apple Mail, plain blockquote).
 _QUOTES = (
     "blockquote, .gmail_quote, .gmail_extra, .yahoo_quoted, .moz-cite-prefix, [type=cite],"
@@ -107,8 +116,8 @@ _HIDDEN_HINTS = (
     b"opacity:0",
     b"opacity: 0",
 )
-_PRUNABLE = frozenset((b"div", b"span", b"font", b"center"))
-_PRUNED_BLOCKS = frozenset((b"div", b"center"))
+_PRUNABLE = frozenset((b"div", b"span", b"font", b"center", b"blockquote"))
+_PRUNED_BLOCKS = frozenset((b"div", b"center", b"blockquote"))
 _START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _TAG_NAME_ENDS = frozenset((b" ", b"\t", b"\n", b"\r", b"\f", b"/", b">"))
@@ -123,7 +132,7 @@ _SCRIPT_STYLE_RE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.DOTALL |
 _Trie = dict[str, "_Trie"]
 
 
-def _trie(words: list[str], *, fold_case: bool) -> str:
+def trie_pattern(words: list[str], *, fold_case: bool) -> str:
     """Regex alternation of ``words`` as a trie, optionally with explicit ``[aA]`` classes.
 
     sre tries alternatives one by one and ``re.IGNORECASE`` folds every character it compares; a trie with
@@ -155,8 +164,8 @@ def _trie(words: list[str], *, fold_case: bool) -> str:
 # one (and the table start tag, which sits outside it): a marker between rows would be text in table context,
 # which parsers move in front of the table ("foster parenting"). So every cell ends a line.
 _BLOCK_TAG_RE = re.compile(
-    rf"<(?=(?:/?{_trie(_BLOCK_NAMES, fold_case=True)}|{_trie(['table'], fold_case=True)}"
-    rf"|/{_trie(['td', 'th'], fold_case=True)})[\s/>])".encode()
+    rf"<(?=(?:/?{trie_pattern(_BLOCK_NAMES, fold_case=True)}|{trie_pattern(['table'], fold_case=True)}"
+    rf"|/{trie_pattern(['td', 'th'], fold_case=True)})[\s/>])".encode()
 )
 _MARKED_TAG = _BREAK_BYTES + b"<"
 # Elements whose markup parses to exactly its text: see simple_text.
@@ -171,10 +180,10 @@ _TAG_RE = re.compile(rb"<[^<>]*>")
 _PLAIN_TAG_NAME_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
-_DROP_TAG_RE = re.compile(rf"<{_trie(_DROP_TAGS, fold_case=False)}\b".encode())
+_DROP_TAG_RE = re.compile(rf"<{trie_pattern(_DROP_TAGS, fold_case=False)}\b".encode())
+_TABLE_NAMES = ["table", "tbody", "thead", "tfoot", "tr", "td", "th"]
 _BLOCK_INSIDE_RE = re.compile(
-    rf"</?{_trie([*_BLOCK_NAMES, 'table', 'tbody', 'thead', 'tfoot', 'tr', 'td', 'th'], fold_case=False)}"
-    r"[\s/>]".encode()
+    rf"</?{trie_pattern([*_BLOCK_NAMES, *_TABLE_NAMES], fold_case=False)}[\s/>]".encode()
 )
 # Start tag → end tag and back (as tag_names spells them) of the elements in _NEEDS_CLOSE.
 _END_TAG_OF = {b"<" + name.encode(): b"</" + name.encode() for name in _NEEDS_CLOSE}
@@ -306,12 +315,6 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
         return _flat_text(html), removed, issues + 1
     hidden_hints = [hint for hint in _HIDDEN_HINTS if hint in lowered]
     hidden = _hidden_selector(lowered, hidden_hints) if hidden_hints else ""
-    if hidden and not issues:
-        pruned = prune_hidden(html, lowered, hidden_hints)
-        if pruned is not None:
-            html, lowered, removed.hidden = pruned
-            names, pieces = split_tags(html, lowered)
-            hidden = ""
     signatures = _SIGNATURE_HINT in lowered
     outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
     quotes = (
@@ -320,6 +323,14 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
         or b"appendonsend" in lowered
         or b"gmail_extra" in lowered
     )
+    if (hidden or signatures or quotes) and not (issues or outlook):
+        pruned = prune_elements(html, lowered, hidden_hints, signatures=signatures, quotes=quotes)
+        if pruned is not None:
+            html, lowered, cut = pruned
+            removed.hidden, removed.signatures = cut.hidden, cut.signatures
+            removed.quoted += cut.quoted
+            names, pieces = split_tags(html, lowered)
+            hidden, signatures, quotes = "", False, False
     if not (hidden or outlook or quotes or signatures):
         text = simple_text(html, lowered, names, pieces)
         if text is not None:
@@ -422,21 +433,38 @@ def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
     return False
 
 
-def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes, bytes, int] | None:
-    """Cut hidden ``div``/``span``/``font``/``center`` elements out of well-formed markup.
+def prune_elements(
+    html: bytes, lowered: bytes, hidden_hints: list[bytes], *, signatures: bool, quotes: bool
+) -> tuple[bytes, bytes, Removed] | None:
+    """Cut hidden elements, signature containers and quoted blocks out of well-formed markup.
 
-    Hidden pre-headers are common, and cutting them from the bytes keeps such mail on the tree-free path.
-    Returns ``(html, lowered, elements_cut)``, or None (use the tree) when a hidden element is of another kind
-    or its end tag cannot be found. Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found
-    in ``lowered``) are looked for.
+    They are common (pre-headers, Gmail and Outlook signatures, inline quotes), and cutting them from the
+    bytes keeps such mail on the tree-free path: a document's first CSS query costs more than parsing it.
+    Candidates are the tags around the hidden triggers (only those that contain one of ``hidden_hints``, the
+    ``_HIDDEN_HINTS`` found in ``lowered``), around "signature" (when ``signatures``) and the quote markers
+    (when ``quotes``). Returns ``(html, lowered, removed)``, or None (use the tree) when an element to cut is
+    of a kind the bytes cannot cut safely or its end tag cannot be found.
     """
+    candidates: dict[int, list[int]] = {}
+    triggers = _trigger_positions(lowered, hidden_hints) if hidden_hints else []
+    for start, position in zip(_tag_starts(lowered, triggers), triggers, strict=True):
+        candidates.setdefault(start, []).append(position)
+    for wanted, markers in ((signatures, (_SIGNATURE_HINT,)), (quotes, _QUOTE_MARKERS)):
+        if wanted:
+            positions = sorted(_find_all(lowered, markers))
+            for start, position in zip(_tag_starts(lowered, positions), positions, strict=True):
+                candidates.setdefault(start, []).append(position)
     spans: list[tuple[int, int, bytes]] = []
-    for candidate in sorted(set(_tag_starts(lowered, _trigger_positions(lowered, hints)))):
+    removed = Removed()
+    for candidate in sorted(candidates):
         start_tag = _START_TAG_RE.match(lowered, candidate)
         if start_tag is None or (spans and candidate < spans[-1][1]):
             continue  # not a start tag, or inside an element already cut
+        if all(position >= start_tag.end() for position in candidates[candidate]):
+            continue  # the trigger is text after the tag, not one of its attributes
         name = start_tag.group(1)
-        if name in _VOID or not _attributes_hide(start_tag.group(2)):
+        kind = "" if name in _VOID else _element_kind(name, start_tag.group(2))
+        if not kind:
             continue
         if name not in _PRUNABLE:
             return None
@@ -446,8 +474,9 @@ def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes
         if name not in _PRUNED_BLOCKS and _BLOCK_INSIDE_RE.search(lowered, start_tag.end(), end):
             return None  # a block inside an inline element can close its parents and escape it
         spans.append((candidate, end, name))
+        setattr(removed, kind, getattr(removed, kind) + 1)
     if not spans:
-        return html, lowered, 0  # triggers, but nothing they hide ("line-height:0")
+        return html, lowered, removed  # triggers, but nothing they hide ("line-height:0")
     # A block element leaves the line break its start tag's marker would have left in the parsed tree.
     html_parts: list[bytes] = []
     lowered_parts: list[bytes] = []
@@ -458,7 +487,43 @@ def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes
         lowered_parts += [lowered[last:start], gap]
         last = end
     html = b"".join([*html_parts, html[last:]])
-    return html, b"".join([*lowered_parts, lowered[last:]]), len(spans)
+    return html, b"".join([*lowered_parts, lowered[last:]]), removed
+
+
+def _find_all(lowered: bytes, markers: tuple[bytes, ...]) -> list[int]:
+    positions = []
+    for marker in markers:
+        found = lowered.find(marker)
+        while found != -1:
+            positions.append(found)
+            found = lowered.find(marker, found + len(marker))
+    return positions
+
+
+def _element_kind(name: bytes, attributes: bytes) -> str:
+    """Which ``Removed`` count an element with these (lower-cased) attributes goes to; "" to keep it."""
+    if _attributes_hide(attributes):
+        return "hidden"
+    if name == b"blockquote":
+        return "quoted"
+    for attribute, double, single, bare in _ATTRIBUTE_RE.findall(attributes):
+        value = double or single or bare
+        if attribute == b"class":
+            tokens = value.split()
+            if any(token in _SIGNATURE_CLASSES for token in tokens):
+                return "signatures"
+            if any(token in _QUOTE_CLASSES for token in tokens):
+                return "quoted"
+        elif attribute == b"id":
+            if value in _SIGNATURE_IDS:
+                return "signatures"
+            if value == b"appendonsend":
+                return "quoted"
+        elif (attribute == b"data-smartmail" and value == b"gmail_signature") or (
+            attribute == b"type" and value == b"cite"
+        ):
+            return "signatures" if attribute == b"data-smartmail" else "quoted"
+    return ""
 
 
 def _attributes_hide(attributes: bytes) -> bool:

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections import Counter
 
-from convclass.cleaning._html import BREAK
+from convclass.cleaning._html import BREAK, trie_pattern
 
 # Zero-width, bidi and other format characters, C0/C1 controls (except tab/newline, handled as whitespace) and
 # private-use code points, except U+E000: that is the line marker, and callers remove foreign ones first.
@@ -35,33 +35,38 @@ _WROTE = (
     r"(?:wrote|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|schreef|escreveu|pisze|napisał|napisała"
     r"|skrev|kirjoitti|napsal|írta|написал|написала|пишет|yazdı|έγραψε)"
 )
-# Lines that start quoted history: a reply header, a client's separator, a forwarded-message banner, an
-# Outlook
-# "From:/Sent:" block or a help desk's "reply above this line" marker. Everything from there on is quoted.
-_QUOTE_START = (
-    # "On Mon, 2 Mar 2026 at 10:14, Jane <jane@x.example> wrote:" and its translations; a digit (date or time)
-    # must occur, so "On Monday I wrote:" in the customer's text is not a header. Freshdesk wraps it in
-    # dashes.
+# A reply header: "On Mon, 2 Mar 2026 at 10:14, Jane <jane@x.example> wrote:" and its translations (a digit,
+# of the date or time, must occur, so "On Monday I wrote:" in the customer's text is not one; Freshdesk wraps
+# it in dashes), and the same header wrapped over two lines.
+_REPLY_HEADER = (
     r"-*\s*(?:on|am|le|el|il giorno|il|op|em|w dniu|den|dne|dana|в)\s(?=[^\n]{0,300}\d)[^\n]{0,300}?"
     rf"(?:\b{_WROTE}\s*[:：]?\s*-*|\b(?:schrieb|schreef|skrev|kirjoitti)\s[^\n]{{0,160}}[:：])$"
-    r"|on\b[^\n]{0,250}\n\s*wrote\s*:?$"  # the same header wrapped over two lines
-    r"|[^\n]{0,200}(?:写道|寫道|のメッセージ)[:：]?$"
-    # "2026年3月2日(月) 10:14 Jane <jane@x.example>:": a dated line ending with an address and a colon.
-    r"|(?=[^\n]{0,300}\d)[^\n<]{0,300}<[^<>\s@]+@[^<>\s]+>\s*[:：]$"
-    # "-----Original Message-----", "---------- Forwarded message ---------", "##- Reply above this line -##".
-    r"|[-_=*#]{2,}\s*[^\W\d_][^\n\d]{0,50}?\s*[-_=*#]{2,}$|_{10,}$"
+    r"|on\b[^\n]{0,250}\n\s*wrote\s*:?$"
+)
+# "2026年3月2日(月) 10:14 Jane <jane@x.example>:": a dated line ending with an address and a colon (only tried
+# on text with an "@").
+_REPLY_HEADER_ADDRESS = r"(?=[^\n]{0,300}\d)[^\n<]{0,300}<[^<>\s@]+@[^<>\s]+>\s*[:：]$"
+# Reply headers that end in a Chinese or Japanese "wrote" (only tried on text with CJK characters).
+_REPLY_HEADER_CJK = r"[^\n]{0,200}(?:写道|寫道|のメッセージ)[:：]?$"
+# Lines that end the customer's text, each starting right after a newline (searched in "\n" + text, so sre
+# jumps from newline to newline). Quoted history: a reply header, a client's separator ("-----Original
+# Message-----", "---------- Forwarded message ---------", "##- Reply above this line -##"), a
+# forwarded-message banner, a help desk's "reply above this line", Outlook's "From:" block with "Sent:",
+# "To:", "Subject:" … within four lines. Signature: a "-- " delimiter. Device: a mobile client's "Sent from
+# my iPhone" in the languages it ships in.
+_SEPARATOR = (
+    r"[-_=*#]{2,}\s*[^\W\d_][^\n\d]{0,50}?\s*[-_=*#]{2,}$|_{10,}$"
     r"|(?:begin forwarded message|début du message réexpédié|anfang der weitergeleiteten nachricht"
     r"|inicio del mensaje reenviado|inizio messaggio inoltrato|begin doorgestuurd bericht)\s*[:：]?$"
-    r"|[^\n]{0,30}\b(?:type your reply|reply) above this line\b[^\n]{0,30}$"
-    # Outlook's header block: "From: …" and, within four lines, "Sent:", "To:", "Subject:" … in many
-    # languages.
-    r"|\**(?:from|von|de|da|van|od|från|fra|lähettäjä|от|发件人|寄件者|差出人)\**\s*[:：]\s*\S[^\n]*\n(?:[^\n]*\n){0,3}?"
-    r"\**(?:sent|date|to|subject|cc|gesendet|datum|an|betreff|envoyé|à|objet|enviado(?: el)?|fecha|para"
-    r"|asunto"
-    r"|inviato|data|a|oggetto|verzonden|aan|onderwerp|wysłano|do|temat|skickat|till|ämne|sendt|til|emne"
-    r"|lähetetty|vastaanottaja|aihe|отправлено|кому|тема|发送时间|收件人|主题|送信日時|宛先|件名)\**\s*[:：]"
+    r"|[-#*=_ ]*(?:please )?(?:type your reply|reply) above this line\b[^\n]{0,30}$"
 )
-# Mobile clients' "Sent from my iPhone" in the languages they ship in (a whole line of its own).
+_HEADER_BLOCK = (
+    r"\**(?:from|von|de|da|van|od|från|fra|lähettäjä|от|发件人|寄件者|差出人)\**\s*[:：]\s*\S[^\n]*\n"
+    r"(?:[^\n]*\n){0,3}?\**(?:sent|date|to|subject|cc|gesendet|datum|an|betreff|envoyé|à|objet"
+    r"|enviado(?: el)?|fecha|para|asunto|inviato|data|a|oggetto|verzonden|aan|onderwerp|wysłano|do|temat"
+    r"|skickat|till|ämne|sendt|til|emne|lähetetty|vastaanottaja|aihe|отправлено|кому|тема|发送时间|收件人|主题"
+    r"|送信日時|宛先|件名)\**\s*[:：]"
+)
 _DEVICE = (
     r"(?:sent (?:from|with|using|via) (?:my )?|get outlook for |gesendet (?:von|mit|vom|über) (?:meinem )?"
     r"|envoyé (?:de|depuis|avec) (?:mon |ma )?|obtenir outlook pour |obtener outlook para "
@@ -71,11 +76,55 @@ _DEVICE = (
     r"|отправлено (?:с|из) |στάλθηκε από |trimis de pe |poslano z |发自我的|来自我的|來自我的|從我的 ?)"
     r"[^\n]{1,40}?"
     r"|von meinem [^\n]{1,40}? gesendet|outlook für \S+ (?:beziehen|herunterladen)"
-    r"|[^\n]{1,30}(?:から送信|からの送信|(?:'?(?:umdan|imden|dan|den)) gönderildi|(?:ról|ről) küldve"
+)
+# Device lines that name the device first ("iPhoneから送信"): only tried on text that has CJK characters or
+# one of _SUFFIX_WORDS.
+_DEVICE_SUFFIXED = (
+    r"[^\n]{1,30}(?:から送信|からの送信|(?:'?(?:umdan|imden|dan|den)) gönderildi|(?:ról|ről) küldve"
     r"|傳送|发送)"
 )
-# Legal footers: a line with one of these cues starts the disclaimer, which runs to the end of the email.
-_DISCLAIMER = (
+_SUFFIX_WORDS = ("gönderildi", "küldve")
+_CJK_START = "\u2e80"
+
+
+def _line_rules(*, address: bool, suffixed: bool) -> re.Pattern[str]:
+    headers = [_REPLY_HEADER]
+    if address:
+        headers.append(_REPLY_HEADER_ADDRESS)
+    if suffixed:
+        headers.append(_REPLY_HEADER_CJK)
+    device = f"{_DEVICE}|{_DEVICE_SUFFIXED}" if suffixed else _DEVICE
+    return re.compile(
+        rf"\n(?:(?P<{QUOTE}>{'|'.join(headers)}|{_SEPARATOR}|{_HEADER_BLOCK})"
+        rf"|(?P<{SIGNATURE}>(?:--|—|__)\s*$)|(?P<{DEVICE}>(?:{device})[.!]?$))",
+        re.IGNORECASE | re.MULTILINE,
+    )
+
+
+# The line rules with only the alternatives a text can match: the costly ones scan every line.
+_LINE_RULES = {
+    (address, suffixed): _line_rules(address=address, suffixed=suffixed)
+    for address in (False, True)
+    for suffixed in (False, True)
+}
+
+
+def _rules_for(text: str) -> re.Pattern[str]:
+    suffixed = not text.isascii() and (max(text) >= _CJK_START or any(word in text for word in _SUFFIX_WORDS))
+    return _LINE_RULES["@" in text, suffixed]
+
+
+# Legal footers: the line that holds one of these cues starts the disclaimer, which runs to the end of the
+# email. Only looked for after the first of _DISCLAIMER_WORDS (every cue contains one).
+_DISCLAIMER_WORDS = (
+    "confiden", "disclaimer", "notice", "privileged", "intended", "recipient", "addressee", "registered",
+    "environment", "vertraulich", "geschützt", "adressat", "empfänger", "gesellschaft", "registergericht",
+    "handelsregister", "umwelt", "l'intention", "destinat", "riservat", "vertrouwelijk", "uitsluitend",
+    "konfidentiell",
+)  # fmt: skip
+# Searched in the lower-cased text: a trie without case classes is several times faster than one with them.
+_DISCLAIMER_WORD_RE = re.compile(trie_pattern(list(_DISCLAIMER_WORDS), fold_case=False))
+_DISCLAIMER_RE = re.compile(
     r"confidentiality (?:notice|note|statement|warning)|legal (?:notice|disclaimer)"
     r"|^\W{0,3}(?:disclaimer|important notice)\b"
     r"|\bthis (?:e-?mail|message|communication|transmission)\b[^\n]{0,120}?\b(?:is|are|may be|contains?)"
@@ -91,12 +140,7 @@ _DISCLAIMER = (
     r"|\b(?:este|el presente) (?:mensaje|correo)\b[^\n]{0,120}?\b(?:confidencial|dirigido)"
     r"|\bquesto (?:messaggio|e-?mail)\b[^\n]{0,120}?\b(?:riservat|confidenzial)"
     r"|\bdit (?:e-?mail)?bericht\b[^\n]{0,120}?\b(?:vertrouwelijk|uitsluitend bestemd)"
-    r"|\besta mensagem\b[^\n]{0,120}?\bconfidencia|\bdenna (?:e-?post|e-?mail)\b[^\n]{0,120}?\bkonfidentiell"
-)
-# One multi-line search finds the first line where the customer's own text ends; the group says why.
-_CUT_RE = re.compile(
-    rf"^(?:(?P<{QUOTE}>{_QUOTE_START})|(?P<{SIGNATURE}>(?:--|—|__)\s*$)|(?P<{DEVICE}>(?:{_DEVICE})[.!]?$))"
-    rf"|(?P<{DISCLAIMER}>^[^\n]*?(?:{_DISCLAIMER}))",
+    r"|\besta mensagem\b[^\n]{0,120}?\bconfidencia|\bdenna (?:e-?post|e-?mail)\b[^\n]{0,120}?\bkonfidentiell",
     re.IGNORECASE | re.MULTILINE,
 )
 _QUOTED_LINE_RE = re.compile(r"^>.*(?:\n|$)", re.MULTILINE)
@@ -225,14 +269,16 @@ def strip_non_content(text: str) -> tuple[str, Counter[str]]:
     ``DISCLAIMER``, ``GREETING``) were removed.
     """
     removed: Counter[str] = Counter()
-    cut = _first_cut(text)
-    if cut is not None:
-        tail = text[cut.start() :]
-        text = text[: cut.start()]
-        # Everything after the cut goes; each kind found in it is counted once.
-        kinds = {cut.lastgroup or QUOTE}
-        kinds.update(match.lastgroup or QUOTE for match in _CUT_RE.finditer(tail, cut.end() - cut.start()))
+    rules = _rules_for(text)
+    cut, kind = _first_cut(text, rules)
+    if cut < len(text):
+        # Everything after the cut goes: its first piece, and each other kind found in it, count once each.
+        tail = _next_line(text, cut)
+        kinds = {kind, *(match.lastgroup or QUOTE for match in rules.finditer("\n" + text, tail))}
+        if _disclaimer(text, tail, len(text)) < len(text):
+            kinds.add(DISCLAIMER)
         removed.update(kinds)
+        text = text[:cut]
     if ">" in text:
         text, quoted = _QUOTED_LINE_RE.subn("", text)
         if quoted:
@@ -251,12 +297,46 @@ def strip_non_content(text: str) -> tuple[str, Counter[str]]:
     return text, removed
 
 
-def _first_cut(text: str) -> re.Match[str] | None:
-    """The first line that ends the customer's text: quoted history anywhere, anything else after content."""
-    for match in _CUT_RE.finditer(text):
-        if match.lastgroup == QUOTE or text[: match.start()].strip():
-            return match
-    return None
+def _next_line(text: str, position: int) -> int:
+    end = text.find("\n", position)
+    return len(text) if end == -1 else end + 1
+
+
+def _first_cut(text: str, rules: re.Pattern[str]) -> tuple[int, str]:
+    """``(offset, kind)`` of the first line that ends the customer's text (``(len(text), "")``: none does).
+
+    Quoted history ends it anywhere; a signature delimiter, a device line or a disclaimer only after some
+    text of the customer's.
+    """
+    cut, kind = len(text), ""
+    # "\n" + text: every line, the first included, starts after a newline (offsets shift by one).
+    for match in rules.finditer("\n" + text):
+        offset = match.start()
+        if match.lastgroup == QUOTE or text[:offset].strip():
+            cut, kind = offset, match.lastgroup or QUOTE
+            break
+    disclaimer = _disclaimer(text, 0, cut)
+    if disclaimer < cut:
+        cut, kind = disclaimer, DISCLAIMER
+    return cut, kind
+
+
+def _disclaimer(text: str, start: int, stop: int) -> int:
+    """Start of the line holding the first disclaimer cue before ``stop``, after some text (or ``stop``)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # rare: lower-casing changed the length ("İ"); offsets must agree
+        lowered = "".join(char.lower()[0] for char in text)
+    word = _DISCLAIMER_WORD_RE.search(lowered, start, stop)  # every cue holds one of these; most mail none
+    found = stop if word is None else word.start()
+    if found == stop:
+        return stop
+    position = text.rfind("\n", 0, found) + 1
+    while (match := _DISCLAIMER_RE.search(text, position, stop)) is not None:
+        line = text.rfind("\n", 0, match.start()) + 1
+        if start or text[:line].strip():
+            return line
+        position = _next_line(text, match.start())
+    return stop
 
 
 def _drop_greeting(kept: list[str]) -> bool:
