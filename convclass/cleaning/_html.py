@@ -63,9 +63,8 @@ _SIGNATURES = (
 )
 # The same containers and _QUOTES, as lower-cased attribute values for the byte-level cut (prune_elements).
 _SIGNATURE_CLASSES = frozenset((b"gmail_signature", b"moz-signature", b"yahoo-signature", b"signature"))
-_SIGNATURE_IDS = frozenset(
-    (b"signature", b"x_signature", b"ms-outlook-mobile-signature", b"applemailsignature")
-)
+_SIGNATURE_IDS = frozenset((b"signature", b"x_signature"))
+_DEVICE_IDS = frozenset((b"ms-outlook-mobile-signature", b"applemailsignature"))
 _QUOTE_CLASSES = frozenset(
     (b"gmail_quote", b"gmail_extra", b"yahoo_quoted", b"moz-cite-prefix", b"protonmail_quote")
 )
@@ -283,12 +282,13 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
 class Removed:
     """What ``html_to_text`` removed from the markup: quoted blocks, hidden elements, signature containers."""
 
-    __slots__ = ("hidden", "quoted", "signatures")
+    __slots__ = ("devices", "hidden", "quoted", "signatures")
 
-    def __init__(self, quoted: int = 0, hidden: int = 0, signatures: int = 0) -> None:
+    def __init__(self, quoted: int = 0) -> None:
         self.quoted = quoted
-        self.hidden = hidden
-        self.signatures = signatures
+        self.hidden = 0
+        self.signatures = 0
+        self.devices = 0  # containers of a mobile client's "Sent from my …" line
 
 
 def html_to_text(html: bytes) -> tuple[str, Removed, int]:
@@ -326,9 +326,13 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     if (hidden or signatures or quotes) and not (issues or outlook):
         pruned = prune_elements(html, lowered, hidden_hints, signatures=signatures, quotes=quotes)
         if pruned is not None:
-            html, lowered, cut = pruned
-            removed.hidden, removed.signatures = cut.hidden, cut.signatures
-            removed.quoted += cut.quoted
+            html, lowered, elements = pruned
+            removed.hidden, removed.signatures, removed.devices = (
+                elements.hidden,
+                elements.signatures,
+                elements.devices,
+            )
+            removed.quoted += elements.quoted
             names, pieces = split_tags(html, lowered)
             hidden, signatures, quotes = "", False, False
     if not (hidden or outlook or quotes or signatures):
@@ -380,8 +384,7 @@ def tree_text(
 ) -> str:
     """Text of ``marked`` markup through lexbor's tree; what it drops is added to ``removed``.
 
-    ``hidden`` is the candidate selector ``_hidden_selector`` built (empty: none). Matches are removed last
-    to first, so an element is always removed before any element that contains it.
+    ``hidden`` is the candidate selector ``_hidden_selector`` built (empty: none).
     """
     removed = removed if removed is not None else Removed()
     tree = LexborHTMLParser(marked)
@@ -391,7 +394,7 @@ def tree_text(
     if root is None:
         return ""
     if hidden:
-        for node in reversed(root.css(hidden)):
+        for node in _last_first(root.css(hidden)):
             if _node_is_hidden(node.attributes):
                 node.decompose()
                 removed.hidden += 1
@@ -401,14 +404,24 @@ def tree_text(
             _drop_from(header, root)
             removed.quoted += 1
     if quotes:
-        for node in reversed(root.css(_QUOTES)):
+        for node in _last_first(root.css(_QUOTES)):
             node.decompose()
             removed.quoted += 1
     if signatures:
-        for node in reversed(root.css(_SIGNATURES)):
+        for node in _last_first(root.css(_SIGNATURES)):
+            if node.id is not None and node.id.lower().encode() in _DEVICE_IDS:
+                removed.devices += 1
+            else:
+                removed.signatures += 1
             node.decompose()
-            removed.signatures += 1
     return root.text(deep=True, separator="")
+
+
+def _last_first(nodes: list[LexborNode]) -> list[LexborNode]:
+    """Matches of a selector list without repeats (lexbor lists an element once per selector it matches), last
+    first: an element is removed before any element that contains it, and never twice."""
+    unique = {node.mem_id: node for node in nodes}
+    return list(reversed(unique.values()))
 
 
 def hidden_style(style: bytes) -> bool:
@@ -515,6 +528,8 @@ def _element_kind(name: bytes, attributes: bytes) -> str:
             if any(token in _QUOTE_CLASSES for token in tokens):
                 return "quoted"
         elif attribute == b"id":
+            if value in _DEVICE_IDS:
+                return "devices"
             if value in _SIGNATURE_IDS:
                 return "signatures"
             if value == b"appendonsend":

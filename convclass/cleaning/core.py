@@ -89,14 +89,19 @@ def clean_email(
     truncated = len(text) > MAX_INPUT_CHARS
     if truncated:
         text = text[:MAX_INPUT_CHARS]
-    quoted_blocks = issues = hidden = signatures = 0
+    quoted_blocks = issues = hidden = signatures = devices = 0
     is_html = "html" in content_type.lower() and _HTML_HINT_RE.search(text) is not None
     if is_html:
         if BREAK in text:
             text = text.replace(BREAK, "")  # our line-break marker must only come from the markup
         markup = text.encode("utf-8", errors="replace")  # lone surrogates become "?"
         text, found, issues = html_to_text(markup)
-        quoted_blocks, hidden, signatures = found.quoted, found.hidden, found.signatures
+        quoted_blocks, hidden, signatures, devices = (
+            found.quoted,
+            found.hidden,
+            found.signatures,
+            found.devices,
+        )
         text = html_text_to_lines(text)
     else:
         text = normalize(text)
@@ -107,6 +112,8 @@ def clean_email(
         removed[HIDDEN] += hidden
     if signatures:
         removed[SIGNATURE] += signatures
+    if devices:
+        removed[DEVICE] += devices
     # Mask a bounded window only: masking never needs to look further than the longest text we keep.
     window = 2 * max_chars + 200
     if len(text) > window:
