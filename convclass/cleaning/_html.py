@@ -314,7 +314,7 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), removed, issues + 1
     hidden_hints = [hint for hint in _HIDDEN_HINTS if hint in lowered]
-    hidden = _hidden_selector(lowered, hidden_hints) if hidden_hints else ""
+    triggers = hidden_triggers(lowered, hidden_hints) if hidden_hints else {}
     signatures = _SIGNATURE_HINT in lowered
     outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
     quotes = (
@@ -323,8 +323,8 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
         or b"appendonsend" in lowered
         or b"gmail_extra" in lowered
     )
-    if (hidden or signatures or quotes) and not (issues or outlook):
-        pruned = prune_elements(html, lowered, hidden_hints, signatures=signatures, quotes=quotes)
+    if (triggers or signatures or quotes) and not (issues or outlook):
+        pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
         if pruned is not None:
             html, lowered, elements = pruned
             removed.hidden, removed.signatures, removed.devices = (
@@ -334,7 +334,8 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
             )
             removed.quoted += elements.quoted
             names, pieces = split_tags(html, lowered)
-            hidden, signatures, quotes = "", False, False
+            triggers, signatures, quotes = {}, False, False
+    hidden = _hidden_selector(lowered, triggers) if triggers else ""
     if not (hidden or outlook or quotes or signatures):
         text = simple_text(html, lowered, names, pieces)
         if text is not None:
@@ -447,26 +448,24 @@ def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
 
 
 def prune_elements(
-    html: bytes, lowered: bytes, hidden_hints: list[bytes], *, signatures: bool, quotes: bool
+    html: bytes, lowered: bytes, triggers: dict[bytes, list[int]], *, signatures: bool, quotes: bool
 ) -> tuple[bytes, bytes, Removed] | None:
     """Cut hidden elements, signature containers and quoted blocks out of well-formed markup.
 
     They are common (pre-headers, Gmail and Outlook signatures, inline quotes), and cutting them from the
     bytes keeps such mail on the tree-free path: a document's first CSS query costs more than parsing it.
-    Candidates are the tags around the hidden triggers (only those that contain one of ``hidden_hints``, the
-    ``_HIDDEN_HINTS`` found in ``lowered``), around "signature" (when ``signatures``) and the quote markers
-    (when ``quotes``). Returns ``(html, lowered, removed)``, or None (use the tree) when an element to cut is
-    of a kind the bytes cannot cut safely or its end tag cannot be found.
+    Candidates are the tags around the hidden ``triggers`` (``hidden_triggers``), around "signature" (when
+    ``signatures``) and the quote markers (when ``quotes``). Returns ``(html, lowered, removed)``, or None
+    (use the tree) when an element to cut is of a kind the bytes cannot cut safely or its end tag cannot be
+    found.
     """
     candidates: dict[int, list[int]] = {}
-    triggers = _trigger_positions(lowered, hidden_hints) if hidden_hints else []
-    for start, position in zip(_tag_starts(lowered, triggers), triggers, strict=True):
-        candidates.setdefault(start, []).append(position)
     for wanted, markers in ((signatures, (_SIGNATURE_HINT,)), (quotes, _QUOTE_MARKERS)):
         if wanted:
-            positions = sorted(_find_all(lowered, markers))
-            for start, position in zip(_tag_starts(lowered, positions), positions, strict=True):
-                candidates.setdefault(start, []).append(position)
+            triggers = {**triggers, **{marker: _find_all(lowered, marker) for marker in markers}}
+    positions = sorted(position for found in triggers.values() for position in found)
+    for start, position in zip(_tag_starts(lowered, positions), positions, strict=True):
+        candidates.setdefault(start, []).append(position)
     spans: list[tuple[int, int, bytes]] = []
     removed = Removed()
     for candidate in sorted(candidates):
@@ -503,13 +502,12 @@ def prune_elements(
     return html, b"".join([*lowered_parts, lowered[last:]]), removed
 
 
-def _find_all(lowered: bytes, markers: tuple[bytes, ...]) -> list[int]:
+def _find_all(lowered: bytes, marker: bytes) -> list[int]:
     positions = []
-    for marker in markers:
-        found = lowered.find(marker)
-        while found != -1:
-            positions.append(found)
-            found = lowered.find(marker, found + len(marker))
+    found = lowered.find(marker)
+    while found != -1:
+        positions.append(found)
+        found = lowered.find(marker, found + len(marker))
     return positions
 
 
@@ -552,18 +550,16 @@ def _attributes_hide(attributes: bytes) -> bool:
     return False
 
 
-def _trigger_positions(lowered: bytes, hints: tuple[bytes, ...] | list[bytes]) -> list[int]:
-    """Sorted offsets of every hidden trigger in ``lowered`` (only triggers that contain one of ``hints``)."""
-    positions = []
+def hidden_triggers(
+    lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS
+) -> dict[bytes, list[int]]:
+    """Offsets of each hidden trigger that occurs in ``lowered`` (only triggers that contain one of ``hints``,
+    the ``_HIDDEN_HINTS`` found in it)."""
+    triggers = {}
     for trigger, _ in _HIDDEN_RULES:
-        if not _has_any(trigger, hints):
-            continue
-        found = lowered.find(trigger)
-        while found != -1:
-            positions.append(found)
-            found = lowered.find(trigger, found + len(trigger))
-    positions.sort()
-    return positions
+        if _has_any(trigger, hints) and (found := _find_all(lowered, trigger)):
+            triggers[trigger] = found
+    return triggers
 
 
 def _tag_starts(lowered: bytes, positions: list[int]) -> list[int]:
@@ -597,22 +593,19 @@ def _closing_end(lowered: bytes, name: bytes, position: int) -> int:
     return -1 if end == -1 else end + 1
 
 
-def _hidden_selector(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS) -> str:
-    """CSS selector for the hidden elements this markup may have; empty when it has none.
+def _hidden_selector(lowered: bytes, triggers: dict[bytes, list[int]]) -> str:
+    """CSS selector for the candidate hidden elements of this markup; empty when it has none.
 
     Attribute-substring selectors are the most expensive part of a query, so only the rules whose trigger
-    occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text
-    anyway). Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found in ``lowered``) are
-    looked for.
+    (of ``triggers``, from ``hidden_triggers``) occurs in a tag other than ``<img>`` join it (hidden images,
+    such as tracking pixels, have no text anyway).
     """
-    selectors = []
-    for trigger, selector in _HIDDEN_RULES:
-        if not _has_any(trigger, hints):
-            continue
-        positions = _trigger_positions(lowered, [trigger])
-        if any(not lowered.startswith(b"<img", start) for start in _tag_starts(lowered, positions)):
-            selectors.append(selector)
-    return ", ".join(selectors)
+    return ", ".join(
+        selector
+        for trigger, selector in _HIDDEN_RULES
+        if trigger in triggers
+        and any(not lowered.startswith(b"<img", start) for start in _tag_starts(lowered, triggers[trigger]))
+    )
 
 
 def _nesting_depth(lowered: bytes) -> int:

@@ -78,13 +78,12 @@ _DEVICE = (
     r"|von meinem [^\n]{1,40}? gesendet|outlook für \S+ (?:beziehen|herunterladen)"
 )
 # Device lines that name the device first ("iPhoneから送信"): only tried on text that has CJK characters or
-# one of _SUFFIX_WORDS.
+# one of the words _SUFFIXED_HINT_RE looks for.
 _DEVICE_SUFFIXED = (
     r"[^\n]{1,30}(?:から送信|からの送信|(?:'?(?:umdan|imden|dan|den)) gönderildi|(?:ról|ről) küldve"
     r"|傳送|发送)"
 )
-_SUFFIX_WORDS = ("gönderildi", "küldve")
-_CJK_START = "\u2e80"
+_SUFFIXED_HINT_RE = re.compile("[\u2e80-\U0010ffff]|gönderildi|küldve")
 
 
 def _line_rules(*, address: bool, suffixed: bool) -> re.Pattern[str]:
@@ -97,7 +96,7 @@ def _line_rules(*, address: bool, suffixed: bool) -> re.Pattern[str]:
     return re.compile(
         rf"\n(?:(?P<{QUOTE}>{'|'.join(headers)}|{_SEPARATOR}|{_HEADER_BLOCK})"
         rf"|(?P<{SIGNATURE}>(?:--|—|__)\s*$)|(?P<{DEVICE}>(?:{device})[.!]?$))",
-        re.IGNORECASE | re.MULTILINE,
+        re.MULTILINE,  # searched in lower-cased text: twice as fast as re.IGNORECASE
     )
 
 
@@ -110,17 +109,16 @@ _LINE_RULES = {
 
 
 def _rules_for(text: str) -> re.Pattern[str]:
-    suffixed = not text.isascii() and (max(text) >= _CJK_START or any(word in text for word in _SUFFIX_WORDS))
+    suffixed = not text.isascii() and _SUFFIXED_HINT_RE.search(text) is not None
     return _LINE_RULES["@" in text, suffixed]
 
 
 # Legal footers: the line that holds one of these cues starts the disclaimer, which runs to the end of the
 # email. Only looked for after the first of _DISCLAIMER_WORDS (every cue contains one).
 _DISCLAIMER_WORDS = (
-    "confiden", "disclaimer", "notice", "privileged", "intended", "recipient", "addressee", "registered",
-    "environment", "vertraulich", "geschützt", "adressat", "empfänger", "gesellschaft", "registergericht",
-    "handelsregister", "umwelt", "l'intention", "destinat", "riservat", "vertrouwelijk", "uitsluitend",
-    "konfidentiell",
+    "confiden", "disclaimer", "notice", "privileged", "intended", "register", "environment", "vertraulich",
+    "geschützt", "adressat", "empfänger", "gesellschaft", "umwelt", "l'intention", "dirigido", "riservat",
+    "vertrouwelijk", "uitsluitend", "konfidentiell",
 )  # fmt: skip
 # Searched in the lower-cased text: a trie without case classes is several times faster than one with them.
 _DISCLAIMER_WORD_RE = re.compile(trie_pattern(list(_DISCLAIMER_WORDS), fold_case=False))
@@ -141,7 +139,7 @@ _DISCLAIMER_RE = re.compile(
     r"|\bquesto (?:messaggio|e-?mail)\b[^\n]{0,120}?\b(?:riservat|confidenzial)"
     r"|\bdit (?:e-?mail)?bericht\b[^\n]{0,120}?\b(?:vertrouwelijk|uitsluitend bestemd)"
     r"|\besta mensagem\b[^\n]{0,120}?\bconfidencia|\bdenna (?:e-?post|e-?mail)\b[^\n]{0,120}?\bkonfidentiell",
-    re.IGNORECASE | re.MULTILINE,
+    re.MULTILINE,  # searched in lower-cased text
 )
 _QUOTED_LINE_RE = re.compile(r"^>.*(?:\n|$)", re.MULTILINE)
 _GREETING_RE = re.compile(
@@ -176,6 +174,8 @@ _CONTACT_RE = re.compile(
     r"|email|e-mail|web)\b\.?\s*[:.]?\s*\S)|^[TMFEP]\s*[:.]?\s*\+?\(?\d|\+\d[\d\s().-]{6,}|\d[\d\s().-]{7,}\d"
     r"|@[\w-]+\.\w|(?i:https?://|www\.)|\b[\w-]+\.(?:com|org|net|io|co|example)\b"
 )
+# Contact details and addresses hold a digit, an "@" or a dot; lines without any skip those regexes.
+_CONTACT_HINT_RE = re.compile(r"[\d@.]")
 _ADDRESS_RE = re.compile(
     r"(?i:\b(?:street|road|avenue|lane|drive|boulevard|blvd|straße|strasse|weg|platz|allee|gasse|rue|calle"
     r"|avenida|via|viale|piazza|gracht|straat|laan|plein|gatan|vej|katu|suite|p\.?o\.? box|postfach)\b"
@@ -270,12 +270,16 @@ def strip_non_content(text: str) -> tuple[str, Counter[str]]:
     """
     removed: Counter[str] = Counter()
     rules = _rules_for(text)
-    cut, kind = _first_cut(text, rules)
+    # The line and disclaimer rules run on lower-cased text, with offsets that must match the text's.
+    lowered = text.lower()
+    if len(lowered) != len(text):  # rare: lower-casing changed the length ("İ")
+        lowered = "".join(char.lower()[0] for char in text)
+    cut, kind = _first_cut(text, lowered, rules)
     if cut < len(text):
         # Everything after the cut goes: its first piece, and each other kind found in it, count once each.
         tail = _next_line(text, cut)
-        kinds = {kind, *(match.lastgroup or QUOTE for match in rules.finditer("\n" + text, tail))}
-        if _disclaimer(text, tail, len(text)) < len(text):
+        kinds = {kind, *(match.lastgroup or QUOTE for match in rules.finditer("\n" + lowered, tail))}
+        if _disclaimer(text, lowered, tail, len(text)) < len(text):
             kinds.add(DISCLAIMER)
         removed.update(kinds)
         text = text[:cut]
@@ -302,36 +306,32 @@ def _next_line(text: str, position: int) -> int:
     return len(text) if end == -1 else end + 1
 
 
-def _first_cut(text: str, rules: re.Pattern[str]) -> tuple[int, str]:
+def _first_cut(text: str, lowered: str, rules: re.Pattern[str]) -> tuple[int, str]:
     """``(offset, kind)`` of the first line that ends the customer's text (``(len(text), "")``: none does).
 
     Quoted history ends it anywhere; a signature delimiter, a device line or a disclaimer only after some
-    text of the customer's.
+    text of the customer's. ``lowered`` is ``text`` lower-cased, offset for offset.
     """
     cut, kind = len(text), ""
     # "\n" + text: every line, the first included, starts after a newline (offsets shift by one).
-    for match in rules.finditer("\n" + text):
+    for match in rules.finditer("\n" + lowered):
         offset = match.start()
         if match.lastgroup == QUOTE or text[:offset].strip():
             cut, kind = offset, match.lastgroup or QUOTE
             break
-    disclaimer = _disclaimer(text, 0, cut)
+    disclaimer = _disclaimer(text, lowered, 0, cut)
     if disclaimer < cut:
         cut, kind = disclaimer, DISCLAIMER
     return cut, kind
 
 
-def _disclaimer(text: str, start: int, stop: int) -> int:
+def _disclaimer(text: str, lowered: str, start: int, stop: int) -> int:
     """Start of the line holding the first disclaimer cue before ``stop``, after some text (or ``stop``)."""
-    lowered = text.lower()
-    if len(lowered) != len(text):  # rare: lower-casing changed the length ("İ"); offsets must agree
-        lowered = "".join(char.lower()[0] for char in text)
     word = _DISCLAIMER_WORD_RE.search(lowered, start, stop)  # every cue holds one of these; most mail none
-    found = stop if word is None else word.start()
-    if found == stop:
+    if word is None:
         return stop
-    position = text.rfind("\n", 0, found) + 1
-    while (match := _DISCLAIMER_RE.search(text, position, stop)) is not None:
+    position = text.rfind("\n", 0, word.start()) + 1
+    while (match := _DISCLAIMER_RE.search(lowered, position, stop)) is not None:
         line = text.rfind("\n", 0, match.start()) + 1
         if start or text[:line].strip():
             return line
@@ -420,7 +420,7 @@ def _signature_line(line: str) -> int:
     lower = sum(1 for word in words if word[0].islower() and word.lower() not in _NAME_CONNECTORS)
     if lower >= _PROSE_LOWER_WORDS:
         return 0
-    if _CONTACT_RE.search(line) or _ADDRESS_RE.search(line):
+    if _CONTACT_HINT_RE.search(line) and (_CONTACT_RE.search(line) or _ADDRESS_RE.search(line)):
         return 2
     if len(words) > 7:
         return 0
