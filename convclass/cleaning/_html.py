@@ -326,14 +326,15 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     if (triggers or signatures or quotes) and not (issues or outlook):
         pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
         if pruned is not None:
-            html, lowered, elements = pruned
-            removed.hidden, removed.signatures, removed.devices = (
-                elements.hidden,
-                elements.signatures,
-                elements.devices,
-            )
-            removed.quoted += elements.quoted
-            names, pieces = split_tags(html, lowered)
+            if pruned[0] is not html:  # something was cut: the tags are those of the new markup
+                html, lowered, elements = pruned
+                removed.hidden, removed.signatures, removed.devices = (
+                    elements.hidden,
+                    elements.signatures,
+                    elements.devices,
+                )
+                removed.quoted += elements.quoted
+                names, pieces = split_tags(html, lowered)
             triggers, signatures, quotes = {}, False, False
     hidden = _hidden_selector(lowered, triggers) if triggers else ""
     if not (hidden or outlook or quotes or signatures):

@@ -25,13 +25,13 @@ _EMAIL_LOCAL_CHARS = frozenset("._+'-")
 _URL_RE = re.compile(r"(?=[hfw])(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
 # One pass for everything numeric, tried in this order at each position:
 # the part of an IBAN after its country code (checked with ISO 13616's mod 97, see _mask_number);
-# a run of digits with the separators phone, card and account numbers use ("+44 (0) 20 7946-0958"),
-# classified as a whole by _run_token;
+# a run of 7+ digits with the separators phone, card and account numbers use ("+44 (0) 20 7946-0958"),
+# classified as a whole by _run_token (shorter runs, such as dates, times and amounts, are no phone or card);
 # any other run of 5+ digits (order, ticket, account numbers), keeping letters glued in front (ORD-[NUMBER]).
 # The leading lookahead lets sre reject most positions with one character test.
 _NUMBERS_RE = re.compile(
     r"(?=[\d+(])(?:(?P<iban>(?<=[A-Z]{2})\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9]))"
-    r"|(?P<run>(?<![\w+])(?:\+ ?|\( ?)?\d(?: ?[().\-/]? ?\(?\d)*\)?)"
+    r"|(?P<run>(?<![\w+])(?=(?:[ ().\-/+]{0,4}\d){7})(?:\+ ?|\( ?)?\d(?: ?[().\-/]? ?\(?\d)*\)?)"
     r"|(?P<digits>(?<!\d)\d{5,}(?!\d)))"
 )
 _LONG_DIGITS_RE = re.compile(r"\d{5,}")
