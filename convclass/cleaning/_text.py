@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 
 from convclass.cleaning._html import BREAK, trie_pattern
 
@@ -166,6 +167,9 @@ _VALEDICTION_RE = re.compile(
     re.IGNORECASE,
 )
 _MAX_SIGNOFF_LINES = 7
+# Signature and sign-off lines repeat from email to email (a tenant's customers, a company's signature): the
+# checks of a line are cached.
+_LINE_CACHE_SIZE = 8192
 _MAX_VALEDICTION_CHARS = 40
 _MAX_SIGNOFF_LINE_CHARS = 80
 # Signature lines, by what they hold: contact details, an address, a job title or a company's legal form.
@@ -327,10 +331,15 @@ def _first_cut(text: str, lowered: str, rules: re.Pattern[str]) -> tuple[int, st
 
 def _disclaimer(text: str, lowered: str, start: int, stop: int) -> int:
     """Start of the line holding the first disclaimer cue before ``stop``, after some text (or ``stop``)."""
-    word = _DISCLAIMER_WORD_RE.search(lowered, start, stop)  # every cue holds one of these; most mail none
-    if word is None:
+    for word in _DISCLAIMER_WORDS:  # every cue holds one of these; most mail holds none
+        if word in lowered:
+            break
+    else:
         return stop
-    position = text.rfind("\n", 0, word.start()) + 1
+    found = _DISCLAIMER_WORD_RE.search(lowered, start, stop)
+    if found is None:
+        return stop
+    position = text.rfind("\n", 0, found.start()) + 1
     while (match := _DISCLAIMER_RE.search(lowered, position, stop)) is not None:
         line = text.rfind("\n", 0, match.start()) + 1
         if start or text[:line].strip():
@@ -370,7 +379,6 @@ def _drop_signature(kept: list[str]) -> bool:
 def _signoff_start(kept: list[str]) -> int | None:
     best = None
     seen = 0
-    valediction = _VALEDICTION_RE.match
     for index in range(len(kept) - 1, -1, -1):
         line = kept[index]
         if not line:
@@ -379,11 +387,16 @@ def _signoff_start(kept: list[str]) -> int | None:
         if seen > _MAX_SIGNOFF_LINES + 1:
             break
         length = len(line)
-        if length <= _MAX_VALEDICTION_CHARS and valediction(line) and any(kept[:index]):
+        if length <= _MAX_VALEDICTION_CHARS and _is_valediction(line) and any(kept[:index]):
             best = index
         if length > _MAX_SIGNOFF_LINE_CHARS:
             break  # a sign-off further up would have this long line after it
     return best
+
+
+@lru_cache(maxsize=_LINE_CACHE_SIZE)
+def _is_valediction(line: str) -> bool:
+    return _VALEDICTION_RE.match(line) is not None
 
 
 def _signature_block_start(kept: list[str]) -> int | None:
@@ -410,6 +423,7 @@ def _signature_block_start(kept: list[str]) -> int | None:
     return start if lines >= 2 and start > 0 and not kept[start - 1] else None
 
 
+@lru_cache(maxsize=_LINE_CACHE_SIZE)
 def _signature_line(line: str) -> int:
     """2 for a line with a strong signature cue, 1 for a name-like line, 0 for anything else."""
     if len(line) > _MAX_SIGNATURE_LINE_CHARS or line[-1] in "?!:;":

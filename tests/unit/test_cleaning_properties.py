@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
@@ -25,6 +25,7 @@ from convclass.cleaning._html import (
     tree_text,
 )
 from convclass.cleaning._text import normalize
+from convclass.cleaning.pii import mask_pii
 
 # What HTML reads as a tag: "<" (or "</") directly followed by an ASCII letter, up to the next ">".
 # "< A>" and "<\x1fA>" are text, in browsers too.
@@ -179,3 +180,49 @@ def test_cutting_hidden_elements_from_the_bytes_matches_the_parser(pieces: list[
     parsed = tree_text(marked, lowered, hidden=_hidden_selector(lowered, hidden_triggers(lowered)))
     fast, _, _ = html_to_text(markup)
     assert normalize(fast, marked=True) == normalize(parsed, marked=True)
+
+
+def _luhn_complete(digits: str) -> str:
+    """``digits`` plus the check digit that makes the whole pass the Luhn check."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 0:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return digits + str((10 - total % 10) % 10)
+
+
+_phone = st.builds(
+    lambda code, trunk, groups, separator: f"+{code} {trunk}" + separator.join(groups),
+    st.integers(1, 999).map(str),
+    st.sampled_from(["", "(0) ", "(0)"]),
+    st.lists(st.from_regex(r"[1-9][0-9]{1,3}", fullmatch=True), min_size=2, max_size=4),
+    st.sampled_from([" ", "-", ".", " - "]),
+)
+
+
+@given(
+    phone=_phone,
+    before=st.sampled_from(["call ", "Tel: ", "M ", "("]),
+    after=st.sampled_from([" today", ".", ")", ""]),
+)
+@example(phone="+44 (0) 7700 900123", before="call ", after=".")
+def test_international_phone_numbers_are_masked_whole(phone: str, before: str, after: str) -> None:
+    digits = sum(char.isdigit() for char in phone)
+    assume(7 <= digits <= 15)  # a phone number by E.164's length
+    text, counts = mask_pii(before + phone + after)
+    assert not any(char.isdigit() for char in text), text
+    assert counts == {"[PHONE]": 1}
+
+
+@given(
+    body=st.from_regex(r"[1-9][0-9]{14}", fullmatch=True),
+    separator=st.sampled_from(["", " ", "-"]),
+)
+def test_luhn_valid_card_numbers_become_card_tokens(body: str, separator: str) -> None:
+    number = _luhn_complete(body)
+    written = separator.join(number[i : i + 4] for i in range(0, 16, 4))
+    text, counts = mask_pii(f"my card {written} was declined")
+    assert text == "my card [CARD] was declined"
+    assert counts == {"[CARD]": 1}
