@@ -35,6 +35,7 @@ _NUMBERS_RE = re.compile(
     r"|(?P<digits>(?<!\d)\d{5,}(?!\d)))"
 )
 _LONG_DIGITS_RE = re.compile(r"\d{5,}")
+_WWW_RE = re.compile(r"[wW]{3}\.")
 _DATE_RE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}")
 _NANP_RE = re.compile(r"\d{3}[ .-]\d{3}[ .-]\d{4}")
 _RUN_GROUPS_RE = re.compile(r"\d+")
@@ -64,7 +65,7 @@ def mask_pii(text: str) -> tuple[str, dict[str, int]]:
         text, n = _mask_emails(text)
         if n:
             counts[EMAIL] = n
-    if "://" in text or "www." in text.lower():
+    if "://" in text or _WWW_RE.search(text) is not None:
         text, n = _URL_RE.subn(_strip_url, text)
         if n:
             counts[URL] = n
