@@ -24,7 +24,7 @@ _EMAIL_DOMAIN_RE = re.compile(r"@[\w-]+(?:\.[\w-]+)+")
 _EMAIL_LOCAL_CHARS = frozenset("._+'-")
 _URL_RE = re.compile(r"(?=[hfw])(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
 # One pass for everything numeric, tried in this order at each position:
-# the part of an IBAN after its country code (checked with ISO 13616's mod 97, see _mask_number);
+# the part of an IBAN after its country code (checked with ISO 13616's mod 97 in _mask_numbers);
 # a run of 7+ digits with the separators phone, card and account numbers use ("+44 (0) 20 7946-0958"),
 # classified as a whole by _run_token (shorter runs, such as dates, times and amounts, are no phone or card);
 # any other run of 5+ digits (order, ticket, account numbers), keeping letters glued in front (ORD-[NUMBER]).
