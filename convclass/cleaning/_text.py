@@ -278,13 +278,8 @@ def strip_non_content(text: str) -> tuple[str, Counter[str]]:
     lowered = text.lower()
     if len(lowered) != len(text):  # rare: lower-casing changed the length ("İ")
         lowered = "".join(char.lower()[0] for char in text)
-    cut, kind = _first_cut(text, lowered, rules)
+    cut, kinds = _cut(text, lowered, rules)
     if cut < len(text):
-        # Everything after the cut goes: its first piece, and each other kind found in it, count once each.
-        tail = _next_line(text, cut)
-        kinds = {kind, *(match.lastgroup or QUOTE for match in rules.finditer("\n" + lowered, tail))}
-        if _disclaimer(text, lowered, tail, len(text)) < len(text):
-            kinds.add(DISCLAIMER)
         removed.update(kinds)
         text = text[:cut]
     if ">" in text:
@@ -310,42 +305,45 @@ def _next_line(text: str, position: int) -> int:
     return len(text) if end == -1 else end + 1
 
 
-def _first_cut(text: str, lowered: str, rules: re.Pattern[str]) -> tuple[int, str]:
-    """``(offset, kind)`` of the first line that ends the customer's text (``(len(text), "")``: none does).
+def _cut(text: str, lowered: str, rules: re.Pattern[str]) -> tuple[int, set[str]]:
+    """Where the customer's text ends (``len(text)``: nowhere), and each kind found from there on, once.
 
     Quoted history ends it anywhere; a signature delimiter, a device line or a disclaimer only after some
-    text of the customer's. ``lowered`` is ``text`` lower-cased, offset for offset.
+    text of the customer's. Everything after the cut goes too. ``lowered`` is ``text`` lower-cased, offset for
+    offset.
     """
-    cut, kind = len(text), ""
+    cut = len(text)
+    kinds: set[str] = set()
     # "\n" + text: every line, the first included, starts after a newline (offsets shift by one).
     for match in rules.finditer("\n" + lowered):
-        offset = match.start()
-        if match.lastgroup == QUOTE or text[:offset].strip():
-            cut, kind = offset, match.lastgroup or QUOTE
-            break
-    disclaimer = _disclaimer(text, lowered, 0, cut)
-    if disclaimer < cut:
-        cut, kind = disclaimer, DISCLAIMER
-    return cut, kind
+        kind = match.lastgroup or QUOTE
+        if cut < len(text):
+            kinds.add(kind)
+        elif kind == QUOTE or text[: match.start()].strip():
+            cut = match.start()
+            kinds.add(kind)
+    disclaimer = _disclaimer(text, lowered)
+    if disclaimer < len(text):
+        cut = min(cut, disclaimer)
+        kinds.add(DISCLAIMER)
+    return cut, kinds
 
 
-def _disclaimer(text: str, lowered: str, start: int, stop: int) -> int:
-    """Start of the line holding the first disclaimer cue before ``stop``, after some text (or ``stop``)."""
+def _disclaimer(text: str, lowered: str) -> int:
+    """Start of the first line holding a disclaimer cue after some text (``len(text)``: none)."""
     for word in _DISCLAIMER_WORDS:  # every cue holds one of these; most mail holds none
         if word in lowered:
             break
     else:
-        return stop
-    found = _DISCLAIMER_WORD_RE.search(lowered, start, stop)
-    if found is None:
-        return stop
-    position = text.rfind("\n", 0, found.start()) + 1
-    while (match := _DISCLAIMER_RE.search(lowered, position, stop)) is not None:
+        return len(text)
+    found = _DISCLAIMER_WORD_RE.search(lowered)
+    position = 0 if found is None else text.rfind("\n", 0, found.start()) + 1
+    while found is not None and (match := _DISCLAIMER_RE.search(lowered, position)) is not None:
         line = text.rfind("\n", 0, match.start()) + 1
-        if start or text[:line].strip():
+        if text[:line].strip():
             return line
         position = _next_line(text, match.start())
-    return stop
+    return len(text)
 
 
 def _drop_greeting(kept: list[str]) -> bool:
