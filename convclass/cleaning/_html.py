@@ -328,14 +328,17 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
         pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
         if pruned is not None:
             if pruned[0] is not html:  # something was cut: the tags are those of the new markup
-                html, lowered, elements = pruned
+                if pieces is not None:
+                    names, pieces = drop_spans(pieces, lowered, pruned[3])
+                else:
+                    names, pieces = split_tags(pruned[0], pruned[1])
+                html, lowered, elements, _ = pruned
                 removed.hidden, removed.signatures, removed.devices = (
                     elements.hidden,
                     elements.signatures,
                     elements.devices,
                 )
                 removed.quoted += elements.quoted
-                names, pieces = split_tags(html, lowered)
             triggers, signatures, quotes = {}, False, False
     hidden = _hidden_selector(lowered, triggers) if triggers else ""
     if not (hidden or outlook or quotes or signatures):
@@ -451,13 +454,14 @@ def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
 
 def prune_elements(
     html: bytes, lowered: bytes, triggers: dict[bytes, list[int]], *, signatures: bool, quotes: bool
-) -> tuple[bytes, bytes, Removed] | None:
+) -> tuple[bytes, bytes, Removed, list[tuple[int, int, bytes]]] | None:
     """Cut hidden elements, signature containers and quoted blocks out of well-formed markup.
 
     They are common (pre-headers, Gmail and Outlook signatures, inline quotes), and cutting them from the
     bytes keeps such mail on the tree-free path: a document's first CSS query costs more than parsing it.
     Candidates are the tags around the hidden ``triggers`` (``hidden_triggers``), around "signature" (when
-    ``signatures``) and the quote markers (when ``quotes``). Returns ``(html, lowered, removed)``, or None
+    ``signatures``) and the quote markers (when ``quotes``). Returns ``(html, lowered, removed, spans)``
+    (``spans``: what was cut, as ``(start, end, tag name)`` offsets into the markup given), or None
     (use the tree) when an element to cut is of a kind the bytes cannot cut safely or its end tag cannot be
     found.
     """
@@ -490,7 +494,7 @@ def prune_elements(
         spans.append((candidate, end, name))
         setattr(removed, kind, getattr(removed, kind) + 1)
     if not spans:
-        return html, lowered, removed  # triggers, but nothing they hide ("line-height:0")
+        return html, lowered, removed, spans  # triggers, but nothing they hide ("line-height:0")
     # A block element leaves the line break its start tag's marker would have left in the parsed tree.
     html_parts: list[bytes] = []
     lowered_parts: list[bytes] = []
@@ -501,7 +505,35 @@ def prune_elements(
         lowered_parts += [lowered[last:start], gap]
         last = end
     html = b"".join([*html_parts, html[last:]])
-    return html, b"".join([*lowered_parts, lowered[last:]]), removed
+    return html, b"".join([*lowered_parts, lowered[last:]]), removed, spans
+
+
+def drop_spans(
+    pieces: list[bytes], lowered: bytes, spans: list[tuple[int, int, bytes]]
+) -> tuple[list[bytes], list[bytes]]:
+    """``split_tags`` of the markup ``prune_elements`` returned, from the ``pieces`` of the markup it cut.
+
+    Only valid when every "<" of ``lowered`` opens a plain tag (``pieces`` is not None): the number of "<"
+    before an offset is then the number of tags before it. The pieces of each cut element go, and the text
+    around it joins, with the line break a block leaves in between. ``pieces`` is reused in place.
+    """
+    kept: list[bytes] = []
+    copied = tags = scanned = 0
+    for start, end, name in spans:
+        tags += lowered.count(b"<", scanned, start)
+        first = tags  # the cut element's start tag is tag number ``first``
+        tags += lowered.count(b"<", start, end)
+        scanned = end
+        # pieces: [text 0, tag 0, text 1, tag 1, …]; the text before tag n is pieces[2n].
+        kept += pieces[copied : 2 * first]
+        gap = _BREAK_BYTES if name in _PRUNED_BLOCKS else b""
+        pieces[2 * tags] = pieces[2 * first] + gap + pieces[2 * tags]
+        copied = 2 * tags
+    kept += pieces[copied:]
+    names = kept[1::2]
+    joined = b" ".join(names)
+    folded = joined.lower()  # names as tag_names spells them, as split_tags returns them
+    return (folded.split(b" ") if folded != joined else names), kept
 
 
 def _find_all(lowered: bytes, marker: bytes) -> list[int]:

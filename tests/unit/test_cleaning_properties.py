@@ -18,8 +18,10 @@ from convclass.cleaning._html import (
     _BLOCK_TAG_RE,
     _MARKED_TAG,
     _hidden_selector,
+    drop_spans,
     hidden_triggers,
     html_to_text,
+    prune_elements,
     simple_text,
     split_tags,
     tree_text,
@@ -226,3 +228,18 @@ def test_luhn_valid_card_numbers_become_card_tokens(body: str, separator: str) -
     text, counts = mask_pii(f"my card {written} was declined")
     assert text == "my card [CARD] was declined"
     assert counts == {"[CARD]": 1}
+
+
+@given(pieces=st.lists(_balanced, max_size=4), upper=st.booleans())
+def test_cutting_elements_from_the_tag_pieces_matches_splitting_the_cut_markup(
+    pieces: list[str], upper: bool
+) -> None:
+    markup = "".join(pieces).encode()
+    markup = markup.replace(b"<div", b"<DIV").replace(b"</div", b"</DIV") if upper else markup
+    lowered = markup.lower()
+    _, split = split_tags(markup, lowered)
+    pruned = prune_elements(markup, lowered, hidden_triggers(lowered), signatures=False, quotes=False)
+    assume(split is not None and pruned is not None)  # the cases html_to_text takes this path for
+    assert split is not None
+    assert pruned is not None
+    assert drop_spans(split, lowered, pruned[3]) == split_tags(pruned[0], pruned[1])
