@@ -11,7 +11,6 @@ from __future__ import annotations
 import html as _html
 import re
 from collections import Counter
-from functools import lru_cache
 from itertools import repeat
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -545,7 +544,6 @@ def _find_all(lowered: bytes, marker: bytes) -> list[int]:
     return positions
 
 
-@lru_cache(maxsize=4096)  # the same start tags (a client's signature div, a pre-header) recur across emails
 def _element_kind(name: bytes, attributes: bytes) -> str:
     """Which ``Removed`` count an element with these (lower-cased) attributes goes to; "" to keep it."""
     if _attributes_hide(attributes):

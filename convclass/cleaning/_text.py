@@ -169,8 +169,8 @@ _VALEDICTION_RE = re.compile(
 )
 _MAX_SIGNOFF_LINES = 7
 # Signature and sign-off lines repeat from email to email (a tenant's customers, a company's signature): the
-# checks of a line are cached.
-_LINE_CACHE_SIZE = 8192
+# checks of a line are cached, in a small cache, so memory stays flat however many emails a process cleans.
+_LINE_CACHE_SIZE = 512
 _MAX_VALEDICTION_CHARS = 40
 _MAX_SIGNOFF_LINE_CHARS = 80
 # Signature lines, by what they hold: contact details, an address, a job title or a company's legal form.

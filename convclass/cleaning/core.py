@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from convclass.cleaning._decode import decode_body
 from convclass.cleaning._html import BREAK, html_to_text
@@ -150,21 +149,13 @@ def clean_email(
 def _clean_subject(subject: str | None, pii_counts: dict[str, int]) -> str:
     if not subject:
         return ""
-    text, counts = _subject_text(subject[: MAX_SUBJECT_CHARS * 4])
-    for token, n in counts:
-        pii_counts[token] = pii_counts.get(token, 0) + n
-    return text
-
-
-# Subjects repeat far more than bodies ("Refund request", "Re: Your order"): their cleaning is cached.
-@lru_cache(maxsize=4096)
-def _subject_text(subject: str) -> tuple[str, tuple[tuple[str, int], ...]]:
-    text = normalize(subject.replace("\n", " "))
+    text = normalize(subject[: MAX_SUBJECT_CHARS * 4].replace("\n", " "))
     if ":" in text:
         text = _REPLY_PREFIX_RE.sub("", text)
     text, counts = mask_pii(text)
-    text = _cut(text, MAX_SUBJECT_CHARS) if len(text) > MAX_SUBJECT_CHARS else text
-    return text, tuple(counts.items())
+    for token, n in counts.items():
+        pii_counts[token] = pii_counts.get(token, 0) + n
+    return _cut(text, MAX_SUBJECT_CHARS) if len(text) > MAX_SUBJECT_CHARS else text
 
 
 def _cut(text: str, limit: int) -> str:
