@@ -32,7 +32,8 @@ REMOVED_KINDS: tuple[str, ...] = (QUOTE, SIGNATURE, DEVICE, DISCLAIMER, HIDDEN, 
 DEFAULT_MAX_CHARS = 4000
 #: Raw bodies are cut to this many characters before parsing, which bounds time and memory for giant bodies.
 MAX_INPUT_CHARS = 1_000_000
-MAX_SUBJECT_CHARS = 300
+#: What the classifier reads of a subject (the export keeps up to 998 characters of it).
+MAX_CLEANED_SUBJECT_CHARS = 300
 
 _REPLY_PREFIX_RE = re.compile(
     r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|tr|antw)\s*(?:\[\d+\])?\s*:)+\s*", re.IGNORECASE
@@ -149,13 +150,13 @@ def clean_email(
 def _clean_subject(subject: str | None, pii_counts: dict[str, int]) -> str:
     if not subject:
         return ""
-    text = normalize(subject[: MAX_SUBJECT_CHARS * 4].replace("\n", " "))
+    text = normalize(subject[: MAX_CLEANED_SUBJECT_CHARS * 4].replace("\n", " "))
     if ":" in text:
         text = _REPLY_PREFIX_RE.sub("", text)
     text, counts = mask_pii(text)
     for token, n in counts.items():
         pii_counts[token] = pii_counts.get(token, 0) + n
-    return _cut(text, MAX_SUBJECT_CHARS) if len(text) > MAX_SUBJECT_CHARS else text
+    return _cut(text, MAX_CLEANED_SUBJECT_CHARS) if len(text) > MAX_CLEANED_SUBJECT_CHARS else text
 
 
 def _cut(text: str, limit: int) -> str:
