@@ -356,7 +356,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 TRAINING_QUEUE_URL_ENV: account["queue"],
                 EVENT_BUS_ENV: "convclass-bench",
                 TRAINING_STATE_MACHINE_ENV: account["machine"],
-                starter.STATE_MACHINE_ENV: account["machine"],
                 FEEDBACK_POLICIES_ENV: json.dumps(
                     {f"{TENANT}/{CLASSIFIER}": {"min_unknown_label_conversations": args.min_unknown}}
                 ),

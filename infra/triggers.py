@@ -22,7 +22,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from convclass.deployment import INBOUND_VISIBILITY_TIMEOUT_S, TRAINING_MAX_RECEIVE_COUNT
+from convclass.deployment import (
+    INBOUND_VISIBILITY_TIMEOUT_S,
+    TRAINING_MAX_RECEIVE_COUNT,
+    TRAINING_STATE_MACHINE_ENV,
+)
 from convclass.events import (
     PIPELINE_SOURCE,
     TRAIN_REQUESTED,
@@ -31,7 +35,6 @@ from convclass.events import (
     inbound_max_message_bytes,
 )
 from convclass.layout import INBOUND_QUEUE, STARTER_FUNCTION, TRAIN_CLASSIFIER_RULE, TRAINING_QUEUE
-from functions.starter.handler import STATE_MACHINE_ENV
 from infra.common import (
     AwsEnv,
     Naming,
@@ -242,7 +245,7 @@ class Triggers(pulumi.ComponentResource):
             spec=FunctionSpec(
                 function=STARTER_FUNCTION,
                 settings=args.starter,
-                environment={STATE_MACHINE_ENV: args.training_state_machine_arn},
+                environment={TRAINING_STATE_MACHINE_ENV: args.training_state_machine_arn},
                 statements=starter_access,
                 description="convclass: start training runs under idempotent execution names",
             ),

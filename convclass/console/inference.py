@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from convclass import layout
+from convclass.deployment import sse_kms
 from convclass.events import EMAIL_CLASSIFICATION_FAILED, EMAIL_CLASSIFIED
 
 CONFIDENCE_BINS = 10
@@ -49,7 +50,9 @@ def _archived(event: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"detail-type": kind, "time": event.get("time"), "detail": dict(detail)}
 
 
-def archive_events(s3: Any, bucket: str, events: Iterable[Mapping[str, Any]]) -> int:
+def archive_events(
+    s3: Any, bucket: str, events: Iterable[Mapping[str, Any]], *, kms_key_arn: str | None
+) -> int:
     """Write inference events to their tenant/classifier/day folders, one object per folder; return how many
     were archived (events without a valid tenant and classifier cannot be attributed and are skipped)."""
     groups: dict[tuple[str, str, date], list[dict[str, Any]]] = {}
@@ -67,7 +70,13 @@ def archive_events(s3: Any, bucket: str, events: Iterable[Mapping[str, Any]]) ->
         prefix = layout.ClassifierLayout(tenant, classifier).inference_events_prefix(day)
         key = f"{prefix}{uuid.uuid4().hex}.jsonl"
         body = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items)
-        s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body.encode(),
+            ContentType="application/x-ndjson",
+            **(sse_kms(kms_key_arn) if kms_key_arn else {}),
+        )
     return sum(len(items) for items in groups.values())
 
 

@@ -24,6 +24,7 @@ class InferenceArchive:
     sqs: Any
     s3: Any
     bucket: str
+    kms_key_arn: str
     queue_url: str
     poll_s: float = 0.3
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -31,7 +32,9 @@ class InferenceArchive:
     archived: int = 0
 
     @classmethod
-    def create(cls, clients: dict[str, Any], *, stack: str, bus: str, bucket: str) -> InferenceArchive:
+    def create(
+        cls, clients: dict[str, Any], *, stack: str, bus: str, bucket: str, kms_key_arn: str
+    ) -> InferenceArchive:
         """Subscribe a queue to the bus's inference events (the local stand-in for the Firehose rule)."""
         sqs, events = clients["sqs"], clients["events"]
         name = stack_resource_name(stack, RULE)
@@ -45,7 +48,7 @@ class InferenceArchive:
             ),
         )
         events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "archive", "Arn": arn}])
-        return cls(sqs=sqs, s3=clients["s3"], bucket=bucket, queue_url=str(url))
+        return cls(sqs=sqs, s3=clients["s3"], bucket=bucket, kms_key_arn=kms_key_arn, queue_url=str(url))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="convclass-inference-archive", daemon=True)
@@ -76,7 +79,7 @@ class InferenceArchive:
                 events.append(json.loads(message["Body"]))
             except (KeyError, json.JSONDecodeError):
                 continue
-        self.archived += archive_events(self.s3, self.bucket, events)
+        self.archived += archive_events(self.s3, self.bucket, events, kms_key_arn=self.kms_key_arn)
         self.sqs.delete_message_batch(
             QueueUrl=self.queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],

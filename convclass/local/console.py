@@ -23,7 +23,7 @@ from rich.console import Console
 from convclass import layout
 from convclass.console.app import ConsoleSettings, create_app
 from convclass.console.auth import TokenVerifier, workdir_secret
-from convclass.deployment import INBOUND_BATCH_SIZE
+from convclass.deployment import INBOUND_BATCH_SIZE, sse_kms
 from convclass.events import (
     DataSource,
     RunOptions,
@@ -145,7 +145,12 @@ def _request(runtime: LocalRuntime, tenant: str, classifier: str, seed: int, ema
     local.parent.mkdir(parents=True, exist_ok=True)
     write_parquet(records, local)
     prefix = f"sources/{tenant}/{seed}/"
-    runtime.aws.client("s3").upload_file(str(local), runtime.bucket, f"{prefix}snapshot.parquet")
+    runtime.aws.client("s3").upload_file(
+        str(local),
+        runtime.bucket,
+        f"{prefix}snapshot.parquet",
+        ExtraArgs=sse_kms(runtime.outputs.require("kms_key_arn")),
+    )
     request = TrainingRunRequest(
         tenant=tenant,
         classifier=classifier,

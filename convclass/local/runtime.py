@@ -104,6 +104,7 @@ class LocalRuntime:
             stack=STACK,
             bus=self.outputs.require("event_bus_name"),
             bucket=self.bucket,
+            kms_key_arn=self.outputs.require("kms_key_arn"),
         )
         self._archive.start()
         return self

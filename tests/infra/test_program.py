@@ -92,7 +92,10 @@ def test_function_roles_reach_only_their_area_of_the_bucket(recording: Recording
             for res in s["Resource"]
         }
 
-    assert objects("functions-preprocess-policy", "DataRead") == {"tenants/*/classifiers/*/exports/*"}
+    assert objects("functions-preprocess-policy", "DataRead") == {
+        "tenants/*/classifiers/*/exports/*",
+        "tenants/*/classifiers/*/feedback/confirmations/*",  # agents' confirmed labels
+    }
     # Preprocess writes the dataset and the run's training history (kept with the run's export).
     assert objects("functions-preprocess-policy", "DataWrite") == {
         "tenants/*/classifiers/*/datasets/*",

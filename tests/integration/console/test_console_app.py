@@ -139,7 +139,8 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
             archive_events(
                 s3,
                 BUCKET,
-                [
+                kms_key_arn=None,
+                events=[
                     {
                         "detail-type": EMAIL_CLASSIFIED,
                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -151,7 +151,6 @@ def stack(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterat
             EVENT_BUS_ENV: "convclass-test",
             TRAINING_STATE_MACHINE_ENV: arn,
             FEEDBACK_POLICIES_ENV: json.dumps({"acme/intent": POLICY, "globex/intent": POLICY}),
-            starter.STATE_MACHINE_ENV: arn,
         }.items():
             monkeypatch.setenv(name, value)
         feedback._loop.cache_clear()
