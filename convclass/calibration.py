@@ -55,7 +55,7 @@ def fit_temperature(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Coverage:
-    """Of the predictions whose confidence reaches ``threshold``: the share of all rows, and how many are right."""
+    """Rows whose confidence reaches ``threshold``: their share of all rows and how many are right."""
 
     threshold: float | None
     coverage: float

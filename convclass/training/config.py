@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from convclass.calibration import DEFAULT_TARGET_PRECISION
 from convclass.errors import InvalidInput
 
 Architecture = Literal["minilm", "cnn", "head"]
@@ -63,6 +64,13 @@ class TrainingConfig(BaseModel):
         gt=0,
         le=1e6,
         description="head only: inverse L2 strength of the logistic-regression head",
+    )
+
+    target_precision: float = Field(
+        default=DEFAULT_TARGET_PRECISION,
+        gt=0,
+        le=1,
+        description="precision the auto-apply threshold must reach on validation",
     )
 
     @model_validator(mode="after")

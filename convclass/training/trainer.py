@@ -205,7 +205,7 @@ def train_and_export(
     import tensorflow as tf
 
     from convclass.tokenization import encode_texts, load_base_tokenizer, load_tokenizer, save_tokenizer
-    from convclass.training.evaluation import build_metrics
+    from convclass.training.evaluation import build_metrics, with_validation_figures
     from convclass.training.export import export_saved_model, saved_model_probabilities
     from convclass.training.models import build_cnn, build_minilm, predict_probabilities, trim_batch
     from convclass.training.report import write_report
@@ -339,6 +339,14 @@ def train_and_export(
         versions=_versions(data.cleaning_version),
         evaluated_on=evaluated_on,
     )
+    metrics, confidence = with_validation_figures(
+        metrics,
+        validation=predict_probabilities(model, x_val),
+        y_validation=y_val,
+        held_out=probabilities,
+        y_held_out=y_test,
+        target_precision=config.target_precision,
+    )
     if champion is not None:
         score = score_champion(
             champion,
@@ -356,6 +364,7 @@ def train_and_export(
         n_labels=len(labels),
         cleaning_version=data.cleaning_version,
         versions=metrics.versions,
+        confidence=confidence,
     )
 
     saved_model = saved_model_path(model_dir, config.model_version)
