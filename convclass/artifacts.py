@@ -224,6 +224,19 @@ class ConfidenceMetrics(Confidence):
     precision: float = Field(ge=0, le=1, description="held-out precision of the auto-applied emails")
 
 
+class CandidateFigures(BaseModel):
+    """One architecture tried by model selection (``architecture=auto``), chosen on validation macro-F1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str
+    validation_macro_f1: float = Field(ge=0, le=1)
+    macro_f1: float = Field(ge=0, le=1, description="on the held-out split, reported, never used to choose")
+    accuracy: float = Field(ge=0, le=1)
+    training_seconds: float = Field(ge=0)
+    selected: bool = False
+
+
 class ChampionScore(BaseModel):
     """The champion (the model serving when the challenger trained) scored on the challenger's held-out split.
 
@@ -281,6 +294,9 @@ class ModelMetrics(BaseModel):
         default=None, ge=0, le=1, description="macro-F1 on the validation split (what model selection uses)"
     )
     confidence: ConfidenceMetrics | None = None
+    candidates: tuple[CandidateFigures, ...] = Field(
+        default=(), description="architecture=auto: every candidate trained, the selected one marked"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMetrics:

@@ -35,6 +35,24 @@ def _known(split: Split, labels: tuple[str, ...]) -> Split:
     )
 
 
+def tenant_data(base_model_dir: Path, tenant: str, *, seed: int, n: int, validation: bool) -> TrainingData:
+    """Generated emails split 75/25 train/test, or 60/20/20 with a validation split."""
+    split = cleaned_emails(n, seed=seed, tenant=tenant)
+    cut = int(len(split) * (0.6 if validation else 0.75))
+    middle = int(len(split) * 0.8) if validation else cut
+    train = Split(split.texts[:cut], split.labels[:cut])
+    labels = tuple(sorted(set(train.labels)))
+    return TrainingData(
+        train=train,
+        validation=_known(Split(split.texts[cut:middle], split.labels[cut:middle]), labels),
+        test=_known(Split(split.texts[middle:], split.labels[middle:]), labels),
+        labels=labels,
+        tokenizer_path=base_model_dir / "tokenizer.json",
+        cleaning_version=CLEANING_VERSION,
+        max_length=MAX_LENGTH,
+    )
+
+
 def train_head(
     base_model_dir: Path,
     model_dir: Path,
@@ -50,20 +68,7 @@ def train_head(
     """
     from convclass.training.trainer import train_and_export
 
-    split = cleaned_emails(n, seed=seed, tenant=tenant)
-    cut = int(len(split) * (0.6 if validation else 0.75))
-    middle = int(len(split) * 0.8) if validation else cut
-    train = Split(split.texts[:cut], split.labels[:cut])
-    labels = tuple(sorted(set(train.labels)))
-    data = TrainingData(
-        train=train,
-        validation=_known(Split(split.texts[cut:middle], split.labels[cut:middle]), labels),
-        test=_known(Split(split.texts[middle:], split.labels[middle:]), labels),
-        labels=labels,
-        tokenizer_path=base_model_dir / "tokenizer.json",
-        cleaning_version=CLEANING_VERSION,
-        max_length=MAX_LENGTH,
-    )
+    data = tenant_data(base_model_dir, tenant, seed=seed, n=n, validation=validation)
     config = parse_hyperparameters({"architecture": "head", "base_model_dir": str(base_model_dir)})
     train_and_export(data, config, model_dir=model_dir, checkpoint_dir=model_dir.parent / "checkpoints")
     return model_dir
