@@ -19,6 +19,8 @@ import numpy as np
 from convclass.artifacts import ArtifactInfo, ModelMetrics
 
 WORST_LABELS = 10
+#: Below this many held-out emails a label's F1 moves by 10+ points with one email: not to be trusted.
+FEW_HELD_OUT = 10
 
 
 def write_report(
@@ -97,7 +99,21 @@ def _headline(metrics: ModelMetrics, info: ArtifactInfo) -> list[tuple[str, str]
         ("cleaning version", info.cleaning_version),
         ("max length (tokens)", str(info.max_length)),
         *_confidence_rows(metrics),
+        _few_rows(metrics),
     ]
+
+
+def _few_rows(metrics: ModelMetrics) -> tuple[str, str]:
+    few = sorted(label for label, m in metrics.per_label.items() if m.support < FEW_HELD_OUT)
+    if not few:
+        return (f"labels with under {FEW_HELD_OUT} {metrics.evaluated_on} emails", "none")
+    shown = ", ".join(few[:WORST_LABELS]) + (
+        f" and {len(few) - WORST_LABELS} more" if len(few) > WORST_LABELS else ""
+    )
+    return (
+        f"labels with under {FEW_HELD_OUT} {metrics.evaluated_on} emails",
+        f"{len(few)} ({shown}): too few to trust their figures; label more of them",
+    )
 
 
 def _confidence_rows(metrics: ModelMetrics) -> list[tuple[str, str]]:
