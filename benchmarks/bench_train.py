@@ -1,19 +1,23 @@
-"""Train convclass's default model, the ``head`` model and a TF-IDF + logistic-regression baseline on
-Banking77 in the same run.
+"""Train a tenant's classifier the way the pipeline does on any folder holding ``train.csv`` and ``test.csv``
+(columns ``text,category``), beside a TF-IDF + logistic-regression baseline (``class_weight="balanced"``)
+trained in the same run.
 
-Banking77 (Casanueva et al., 2020; CC BY 4.0) comes from github.com/PolyAI-LDN/task-specific-datasets
-(``banking_data/``): ``train.csv`` is used for training, ``test.csv`` only for the reported figures.
+    python benchmarks/bench_train.py [DATA_DIR] [--architecture auto|head|cnn|minilm] [--set key=value ...]
+                                     [--validation-fraction 0.1] [--limit N] [--as-email]
 
-    python benchmarks/bench_train.py [DATA_DIR] [--as-email] [--architecture cnn] [--set key=value ...]
-                                     [--no-head | --head-only]
+``DATA_DIR`` defaults to Banking77 (Casanueva et al., 2020; CC BY 4.0, github.com/PolyAI-LDN/
+task-specific-datasets ``banking_data/``). A stratified ``--validation-fraction`` of ``train.csv`` (at least
+one row of every label with two or more) becomes the validation split: model selection
+(``architecture=auto``, the default), the temperature and the auto-apply threshold are fitted there;
+``test.csv`` only gives the reported figures.
+Test rows of labels absent from ``train.csv`` are dropped (counted in ``test_rows_dropped``).
 
-``head_*`` figures: a classification head over the frozen MiniLM encoder (architecture ``head``, what the
-shared multi-model endpoint serves), trained and evaluated on the same split; ``head_gap_points`` is how far
-its accuracy is below the main model's (positive: below).
+``candidates`` lists every architecture tried with its validation and test macro-F1 and training seconds;
+``ece`` is the test ECE after temperature scaling (``ece_uncalibrated`` before); ``auto_apply_*`` is the
+threshold chosen on validation for ``target_precision`` and its test coverage and precision.
 
 ``--as-email`` also wraps every text in a realistic HTML/plain support email (convclass.generator), cleans it
-with the production cleaning (convclass.cleaning.clean_email) and trains/evaluates again on the cleaned
-emails: the drop from ``accuracy`` to ``email_accuracy`` is what email noise costs.
+with the production cleaning and trains/evaluates again: ``email_drop_points`` is what email noise costs.
 The last line printed is one JSON object.
 """
 
@@ -41,7 +45,7 @@ LATENCY_CALLS = 100
 
 
 def baseline(train: Split, test: Split) -> dict[str, float]:
-    """TF-IDF word 1-2 + char 2-5 grams (sublinear tf) -> logistic regression, C=30."""
+    """TF-IDF word 1-2 + char 2-5 grams (sublinear tf) -> logistic regression (C=30, balanced weights)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -53,7 +57,7 @@ def baseline(train: Split, test: Split) -> dict[str, float]:
             TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True),
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=True),
         ),
-        LogisticRegression(C=30, max_iter=2000),
+        LogisticRegression(C=30, max_iter=2000, class_weight="balanced"),
     )
     pipeline.fit(list(train.texts), list(train.labels))
     seconds = time.monotonic() - started
@@ -102,7 +106,25 @@ def serving_latency_ms(saved_model: Path, inputs: dict[str, np.ndarray]) -> dict
     return figures
 
 
-def train_model(train: Split, test: Split, hyperparameters: dict[str, str], workdir: Path) -> dict[str, Any]:
+def split_validation(rows: list[LabelledText], fraction: float, seed: int) -> tuple[Split, Split]:
+    """Stratified: ``fraction`` of each label's rows (at least one when it has two or more) to validation."""
+    by_label: dict[str, list[LabelledText]] = {}
+    for row in rows:
+        by_label.setdefault(row.label, []).append(row)
+    rng = np.random.default_rng(seed)
+    train: list[LabelledText] = []
+    validation: list[LabelledText] = []
+    for label in sorted(by_label):
+        members = [by_label[label][i] for i in rng.permutation(len(by_label[label]))]
+        take = max(1, round(fraction * len(members))) if len(members) >= 2 else 0
+        validation.extend(members[:take])
+        train.extend(members[take:])
+    return plain(train), plain(validation)
+
+
+def train_model(
+    train: Split, validation: Split, test: Split, hyperparameters: dict[str, str], workdir: Path
+) -> dict[str, Any]:
     from convclass.tokenization import encode_texts, load_tokenizer
     from convclass.training.trainer import train_and_export
 
@@ -111,7 +133,7 @@ def train_model(train: Split, test: Split, hyperparameters: dict[str, str], work
     save_tokenizer(train_tokenizer(train.texts, vocab_size=8000), tokenizer_dir)
     data = TrainingData(
         train=train,
-        validation=Split((), ()),
+        validation=validation,
         test=test,
         labels=tuple(sorted(set(train.labels))),
         tokenizer_path=tokenizer_dir / "tokenizer.json",
@@ -123,118 +145,134 @@ def train_model(train: Split, test: Split, hyperparameters: dict[str, str], work
     )
     seconds = time.monotonic() - started
     info = json.loads((workdir / "model" / "artifact.json").read_text())
-    saved_model = workdir / "model" / "model" / str(info["model_version"])
-    tokenizer = load_tokenizer(workdir / "model" / "tokenizer.json")
-    latency = serving_latency_ms(saved_model, encode_texts(tokenizer, [test.texts[0]], info["max_length"]))
-    return {
+    candidates = [
+        {
+            "architecture": c.architecture,
+            "validation_macro_f1": c.validation_macro_f1,
+            "test_macro_f1": c.macro_f1,
+            "test_accuracy": c.accuracy,
+            "train_seconds": c.training_seconds,
+            "selected": c.selected,
+        }
+        for c in metrics.candidates
+    ] or [
+        {
+            "architecture": metrics.architecture,
+            "validation_macro_f1": metrics.validation_macro_f1,
+            "test_macro_f1": metrics.macro_f1,
+            "test_accuracy": metrics.accuracy,
+            "train_seconds": seconds,
+            "selected": True,
+        }
+    ]
+    confidence = metrics.confidence
+    result: dict[str, Any] = {
         "accuracy": metrics.accuracy,
         "macro_f1": metrics.macro_f1,
         "weighted_f1": metrics.weighted_f1,
-        "ece": metrics.expected_calibration_error,
+        "selected_architecture": metrics.architecture,
+        "candidates": candidates,
+        "ece": confidence.ece if confidence else metrics.expected_calibration_error,
+        "ece_uncalibrated": metrics.expected_calibration_error,
+        "validation_ece_before": confidence.validation_ece_before if confidence else None,
+        "validation_ece_after": confidence.validation_ece_after if confidence else None,
+        "temperature": confidence.temperature if confidence else None,
+        "target_precision": confidence.target_precision if confidence else None,
+        "auto_apply_threshold": confidence.auto_apply_threshold if confidence else None,
+        "auto_apply_coverage": confidence.coverage if confidence else 0.0,
+        "auto_apply_precision": confidence.precision if confidence else 0.0,
         "train_seconds": seconds,
         "epochs": metrics.epochs,
-        "architecture": metrics.architecture,
         "max_length": info["max_length"],
-        "model_mb": dir_mb(saved_model),
-        **latency,
     }
-
-
-def train_head(train: Split, test: Split, workdir: Path) -> dict[str, Any]:
-    from convclass.training.trainer import train_and_export
-
-    data = TrainingData(
-        train=train,
-        validation=Split((), ()),
-        test=test,
-        labels=tuple(sorted(set(train.labels))),
-        tokenizer_path=workdir / "unused-tokenizer.json",  # the head uses the encoder's tokenizer
-        cleaning_version=CLEANING_VERSION,
-    )
-    started = time.monotonic()
-    metrics = train_and_export(
-        data,
-        parse_hyperparameters({"architecture": "head"}),
-        model_dir=workdir / "model",
-        checkpoint_dir=workdir / "checkpoints",
-    )
-    return {
-        "head_accuracy": metrics.accuracy,
-        "head_macro_f1": metrics.macro_f1,
-        "head_train_seconds": time.monotonic() - started,
-        "head_model_kb": (workdir / "model" / "head.npz").stat().st_size / 1024,
-    }
+    saved_model = workdir / "model" / "model" / str(info["model_version"])
+    if saved_model.is_dir():  # heads have none: they run on the shared encoder (benchmarks/bench_hosting.py)
+        tokenizer = load_tokenizer(workdir / "model" / "tokenizer.json")
+        result["model_mb"] = dir_mb(saved_model)
+        result.update(
+            serving_latency_ms(saved_model, encode_texts(tokenizer, [test.texts[0]], info["max_length"]))
+        )
+    else:
+        result["model_kb"] = dir_mb(workdir / "model") * 1000
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("data", nargs="?", type=Path, default=BANKING77_DEFAULT_DIR, help="Banking77 folder")
+    parser.add_argument(
+        "data", nargs="?", type=Path, default=BANKING77_DEFAULT_DIR, help="folder with train.csv, test.csv"
+    )
     parser.add_argument(
         "--as-email", action="store_true", help="also train/evaluate on generated, cleaned emails"
     )
-    parser.add_argument("--architecture", help="override the default architecture (minilm | cnn)")
+    parser.add_argument(
+        "--architecture", default="auto", help="auto (model selection, default) | head | cnn | minilm"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra hyperparameter"
     )
+    parser.add_argument("--validation-fraction", type=float, default=0.1, help="of train.csv, stratified")
     parser.add_argument(
         "--limit", type=int, help="use only the first N training rows (quick checks, not a result)"
     )
-    heads = parser.add_mutually_exclusive_group()
-    heads.add_argument("--no-head", action="store_true", help="skip the head model")
-    heads.add_argument("--head-only", action="store_true", help="train only the baseline and the head model")
     args = parser.parse_args()
 
     try:
         train_rows = load_banking77(args.data, "train")
         test_rows = load_banking77(args.data, "test")
-    except FileNotFoundError as exc:
-        print(str(exc), file=sys.stderr)
+    except (FileNotFoundError, KeyError) as exc:
+        print(
+            f"{args.data}: needs train.csv and test.csv with columns text,category ({exc})", file=sys.stderr
+        )
         return 2
     if args.limit:
         train_rows = [
             train_rows[i] for i in np.random.default_rng(0).permutation(len(train_rows))[: args.limit]
         ]
+    known = {row.label for row in train_rows}
+    kept_test = [row for row in test_rows if row.label in known]
     hyperparameters = dict(item.split("=", 1) for item in args.set)
-    if args.architecture:
-        hyperparameters["architecture"] = args.architecture
+    hyperparameters["architecture"] = args.architecture
 
+    train, validation = split_validation(train_rows, args.validation_fraction, seed=0)
+    counts = sorted(train.labels.count(label) for label in known)
     result: dict[str, Any] = {
-        "dataset": "banking77",
-        "train_rows": len(train_rows),
-        "test_rows": len(test_rows),
+        "dataset": args.data.name,
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+        "test_rows": len(kept_test),
+        "test_rows_dropped": len(test_rows) - len(kept_test),
+        "n_labels": len(known),
+        "train_rows_per_label_min_median_max": [counts[0], counts[len(counts) // 2], counts[-1]],
     }
-    train, test = plain(train_rows), plain(test_rows)
-    reference = baseline(train, test)
-    print(f"baseline (TF-IDF + LogReg): {json.dumps(reference)}", flush=True)
+    test = plain(kept_test)
+    # The baseline sees train + validation: every labelled row the model saw in some role.
+    reference = baseline(Split(train.texts + validation.texts, train.labels + validation.labels), test)
+    print(f"baseline (TF-IDF + LogReg, balanced): {json.dumps(reference)}", flush=True)
     result.update({f"baseline_{key}": value for key, value in reference.items()})
-    if not args.no_head:
-        with tempfile.TemporaryDirectory(prefix="convclass-bench-") as scratch:
-            head = train_head(train, test, Path(scratch))
-        print(f"head: {json.dumps(head)}", flush=True)
-        result.update(head)
-    if args.head_only:
-        result["cpu_count"] = os.cpu_count()
-        print(json.dumps(result))
-        return 0
     with tempfile.TemporaryDirectory(prefix="convclass-bench-") as scratch:
-        model = train_model(train, test, hyperparameters, Path(scratch) / "plain")
+        model = train_model(train, validation, test, hyperparameters, Path(scratch) / "plain")
     print(f"model: {json.dumps(model)}", flush=True)
     result.update(model)
-    if "head_accuracy" in result:
-        result["head_gap_points"] = 100 * (result["accuracy"] - result["head_accuracy"])
 
     if args.as_email:
-        email_train, email_test = as_emails(train_rows, seed=1), as_emails(test_rows, seed=2)
+        email_rows = [LabelledText(t, label) for t, label in zip(train.texts, train.labels, strict=True)]
+        val_rows = [
+            LabelledText(t, label) for t, label in zip(validation.texts, validation.labels, strict=True)
+        ]
+        email_train, email_val = as_emails(email_rows, seed=1), as_emails(val_rows, seed=3)
+        email_test = as_emails(kept_test, seed=2)
         email_reference = baseline(email_train, email_test)
         with tempfile.TemporaryDirectory(prefix="convclass-bench-") as scratch:
-            email = train_model(email_train, email_test, hyperparameters, Path(scratch) / "email")
+            email = train_model(email_train, email_val, email_test, hyperparameters, Path(scratch) / "email")
         result.update({f"email_{key}": email[key] for key in ("accuracy", "macro_f1", "train_seconds")})
         result["email_drop_points"] = 100 * (result["accuracy"] - email["accuracy"])
         result["baseline_email_accuracy"] = email_reference["accuracy"]
 
     result["beats_baseline"] = result["accuracy"] > result["baseline_accuracy"]
+    result["macro_f1_gain_points"] = 100 * (result["macro_f1"] - result["baseline_macro_f1"])
     result["within_600s"] = result["train_seconds"] <= 600
     result["cpu_count"] = os.cpu_count()
     print(json.dumps(result))

@@ -146,6 +146,9 @@ class ArtifactInfo(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     versions: dict[str, str] = Field(default_factory=dict, description="convclass, tensorflow, keras, ...")
     encoder: EncoderRef | None = Field(default=None, description="head artifacts only: the shared encoder")
+    confidence: Confidence | None = Field(
+        default=None, description="calibration and auto-apply threshold; absent: auto_apply is always false"
+    )
 
     @model_validator(mode="after")
     def _encoder_iff_head(self) -> ArtifactInfo:
@@ -191,6 +194,47 @@ class DataSizes(BaseModel):
     validation: int = Field(ge=0)
     test: int = Field(ge=0)
     n_labels: int = Field(ge=2)
+
+
+class Confidence(BaseModel):
+    """artifact.json ``confidence``: what serving needs to answer ``auto_apply`` (see convclass.calibration).
+
+    Fitted on the validation split. ``auto_apply_threshold`` is ``None`` when no confidence level reached
+    ``target_precision`` there: then every prediction answers ``auto_apply: false``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(gt=0, description="probabilities are served as softmax(log p / temperature)")
+    target_precision: float = Field(gt=0, le=1)
+    auto_apply_threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class ConfidenceMetrics(Confidence):
+    """metrics.json ``confidence``: the calibration and the auto-apply threshold, measured.
+
+    ``validation_*`` figures are where the temperature and threshold were fitted; ``ece`` and ``coverage`` /
+    ``precision`` are on the held-out split the rest of metrics.json reports, with the temperature applied.
+    """
+
+    validation_ece_before: float = Field(ge=0, le=1)
+    validation_ece_after: float = Field(ge=0, le=1)
+    ece: float = Field(ge=0, le=1, description="held-out ECE after temperature scaling")
+    coverage: float = Field(ge=0, le=1, description="held-out share of emails auto-applied")
+    precision: float = Field(ge=0, le=1, description="held-out precision of the auto-applied emails")
+
+
+class CandidateFigures(BaseModel):
+    """One architecture tried by model selection (``architecture=auto``), chosen on validation macro-F1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str
+    validation_macro_f1: float = Field(ge=0, le=1)
+    macro_f1: float = Field(ge=0, le=1, description="on the held-out split, reported, never used to choose")
+    accuracy: float = Field(ge=0, le=1)
+    training_seconds: float = Field(ge=0)
+    selected: bool = False
 
 
 class ChampionScore(BaseModel):
@@ -246,6 +290,13 @@ class ModelMetrics(BaseModel):
     architecture: str
     versions: dict[str, str] = Field(default_factory=dict)
     champion: ChampionScore | None = None
+    validation_macro_f1: float | None = Field(
+        default=None, ge=0, le=1, description="macro-F1 on the validation split (what model selection uses)"
+    )
+    confidence: ConfidenceMetrics | None = None
+    candidates: tuple[CandidateFigures, ...] = Field(
+        default=(), description="architecture=auto: every candidate trained, the selected one marked"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMetrics:

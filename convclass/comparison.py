@@ -26,9 +26,12 @@ def decide(
     challenger: HeadlineMetrics, champion: HeadlineMetrics | None, *, min_accuracy: float, tolerance: float
 ) -> tuple[bool, str]:
     """Deploy iff the challenger reaches ``min_accuracy`` and is not worse than the champion beyond
-    ``tolerance``.
+    ``tolerance`` in accuracy nor in macro-F1.
 
-    Accuracy is the deciding figure (what users see); macro-F1 travels with it for the record.
+    Accuracy is the tenant's figure (the share of emails labelled right; ``min_accuracy`` is set in it).
+    Macro-F1 guards the rare labels: where a few labels hold most emails, a challenger can keep the
+    accuracy while it stops predicting the small labels, and only macro-F1 (every label counting the same)
+    shows that. Model selection inside the training job uses validation macro-F1 for the same reason.
     """
     if challenger.accuracy < min_accuracy:
         return False, f"challenger accuracy {challenger.accuracy:.4f} is below the minimum {min_accuracy:.4f}"
@@ -42,6 +45,11 @@ def decide(
         return False, (
             f"challenger accuracy {challenger.accuracy:.4f} is below the champion's {champion.accuracy:.4f} "
             f"by more than the tolerance {tolerance:.4f}"
+        )
+    if challenger.macro_f1 < champion.macro_f1 - tolerance:
+        return False, (
+            f"challenger macro-F1 {challenger.macro_f1:.4f} is below the champion's {champion.macro_f1:.4f} "
+            f"by more than the tolerance {tolerance:.4f} (its rare labels got worse)"
         )
     return True, (
         f"challenger accuracy {challenger.accuracy:.4f} is within {tolerance:.4f} of or above the champion's "

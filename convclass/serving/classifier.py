@@ -17,12 +17,14 @@ from tokenizers import Tokenizer
 
 from convclass.artifacts import (
     EMBEDDINGS_OUTPUT,
+    Confidence,
     EncoderManifest,
     ModelArtifact,
     load_artifact,
     read_encoder_manifest,
     saved_model_path,
 )
+from convclass.calibration import apply_temperature
 from convclass.cleaning import CLEANING_VERSION, CleanedEmail, clean_email
 from convclass.errors import IncompatibleModel, ModelFailure
 from convclass.serving.backends import (
@@ -74,6 +76,7 @@ class EmailClassifier:
         max_length: int,
         model_version: str,
         model_batch_size: int = 64,
+        confidence: Confidence | None = None,
     ):
         if model_batch_size < 1:
             raise ValueError("model_batch_size must be at least 1")
@@ -85,6 +88,7 @@ class EmailClassifier:
         self.cleaning_version = CLEANING_VERSION
         self._model_batch_size = model_batch_size
         self._label_array = np.asarray(self.labels, dtype=object)
+        self.confidence = confidence
 
     @classmethod
     def from_artifact(
@@ -97,6 +101,7 @@ class EmailClassifier:
             max_length=artifact.info.max_length,
             model_version=str(artifact.info.model_version),
             model_batch_size=model_batch_size,
+            confidence=artifact.info.confidence,
         )
 
     def clean(self, emails: Sequence[InboundEmail]) -> list[CleanedEmail]:
@@ -134,6 +139,13 @@ class EmailClassifier:
             return []
         cleaned = self.clean(emails)
         probs = self.probabilities(self.encode(cleaned))
+        threshold: float | None = None
+        if self.confidence is not None:
+            probs = apply_temperature(probs, self.confidence.temperature)
+            threshold = self.confidence.auto_apply_threshold
+        auto_apply = (
+            probs.max(axis=1) >= threshold if threshold is not None else np.zeros(len(probs), dtype=bool)
+        )
         k = max(1, min(top_k, len(self.labels)))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         top_probs = np.take_along_axis(probs, order, axis=1).tolist()
@@ -148,8 +160,11 @@ class EmailClassifier:
                 model_version=self.model_version,
                 cleaning_version=self.cleaning_version,
                 warnings=_warnings(c),
+                auto_apply=bool(apply),
             )
-            for email, c, labels, ps in zip(emails, cleaned, top_labels, top_probs, strict=True)
+            for email, c, labels, ps, apply in zip(
+                emails, cleaned, top_labels, top_probs, auto_apply, strict=True
+            )
         ]
 
     def warm_up(self) -> None:
@@ -257,4 +272,5 @@ def load_head(
         max_length=min(artifact.info.max_length, encoder.manifest.max_length),
         model_version=str(artifact.info.model_version),
         model_batch_size=model_batch_size,
+        confidence=artifact.info.confidence,
     )

@@ -65,7 +65,16 @@ class Prediction(BaseModel):
     """The classification of one email."""
 
     id: str | None = Field(default=None, description="the request's `id`, if it had one")
-    labels: list[LabelScore] = Field(description="top-k labels, most probable first")
+    labels: list[LabelScore] = Field(
+        description="top-k labels, most probable first; probabilities calibrated when the model carries a "
+        "temperature"
+    )
+    auto_apply: bool = Field(
+        default=False,
+        description="true when the top label's calibrated probability reaches the model's auto-apply "
+        "threshold (chosen on validation to reach the target precision, 95 % by default); always false "
+        "for models trained without one",
+    )
     model_version: str = Field(description="version of the model that answered")
     cleaning_version: str = Field(
         description="version of the cleaning applied (the one the model trained on)"

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from convclass.calibration import DEFAULT_TARGET_PRECISION
 from convclass.errors import InvalidInput
 
-Architecture = Literal["minilm", "cnn", "head"]
+Architecture = Literal["auto", "minilm", "cnn", "head"]
 #: Architectures that start from the pretrained encoder (``base_model_dir``).
 PRETRAINED_ARCHITECTURES = ("minilm", "head")
 
@@ -35,7 +36,9 @@ class TrainingConfig(BaseModel):
 
     architecture: Architecture = Field(
         default="minilm",
-        description="minilm: fine-tuned pretrained MiniLM-L6 encoder (best accuracy, ~9 ms/email, 2 cores); "
+        description="auto: train the candidates that fit the data's size and keep the best on validation "
+        "macro-F1 (convclass.training.selection); "
+        "minilm: fine-tuned pretrained MiniLM-L6 encoder (best accuracy, ~9 ms/email, 2 cores); "
         "cnn: small convolutional model trained from scratch (seconds to train, ~0.5 ms/email); "
         "head: a classification head over the frozen MiniLM encoder (artifact of a few hundred KB, served on "
         "a shared multi-model endpoint that runs the encoder once for every tenant)",
@@ -65,15 +68,23 @@ class TrainingConfig(BaseModel):
         description="head only: inverse L2 strength of the logistic-regression head",
     )
 
+    target_precision: float = Field(
+        default=DEFAULT_TARGET_PRECISION,
+        gt=0,
+        le=1,
+        description="precision the auto-apply threshold must reach on validation",
+    )
+
     @model_validator(mode="after")
     def _scratch_only_options(self) -> TrainingConfig:
-        if self.architecture not in PRETRAINED_ARCHITECTURES and self.base_model_dir is not None:
-            raise ValueError("base_model_dir only applies to architecture=minilm or head")
+        if self.architecture not in (*PRETRAINED_ARCHITECTURES, "auto") and self.base_model_dir is not None:
+            raise ValueError("base_model_dir only applies to architecture=minilm, head or auto")
         return self
 
     def resolved(self) -> TrainingConfig:
         """Fill the architecture-dependent defaults so the stored config says exactly what ran."""
-        defaults = _ARCHITECTURE_DEFAULTS[self.architecture]
+        # auto: each candidate resolves its own defaults when it is trained.
+        defaults = _ARCHITECTURE_DEFAULTS.get(self.architecture, {})
         updates = {key: value for key, value in defaults.items() if getattr(self, key) is None}
         return self.model_copy(update=updates)
 

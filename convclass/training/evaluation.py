@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from convclass.artifacts import DataSizes, LabelMetrics, ModelMetrics
+from convclass.artifacts import Confidence, ConfidenceMetrics, DataSizes, LabelMetrics, ModelMetrics
+from convclass.calibration import apply_temperature, coverage_at, fit_temperature, precision_threshold
 
 ECE_BINS = 15
 
@@ -69,3 +70,61 @@ def build_metrics(
             "versions": versions,
         }
     )
+
+
+def macro_f1(probabilities: np.ndarray, y_true: np.ndarray) -> float:
+    if not len(y_true):
+        return 0.0
+    return float(f1_score(y_true, probabilities.argmax(axis=1), average="macro", zero_division=0))
+
+
+def calibrate(
+    validation: np.ndarray,
+    y_validation: np.ndarray,
+    held_out: np.ndarray,
+    y_held_out: np.ndarray,
+    target: float,
+) -> ConfidenceMetrics | None:
+    """Fit the temperature and the auto-apply threshold on validation; measure both on the held-out split.
+
+    ``None`` without validation rows: nothing to fit on that is not also what the figures are measured on.
+    """
+    if not len(y_validation):
+        return None
+    temperature = fit_temperature(validation, y_validation)
+    scaled_validation = apply_temperature(validation, temperature)
+    threshold = precision_threshold(scaled_validation, y_validation, target)
+    scaled_held_out = apply_temperature(held_out, temperature)
+    measured = coverage_at(scaled_held_out, y_held_out, threshold.threshold)
+    return ConfidenceMetrics(
+        temperature=temperature,
+        target_precision=target,
+        auto_apply_threshold=threshold.threshold,
+        validation_ece_before=expected_calibration_error(validation, y_validation),
+        validation_ece_after=expected_calibration_error(scaled_validation, y_validation),
+        ece=expected_calibration_error(scaled_held_out, y_held_out),
+        coverage=measured.coverage,
+        precision=measured.precision,
+    )
+
+
+def with_validation_figures(
+    metrics: ModelMetrics,
+    *,
+    validation: np.ndarray,
+    y_validation: np.ndarray,
+    held_out: np.ndarray,
+    y_held_out: np.ndarray,
+    target_precision: float,
+) -> tuple[ModelMetrics, Confidence | None]:
+    """Add validation macro-F1 and the calibration to ``metrics``; also return what artifact.json stores."""
+    confidence = calibrate(validation, y_validation, held_out, y_held_out, target_precision)
+    metrics = metrics.model_copy(
+        update={
+            "validation_macro_f1": macro_f1(validation, y_validation) if len(y_validation) else None,
+            "confidence": confidence,
+        }
+    )
+    if confidence is None:
+        return metrics, None
+    return metrics, Confidence.model_validate(confidence.model_dump(include=set(Confidence.model_fields)))

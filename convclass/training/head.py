@@ -169,7 +169,7 @@ def train_head_and_export(
     started: float,
 ) -> ModelMetrics:
     """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``."""
-    from convclass.training.evaluation import build_metrics
+    from convclass.training.evaluation import build_metrics, with_validation_figures
     from convclass.training.report import write_report
     from convclass.training.trainer import class_weights
 
@@ -184,9 +184,11 @@ def train_head_and_export(
 
     embed_started = time.monotonic()
     x_train = embed(encoder, encode_texts(tokenizer, list(data.train.texts), max_length))
+    x_val = embed(encoder, encode_texts(tokenizer, list(data.validation.texts), max_length))
     x_test = embed(encoder, encode_texts(tokenizer, list(held_out.texts), max_length))
     logger.info("embedded %d rows in %.1f s", len(x_train) + len(x_test), time.monotonic() - embed_started)
     y_train = np.array([index[label] for label in data.train.labels], dtype=np.int32)
+    y_val = np.array([index[label] for label in data.validation.labels], dtype=np.int32)
     y_test = np.array([index[label] for label in held_out.labels], dtype=np.int32)
 
     fit_started = time.monotonic()
@@ -222,6 +224,14 @@ def train_head_and_export(
         versions=versions,
         evaluated_on=evaluated_on,
     )
+    metrics, confidence = with_validation_figures(
+        metrics,
+        validation=head_probabilities(x_val, kernel, bias),
+        y_validation=y_val,
+        held_out=probabilities,
+        y_held_out=y_test,
+        target_precision=config.target_precision,
+    )
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=HEAD_ARCHITECTURE,
@@ -231,6 +241,7 @@ def train_head_and_export(
         cleaning_version=data.cleaning_version,
         versions=versions,
         encoder=ref,
+        confidence=confidence,
     )
     model_dir.mkdir(parents=True, exist_ok=True)
     with (model_dir / HEAD_FILE).open("wb") as head:

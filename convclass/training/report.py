@@ -19,6 +19,8 @@ import numpy as np
 from convclass.artifacts import ArtifactInfo, ModelMetrics
 
 WORST_LABELS = 10
+#: Below this many held-out emails a label's F1 moves by 10+ points with one email: not to be trusted.
+FEW_HELD_OUT = 10
 
 
 def write_report(
@@ -96,7 +98,67 @@ def _headline(metrics: ModelMetrics, info: ArtifactInfo) -> list[tuple[str, str]
         ("training seconds", f"{metrics.training_seconds:.1f}"),
         ("cleaning version", info.cleaning_version),
         ("max length (tokens)", str(info.max_length)),
+        *_confidence_rows(metrics),
+        _few_rows(metrics),
     ]
+
+
+def _few_rows(metrics: ModelMetrics) -> tuple[str, str]:
+    few = sorted(label for label, m in metrics.per_label.items() if m.support < FEW_HELD_OUT)
+    if not few:
+        return (f"labels with under {FEW_HELD_OUT} {metrics.evaluated_on} emails", "none")
+    shown = ", ".join(few[:WORST_LABELS]) + (
+        f" and {len(few) - WORST_LABELS} more" if len(few) > WORST_LABELS else ""
+    )
+    return (
+        f"labels with under {FEW_HELD_OUT} {metrics.evaluated_on} emails",
+        f"{len(few)} ({shown}): too few to trust their figures; label more of them",
+    )
+
+
+def _confidence_rows(metrics: ModelMetrics) -> list[tuple[str, str]]:
+    figures = metrics.confidence
+    if figures is None:
+        return [("auto-apply", "never (no validation split to fit a threshold on)")]
+    if figures.auto_apply_threshold is None:
+        applies = f"never (no confidence reached {figures.target_precision:.0%} precision on validation)"
+    else:
+        applies = (
+            f"confidence >= {figures.auto_apply_threshold:.3f}: {figures.coverage:.1%} of "
+            f"{metrics.evaluated_on} emails, {figures.precision:.1%} of them right "
+            f"(target {figures.target_precision:.0%})"
+        )
+    return [
+        ("temperature (calibration)", f"{figures.temperature:.3f}"),
+        (
+            "validation ECE before / after",
+            f"{figures.validation_ece_before:.4f} / {figures.validation_ece_after:.4f}",
+        ),
+        (f"{metrics.evaluated_on} ECE after calibration", f"{figures.ece:.4f}"),
+        ("auto-apply", applies),
+    ]
+
+
+def write_selection(path: Path, metrics: ModelMetrics) -> Path:
+    """``report/selection.md`` (architecture=auto): every candidate's figures and which one was kept."""
+    split = metrics.evaluated_on
+    lines = [
+        "# Model selection",
+        "",
+        "Chosen by validation macro-F1 (ties within half a point go to the cheaper to serve); "
+        f"{split} figures are reported, never used to choose.",
+        "",
+        f"| architecture | validation macro-F1 | {split} macro-F1 | {split} accuracy "
+        "| training seconds | selected |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c.architecture} | {c.validation_macro_f1:.4f} | {c.macro_f1:.4f} | {c.accuracy:.4f} "
+        f"| {c.training_seconds:.1f} | {'yes' if c.selected else ''} |"
+        for c in metrics.candidates
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def _summary_markdown(metrics: ModelMetrics, info: ArtifactInfo, history: Sequence[dict[str, float]]) -> str:

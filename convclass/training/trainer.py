@@ -31,6 +31,7 @@ from convclass.artifacts import (
     METRICS_FILE,
     REPORT_DIR,
     ArtifactInfo,
+    CandidateFigures,
     DataSizes,
     LabelMap,
     ModelMetrics,
@@ -41,7 +42,7 @@ from convclass.errors import ConvclassError, InsufficientData, InvalidInput
 from convclass.tokenization import DEFAULT_MAX_LENGTH
 from convclass.training import checkpoints
 from convclass.training.champion import champion_archive, score_champion
-from convclass.training.config import TrainingConfig
+from convclass.training.config import PRETRAINED_ARCHITECTURES, TrainingConfig
 from convclass.training.data import TrainingData, load_training_data
 from convclass.training.logs import log_epoch, log_test
 
@@ -192,6 +193,15 @@ def train_and_export(
     if not len(held_out):
         raise InsufficientData("both the validation and the test split are empty: nothing to evaluate on")
     evaluated_on: Literal["test", "validation"] = "test" if len(data.test) else "validation"
+    if config.architecture == "auto":
+        return _select_and_export(
+            data,
+            config,
+            model_dir=model_dir,
+            checkpoint_dir=checkpoint_dir,
+            started=started,
+            champion=champion,
+        )
     logger.info(
         "data: %d train, %d validation, %d test rows, %d labels (%d held-out rows of unseen labels dropped)",
         len(data.train),
@@ -205,7 +215,7 @@ def train_and_export(
     import tensorflow as tf
 
     from convclass.tokenization import encode_texts, load_base_tokenizer, load_tokenizer, save_tokenizer
-    from convclass.training.evaluation import build_metrics
+    from convclass.training.evaluation import build_metrics, with_validation_figures
     from convclass.training.export import export_saved_model, saved_model_probabilities
     from convclass.training.models import build_cnn, build_minilm, predict_probabilities, trim_batch
     from convclass.training.report import write_report
@@ -339,6 +349,14 @@ def train_and_export(
         versions=_versions(data.cleaning_version),
         evaluated_on=evaluated_on,
     )
+    metrics, confidence = with_validation_figures(
+        metrics,
+        validation=predict_probabilities(model, x_val),
+        y_validation=y_val,
+        held_out=probabilities,
+        y_held_out=y_test,
+        target_precision=config.target_precision,
+    )
     if champion is not None:
         score = score_champion(
             champion,
@@ -356,6 +374,7 @@ def train_and_export(
         n_labels=len(labels),
         cleaning_version=data.cleaning_version,
         versions=metrics.versions,
+        confidence=confidence,
     )
 
     saved_model = saved_model_path(model_dir, config.model_version)
@@ -371,6 +390,71 @@ def train_and_export(
     write_json_model(model_dir / METRICS_FILE, metrics)
     write_report(model_dir / REPORT_DIR, history=history, metrics=metrics, info=info)
     _log_test(metrics)
+    return metrics
+
+
+def _select_and_export(
+    data: TrainingData,
+    config: TrainingConfig,
+    *,
+    model_dir: Path,
+    checkpoint_dir: Path,
+    started: float,
+    champion: Path | None,
+) -> ModelMetrics:
+    """architecture=auto: train each candidate, keep the best on validation (convclass.training.selection)."""
+    from convclass.training.report import write_selection
+    from convclass.training.selection import candidate_architectures, select
+
+    if not len(data.validation):
+        raise InsufficientData("architecture=auto chooses on the validation split, and it is empty")
+    work = checkpoint_dir / "candidates"
+    trained: dict[str, ModelMetrics] = {}
+    figures = []
+    for architecture in candidate_architectures(len(data.train)):
+        logger.info("model selection: training candidate %s", architecture)
+        candidate_started = time.monotonic()
+        update: dict[str, object] = {"architecture": architecture}
+        if architecture not in PRETRAINED_ARCHITECTURES:
+            update["base_model_dir"] = None
+        metrics = train_and_export(
+            data,
+            config.model_copy(update=update).resolved(),
+            model_dir=work / architecture / "model",
+            checkpoint_dir=work / architecture / "checkpoints",
+        )
+        trained[architecture] = metrics
+        figures.append(
+            CandidateFigures(
+                architecture=architecture,
+                validation_macro_f1=metrics.validation_macro_f1 or 0.0,
+                macro_f1=metrics.macro_f1,
+                accuracy=metrics.accuracy,
+                training_seconds=time.monotonic() - candidate_started,
+            )
+        )
+    winner = select(figures)
+    logger.info("model selection: kept %s", winner)
+    metrics = trained[winner].model_copy(
+        update={
+            "candidates": tuple(f.model_copy(update={"selected": f.architecture == winner}) for f in figures),
+            "training_seconds": time.monotonic() - started,
+        }
+    )
+    if champion is not None:
+        held_out = data.test if len(data.test) else data.validation
+        score = score_champion(
+            champion,
+            held_out.texts,
+            held_out.labels,
+            cleaning_version=data.cleaning_version,
+            evaluated_on=metrics.evaluated_on,
+        )
+        metrics = metrics.model_copy(update={"champion": score})
+    shutil.copytree(work / winner / "model", model_dir, dirs_exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    write_json_model(model_dir / METRICS_FILE, metrics)
+    write_selection(model_dir / REPORT_DIR / "selection.md", metrics)
     return metrics
 
 

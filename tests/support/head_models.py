@@ -28,27 +28,47 @@ def tiny_base_model(directory: Path) -> Path:
     return build_tiny_bert(directory, cleaned_emails(200, seed=99, tenant="corpus").texts)
 
 
-def train_head(base_model_dir: Path, model_dir: Path, tenant: str, *, seed: int = 1, n: int = 160) -> Path:
-    """Train one tenant's head with ``train_and_export`` (architecture=head) and return the artifact dir."""
-    from convclass.training.trainer import train_and_export
+def _known(split: Split, labels: tuple[str, ...]) -> Split:
+    return Split(
+        tuple(t for t, label in zip(split.texts, split.labels, strict=True) if label in labels),
+        tuple(label for label in split.labels if label in labels),
+    )
 
+
+def tenant_data(base_model_dir: Path, tenant: str, *, seed: int, n: int, validation: bool) -> TrainingData:
+    """Generated emails split 75/25 train/test, or 60/20/20 with a validation split."""
     split = cleaned_emails(n, seed=seed, tenant=tenant)
-    cut = int(len(split) * 0.75)
+    cut = int(len(split) * (0.6 if validation else 0.75))
+    middle = int(len(split) * 0.8) if validation else cut
     train = Split(split.texts[:cut], split.labels[:cut])
-    test = Split(split.texts[cut:], split.labels[cut:])
     labels = tuple(sorted(set(train.labels)))
-    data = TrainingData(
+    return TrainingData(
         train=train,
-        validation=Split((), ()),
-        test=Split(
-            tuple(t for t, label in zip(test.texts, test.labels, strict=True) if label in labels),
-            tuple(label for label in test.labels if label in labels),
-        ),
+        validation=_known(Split(split.texts[cut:middle], split.labels[cut:middle]), labels),
+        test=_known(Split(split.texts[middle:], split.labels[middle:]), labels),
         labels=labels,
         tokenizer_path=base_model_dir / "tokenizer.json",
         cleaning_version=CLEANING_VERSION,
         max_length=MAX_LENGTH,
     )
+
+
+def train_head(
+    base_model_dir: Path,
+    model_dir: Path,
+    tenant: str,
+    *,
+    seed: int = 1,
+    n: int = 160,
+    validation: bool = False,
+) -> Path:
+    """Train one tenant's head with ``train_and_export`` (architecture=head) and return the artifact dir.
+
+    ``validation``: hold out a validation split too, so the artifact carries a calibration and threshold.
+    """
+    from convclass.training.trainer import train_and_export
+
+    data = tenant_data(base_model_dir, tenant, seed=seed, n=n, validation=validation)
     config = parse_hyperparameters({"architecture": "head", "base_model_dir": str(base_model_dir)})
     train_and_export(data, config, model_dir=model_dir, checkpoint_dir=model_dir.parent / "checkpoints")
     return model_dir

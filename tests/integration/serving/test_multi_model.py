@@ -43,6 +43,7 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tiny_base_model(work / "base")
     train_head(base, root / SECRET_PATH_PART / "model", "acme", seed=1)
     train_head(base, root / "globex" / "model", "globex", seed=2)
+    train_head(base, root / "initech" / "model", "initech", seed=3, n=240, validation=True)
     build_artifact(root / "full" / "model")
     from convclass.training.head import export_encoder
 
@@ -109,6 +110,49 @@ def test_load_list_get_invoke_unload(
     assert client.get("/models/acme-1").status_code == 404
     assert client.get("/models").json() == {"models": []}
     assert client.delete("/models/acme-1").status_code == 404
+
+
+BATCH = {
+    "emails": [
+        EMAIL,
+        {"body": "Please refund the duplicate charge on my order."},
+        {"body": "hello"},
+        {"subject": "Address", "body": "I moved house and need to change my address."},
+    ]
+}
+
+
+def test_auto_apply_follows_the_threshold_stored_with_the_model(
+    client: TestClient, models_root: Path, tmp_path: Path
+) -> None:
+    calibrated = models_root / "initech" / "model"
+    info = ArtifactInfo.model_validate_json((calibrated / ARTIFACT_FILE).read_text())
+    assert info.confidence is not None
+    assert load(client, "initech-1", calibrated).status_code == 200  # type: ignore[attr-defined]
+    predictions = invoke(client, "initech-1", BATCH).json()["predictions"]
+    threshold = info.confidence.auto_apply_threshold
+    for prediction in predictions:
+        top = prediction["labels"][0]["probability"]
+        assert prediction["auto_apply"] is (threshold is not None and top >= threshold)
+
+    # The same head with a threshold of 0 auto-applies everything and answers the same probabilities:
+    # the app reads the threshold from artifact.json.
+    lenient = models_root / "initech-lenient" / "model"
+    shutil.copytree(calibrated, lenient)
+    write_json_model(
+        lenient / ARTIFACT_FILE,
+        info.model_copy(
+            update={"confidence": info.confidence.model_copy(update={"auto_apply_threshold": 0.0})}
+        ),
+    )
+    assert load(client, "initech-2", lenient).status_code == 200  # type: ignore[attr-defined]
+    answered = invoke(client, "initech-2", BATCH).json()["predictions"]
+    assert [p["auto_apply"] for p in answered] == [True] * 4
+    assert [p["labels"] for p in answered] == [p["labels"] for p in predictions]
+
+    # A head trained without a validation split has no threshold: it never auto-applies.
+    assert load(client, "acme-1", models_root / SECRET_PATH_PART / "model").status_code == 200  # type: ignore[attr-defined]
+    assert [p["auto_apply"] for p in invoke(client, "acme-1", BATCH).json()["predictions"]] == [False] * 4
 
 
 def test_loading_a_loaded_name_again_is_409(client: TestClient, models_root: Path) -> None:

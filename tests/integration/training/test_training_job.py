@@ -44,6 +44,31 @@ def test_fast_job_writes_the_whole_artifact(fast_job: Job) -> None:
     assert (root / "checkpoints" / "epoch-0004" / "state.json").is_file()
 
 
+def test_confidence_is_fitted_on_validation_and_stored_for_serving(fast_job: Job) -> None:
+    root, result = fast_job
+    assert result.returncode == 0, result.stderr[-3000:]
+    artifact = load_artifact(root / "model", cleaning_version=CLEANING_VERSION, require_metrics=True)
+    metrics = artifact.metrics
+    assert metrics is not None
+    assert metrics.confidence is not None
+    assert metrics.validation_macro_f1 is not None
+    assert 0 < metrics.validation_macro_f1 <= 1
+    figures = metrics.confidence
+    assert figures.target_precision == 0.95
+    assert figures.temperature > 0
+    # Fitted to minimise validation NLL: never worse calibrated than the raw model by a wide margin.
+    assert figures.validation_ece_after <= figures.validation_ece_before + 0.02
+    if figures.auto_apply_threshold is None:
+        assert figures.coverage == 0.0
+    else:
+        assert 0 < figures.coverage <= 1
+    # artifact.json carries exactly what serving needs, the same values as metrics.json reports.
+    assert artifact.info.confidence is not None
+    assert artifact.info.confidence.model_dump() == figures.model_dump(
+        include={"temperature", "target_precision", "auto_apply_threshold"}
+    )
+
+
 def test_metric_definitions_pick_up_the_job_log(fast_job: Job) -> None:
     _, result = fast_job
     found: dict[str, list[float]] = {}

@@ -9,8 +9,10 @@ import threading
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from serving_fakes import LABELS, LIMITS, NumpyBackend
+from serving_fakes import LABELS, LIMITS, MAX_LENGTH, NumpyBackend
+from tokenizers import Tokenizer
 
+from convclass.artifacts import Confidence
 from convclass.cleaning import CLEANING_VERSION
 from convclass.errors import IncompatibleModel, ModelFailure
 from convclass.serving import EmailClassifier, InboundEmail, create_app
@@ -322,3 +324,45 @@ def test_request_ids_that_are_not_plain_tokens_are_replaced(client: TestClient) 
     assert response.status_code == 200
     assert response.headers["x-request-id"] != "a b<script>"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_models_without_a_threshold_never_auto_apply(client: TestClient) -> None:
+    (prediction,) = post_json(client, email()).json()["predictions"]
+    assert prediction["auto_apply"] is False
+
+
+def test_calibrated_model_answers_scaled_probabilities_and_auto_apply(
+    tokenizer: Tokenizer, backend: NumpyBackend
+) -> None:
+    plain = {"emails": [email(), email("<p>please refund my order</p>"), email("hello")]}
+
+    def answer(confidence: Confidence | None) -> list[dict[str, object]]:
+        classifier = EmailClassifier(
+            tokenizer=tokenizer,
+            backend=backend,
+            labels=LABELS,
+            max_length=MAX_LENGTH,
+            model_version="7",
+            confidence=confidence,
+        )
+        with TestClient(create_app(classifier, limits=LIMITS)) as client:
+            predictions: list[dict[str, object]] = post_json(client, plain).json()["predictions"]
+            return predictions
+
+    raw = answer(None)
+    scaled = answer(Confidence(temperature=3.0, target_precision=0.95, auto_apply_threshold=None))
+    # Same ranking, softer probabilities (T > 1), still no threshold.
+    for before, after in zip(raw, scaled, strict=True):
+        assert [s["label"] for s in before["labels"]] == [s["label"] for s in after["labels"]]  # type: ignore[index]
+        assert after["labels"][0]["probability"] < before["labels"][0]["probability"]  # type: ignore[index]
+        assert after["auto_apply"] is False
+    tops = sorted(p["labels"][0]["probability"] for p in scaled)  # type: ignore[index]
+    # A threshold between the lowest and the highest top probability splits the batch.
+    threshold = (tops[0] + tops[-1]) / 2
+    split = answer(Confidence(temperature=3.0, target_precision=0.95, auto_apply_threshold=threshold))
+    assert [p["auto_apply"] for p in split] == [
+        p["labels"][0]["probability"] >= threshold  # type: ignore[index]
+        for p in scaled
+    ]
+    assert True in [p["auto_apply"] for p in split]
+    assert False in [p["auto_apply"] for p in split]

@@ -38,6 +38,16 @@ def test_decision(challenger: float, champion: float | None, deploy: bool) -> No
     assert f"{challenger:.4f}" in reason
 
 
+def test_a_challenger_that_loses_the_rare_labels_is_rejected_despite_its_accuracy() -> None:
+    champion = HeadlineMetrics(accuracy=0.90, macro_f1=0.80)
+    kept_accuracy = HeadlineMetrics(accuracy=0.91, macro_f1=0.70)
+    decided, reason = decide(kept_accuracy, champion, min_accuracy=0.7, tolerance=0.01)
+    assert decided is False
+    assert "macro-F1 0.7000" in reason
+    within = HeadlineMetrics(accuracy=0.91, macro_f1=0.795)
+    assert decide(within, champion, min_accuracy=0.7, tolerance=0.01)[0] is True
+
+
 def _tar(members: dict[str, bytes]) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
