@@ -23,6 +23,8 @@ class TrainingPipelineResources:
     training_image_uri: str
     serving_image_uri: str
     event_bus_name: str
+    #: The stack's shared multi-model endpoint; None: the stack has none, so a ``shared`` run is refused.
+    shared_endpoint_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from convclass.hosting.keys import SHARED_MODELS_PREFIX
 from infra.common import AwsEnv
 from infra.mocks import REPO_ROOT, Recording
 from infra.permissions import (
@@ -114,8 +115,16 @@ def test_training_role_allows_exactly_what_the_definition_calls(recording: Recor
     pass_role = statements["PassSageMakerRole"]
     assert pass_role["Resource"] == [recording.stack_outputs["sagemaker_role_arn"]]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert "sagemaker:InvokeEndpoint" not in actions  # that is the inference workflow's business
+    # The pipeline calls one endpoint: the shared one, to warm a model it published there.
+    invoke = statements["InvokeEndpoints"]
+    assert invoke["Action"] == ["sagemaker:InvokeEndpoint"]
+    assert invoke["Resource"] == [
+        f"arn:aws:sagemaker:eu-west-1:123456789012:endpoint/{recording.stack_outputs['shared_endpoint_name']}"
+    ]
+    # Publishing writes under the shared model prefix only.
+    assert statements["WriteSharedModels"]["Resource"] == [
+        f"arn:aws:s3:::{recording.stack_outputs['data_bucket']}/{SHARED_MODELS_PREFIX}*"
+    ]
     # A Failed endpoint is deleted to be recreated: deletion reaches endpoints only, nothing else.
     delete = statements["DeleteFailedEndpoints"]
     assert delete["Action"] == ["sagemaker:DeleteEndpoint"]
