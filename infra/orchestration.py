@@ -137,7 +137,9 @@ class Orchestration(pulumi.ComponentResource):
 
         def inference(values: list[Any]) -> Rendered:
             ctx = context(INFERENCE_WORKFLOW, values)
-            definition = render_inference_workflow(InferenceResources(event_bus_name=ctx.event_bus_name))
+            definition = render_inference_workflow(
+                InferenceResources(event_bus_name=ctx.event_bus_name, data_bucket=ctx.data_bucket)
+            )
             return Rendered(definition, role_statements(definition, ctx))
 
         rendered_training = pulumi.Output.all(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convclass.hosting.keys import SHARED_MODELS_PREFIX
-from convclass.layout import PROJECT_PREFIX, TENANTS_ROOT
+from convclass.layout import CHAMPION_KEY_FORMAT, PROJECT_PREFIX, TENANTS_ROOT
 from infra.common import AwsEnv, Statement, statement
 
 _INTEGRATION_RE = re.compile(
@@ -239,8 +239,13 @@ def _grants(use: TaskUse, ctx: IntegrationContext) -> list[Statement]:
         bucket = use.arguments.get("Bucket")
         if bucket != ctx.data_bucket:
             raise UnsupportedIntegration(f"state {use.state!r}: may only use the data bucket, got {bucket!r}")
+        key = use.arguments.get("Key.$")
         if use.action == "putObject":
             grant = statement("WriteObjects", ["s3:PutObject"], [ctx.object_arn()])
+        elif use.action == "getObject" and isinstance(key, str) and f"'{CHAMPION_KEY_FORMAT}'" in key:
+            # The inference workflow reads routes: champion records only, never a tenant's data.
+            champions = ctx.object_arn(CHAMPION_KEY_FORMAT.format("*", "*"))
+            grant = statement("ReadChampionRecords", ["s3:GetObject"], [champions])
         else:
             grant = statement("ReadObjects", ["s3:GetObject"], [ctx.object_arn()])
         return [grant, statement("ObjectEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [ctx.key_arn])]

@@ -29,4 +29,4 @@ def training_resources() -> TrainingPipelineResources:
 
 
 def inference_resources() -> InferenceResources:
-    return InferenceResources(event_bus_name="convclass")
+    return InferenceResources(event_bus_name="convclass", data_bucket=f"convclass-data-{ACCOUNT}")

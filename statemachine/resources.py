@@ -30,6 +30,8 @@ class TrainingPipelineResources:
 @dataclass(frozen=True)
 class InferenceResources:
     """Names the inference workflow (Express) refers to; endpoints are derived from
-    tenant/classifier per email."""
+    tenant/classifier per email, or read from the classifier's champion record (shared hosting)."""
 
     event_bus_name: str
+    #: Holds each classifier's champion.json, the route of a ``shared`` classifier.
+    data_bucket: str

@@ -261,7 +261,9 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     )["stateMachineArn"]
     inference_arn = sfn.create_state_machine(
         name=stack_resource_name(STACK, INFERENCE_WORKFLOW),
-        definition=_as_json(render_inference_workflow(InferenceResources(event_bus_name=bus))),
+        definition=_as_json(
+            render_inference_workflow(InferenceResources(event_bus_name=bus, data_bucket=bucket))
+        ),
         roleArn=sfn_role,
         type="EXPRESS",
         tags=[{"key": k, "value": v} for k, v in _TAGS.items()],

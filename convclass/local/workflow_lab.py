@@ -226,7 +226,9 @@ def build_world() -> World:
     return World(
         training_arn=machine(TRAINING, render_training_pipeline(resources), "STANDARD"),
         short_approvals_arn=machine(SHORT_APPROVALS, render_training_pipeline(resources, short), "STANDARD"),
-        inference_arn=machine(INFERENCE, render_inference_workflow(InferenceResources(BUS)), "EXPRESS"),
+        inference_arn=machine(
+            INFERENCE, render_inference_workflow(InferenceResources(BUS, BUCKET)), "EXPRESS"
+        ),
         queue_url=queue_url,
         resources=resources,
     )

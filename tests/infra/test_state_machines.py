@@ -94,6 +94,7 @@ def test_inference_definition_publishes_to_the_stack_bus(recording: Recording) -
     definition = _definition(recording, "inference")
     assert recording.stack_outputs["event_bus_name"] in _strings(definition)
     assert {(u.service, u.action) for u in task_uses(definition)} == {
+        ("aws-sdk:s3", "getObject"),
         ("aws-sdk:sagemakerruntime", "invokeEndpoint"),
         ("events", "putEvents"),
     }
@@ -142,6 +143,12 @@ def test_inference_role_cannot_train_or_deploy(recording: Recording) -> None:
     assert {a for a in actions if a.startswith("sagemaker:")} == {"sagemaker:InvokeEndpoint"}
     assert "iam:PassRole" not in actions
     assert "lambda:InvokeFunction" not in actions
+    # Routes only: the inference workflow reads champion records and no other tenant object.
+    reads = [s for s in policy["Statement"] if "s3:GetObject" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [
+        [f"arn:aws:s3:::{recording.stack_outputs['data_bucket']}/tenants/*/classifiers/*/champion.json"]
+    ]
+    assert "s3:PutObject" not in actions
 
 
 CONTEXT = IntegrationContext(

@@ -112,6 +112,7 @@ def test_every_email_of_a_batch_ends_in_one_final_event(world: World, endpoints:
     }
     assert Counter(run.entered[1:]) == {
         i.CHECK_MESSAGE: 5,
+        i.FIND_ROUTE: 4,  # no champion.json: each goes to its own endpoint
         i.CLASSIFY: 4,
         i.CHECK_MODEL_ERROR: 1,
         i.PUBLISH_CLASSIFIED: 2,
@@ -204,7 +205,9 @@ def test_an_endpoint_that_keeps_failing_returns_the_message_to_its_queue(
 def test_a_publish_failure_returns_only_that_message(world: World, endpoints: ServingEndpoints) -> None:
     sfn = world.client("stepfunctions")
     role = world.resources.sagemaker_role_arn
-    definition = render_inference_workflow(InferenceResources(event_bus_name="no-such-bus"))
+    definition = render_inference_workflow(
+        InferenceResources(event_bus_name="no-such-bus", data_bucket=world.resources.data_bucket)
+    )
     arn = sfn.create_state_machine(
         name="convclass-inference-lost-bus", definition=json.dumps(definition), roleArn=role, type="EXPRESS"
     )["stateMachineArn"]
