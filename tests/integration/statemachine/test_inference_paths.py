@@ -23,7 +23,7 @@ from statemachine.history import ExecutionRecord, wait_for
 from statemachine.resources import InferenceResources
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "serving"))
-from serving_fakes import CONTAINER_FAILURE, ServingEndpoints
+from serving_fakes import CONTAINER_FAILURE, ServingEndpoints, shared_name
 
 pytestmark = pytest.mark.xdist_group("statemachine-inference")
 
@@ -217,3 +217,58 @@ def test_a_publish_failure_returns_only_that_message(world: World, endpoints: Se
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     assert run.output["batchItemFailures"] == [{"itemIdentifier": "p1"}, {"itemIdentifier": "p2"}]
     assert {r["status"] for r in run.output["results"]} == {i.STATUS_RETURNED}
+
+
+SHARED = "cc-shared"
+
+
+def _route(world: World, tenant: str, classifier: str, target_model: str) -> None:
+    """champion.json of a shared classifier, as WriteSharedChampion writes it (the route part)."""
+    record = {
+        "run_id": "r",
+        "hosting": "shared",
+        "endpoint_name": SHARED,
+        "target_model": target_model,
+        "model_artifacts": "s3://b/k",
+        "training_job_name": "j",
+        "metrics": {"accuracy": 0.9, "macro_f1": 0.9},
+        "execution": "arn",
+        "deployed_at": "2026-12-06T00:00:00Z",
+    }
+    key = layout.ClassifierLayout(tenant, classifier).champion_key
+    world.client("s3").put_object(Bucket=world.resources.data_bucket, Key=key, Body=json.dumps(record))
+
+
+def test_shared_classifiers_are_classified_through_their_route_and_a_repointed_route_is_followed(
+    world: World, endpoints: ServingEndpoints
+) -> None:
+    world.events()
+    first, second = "acme/support/r1/model.tar.gz", "acme/support/r2/model.tar.gz"
+    endpoints.add(shared_name(SHARED, first), model_version="r1")
+    endpoints.add(shared_name(SHARED, second), model_version="r2")
+    _route(world, "acme", "support", first)
+    try:
+        run = _run(world, "shared-1", [_email("s1"), _email("s2", tenant="beta", classifier="billing")])
+        assert run.status == "SUCCEEDED"
+        assert run.output["batchItemFailures"] == []
+        assert Counter(run.entered[1:])[i.CLASSIFY_SHARED] == 1  # beta has no route: its own endpoint
+        classified, failed = _email_events(world)
+        versions = {c.message_id: c.prediction["predictions"][0]["model_version"] for c in classified}
+        assert (versions, failed) == ({"s1": "r1", "s2": "7"}, [])
+
+        # A rollback (or a new deployment) is the route re-pointed: the next email follows it.
+        _route(world, "acme", "support", second)
+        assert _run(world, "shared-2", [_email("s3")]).status == "SUCCEEDED"
+        classified, _ = _email_events(world)
+        assert [c.prediction["predictions"][0]["model_version"] for c in classified] == ["r2"]
+
+        # A route to a model the endpoint cannot load is a final failure, not a retry loop.
+        _route(world, "acme", "support", "acme/support/gone/model.tar.gz")
+        run = _run(world, "shared-3", [_email("s4")])
+        classified, failed = _email_events(world)
+        assert (run.output["batchItemFailures"], classified) == ([], [])
+        assert [(f.message_id, f.error) for f in failed] == [("s4", i.VALIDATION_ERROR)]
+    finally:
+        world.client("s3").delete_object(
+            Bucket=world.resources.data_bucket, Key=layout.ClassifierLayout("acme", "support").champion_key
+        )
