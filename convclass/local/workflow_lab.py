@@ -33,6 +33,7 @@ BUS = "convclass"
 TRAINING = "convclass-training"
 SHORT_APPROVALS = "convclass-training-short-approvals"
 INFERENCE = "convclass-inference"
+SHARED_ENDPOINT = "convclass-shared"
 HANDLERS = {
     "plan": "functions.plan.handler.handler",
     "export": "functions.export.handler.handler",
@@ -130,7 +131,9 @@ class World:
     ) -> None:
         """Make the engine answer mocked states with the path catalogue built for this run's plan."""
         machine = arn.rsplit(":", 1)[-1]
-        plan = plan_run(req, execution_name=name, bucket=BUCKET)
+        plan = plan_run(
+            req, execution_name=name, bucket=BUCKET, shared_endpoint=self.resources.shared_endpoint_name
+        )
         config = training_mock_config(machine, plan, polls_to_in_service=polls_to_in_service)
         config["StateMachines"][machine]["TestCases"].update(extra_cases or {})
         moto_shims.update(mock_config=moto_shims.MockConfig(config))
@@ -213,6 +216,7 @@ def build_world() -> World:
         training_image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/convclass-train:test",
         serving_image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/convclass-serve:test",
         event_bus_name=BUS,
+        shared_endpoint_name=SHARED_ENDPOINT,
     )
     sfn = boto3.client("stepfunctions", region_name=REGION)
 
