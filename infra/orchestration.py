@@ -138,7 +138,11 @@ class Orchestration(pulumi.ComponentResource):
         def inference(values: list[Any]) -> Rendered:
             ctx = context(INFERENCE_WORKFLOW, values)
             definition = render_inference_workflow(
-                InferenceResources(event_bus_name=ctx.event_bus_name, data_bucket=ctx.data_bucket)
+                InferenceResources(
+                    event_bus_name=ctx.event_bus_name,
+                    data_bucket=ctx.data_bucket,
+                    shared_endpoint_name=values[5],
+                )
             )
             return Rendered(definition, role_statements(definition, ctx))
 
@@ -152,7 +156,7 @@ class Orchestration(pulumi.ComponentResource):
             args.serving_image_uri,
             args.shared_endpoint_name,
         ).apply(training)
-        rendered_inference = pulumi.Output.all(*shared).apply(inference)
+        rendered_inference = pulumi.Output.all(*shared, args.shared_endpoint_name).apply(inference)
 
         self.training = self._state_machine(
             name, TRAINING_WORKFLOW, "STANDARD", "ALL", rendered_training, args

@@ -17,9 +17,10 @@
 
 Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes and the
 serving request as its body, which goes to the tenant's endpoint unchanged. Where a classifier is served comes
-from its champion record (``champion.json``, written by the deployment): a ``shared`` record is the route —
-the shared endpoint and the ``TargetModel`` — and anything else (a ``dedicated`` record, or none) means the
-classifier's own endpoint, named from the attributes. The record is read once per email (and again before a
+from its champion record (``champion.json``, written by the deployment): a ``shared`` record routes the email
+to the stack's shared endpoint with the record's ``TargetModel``, and anything else (a ``dedicated`` record, or
+none) means the classifier's own endpoint, named from the attributes. A stack without a shared endpoint reads no
+route. The record is read once per email (and again before a
 retried call, so a rollback that re-points the route is followed at once); a read that keeps failing returns
 the message to its queue. An email ends in one of three ways:
 
@@ -174,19 +175,10 @@ def _classify(endpoint: dict[str, str]) -> State:
     }
 
 
-def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
-    """The Express workflow's ASL definition (a JSON-ready dict)."""
-    bus = resources.event_bus_name
-    well_formed = {
-        "And": [
-            *({"Variable": _attribute(name), "IsPresent": True} for name in events.INBOUND_ATTRIBUTES),
-            {"Variable": f"{_RECORD}.body", "IsString": True},
-        ],
-        "Next": FIND_ROUTE,
-    }
-    backoff = ", ".join(str(seconds) for seconds in MODEL_ERROR_BACKOFF_SECONDS)
-    iteration: dict[str, State] = {
-        CHECK_MESSAGE: {"Type": "Choice", "Choices": [well_formed], "Default": REPORT_MALFORMED},
+def _route_states(resources: InferenceResources, shared_endpoint: str) -> dict[str, State]:
+    """``FindRoute`` → ``RouteChoice`` → ``ClassifyShared``: a shared classifier's TargetModel on the stack's
+    shared endpoint (literal, so the role reaches that endpoint and the tenants' own ones only)."""
+    return {
         FIND_ROUTE: {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
@@ -214,10 +206,29 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             ],
             "Default": CLASSIFY,
         },
-        CLASSIFY: _classify({"EndpointName.$": _pair_format(ENDPOINT_NAME_FORMAT)}),
         CLASSIFY_SHARED: _classify(
-            {"EndpointName.$": "$.route.record.endpoint_name", "TargetModel.$": "$.route.record.target_model"}
+            {"EndpointName": shared_endpoint, "TargetModel.$": "$.route.record.target_model"}
         ),
+    }
+
+
+def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
+    """The Express workflow's ASL definition (a JSON-ready dict)."""
+    bus = resources.event_bus_name
+    shared = resources.shared_endpoint_name
+    # Without a shared endpoint every classifier has its own: no route to read.
+    first_call = CLASSIFY if shared is None else FIND_ROUTE
+    well_formed = {
+        "And": [
+            *({"Variable": _attribute(name), "IsPresent": True} for name in events.INBOUND_ATTRIBUTES),
+            {"Variable": f"{_RECORD}.body", "IsString": True},
+        ],
+        "Next": first_call,
+    }
+    backoff = ", ".join(str(seconds) for seconds in MODEL_ERROR_BACKOFF_SECONDS)
+    iteration: dict[str, State] = {
+        CHECK_MESSAGE: {"Type": "Choice", "Choices": [well_formed], "Default": REPORT_MALFORMED},
+        CLASSIFY: _classify({"EndpointName.$": _pair_format(ENDPOINT_NAME_FORMAT)}),
         CHECK_MODEL_ERROR: _model_error_choice(),
         BACK_OFF: {
             "Type": "Pass",
@@ -228,7 +239,7 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             },
             "Next": WAIT_TO_RETRY,
         },
-        WAIT_TO_RETRY: {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": FIND_ROUTE},
+        WAIT_TO_RETRY: {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": first_call},
         PUBLISH_CLASSIFIED: put_event(
             bus,
             events.INFERENCE_SOURCE,
@@ -274,6 +285,8 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             "End": True,
         },
     }
+    if shared is not None:
+        iteration.update(_route_states(resources, shared))
     return {
         "Comment": "convclass inference: classify a batch of inbound emails with each tenant's endpoint",
         "QueryLanguage": "JSONPath",

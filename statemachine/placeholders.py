@@ -29,4 +29,8 @@ def training_resources() -> TrainingPipelineResources:
 
 
 def inference_resources() -> InferenceResources:
-    return InferenceResources(event_bus_name="convclass", data_bucket=f"convclass-data-{ACCOUNT}")
+    return InferenceResources(
+        event_bus_name="convclass",
+        data_bucket=f"convclass-data-{ACCOUNT}",
+        shared_endpoint_name="convclass-shared-endpoint",
+    )

@@ -35,3 +35,5 @@ class InferenceResources:
     event_bus_name: str
     #: Holds each classifier's champion.json, the route of a ``shared`` classifier.
     data_bucket: str
+    #: The stack's shared multi-model endpoint; None: no classifier is shared, no route is read.
+    shared_endpoint_name: str | None = None

@@ -262,7 +262,11 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     inference_arn = sfn.create_state_machine(
         name=stack_resource_name(STACK, INFERENCE_WORKFLOW),
         definition=_as_json(
-            render_inference_workflow(InferenceResources(event_bus_name=bus, data_bucket=bucket))
+            render_inference_workflow(
+                InferenceResources(
+                    event_bus_name=bus, data_bucket=bucket, shared_endpoint_name=shared_endpoint
+                )
+            )
         ),
         roleArn=sfn_role,
         type="EXPRESS",

@@ -231,7 +231,7 @@ def build_world() -> World:
         training_arn=machine(TRAINING, render_training_pipeline(resources), "STANDARD"),
         short_approvals_arn=machine(SHORT_APPROVALS, render_training_pipeline(resources, short), "STANDARD"),
         inference_arn=machine(
-            INFERENCE, render_inference_workflow(InferenceResources(BUS, BUCKET)), "EXPRESS"
+            INFERENCE, render_inference_workflow(InferenceResources(BUS, BUCKET, SHARED_ENDPOINT)), "EXPRESS"
         ),
         queue_url=queue_url,
         resources=resources,

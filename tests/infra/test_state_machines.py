@@ -149,6 +149,13 @@ def test_inference_role_cannot_train_or_deploy(recording: Recording) -> None:
         [f"arn:aws:s3:::{recording.stack_outputs['data_bucket']}/tenants/*/classifiers/*/champion.json"]
     ]
     assert "s3:PutObject" not in actions
+    # The tenants' own endpoints, and the shared one (literal in ClassifyShared).
+    invoke = {s["Sid"]: s for s in policy["Statement"]}["InvokeEndpoints"]
+    shared = recording.stack_outputs["shared_endpoint_name"]
+    assert invoke["Resource"] == [
+        "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/cc-*",
+        f"arn:aws:sagemaker:eu-west-1:123456789012:endpoint/{shared}",
+    ]
 
 
 CONTEXT = IntegrationContext(

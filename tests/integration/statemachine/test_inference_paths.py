@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_support import World
+from workflow_support import SHARED_ENDPOINT, World
 
 from convclass import events, layout
 from convclass.events import EmailClassificationFailed, EmailClassified
@@ -219,7 +219,7 @@ def test_a_publish_failure_returns_only_that_message(world: World, endpoints: Se
     assert {r["status"] for r in run.output["results"]} == {i.STATUS_RETURNED}
 
 
-SHARED = "cc-shared"
+SHARED = SHARED_ENDPOINT
 
 
 def _route(world: World, tenant: str, classifier: str, target_model: str) -> None:

@@ -273,3 +273,15 @@ def test_every_inference_path_to_an_endpoint_reads_the_route_first() -> None:
     assert iteration[i.CLASSIFY_SHARED]["Retry"] == iteration[i.CLASSIFY]["Retry"]
     assert "TargetModel.$" in iteration[i.CLASSIFY_SHARED]["Parameters"]
     assert "TargetModel.$" not in iteration[i.CLASSIFY]["Parameters"]
+
+
+def test_without_a_shared_endpoint_inference_reads_no_route() -> None:
+    from dataclasses import replace
+
+    plain = render_inference_workflow(replace(inference_resources(), shared_endpoint_name=None))
+    iteration = plain["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"]
+    assert {i.FIND_ROUTE, i.ROUTE_CHOICE, i.CLASSIFY_SHARED}.isdisjoint(iteration)
+    assert iteration[i.CHECK_MESSAGE]["Choices"][0]["Next"] == i.CLASSIFY
+    assert iteration[i.WAIT_TO_RETRY]["Next"] == i.CLASSIFY
+    shared = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"][i.CLASSIFY_SHARED]
+    assert shared["Parameters"]["EndpointName"] == inference_resources().shared_endpoint_name
