@@ -18,10 +18,10 @@
 Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes and the
 serving request as its body, which goes to the tenant's endpoint unchanged. Where a classifier is served comes
 from its champion record (``champion.json``, written by the deployment): a ``shared`` record routes the email
-to the stack's shared endpoint with the record's ``TargetModel``, and anything else (a ``dedicated`` record, or
-none) means the classifier's own endpoint, named from the attributes. A stack without a shared endpoint reads no
-route. The record is read once per email (and again before a
-retried call, so a rollback that re-points the route is followed at once); a read that keeps failing returns
+to the stack's shared endpoint with the record's ``TargetModel``, and anything else (a ``dedicated`` record,
+or none) means the classifier's own endpoint, named from the attributes. A stack without a shared endpoint
+reads no route. The record is read once per email (and again before a retried call, so a rollback that
+re-points the route is followed at once); a read that keeps failing returns
 the message to its queue. An email ends in one of three ways:
 
 * ``Classified``: an ``Email Classified`` event was published;
