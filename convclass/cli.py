@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 
-from convclass.errors import ConvclassError, InvalidInput
+from convclass.errors import ConvclassError, InvalidInput, UnknownTenant
 from convclass.events import TrainingRunRequest
 from convclass.operator import Operator
 from convclass.stack import StackOutputs
@@ -529,6 +529,88 @@ def cost(
     console.print(prices, highlight=False)
 
 
+@app.command()
+def feedback(
+    tenant: TenantArg,
+    classifier: ClassifierOption = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    outputs: OutputsOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Live agreement with agents' final labels, drift, and the reasons of automatic training runs."""
+    from datetime import UTC, datetime
+
+    from convclass.feedback.loop import FeedbackLoop, status_report
+    from convclass.feedback.policy import BUSINESS_KEY_PREFIX
+
+    with _errors():
+        operator = _operator(outputs, region)
+        loop = FeedbackLoop(
+            s3=operator.client("s3"),
+            sfn=operator.client("stepfunctions"),
+            bucket=operator.outputs.require("data_bucket"),
+            kms_key_arn=operator.outputs.require("kms_key_arn"),
+            training_state_machine_arn=operator.training_state_machine,
+        )
+        found = loop.status(tenant, classifier, datetime.now(UTC))
+        if found is None:
+            raise UnknownTenant(
+                f"no deployed model for {tenant}/{classifier}: nothing to compare feedback with"
+            )
+        automatic = [
+            (run, operator.describe_run(run.arn).input.get("reason"))
+            for run in operator.runs(tenant, classifier)
+            if BUSINESS_KEY_PREFIX in run.name
+        ]
+        report = status_report(found)
+        report["automatic_runs"] = [
+            {"run": run.name, "status": run.status, "started": run.started, "reason": reason}
+            for run, reason in automatic
+        ]
+        if as_json:
+            _print_json(report)
+            return
+        _print_feedback(report)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _print_feedback(report: dict[str, Any]) -> None:
+    deployed, drift = report["deployed"], report["drift"]
+    console.print(
+        f"[bold]{report['tenant']}/{report['classifier']}[/]: run {deployed['run_id']} "
+        f"(test accuracy {_percent(deployed['test_accuracy'])}), feedback since {report['window'][0]}"
+    )
+    console.print(
+        f"confirmations {report['confirmations']} ({report['matched']} with a prediction): "
+        f"top-1 {_percent(report['top1'])}, top-3 {_percent(report['top3'])}"
+    )
+    labels = Table("label", "precision", "recall", "predicted", "confirmed")
+    for label, q in report["per_label"].items():
+        labels.add_row(
+            label, _percent(q["precision"]), _percent(q["recall"]), str(q["predicted"]), str(q["confirmed"])
+        )
+    console.print(labels)
+    coverage = Table("threshold", "auto-applied", "accuracy there")
+    for band in report["coverage"]:
+        coverage.add_row(f"{band['threshold']:.2f}", _percent(band["share"]), _percent(band["accuracy"]))
+    console.print(coverage)
+    psi = "-" if drift["psi"] is None else f"{drift['psi']:.3f} ({drift['band']})"
+    trend = drift["top1_trend_points_per_day"]
+    console.print(
+        f"drift: PSI {psi} over {drift['predictions']} predictions; unknown labels "
+        f"{drift['unknown_labels'] or 'none'}; top-1 trend "
+        + ("-" if trend is None else f"{trend:+.1f} points/day")
+    )
+    console.print("rules firing now: " + ("; ".join(report["reasons"]) or "none"))
+    runs = Table(_run_column(), "status", "started", "reason")
+    for run in report["automatic_runs"]:
+        runs.add_row(run["run"], run["status"], str(run["started"] or ""), run["reason"] or "")
+    console.print(runs)
+
+
 @local_app.command("demo")
 def local_demo(
     interactive: Annotated[
@@ -550,6 +632,21 @@ def local_demo(
     code = run_demo(options)
     if code:
         raise typer.Exit(code=code)
+
+
+@local_app.command("console")
+def local_console(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="The work directory a `convclass local demo` ran in.")
+    ] = Path(".convclass"),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+) -> None:
+    """Serve the customer console against the embedded AWS of a demo; prints a sign-in URL per tenant."""
+    from convclass.local.console import serve
+    from convclass.local.runtime import LocalRuntime
+
+    with LocalRuntime(workdir=workdir) as runtime:
+        serve(runtime, port=port, console=console)
 
 
 def main() -> None:

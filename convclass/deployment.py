@@ -11,12 +11,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from convclass.layout import PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_handler
+from convclass.layout import FEEDBACK_FUNCTION, PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_handler
 
 #: Environment variables the Lambda handlers read (the deployment sets them).
 DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
 KMS_KEY_ENV = "CONVCLASS_KMS_KEY_ARN"
 TRAINING_STATE_MACHINE_ENV = "CONVCLASS_TRAINING_STATE_MACHINE_ARN"
+#: Read by the feedback function (convclass.feedback): where it queues requests and publishes reviews.
+TRAINING_QUEUE_URL_ENV = "CONVCLASS_TRAINING_QUEUE_URL"
+EVENT_BUS_ENV = "CONVCLASS_EVENT_BUS_NAME"
+#: JSON ``{"tenant/classifier": RetrainingPolicy fields}``; classifiers not named get the defaults.
+FEEDBACK_POLICIES_ENV = "CONVCLASS_FEEDBACK_POLICIES"
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,10 @@ FUNCTION_SPECS: dict[str, FunctionSpec] = {
         FunctionSpec("preprocess", 3008, 900, ephemeral_storage_mb=4096),
         FunctionSpec("evaluate", 512, 120),
         FunctionSpec(STARTER_FUNCTION, 256, 30),
+        FunctionSpec(FEEDBACK_FUNCTION, 512, 120),
     )
 }
-assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION} == set(FUNCTION_SPECS)
+assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION, FEEDBACK_FUNCTION} == set(FUNCTION_SPECS)
 
 #: Express workflows run at most five minutes; an inbound message stays hidden a minute longer than that,
 #: so a batch still being classified is never delivered twice.

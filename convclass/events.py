@@ -155,6 +155,17 @@ class RunOptions(_Frozen):
         return self
 
 
+class Redeploy(_Frozen):
+    """Roll back: deploy the model an earlier run of the same classifier trained, through the same
+    deployment steps (nothing is exported or trained; the comparison always lets the chosen model through)."""
+
+    #: The run that trained the model.
+    run_id: RunId
+    #: Its model archive (a ChampionRecord's ``model_artifacts``): under that run's model output prefix.
+    model_artifacts: str = Field(max_length=1024)
+    training_job_name: str = Field(min_length=1, max_length=63)
+
+
 class TrainingRunRequest(_Frozen):
     """Input of the training pipeline (and detail of ``Train Classifier Requested``)."""
 
@@ -166,6 +177,11 @@ class TrainingRunRequest(_Frozen):
     #: What makes this run unique for its trigger (a schedule date, a request id). Two requests with the same
     #: key map to one execution name, so a duplicated trigger cannot start a second paid run.
     business_key: str | None = Field(default=None, min_length=1, max_length=64)
+    #: Why an automatic trigger asked for this run (the feedback loop's retraining policy says which rule
+    #: fired); recorded on the run as part of its input. Never customer text.
+    reason: str | None = Field(default=None, min_length=1, max_length=512)
+    #: Deploy an earlier model instead of training a new one (a roll back).
+    redeploy: Redeploy | None = None
 
 
 def execution_name(request: TrainingRunRequest) -> str:
@@ -176,7 +192,9 @@ def execution_name(request: TrainingRunRequest) -> str:
     """
     key = request.business_key
     if key is None:
-        canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # A request without a reason digests as it did before the field existed.
+        fields = request.model_dump(mode="json", exclude={"reason"} if request.reason is None else None)
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         key = "req-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return layout.training_execution_name(request.tenant, request.classifier, key)
 
@@ -274,6 +292,8 @@ class RunPlan(_Frozen):
     bucket: str
     export_approval: bool
     deploy_approval: bool
+    #: A roll back: deploy ``request.redeploy``'s model, skipping export, preprocessing and training.
+    redeploy_only: bool = False
     request: TrainingRunRequest
     export: ExportStep
     preprocess: PreprocessStep
@@ -316,14 +336,20 @@ def plan_run(
     if opts.managed_spot:
         stopping["MaxWaitTimeInSeconds"] = opts.max_wait_seconds
     endpoint = layout.endpoint_name(tenant, classifier)
+    min_accuracy, tolerance = opts.min_accuracy, opts.tolerance
+    if request.redeploy is not None:
+        _check_redeploy(request.redeploy, where, bucket)
+        # The model was chosen by a person: the comparison reports the figures but never blocks it.
+        min_accuracy, tolerance = 0.0, 1.0
     return RunPlan(
         tenant=tenant,
         classifier=classifier,
         run_id=run_id,
         execution_name=execution_name,
         bucket=bucket,
-        export_approval=opts.export_approval,
+        export_approval=opts.export_approval and request.redeploy is None,
         deploy_approval=opts.deploy_approval,
+        redeploy_only=request.redeploy is not None,
         request=request,
         export=ExportStep(
             tenant=tenant,
@@ -379,8 +405,8 @@ def plan_run(
             bucket=bucket,
             champion_key=where.champion_key,
             endpoint_name=endpoint,
-            min_accuracy=opts.min_accuracy,
-            tolerance=opts.tolerance,
+            min_accuracy=min_accuracy,
+            tolerance=tolerance,
         ),
         deploy=DeployStep(
             model_name=layout.model_name(tenant, classifier, run_id),
@@ -395,6 +421,15 @@ def plan_run(
         shared=shared,
         serving_endpoint=shared.endpoint_name if shared else endpoint,
     )
+
+
+def _check_redeploy(redeploy: Redeploy, where: layout.ClassifierLayout, bucket: str) -> None:
+    """A roll back may only name a model archive of the same tenant's classifier, in the run's bucket."""
+    archive_bucket, key = layout.parse_s3_uri(redeploy.model_artifacts)
+    if archive_bucket != bucket or not key.startswith(where.model_output_prefix(redeploy.run_id)):
+        raise ValueError("redeploy.model_artifacts must be a model of this classifier's run redeploy.run_id")
+    if not key.endswith("/model.tar.gz") or ".." in key.split("/"):
+        raise ValueError("redeploy.model_artifacts must name a model.tar.gz")
 
 
 class HeadlineMetrics(_Frozen):

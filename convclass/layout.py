@@ -18,6 +18,12 @@ S3 layout (one prefix per tenant/classifier, so IAM and lifecycle rules can be s
         models/{run}/                        SageMaker S3OutputPath (the job writes .../output/model.tar.gz)
         checkpoints/{run}/                   managed-spot checkpoints
         champion.json                        the model behind the endpoint now (pointer + headline metrics)
+        feedback/{kind}/date=YYYY-MM-DD/{event}.parquet
+                                             captured predictions and confirmed labels (ids and labels only),
+                                             one object per event id (see convclass.feedback)
+        feedback/deployed/{run}.json         a deployed run's request and training label counts
+        inference-events/{day}/*.jsonl       inference events (Email Classified/Failed) archived per UTC day,
+                                             read by the customer console (no email text in them)
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import date
 
 # Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short.
 # Words of lowercase letters and digits joined by single hyphens: an id never contains PAIR_SEPARATOR, so a
@@ -53,6 +60,7 @@ DATASETS = "datasets"
 MODELS = "models"
 CHECKPOINTS = "checkpoints"
 AREAS = (EXPORTS, DATASETS, MODELS, CHECKPOINTS)
+INFERENCE_EVENTS = "inference-events"
 CONSENT_FILE = "consent.json"
 #: The Hugging Face tokenizer file, in a dataset and in a model artifact alike.
 TOKENIZER_FILE = "tokenizer.json"
@@ -63,6 +71,12 @@ HISTORY_DIR = "history"
 #: A classifier's prefix over (tenant id, classifier id); the inference workflow fills it with States.Format.
 CLASSIFIER_PREFIX_FORMAT = f"{TENANTS_ROOT}{{}}/classifiers/{{}}/"
 CHAMPION_KEY_FORMAT = CLASSIFIER_PREFIX_FORMAT + CHAMPION_FILE
+#: Feedback area: what agents confirmed and what the endpoint predicted, per day (convclass.feedback).
+FEEDBACK = "feedback"
+FEEDBACK_KINDS = ("predictions", "confirmations")
+#: Event ids become object names: EventBridge ids (UUIDs) and the host product's ids fit this.
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_EVENT_ID_RE = re.compile(EVENT_ID_PATTERN)
 
 
 def validate_id(value: str, what: str) -> str:
@@ -71,6 +85,12 @@ def validate_id(value: str, what: str) -> str:
         raise ValueError(
             f"{what} must be 1-{ID_MAX_CHARS} lowercase letters and digits, words joined by single hyphens"
         )
+    return value
+
+
+def validate_event_id(value: str) -> str:
+    if not isinstance(value, str) or not _EVENT_ID_RE.fullmatch(value):
+        raise ValueError(f"event id must match {EVENT_ID_PATTERN}")
     return value
 
 
@@ -165,6 +185,32 @@ class ClassifierLayout:
 
     def history_manifest_key(self, run: str) -> str:
         return self.history_prefix(run) + "manifest.json"
+
+    @property
+    def feedback_prefix(self) -> str:
+        """Everything the feedback loop stores for this classifier (its lifecycle rule filters on tags)."""
+        return f"{self.prefix}{FEEDBACK}/"
+
+    def feedback_kind_prefix(self, kind: str) -> str:
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"unknown feedback kind {kind!r}; expected one of {FEEDBACK_KINDS}")
+        return f"{self.feedback_prefix}{kind}/"
+
+    def feedback_day_prefix(self, kind: str, day: date) -> str:
+        return f"{self.feedback_kind_prefix(kind)}date={day.isoformat()}/"
+
+    def feedback_key(self, kind: str, day: date, event_id: str) -> str:
+        """One object per event: a redelivered event overwrites itself, so capture is idempotent."""
+        return f"{self.feedback_day_prefix(kind, day)}{validate_event_id(event_id)}.parquet"
+
+    def feedback_deployed_key(self, run: str) -> str:
+        """What the feedback loop keeps of a deployed run (its request and training label counts), so it
+        outlives the run's dataset and execution history."""
+        return f"{self.feedback_prefix}deployed/{validate_run_id(run)}.json"
+
+    def inference_events_prefix(self, day: date | None = None) -> str:
+        """Archived inference events of the classifier, or of one UTC day."""
+        return f"{self.prefix}{INFERENCE_EVENTS}/" + (f"{day.isoformat()}/" if day is not None else "")
 
 
 def any_classifier_key_pattern(relative: str) -> str:
@@ -293,6 +339,10 @@ INFERENCE_WORKFLOW = "inference"
 TRAINING_QUEUE = "training-requests"
 INBOUND_QUEUE = "inbound-emails"
 TRAIN_CLASSIFIER_RULE = "train-classifier"
+#: The feedback loop: its function, the queue its bus rules feed, and the rules.
+FEEDBACK_FUNCTION = "feedback"
+FEEDBACK_QUEUE = "feedback-events"
+FEEDBACK_RULES = ("feedback-confirmations", "feedback-predictions")
 
 
 #: Where SageMaker writes every training job's log (one stream per job and host).

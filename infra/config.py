@@ -15,7 +15,8 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from convclass.deployment import FUNCTION_SPECS, INBOUND_BATCH_SIZE, INBOUND_MAX_RECEIVE_COUNT
 from convclass.events import INSTANCE_TYPE_PATTERN, DataSource, Hosting
-from convclass.layout import STARTER_FUNCTION, validate_id
+from convclass.feedback.policy import RetrainingPolicy
+from convclass.layout import FEEDBACK_FUNCTION, STARTER_FUNCTION, validate_id
 from convclass.records import LABEL_FIELD_PATTERN
 from statemachine import PipelineSettings
 
@@ -82,6 +83,7 @@ class FunctionsConfig(_Model):
     preprocess: FunctionSettings = _defaults("preprocess")
     evaluate: FunctionSettings = _defaults("evaluate")
     starter: FunctionSettings = _defaults(STARTER_FUNCTION)
+    feedback: FunctionSettings = _defaults(FEEDBACK_FUNCTION)
 
 
 class ImagesConfig(_Model):
@@ -193,6 +195,8 @@ class ClassifierConfig(_Model):
     tolerance: Annotated[float, Field(ge=0, le=1)] | None = None
     # Where the approved model serves: its own endpoint ("dedicated") or the shared multi-model endpoint.
     hosting: Hosting | None = None
+    # Feedback loop: when confirmed labels start a run by itself, and the review threshold (None: defaults).
+    feedback: RetrainingPolicy | None = None
 
     @field_validator("id")
     @classmethod
@@ -245,6 +249,26 @@ class InferenceConfig(_Model):
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = INBOUND_MAX_RECEIVE_COUNT
 
 
+class ConsoleConfig(_Model):
+    """The customer console (infra/console.py): off unless enabled with the customers' identity provider,
+    whose JWTs carry the tenant in ``tenantClaim``."""
+
+    enabled: bool = False
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    tenant_claim: str = "tenant"
+    function: FunctionSettings = FunctionSettings(memory_mb=1024, timeout_seconds=29)
+    authorizer: FunctionSettings = FunctionSettings(memory_mb=256, timeout_seconds=10)
+
+    @model_validator(mode="after")
+    def _identity_provider(self) -> ConsoleConfig:
+        complete = (self.jwks_url or "").startswith("https://") and self.issuer and self.audience
+        if self.enabled and not complete:
+            raise ValueError("console.enabled needs jwksUrl (https://), issuer and audience")
+        return self
+
+
 class StackArgs(_Model):
     """Everything one convclass deployment needs, validated before any resource is declared."""
 
@@ -271,6 +295,7 @@ class StackArgs(_Model):
     # SageMaker).
     sagemaker_log_groups: bool = True
     tenants: list[TenantConfig] = Field(default_factory=list)
+    console: ConsoleConfig = ConsoleConfig()
 
     @field_validator("project", "stack")
     @classmethod

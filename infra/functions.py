@@ -17,6 +17,7 @@ from convclass.layout import (
     CONSENT_FILE,
     DATASETS,
     EXPORTS,
+    FEEDBACK,
     HISTORY_DIR,
     MODELS,
     PIPELINE_FUNCTIONS,
@@ -149,7 +150,8 @@ class PipelineAccess:
                 *s3_statements(
                     self.env,
                     self.bucket,
-                    read=[area(f"{EXPORTS}/*")],
+                    # Agents' confirmed labels override exported ones (convclass.feedback).
+                    read=[area(f"{EXPORTS}/*"), area(f"{FEEDBACK}/confirmations/*")],
                     # The run's training history is kept with its export (exports/{run}/history/).
                     write=[area(f"{DATASETS}/*"), area(f"{EXPORTS}/*/{HISTORY_DIR}/*")],
                 ),

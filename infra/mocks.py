@@ -143,6 +143,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": inputs["dashboardName"],
                 "dashboardArn": self._arn("cloudwatch", "dashboard/x", regional=False),
             }
+        if typ == "aws:apigatewayv2/api:Api":
+            api_id = _digest(logical)[:10]
+            return {
+                "id": api_id,
+                "arn": f"arn:aws:apigateway:{self.region}::/apis/{api_id}",
+                "apiEndpoint": f"https://{api_id}.execute-api.{self.region}.amazonaws.com",
+                "executionArn": self._arn("execute-api", api_id),
+            }
         if typ == "docker-build:index:Image":
             return {"id": logical, "digest": "sha256:" + _digest(logical)}
         service = typ.split(":")[1].split("/")[0]

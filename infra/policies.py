@@ -78,6 +78,10 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:cloudwatch/dashboard:Dashboard",
         "aws:scheduler/schedule:Schedule",
         "aws:appautoscaling/policy:Policy",
+        "aws:apigatewayv2/route:Route",
+        "aws:apigatewayv2/integration:Integration",
+        "aws:apigatewayv2/authorizer:Authorizer",
+        "aws:lambda/permission:Permission",
     }
 )
 

@@ -9,6 +9,8 @@ import pulumi_aws as aws
 
 from infra.common import AwsEnv, Naming
 from infra.config import StackArgs
+from infra.console import Console, ConsoleArgs
+from infra.feedback import Feedback, FeedbackArgs
 from infra.functions import Functions, FunctionsArgs
 from infra.images import Images, ImagesArgs
 from infra.monitoring import Monitoring, MonitoringArgs
@@ -33,6 +35,8 @@ class ConvclassStack:
     triggers: Triggers
     monitoring: Monitoring
     shared_endpoint: SharedEndpoint | None
+    feedback: Feedback
+    console: Console | None = None
 
 
 def aws_env(region: str) -> pulumi.Output[AwsEnv]:
@@ -136,6 +140,24 @@ def build(args: StackArgs) -> ConvclassStack:
             log_retention_days=args.log_retention_days,
         ),
     )
+    feedback = Feedback(
+        "feedback",
+        FeedbackArgs(
+            naming=naming,
+            env=env,
+            key_arn=storage.key_arn,
+            bucket=storage.bucket_name,
+            lambda_image_uri=images.image_uris["lambda"],
+            settings=args.functions.feedback,
+            bus_name=notifications.bus_name,
+            bus_arn=notifications.bus_arn,
+            delivery_dlq=notifications.delivery_dlq,
+            training_state_machine_arn=orchestration.training_arn,
+            training_queue=triggers.training.queue,
+            log_retention_days=args.log_retention_days,
+            policies={f"{t}/{c.id}": c.feedback for t, c in args.classifiers() if c.feedback is not None},
+        ),
+    )
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
@@ -148,12 +170,18 @@ def build(args: StackArgs) -> ConvclassStack:
                 "training-requests": triggers.training.dlq.name,
                 "inbound-emails": triggers.inbound.dlq.name,
                 "undelivered-events": notifications.delivery_dlq.name,
+                "feedback-events": feedback.events.dlq.name,
             },
             queue_names={
                 "training-requests": triggers.training.queue.name,
                 "inbound-emails": triggers.inbound.queue.name,
+                "feedback-events": feedback.events.queue.name,
             },
-            function_names=[*(fn.name for fn in functions.functions.values()), triggers.starter.name],
+            function_names=[
+                *(fn.name for fn in functions.functions.values()),
+                triggers.starter.name,
+                feedback.function.name,
+            ],
             classifiers=classifier_ids,
             serving=args.serving,
         ),
@@ -179,6 +207,25 @@ def build(args: StackArgs) -> ConvclassStack:
     pulumi.export("repository_urls", images.repository_urls)
     pulumi.export("image_uris", images.image_uris)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
+    pulumi.export("feedback_queue_url", feedback.queue_url)
+    console = None
+    if args.console.enabled:
+        console = Console(
+            "console",
+            ConsoleArgs(
+                naming=naming,
+                env=env,
+                config=args.console,
+                image_uri=images.image_uris["lambda"],
+                bucket=storage.bucket_name,
+                key_arn=storage.key_arn,
+                training_state_machine_arn=orchestration.training_arn,
+                bus_name=notifications.bus_name,
+                region=args.region,
+                log_retention_days=args.log_retention_days,
+            ),
+        )
+        pulumi.export("console_url", console.url)
     return ConvclassStack(
         storage,
         images,
@@ -189,4 +236,6 @@ def build(args: StackArgs) -> ConvclassStack:
         triggers,
         monitoring,
         shared_endpoint,
+        feedback,
+        console,
     )

@@ -12,6 +12,7 @@ from convclass.deployment import bucket_policy_json
 from convclass.layout import CHECKPOINTS, DATASETS, EXPORTS, MODELS, ClassifierLayout
 from infra.common import AwsEnv, Naming, Statement, child_opts
 from infra.config import StorageConfig
+from infra.feedback import feedback_expiry_rule
 
 # The account root administers and uses the key; IAM policies then grant use to individual roles. Listed
 # explicitly (no "kms:*") so no principal can do more with the key than what is named here.
@@ -139,6 +140,7 @@ def lifecycle_rules(
                 noncurrent_days=config.noncurrent_version_days
             ),
         ),
+        feedback_expiry_rule(),
     ]
     expiring = (
         (EXPORTS, config.export_retention_days),

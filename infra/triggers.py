@@ -119,18 +119,22 @@ def pipe_statements(queue_arn: str, state_machine_arn: str, key_arn: str) -> lis
     ]
 
 
-def queue_policy_for_rule(queue_arn: str, rule_arn: str) -> str:
+def queue_policy_for_rule(
+    queue_arn: str, rule_arn: str, *more_rule_arns: str, sid: str = "TrainRuleSends"
+) -> str:
+    """Only the named bus rules may send to the queue."""
+    sources: str | list[str] = [rule_arn, *more_rule_arns] if more_rule_arns else rule_arn
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 {
-                    "Sid": "TrainRuleSends",
+                    "Sid": sid,
                     "Effect": "Allow",
                     "Principal": {"Service": "events.amazonaws.com"},
                     "Action": "sqs:SendMessage",
                     "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                    "Condition": {"ArnEquals": {"aws:SourceArn": sources}},
                 }
             ],
         },

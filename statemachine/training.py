@@ -67,6 +67,7 @@ VALIDATION_UNAVAILABLE = "ValidationUnavailable"
 REPORT_REJECTED_REQUEST = "ReportRejectedRequest"
 REQUEST_REJECTED = "RequestRejected"
 EXPORT_APPROVAL_GATE = "ExportApprovalGate"
+USE_EARLIER_MODEL = "UseEarlierModel"
 REQUEST_EXPORT_APPROVAL = "RequestExportApproval"
 RECORD_EXPORT_CONSENT = "RecordExportConsent"
 RECORD_EXPORT_REFUSAL = "RecordExportRefusal"
@@ -622,9 +623,26 @@ def render_training_pipeline(
         EXPORT_APPROVAL_GATE: {
             "Type": "Choice",
             "Choices": [
-                {"Variable": "$.plan.export_approval", "BooleanEquals": True, "Next": REQUEST_EXPORT_APPROVAL}
+                {"Variable": "$.plan.redeploy_only", "BooleanEquals": True, "Next": USE_EARLIER_MODEL},
+                {
+                    "Variable": "$.plan.export_approval",
+                    "BooleanEquals": True,
+                    "Next": REQUEST_EXPORT_APPROVAL,
+                },
             ],
             "Default": EXPORT,
+        },
+        # A roll back: the earlier model stands where a training job's result would, and goes through the
+        # same comparison (never blocking: the plan sets its thresholds) and deployment steps.
+        USE_EARLIER_MODEL: {
+            "Type": "Pass",
+            "Parameters": {
+                "job_name.$": "$.plan.request.redeploy.training_job_name",
+                "status": "Completed",
+                "model_artifacts.$": "$.plan.request.redeploy.model_artifacts",
+            },
+            "ResultPath": "$.training",
+            "Next": EVALUATE,
         },
         REQUEST_EXPORT_APPROVAL: _approval(
             bus,

@@ -1,8 +1,37 @@
-"""Fixtures every kind of test shares."""
+"""Fixtures every kind of test shares, and the Hypothesis profiles.
+
+Property tests are deterministic unless asked otherwise: the ``ci`` profile (the default, and always when
+``CI`` is set) derandomizes Hypothesis and keeps no example database, so a fresh clone gives the same verdict
+on every run. ``CONVCLASS_HYPOTHESIS_PROFILE=explore`` runs many more random examples locally; every
+counterexample it finds belongs in the test as an ``@example``.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "explore",
+    derandomize=False,
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+HYPOTHESIS_PROFILE = "ci" if os.environ.get("CI") else os.environ.get("CONVCLASS_HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(HYPOTHESIS_PROFILE)
 
 #: Credentials moto accepts; set so no test can ever reach a real account through the default chain.
 FAKE_AWS_ENV = {

@@ -4,6 +4,7 @@ Pure Python on top of selectolax: no AWS, no TensorFlow, so the serving image an
 cheaply. ``clean_email`` is deterministic for a given ``CLEANING_VERSION``.
 """
 
+from convclass.cleaning._decode import decode_bytes
 from convclass.cleaning.core import (
     CLEANING_VERSION,
     DEFAULT_MAX_CHARS,
@@ -20,5 +21,6 @@ __all__ = [
     "PII_TOKENS",
     "CleanedEmail",
     "clean_email",
+    "decode_bytes",
     "mask_pii",
 ]

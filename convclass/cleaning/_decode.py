@@ -20,22 +20,37 @@ _MOJIBAKE_RE = re.compile(
 def decode_body(body: str | bytes) -> tuple[str, int]:
     """Return ``(text, issues)``: the decoded body and how many damaged spots were found (0 when clean)."""
     if isinstance(body, bytes | bytearray | memoryview):
-        return _decode_bytes(bytes(body))
+        text, issues, as_utf8 = _decode(bytes(body), None)
+        return _repair_text(text) if as_utf8 else (text, issues)
     return _repair_text(body)
 
 
-def _decode_bytes(raw: bytes) -> tuple[str, int]:
+def decode_bytes(raw: bytes, charset: str | None = None) -> tuple[str, int]:
+    """Bytes → text: the declared ``charset``, a UTF-16 byte-order mark, UTF-8, else Windows-1252.
+
+    Returns ``(text, issues)``: how many bytes did not decode (0 when one of them decoded ``raw`` cleanly).
+    Export uses it as it reads a store's bytes; ``decode_body`` also repairs mojibake afterwards.
+    """
+    text, issues, _ = _decode(raw, charset)
+    return text, issues
+
+
+def _decode(raw: bytes, charset: str | None) -> tuple[str, int, bool]:
+    """``(text, issues, decoded as UTF-8)``."""
+    if charset is not None:
+        try:
+            return raw.decode(charset), 0, charset.replace("_", "-").lower() in ("utf-8", "utf8")
+        except (UnicodeDecodeError, LookupError):
+            pass
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = raw.decode("utf-16", errors="replace")
-        return text, text.count("\ufffd")
+        return text, text.count("\ufffd"), False
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig"), 0, True
     except UnicodeDecodeError:
         # Not UTF-8: legacy mail is overwhelmingly Windows-1252, which maps almost every byte to a character.
         invalid = len(raw) - len(raw.decode("utf-8", errors="ignore").encode("utf-8"))
-        text = raw.decode("cp1252", errors="replace")
-        return text, max(1, invalid)
-    return _repair_text(text)
+        return raw.decode("cp1252", errors="replace"), max(1, invalid), False
 
 
 def _repair_text(text: str) -> tuple[str, int]:

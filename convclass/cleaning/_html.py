@@ -20,19 +20,55 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 BREAK = "\ue000"
 _BREAK_BYTES = BREAK.encode("utf-8")
 _DROP_TAGS = ["head", "script", "style", "noscript", "template", "title", "svg", "iframe", "object", "embed"]
-# Hidden content (pre-headers, tracking blocks): each selector only joins the query when its trigger occurs in
-# the lower-cased markup, because attribute-substring selectors are the most expensive part of a query.
+# Hidden content (pre-headers, tracking blocks): elements whose style hides them (``hidden_style``) or that
+# carry ``hidden`` / ``aria-hidden="true"``. Each selector finds candidates and only joins the query when its
+# trigger occurs in the lower-cased markup, because attribute-substring selectors are the most expensive part
+# of a query; ``hidden_style`` then decides.
 _HIDDEN_RULES = (
     (b"display:none", '[style*="display:none" i]'),
     (b"display: none", '[style*="display: none" i]'),
     (b"visibility:hidden", '[style*="visibility:hidden" i]'),
     (b"visibility: hidden", '[style*="visibility: hidden" i]'),
-    (b"mso-hide", '[style*="mso-hide:all" i]'),
-    (b"max-height:0", '[style*="max-height:0" i]'),
-    (b"font-size:0", '[style*="font-size:0" i]'),
+    (b"mso-hide", '[style*="mso-hide" i]'),
+    (b"height:0", '[style*="height:0" i]'),
+    (b"height: 0", '[style*="height: 0" i]'),
+    (b"size:0", '[style*="size:0" i]'),
+    (b"size: 0", '[style*="size: 0" i]'),
+    (b"opacity:0", '[style*="opacity:0" i]'),
+    (b"opacity: 0", '[style*="opacity: 0" i]'),
     (b"aria-hidden", '[aria-hidden="true"]'),
     (b" hidden", "[hidden]"),
 )
+_ZERO = rb"\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)"
+# Declarations that hide an element whatever else its style says (max-height:0 is how pre-headers collapse).
+_HIDING_STYLE_RE = re.compile(
+    rb"(?:^|[;\s\"'])(?:display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all|max-height"
+    + _ZERO
+    + rb"|font-size"
+    + _ZERO
+    + rb"|opacity"
+    + _ZERO
+    + rb")"
+)
+# A zero height or width hides an element's text only together with overflow:hidden.
+_ZERO_BOX_RE = re.compile(rb"(?:^|[;\s\"'])(?:height|width|max-width)" + _ZERO)
+_OVERFLOW_HIDDEN_RE = re.compile(rb"overflow\s*:\s*hidden")
+# Containers mail clients put a signature or device line in: Gmail, Thunderbird, Outlook (web, mobile),
+# Apple Mail on iOS. Only looked for when the markup contains "signature".
+_SIGNATURE_HINT = b"signature"
+_SIGNATURES = (
+    '.gmail_signature, [data-smartmail="gmail_signature"], .moz-signature, [id="signature" i],'
+    ' [id="x_signature" i], #ms-outlook-mobile-signature, [id="applemailsignature" i], .yahoo-signature,'
+    " .signature"
+)
+# The same containers and _QUOTES, as lower-cased attribute values for the byte-level cut (prune_elements).
+_SIGNATURE_CLASSES = frozenset((b"gmail_signature", b"moz-signature", b"yahoo-signature", b"signature"))
+_SIGNATURE_IDS = frozenset((b"signature", b"x_signature"))
+_DEVICE_IDS = frozenset((b"ms-outlook-mobile-signature", b"applemailsignature"))
+_QUOTE_CLASSES = frozenset(
+    (b"gmail_quote", b"gmail_extra", b"yahoo_quoted", b"moz-cite-prefix", b"protonmail_quote")
+)
+_QUOTE_MARKERS = (b"blockquote", *_QUOTE_CLASSES, b"appendonsend", b"cite")
 # Quoted earlier messages as clients mark them (Gmail, Yahoo, Thunderbird, Apple Mail, plain blockquote).
 _QUOTES = (
     "blockquote, .gmail_quote, .gmail_extra, .yahoo_quoted, .moz-cite-prefix, [type=cite],"
@@ -68,10 +104,19 @@ MAX_DEPTH = 512
 _DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
 # Every hidden trigger contains one of these, and most mail contains none of them ("display" alone would match
 # the "display:block" of half of all mail; "hid" stands for both "hidden" and "mso-hide").
-_HIDDEN_HINTS = (b"display:none", b"display: none", b"hid", b"-height:0", b"-size:0")
-_PRUNABLE = frozenset((b"div", b"span", b"font", b"center"))
-_PRUNED_BLOCKS = frozenset((b"div", b"center"))
-_HIDDEN_STYLES = tuple(trigger for trigger, selector in _HIDDEN_RULES if selector.startswith("[style"))
+_HIDDEN_HINTS = (
+    b"display:none",
+    b"display: none",
+    b"hid",
+    b"height:0",
+    b"height: 0",
+    b"size:0",
+    b"size: 0",
+    b"opacity:0",
+    b"opacity: 0",
+)
+_PRUNABLE = frozenset((b"div", b"span", b"font", b"center", b"blockquote"))
+_PRUNED_BLOCKS = frozenset((b"div", b"center", b"blockquote"))
 _START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _TAG_NAME_ENDS = frozenset((b" ", b"\t", b"\n", b"\r", b"\f", b"/", b">"))
@@ -86,7 +131,7 @@ _SCRIPT_STYLE_RE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.DOTALL |
 _Trie = dict[str, "_Trie"]
 
 
-def _trie(words: list[str], *, fold_case: bool) -> str:
+def trie_pattern(words: list[str], *, fold_case: bool) -> str:
     """Regex alternation of ``words`` as a trie, optionally with explicit ``[aA]`` classes.
 
     sre tries alternatives one by one and ``re.IGNORECASE`` folds every character it compares; a trie with
@@ -118,8 +163,8 @@ def _trie(words: list[str], *, fold_case: bool) -> str:
 # one (and the table start tag, which sits outside it): a marker between rows would be text in table context,
 # which parsers move in front of the table ("foster parenting"). So every cell ends a line.
 _BLOCK_TAG_RE = re.compile(
-    rf"<(?=(?:/?{_trie(_BLOCK_NAMES, fold_case=True)}|{_trie(['table'], fold_case=True)}"
-    rf"|/{_trie(['td', 'th'], fold_case=True)})[\s/>])".encode()
+    rf"<(?=(?:/?{trie_pattern(_BLOCK_NAMES, fold_case=True)}|{trie_pattern(['table'], fold_case=True)}"
+    rf"|/{trie_pattern(['td', 'th'], fold_case=True)})[\s/>])".encode()
 )
 _MARKED_TAG = _BREAK_BYTES + b"<"
 # Elements whose markup parses to exactly its text: see simple_text.
@@ -134,10 +179,10 @@ _TAG_RE = re.compile(rb"<[^<>]*>")
 _PLAIN_TAG_NAME_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
-_DROP_TAG_RE = re.compile(rf"<{_trie(_DROP_TAGS, fold_case=False)}\b".encode())
+_DROP_TAG_RE = re.compile(rf"<{trie_pattern(_DROP_TAGS, fold_case=False)}\b".encode())
+_TABLE_NAMES = ["table", "tbody", "thead", "tfoot", "tr", "td", "th"]
 _BLOCK_INSIDE_RE = re.compile(
-    rf"</?{_trie([*_BLOCK_NAMES, 'table', 'tbody', 'thead', 'tfoot', 'tr', 'td', 'th'], fold_case=False)}"
-    r"[\s/>]".encode()
+    rf"</?{trie_pattern([*_BLOCK_NAMES, *_TABLE_NAMES], fold_case=False)}[\s/>]".encode()
 )
 # Start tag → end tag and back (as tag_names spells them) of the elements in _NEEDS_CLOSE.
 _END_TAG_OF = {b"<" + name.encode(): b"</" + name.encode() for name in _NEEDS_CLOSE}
@@ -214,11 +259,15 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     for marker in _HISTORY_ATTRIBUTES:
         if not _has_any(marker, hints):
             continue
-        start = 0
+        start = scanned = 0
+        tag_start = tag_end = -1
         while (found := lowered.find(marker, start, cut)) != -1:
-            tag_start = lowered.rfind(b"<", 0, found)
-            inside_tag = tag_start > lowered.rfind(b">", 0, found)
-            if inside_tag and lowered.startswith(_HISTORY_TAGS, tag_start + 1):
+            # The last "<" and ">" before the marker, searched for only since the previous marker: linear in
+            # the markup however many markers it repeats.
+            tag_start = max(tag_start, lowered.rfind(b"<", scanned, found))
+            tag_end = max(tag_end, lowered.rfind(b">", scanned, found))
+            scanned = found
+            if tag_start > tag_end and lowered.startswith(_HISTORY_TAGS, tag_start + 1):
                 cut = tag_start
                 break
             start = found + len(marker)
@@ -230,8 +279,20 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     return cut
 
 
-def html_to_text(html: bytes) -> tuple[str, int, int]:
-    """Return ``(text, quoted_blocks_removed, markup_issues)``; block boundaries in ``text`` are ``BREAK``.
+class Removed:
+    """What ``html_to_text`` removed from the markup: quoted blocks, hidden elements, signature containers."""
+
+    __slots__ = ("devices", "hidden", "quoted", "signatures")
+
+    def __init__(self, quoted: int = 0) -> None:
+        self.quoted = quoted
+        self.hidden = 0
+        self.signatures = 0
+        self.devices = 0  # containers of a mobile client's "Sent from my …" line
+
+
+def html_to_text(html: bytes) -> tuple[str, Removed, int]:
+    """Return ``(text, removed, markup_issues)``; block boundaries in ``text`` are ``BREAK``.
 
     ``html`` is UTF-8 markup. All string scans run over ``bytes.lower()`` of it (ASCII-only lower-casing keeps
     offsets aligned), and lexbor parses UTF-8 bytes without another conversion.
@@ -247,18 +308,14 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
+    removed = Removed(quoted)
     names, pieces = split_tags(html, lowered)
     issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
-        return _flat_text(html), quoted, issues + 1
+        return _flat_text(html), removed, issues + 1
     hidden_hints = [hint for hint in _HIDDEN_HINTS if hint in lowered]
-    hidden = _hidden_selector(lowered, hidden_hints) if hidden_hints else ""
-    if hidden and not issues:
-        pruned = prune_hidden(html, lowered, hidden_hints)
-        if pruned is not None:
-            html, lowered = pruned
-            names, pieces = split_tags(html, lowered)
-            hidden = ""
+    triggers = hidden_triggers(lowered, hidden_hints) if hidden_hints else {}
+    signatures = _SIGNATURE_HINT in lowered
     outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
     quotes = (
         (_QUOTE in hints and _QUOTE in lowered)
@@ -266,13 +323,32 @@ def html_to_text(html: bytes) -> tuple[str, int, int]:
         or b"appendonsend" in lowered
         or b"gmail_extra" in lowered
     )
-    if not (hidden or outlook or quotes):
+    if (triggers or signatures or quotes) and not (issues or outlook):
+        pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
+        if pruned is not None:
+            if pruned[0] is not html:  # something was cut: the tags are those of the new markup
+                if pieces is not None:
+                    names, pieces = drop_spans(pieces, lowered, pruned[3])
+                else:
+                    names, pieces = split_tags(pruned[0], pruned[1])
+                html, lowered, elements, _ = pruned
+                removed.hidden, removed.signatures, removed.devices = (
+                    elements.hidden,
+                    elements.signatures,
+                    elements.devices,
+                )
+                removed.quoted += elements.quoted
+            triggers, signatures, quotes = {}, False, False
+    hidden = _hidden_selector(lowered, triggers) if triggers else ""
+    if not (hidden or outlook or quotes or signatures):
         text = simple_text(html, lowered, names, pieces)
         if text is not None:
-            return text, quoted, issues
+            return text, removed, issues
     marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
-    text, removed = tree_text(marked, lowered, hidden=hidden, outlook=outlook, quotes=quotes)
-    return text, quoted + removed, issues
+    text = tree_text(
+        marked, lowered, removed, hidden=hidden, outlook=outlook, quotes=quotes, signatures=signatures
+    )
+    return text, removed, issues
 
 
 def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[bytes] | None) -> str | None:
@@ -302,29 +378,69 @@ def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[by
 
 
 def tree_text(
-    marked: bytes, lowered: bytes, *, hidden: str = "", outlook: bool = True, quotes: bool = True
-) -> tuple[str, int]:
-    """Text of ``marked`` markup through lexbor's tree; returns ``(text, quoted_blocks_removed)``."""
-    quoted = 0
+    marked: bytes,
+    lowered: bytes,
+    removed: Removed | None = None,
+    *,
+    hidden: str = "",
+    outlook: bool = True,
+    quotes: bool = True,
+    signatures: bool = True,
+) -> str:
+    """Text of ``marked`` markup through lexbor's tree; what it drops is added to ``removed``.
+
+    ``hidden`` is the candidate selector ``_hidden_selector`` built (empty: none).
+    """
+    removed = removed if removed is not None else Removed()
     tree = LexborHTMLParser(marked)
     if _DROP_TAG_RE.search(lowered) is not None:  # rare once <head> is skipped
         tree.strip_tags(_DROP_TAGS)
     root = tree.body
     if root is None:
-        return "", quoted
+        return ""
     if hidden:
-        for node in root.css(hidden):
-            node.decompose()
+        for node in _last_first(root.css(hidden)):
+            if _node_is_hidden(node.attributes):
+                node.decompose()
+                removed.hidden += 1
     if outlook:
         header = root.css_first(_OUTLOOK_HEADERS)
         if header is not None:
             _drop_from(header, root)
-            quoted += 1
+            removed.quoted += 1
     if quotes:
-        for node in root.css(_QUOTES):
+        for node in _last_first(root.css(_QUOTES)):
             node.decompose()
-            quoted += 1
-    return root.text(deep=True, separator=""), quoted
+            removed.quoted += 1
+    if signatures:
+        for node in _last_first(root.css(_SIGNATURES)):
+            if node.id is not None and node.id.lower().encode() in _DEVICE_IDS:
+                removed.devices += 1
+            else:
+                removed.signatures += 1
+            node.decompose()
+    return root.text(deep=True, separator="")
+
+
+def _last_first(nodes: list[LexborNode]) -> list[LexborNode]:
+    """Matches of a selector list without repeats (lexbor lists an element once per selector it matches), last
+    first: an element is removed before any element that contains it, and never twice."""
+    unique = {node.mem_id: node for node in nodes}
+    return list(reversed(unique.values()))
+
+
+def hidden_style(style: bytes) -> bool:
+    """Whether an inline ``style`` (lower-cased bytes) hides its element's text."""
+    if _HIDING_STYLE_RE.search(style) is not None:
+        return True
+    return _ZERO_BOX_RE.search(style) is not None and _OVERFLOW_HIDDEN_RE.search(style) is not None
+
+
+def _node_is_hidden(attributes: dict[str, str | None]) -> bool:
+    if "hidden" in attributes or attributes.get("aria-hidden") == "true":
+        return True
+    style = attributes.get("style")
+    return style is not None and hidden_style(style.lower().encode("utf-8", errors="replace"))
 
 
 def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
@@ -335,28 +451,37 @@ def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
     return False
 
 
-def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes, bytes] | None:
-    """Cut hidden ``div``/``span``/``font``/``center`` elements out of well-formed markup.
+def prune_elements(
+    html: bytes, lowered: bytes, triggers: dict[bytes, list[int]], *, signatures: bool, quotes: bool
+) -> tuple[bytes, bytes, Removed, list[tuple[int, int, bytes]]] | None:
+    """Cut hidden elements, signature containers and quoted blocks out of well-formed markup.
 
-    Hidden pre-headers are common, and cutting them from the bytes keeps such mail on the tree-free path.
-    Returns None (use the tree) when a hidden element is of another kind or its end tag cannot be found.
-    Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found in ``lowered``) are looked for.
+    They are common (pre-headers, Gmail and Outlook signatures, inline quotes), and cutting them from the
+    bytes keeps such mail on the tree-free path: a document's first CSS query costs more than parsing it.
+    Candidates are the tags around the hidden ``triggers`` (``hidden_triggers``), around "signature" (when
+    ``signatures``) and the quote markers (when ``quotes``). Returns ``(html, lowered, removed, spans)``
+    (``spans``: what was cut, as ``(start, end, tag name)`` offsets into the markup given), or None
+    (use the tree) when an element to cut is of a kind the bytes cannot cut safely or its end tag cannot be
+    found.
     """
-    candidates = set()
-    for trigger, _ in _HIDDEN_RULES:
-        if not _has_any(trigger, hints):
-            continue
-        found = lowered.find(trigger)
-        while found != -1:
-            candidates.add(lowered.rfind(b"<", 0, found))
-            found = lowered.find(trigger, found + len(trigger))
+    candidates: dict[int, list[int]] = {}
+    for wanted, markers in ((signatures, (_SIGNATURE_HINT,)), (quotes, _QUOTE_MARKERS)):
+        if wanted:
+            triggers = {**triggers, **{marker: _find_all(lowered, marker) for marker in markers}}
+    positions = sorted(position for found in triggers.values() for position in found)
+    for start, position in zip(_tag_starts(lowered, positions), positions, strict=True):
+        candidates.setdefault(start, []).append(position)
     spans: list[tuple[int, int, bytes]] = []
+    removed = Removed()
     for candidate in sorted(candidates):
         start_tag = _START_TAG_RE.match(lowered, candidate)
         if start_tag is None or (spans and candidate < spans[-1][1]):
             continue  # not a start tag, or inside an element already cut
+        if all(position >= start_tag.end() for position in candidates[candidate]):
+            continue  # the trigger is text after the tag, not one of its attributes
         name = start_tag.group(1)
-        if name in _VOID or not _is_hidden(start_tag.group(2)):
+        kind = "" if name in _VOID else _element_kind(name, start_tag.group(2))
+        if not kind:
             continue
         if name not in _PRUNABLE:
             return None
@@ -366,8 +491,9 @@ def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes
         if name not in _PRUNED_BLOCKS and _BLOCK_INSIDE_RE.search(lowered, start_tag.end(), end):
             return None  # a block inside an inline element can close its parents and escape it
         spans.append((candidate, end, name))
+        setattr(removed, kind, getattr(removed, kind) + 1)
     if not spans:
-        return None
+        return html, lowered, removed, spans  # triggers, but nothing they hide ("line-height:0")
     # A block element leaves the line break its start tag's marker would have left in the parsed tree.
     html_parts: list[bytes] = []
     lowered_parts: list[bytes] = []
@@ -377,17 +503,108 @@ def prune_hidden(html: bytes, lowered: bytes, hints: list[bytes]) -> tuple[bytes
         html_parts += [html[last:start], gap]
         lowered_parts += [lowered[last:start], gap]
         last = end
-    return b"".join([*html_parts, html[last:]]), b"".join([*lowered_parts, lowered[last:]])
+    html = b"".join([*html_parts, html[last:]])
+    return html, b"".join([*lowered_parts, lowered[last:]]), removed, spans
 
 
-def _is_hidden(attributes: bytes) -> bool:
+def drop_spans(
+    pieces: list[bytes], lowered: bytes, spans: list[tuple[int, int, bytes]]
+) -> tuple[list[bytes], list[bytes]]:
+    """``split_tags`` of the markup ``prune_elements`` returned, from the ``pieces`` of the markup it cut.
+
+    Only valid when every "<" of ``lowered`` opens a plain tag (``pieces`` is not None): the number of "<"
+    before an offset is then the number of tags before it. The pieces of each cut element go, and the text
+    around it joins, with the line break a block leaves in between. ``pieces`` is reused in place.
+    """
+    kept: list[bytes] = []
+    copied = tags = scanned = 0
+    for start, end, name in spans:
+        tags += lowered.count(b"<", scanned, start)
+        first = tags  # the cut element's start tag is tag number ``first``
+        tags += lowered.count(b"<", start, end)
+        scanned = end
+        # pieces: [text 0, tag 0, text 1, tag 1, …]; the text before tag n is pieces[2n].
+        kept += pieces[copied : 2 * first]
+        gap = _BREAK_BYTES if name in _PRUNED_BLOCKS else b""
+        pieces[2 * tags] = pieces[2 * first] + gap + pieces[2 * tags]
+        copied = 2 * tags
+    kept += pieces[copied:]
+    names = kept[1::2]
+    joined = b" ".join(names)
+    folded = joined.lower()  # names as tag_names spells them, as split_tags returns them
+    return (folded.split(b" ") if folded != joined else names), kept
+
+
+def _find_all(lowered: bytes, marker: bytes) -> list[int]:
+    positions = []
+    found = lowered.find(marker)
+    while found != -1:
+        positions.append(found)
+        found = lowered.find(marker, found + len(marker))
+    return positions
+
+
+def _element_kind(name: bytes, attributes: bytes) -> str:
+    """Which ``Removed`` count an element with these (lower-cased) attributes goes to; "" to keep it."""
+    if _attributes_hide(attributes):
+        return "hidden"
+    if name == b"blockquote":
+        return "quoted"
     for attribute, double, single, bare in _ATTRIBUTE_RE.findall(attributes):
         value = double or single or bare
-        if attribute == b"style" and any(trigger in value for trigger in _HIDDEN_STYLES):
+        if attribute == b"class":
+            tokens = value.split()
+            if any(token in _SIGNATURE_CLASSES for token in tokens):
+                return "signatures"
+            if any(token in _QUOTE_CLASSES for token in tokens):
+                return "quoted"
+        elif attribute == b"id":
+            if value in _DEVICE_IDS:
+                return "devices"
+            if value in _SIGNATURE_IDS:
+                return "signatures"
+            if value == b"appendonsend":
+                return "quoted"
+        elif (attribute == b"data-smartmail" and value == b"gmail_signature") or (
+            attribute == b"type" and value == b"cite"
+        ):
+            return "signatures" if attribute == b"data-smartmail" else "quoted"
+    return ""
+
+
+def _attributes_hide(attributes: bytes) -> bool:
+    """Whether a start tag's (lower-cased) attributes hide its element: see ``_node_is_hidden``."""
+    for attribute, double, single, bare in _ATTRIBUTE_RE.findall(attributes):
+        value = double or single or bare
+        if attribute == b"style" and hidden_style(value):
             return True
         if attribute == b"hidden" or (attribute == b"aria-hidden" and value == b"true"):
             return True
     return False
+
+
+def hidden_triggers(
+    lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS
+) -> dict[bytes, list[int]]:
+    """Offsets of each hidden trigger that occurs in ``lowered`` (only triggers that contain one of ``hints``,
+    the ``_HIDDEN_HINTS`` found in it)."""
+    triggers = {}
+    for trigger, _ in _HIDDEN_RULES:
+        if _has_any(trigger, hints) and (found := _find_all(lowered, trigger)):
+            triggers[trigger] = found
+    return triggers
+
+
+def _tag_starts(lowered: bytes, positions: list[int]) -> list[int]:
+    """The offset of the last "<" before each of the sorted ``positions`` (-1: none), in one linear scan."""
+    starts = []
+    last = -1
+    scanned = 0
+    for position in positions:
+        last = max(last, lowered.rfind(b"<", scanned, position))
+        scanned = max(scanned, position)
+        starts.append(last)
+    return starts
 
 
 def _closing_end(lowered: bytes, name: bytes, position: int) -> int:
@@ -409,25 +626,19 @@ def _closing_end(lowered: bytes, name: bytes, position: int) -> int:
     return -1 if end == -1 else end + 1
 
 
-def _hidden_selector(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS) -> str:
-    """CSS selector for the hidden elements this markup may have; empty when it has none.
+def _hidden_selector(lowered: bytes, triggers: dict[bytes, list[int]]) -> str:
+    """CSS selector for the candidate hidden elements of this markup; empty when it has none.
 
     Attribute-substring selectors are the most expensive part of a query, so only the rules whose trigger
-    occurs in a tag other than ``<img>`` join it (hidden images, such as tracking pixels, have no text
-    anyway). Only triggers that contain one of ``hints`` (the ``_HIDDEN_HINTS`` found in ``lowered``) are
-    looked for.
+    (of ``triggers``, from ``hidden_triggers``) occurs in a tag other than ``<img>`` join it (hidden images,
+    such as tracking pixels, have no text anyway).
     """
-    selectors = []
-    for trigger, selector in _HIDDEN_RULES:
-        if not _has_any(trigger, hints):
-            continue
-        found = lowered.find(trigger)
-        while found != -1:
-            if not lowered.startswith(b"<img", lowered.rfind(b"<", 0, found)):
-                selectors.append(selector)
-                break
-            found = lowered.find(trigger, found + len(trigger))
-    return ", ".join(selectors)
+    return ", ".join(
+        selector
+        for trigger, selector in _HIDDEN_RULES
+        if trigger in triggers
+        and any(not lowered.startswith(b"<img", start) for start in _tag_starts(lowered, triggers[trigger]))
+    )
 
 
 def _nesting_depth(lowered: bytes) -> int:

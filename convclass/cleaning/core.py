@@ -7,19 +7,33 @@ from dataclasses import dataclass, field
 
 from convclass.cleaning._decode import decode_body
 from convclass.cleaning._html import BREAK, html_to_text
-from convclass.cleaning._text import html_text_to_lines, normalize, strip_non_content
+from convclass.cleaning._text import (
+    DEVICE,
+    DISCLAIMER,
+    GREETING,
+    HIDDEN,
+    QUOTE,
+    SIGNATURE,
+    html_text_to_lines,
+    normalize,
+    strip_non_content,
+)
 from convclass.cleaning.pii import mask_pii
 
 #: Part of every dataset manifest and model artifact. Bump it whenever the output of ``clean_email`` changes
 #: for some input, so serving can refuse a model trained on differently cleaned text.
-CLEANING_VERSION = "2026.11.1"
+CLEANING_VERSION = "2026.12.1"
+
+#: The kinds of text ``CleanedEmail.removed`` counts, in a stable order.
+REMOVED_KINDS: tuple[str, ...] = (QUOTE, SIGNATURE, DEVICE, DISCLAIMER, HIDDEN, GREETING)
 
 #: Longest cleaned text (subject + body) kept; longer text is cut at a word boundary and flagged
 #: ``truncated``.
 DEFAULT_MAX_CHARS = 4000
 #: Raw bodies are cut to this many characters before parsing, which bounds time and memory for giant bodies.
 MAX_INPUT_CHARS = 1_000_000
-MAX_SUBJECT_CHARS = 300
+#: What the classifier reads of a subject (the export keeps up to 998 characters of it).
+MAX_CLEANED_SUBJECT_CHARS = 300
 
 _REPLY_PREFIX_RE = re.compile(
     r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|tr|antw)\s*(?:\[\d+\])?\s*:)+\s*", re.IGNORECASE
@@ -47,6 +61,9 @@ class CleanedEmail:
     signature_stripped: bool = False
     disclaimer_stripped: bool = False
     pii_counts: dict[str, int] = field(default_factory=dict)
+    #: Pieces removed per kind (``REMOVED_KINDS``: quoted history, signatures, device lines, disclaimers,
+    #: hidden elements, greetings); only kinds that occurred are present.
+    removed: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -73,17 +90,31 @@ def clean_email(
     truncated = len(text) > MAX_INPUT_CHARS
     if truncated:
         text = text[:MAX_INPUT_CHARS]
-    quoted_blocks = issues = 0
+    quoted_blocks = issues = hidden = signatures = devices = 0
     is_html = "html" in content_type.lower() and _HTML_HINT_RE.search(text) is not None
     if is_html:
         if BREAK in text:
             text = text.replace(BREAK, "")  # our line-break marker must only come from the markup
         markup = text.encode("utf-8", errors="replace")  # lone surrogates become "?"
-        text, quoted_blocks, issues = html_to_text(markup)
+        text, found, issues = html_to_text(markup)
+        quoted_blocks, hidden, signatures, devices = (
+            found.quoted,
+            found.hidden,
+            found.signatures,
+            found.devices,
+        )
         text = html_text_to_lines(text)
     else:
         text = normalize(text)
-    text, stripped = strip_non_content(text)
+    text, removed = strip_non_content(text)
+    if quoted_blocks:
+        removed[QUOTE] += quoted_blocks
+    if hidden:
+        removed[HIDDEN] += hidden
+    if signatures:
+        removed[SIGNATURE] += signatures
+    if devices:
+        removed[DEVICE] += devices
     # Mask a bounded window only: masking never needs to look further than the longest text we keep.
     window = 2 * max_chars + 200
     if len(text) > window:
@@ -108,23 +139,24 @@ def clean_email(
         markup_issues=issues,
         encoding_issues=encoding_issues,
         quoted_blocks_removed=quoted_blocks,
-        quote_stripped=stripped.quote or quoted_blocks > 0,
-        signature_stripped=stripped.signature,
-        disclaimer_stripped=stripped.disclaimer,
+        quote_stripped=removed[QUOTE] > 0,
+        signature_stripped=removed[SIGNATURE] > 0 or removed[DEVICE] > 0,
+        disclaimer_stripped=removed[DISCLAIMER] > 0,
         pii_counts=pii_counts,
+        removed={kind: removed[kind] for kind in REMOVED_KINDS if removed[kind]},
     )
 
 
 def _clean_subject(subject: str | None, pii_counts: dict[str, int]) -> str:
     if not subject:
         return ""
-    text = normalize(subject[: MAX_SUBJECT_CHARS * 4].replace("\n", " "))
+    text = normalize(subject[: MAX_CLEANED_SUBJECT_CHARS * 4].replace("\n", " "))
     if ":" in text:
         text = _REPLY_PREFIX_RE.sub("", text)
     text, counts = mask_pii(text)
     for token, n in counts.items():
         pii_counts[token] = pii_counts.get(token, 0) + n
-    return _cut(text, MAX_SUBJECT_CHARS) if len(text) > MAX_SUBJECT_CHARS else text
+    return _cut(text, MAX_CLEANED_SUBJECT_CHARS) if len(text) > MAX_CLEANED_SUBJECT_CHARS else text
 
 
 def _cut(text: str, limit: int) -> str:

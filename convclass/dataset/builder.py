@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from convclass.dataset.manifest import (
 )
 from convclass.dataset.reader import file_sha256, iter_chunks
 from convclass.errors import InsufficientData, InvalidInput
+from convclass.feedback.labels import final_label
 from convclass.records import ExportRecord
 from convclass.tokenization import (
     DEFAULT_MAX_LENGTH,
@@ -93,6 +94,8 @@ class BuildOptions:
     tenant: str | None = None
     classifier: str | None = None
     run_id: str | None = None
+    #: Conversation id → the label agents confirmed (convclass.feedback): it wins over the exported label.
+    confirmed_labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.ratios) != 3 or any(r <= 0 for r in self.ratios) or abs(sum(self.ratios) - 1) > 1e-6:
@@ -149,7 +152,10 @@ class _Pass1:
         if self.options.tenant is not None and record.tenant_id != self.options.tenant:
             self.counts.wrong_tenant += 1
             return None
-        label = (record.labels.get(self.options.label_field) or "").strip()
+        exported = record.labels.get(self.options.label_field)
+        label = (final_label(record, self.options.confirmed_labels, self.options.label_field) or "").strip()
+        if label != (exported or "").strip():
+            self.counts.labels_confirmed += 1
         if not label:
             self.counts.missing_label += 1
             return None

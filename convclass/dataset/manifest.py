@@ -49,6 +49,8 @@ class RecordCounts(_Model):
     #: Valid, but too little data remained overall to build a dataset (status ``insufficient_data``).
     not_used: int = 0
     kept: int = 0
+    #: Not a bucket: records that took the label an agent confirmed instead of the exported one.
+    labels_confirmed: int = 0
 
     @property
     def accounted(self) -> bool:

@@ -33,11 +33,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from convclass.cleaning import decode_bytes
 from convclass.export.window import parse_timestamp
 from convclass.records import BodyContentType, ExportRecord
 
 _FIELD_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-MAX_SUBJECT_CHARS = 998  # RFC 5322 line limit; longer subjects are cut, not dropped
+#: What an export record keeps of a subject (RFC 5322 line limit); cleaning later keeps less (its own limit).
+MAX_EXPORTED_SUBJECT_CHARS = 998
 MAX_CONVERSATION_ID_CHARS = 256
 
 
@@ -169,17 +171,11 @@ def _declared_charset(content_type: str | None, head: bytes) -> str | None:
     return None
 
 
-def decode_body(raw: bytes, content_type: str | None) -> tuple[str, tuple[Repair, ...]]:
-    """Decode body bytes: declared charset, then UTF-8, then cp1252 with replacement (counted as a repair)."""
-    declared = _declared_charset(content_type, raw)
-    for charset in (declared, "utf-8"):
-        if charset is None:
-            continue
-        try:
-            return raw.decode(charset), ()
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return raw.decode("cp1252", errors="replace"), (Repair.CHARSET_FALLBACK,)
+def read_body_bytes(raw: bytes, content_type: str | None) -> tuple[str, tuple[Repair, ...]]:
+    """Body bytes as text (``convclass.cleaning.decode_bytes``, with the charset the content type or an HTML
+    ``<meta charset>`` declares); bytes no charset decodes are replaced and counted as a repair."""
+    text, issues = decode_bytes(raw, _declared_charset(content_type, raw))
+    return text, (Repair.CHARSET_FALLBACK,) if issues else ()
 
 
 def scrub_text(text: str) -> tuple[str, bool]:
@@ -341,7 +337,7 @@ def _email_record(
         data = bytes(raw_body)
         if len(data) > mapping.max_body_chars * 4:
             return Skipped(SkipReason.BODY_TOO_LARGE)
-        body, body_repairs = decode_body(data, raw_type_text)
+        body, body_repairs = read_body_bytes(data, raw_type_text)
         repairs.extend(body_repairs)
     elif isinstance(raw_body, str):
         body = raw_body
@@ -379,7 +375,7 @@ def _subject(raw: object, content_type: str | None, repairs: list[Repair]) -> st
     if is_missing(raw):
         return None
     if isinstance(raw, bytes | bytearray):
-        text, subject_repairs = decode_body(bytes(raw), content_type)
+        text, subject_repairs = read_body_bytes(bytes(raw), content_type)
         repairs.extend(subject_repairs)
     elif isinstance(raw, str):
         text = raw
@@ -389,9 +385,9 @@ def _subject(raw: object, content_type: str | None, repairs: list[Repair]) -> st
     text, changed = scrub_text(text)
     if changed:
         repairs.append(Repair.INVALID_UNICODE_REPLACED)
-    if len(text) > MAX_SUBJECT_CHARS:
+    if len(text) > MAX_EXPORTED_SUBJECT_CHARS:
         repairs.append(Repair.SUBJECT_TRUNCATED)
-        text = text[:MAX_SUBJECT_CHARS]
+        text = text[:MAX_EXPORTED_SUBJECT_CHARS]
     return text
 
 

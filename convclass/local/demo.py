@@ -543,4 +543,5 @@ def _summary(console: Console, result: DemoResult, workdir: Path) -> None:
     table.add_row("report", str(result.report))
     table.add_row("working directory", f"{workdir} (delete it to start over)")
     table.add_row("seconds", f"{result.seconds:.1f}")
+    table.add_row("customer console", f"convclass local console --workdir {workdir}")
     console.print(table)

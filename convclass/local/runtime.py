@@ -21,11 +21,12 @@ from typing import Any
 
 from convclass.deployment import INBOUND_BATCH_SIZE
 from convclass.local import moto_shims, state
+from convclass.local.archive import InferenceArchive
 from convclass.local.embedded import EmbeddedAws
 from convclass.local.endpoints import EndpointUnavailable, LocalEndpointHost
 from convclass.local.lambdas import invoke_handler, routed_output
 from convclass.local.pipes import InboundPipe
-from convclass.local.stack import deploy
+from convclass.local.stack import STACK, deploy
 from convclass.local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from convclass.stack import StackOutputs
 from statemachine import PipelineSettings
@@ -49,6 +50,7 @@ class LocalRuntime:
     _runner: LocalTrainingRunner | None = field(default=None, repr=False)
     _endpoints: LocalEndpointHost | None = field(default=None, repr=False)
     _pipe: InboundPipe | None = field(default=None, repr=False)
+    _archive: InferenceArchive | None = field(default=None, repr=False)
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _restored: bool = field(default=False, repr=False)
 
@@ -97,7 +99,19 @@ class LocalRuntime:
             )
             self._restored = True
         self._start_pipe()
+        self._archive = InferenceArchive.create(
+            {name: self.aws.client(name) for name in ("sqs", "events", "s3")},
+            stack=STACK,
+            bus=self.outputs.require("event_bus_name"),
+            bucket=self.bucket,
+        )
+        self._archive.start()
         return self
+
+    @property
+    def archived_events(self) -> int:
+        """Inference events archived for the console since the runtime started."""
+        return self._archive.archived if self._archive is not None else 0
 
     @property
     def bucket(self) -> str:
@@ -157,6 +171,12 @@ class LocalRuntime:
         if self._pipe is not None:
             self._pipe.stop()
             self._pipe = None
+        if self._archive is not None:
+            try:
+                self._archive.stop()
+            except Exception:  # closing must go on: the events are only statistics
+                _log.exception("could not archive the last inference events")
+            self._archive = None
         if self.aws.port:
             try:
                 self.stop_executions()

@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from convclass.deployment import DATA_BUCKET_ENV
 from convclass.events import TrainingRunRequest, plan_run
 from convclass.local import moto_shims
 from convclass.local.lambdas import invoke_handler
@@ -93,9 +94,14 @@ class World:
     queue_url: str
     resources: TrainingPipelineResources
     captured: list[dict[str, Any]] = field(default_factory=list)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        """One client per service: creating a client reads the whole environment, which an in-process Lambda
+        invocation on the engine's thread may be patching at that moment."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=REGION)
+        return self._clients[service]
 
     def start(self, arn: str, name: str, payload: Any, case: str | None = None) -> str:
         target = f"{arn}#{case}" if case else arn
@@ -190,7 +196,7 @@ def build_world() -> World:
             Handler=handler,
             Code={"ZipFile": _zip()},
             Timeout=60,
-            Environment={"Variables": {"CONVCLASS_DATA_BUCKET": BUCKET}},
+            Environment={"Variables": {DATA_BUCKET_ENV: BUCKET}},
         )["FunctionArn"]
         for key, handler in HANDLERS.items()
     }

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from convclass.comparison import Comparison, compare, metrics_from_model_tar
+from convclass.deployment import DATA_BUCKET_ENV
 from convclass.errors import InvalidInput
 from convclass.events import ChampionLookup, ChampionRecord, EndpointState, EvaluationResult, EvaluationStep
 from convclass.layout import MODELS, ClassifierLayout, parse_s3_uri, s3_uri
@@ -36,8 +37,6 @@ from convclass.training.champion import CHAMPION_CHANNEL
 
 logger = Logger(service="convclass-evaluate")
 _E = TypeVar("_E", bound=BaseModel)
-
-DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
 
 
 class EvaluateEvent(BaseModel):

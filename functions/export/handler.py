@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
 from convclass.errors import InvalidInput
 from convclass.export.factory import open_source
 from convclass.export.request import CommitSummary, ConsentSummary, ExportPlan, ExportRequest
@@ -41,7 +42,7 @@ def parse_request(event: Any) -> ExportRequest:
 
 
 def target_from_environment(s3: Any, bucket: str, environ: Mapping[str, str]) -> ExportTarget:
-    deployed = environ.get("CONVCLASS_DATA_BUCKET")
+    deployed = environ.get(DATA_BUCKET_ENV)
     if deployed and deployed != bucket:
         raise InvalidInput("the export may only write to the data bucket it is deployed with")
     try:
@@ -50,7 +51,7 @@ def target_from_environment(s3: Any, bucket: str, environ: Mapping[str, str]) ->
             bucket=bucket,
             max_part_bytes=int(environ.get("CONVCLASS_EXPORT_MAX_PART_BYTES", DEFAULT_MAX_PART_BYTES)),
             max_part_rows=int(environ.get("CONVCLASS_EXPORT_MAX_PART_ROWS", DEFAULT_MAX_PART_ROWS)),
-            kms_key_id=environ.get("CONVCLASS_KMS_KEY_ARN") or None,
+            kms_key_id=environ.get(KMS_KEY_ENV) or None,
             settle=timedelta(
                 seconds=int(environ.get("CONVCLASS_EXPORT_SETTLE_SECONDS", DEFAULT_SETTLE.total_seconds()))
             ),

@@ -13,12 +13,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from convclass.deployment import DATA_BUCKET_ENV
 from convclass.errors import InvalidInput
 from convclass.events import RunPlan, TrainingRunRequest, plan_run
 
 logger = Logger(service="convclass-plan")
-
-DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
 
 
 class PlanEvent(BaseModel):

@@ -26,9 +26,12 @@ from convclass.cleaning import CLEANING_VERSION
 from convclass.dataset import MANIFEST_FILE, SPLIT_FILES, BuildOptions, DatasetManifest, build_dataset
 from convclass.dataset.history import HistoryManifest, compact
 from convclass.dataset.reader import file_sha256
+from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.events import PreprocessStep
 from convclass.export.manifest import ExportManifest, PartInfo
+from convclass.feedback.labels import confirmed_labels
+from convclass.feedback.store import FeedbackStore
 from convclass.layout import TOKENIZER_FILE
 
 
@@ -72,18 +75,23 @@ def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, s
         )
     if not request.input_prefix.startswith(where.prefix):
         raise InvalidInput("input_prefix lies outside this tenant's classifier prefix")
-    deployed = environ.get("CONVCLASS_DATA_BUCKET")
+    deployed = environ.get(DATA_BUCKET_ENV)
     if deployed and deployed != request.bucket:
         raise InvalidInput("preprocess may only use the data bucket it is deployed with")
     export = _read_export_manifest(s3, request)
-    upload = _Uploader(s3, request.bucket, environ.get("CONVCLASS_KMS_KEY_ARN") or None)
+    upload = _Uploader(s3, request.bucket, environ.get(KMS_KEY_ENV) or None)
     history, inputs = _merge_history(s3, request, where, export, scratch, upload)
+    store = FeedbackStore(s3, request.bucket, environ.get(KMS_KEY_ENV) or "")
+    confirmed = confirmed_labels(
+        store.confirmations(request.tenant, request.classifier), request.tenant, request.classifier
+    )
     options = BuildOptions(
         label_field=request.label_field,
         min_examples_per_label=request.min_examples_per_label,
         tenant=request.tenant,
         classifier=request.classifier,
         run_id=request.run_id,
+        confirmed_labels=confirmed,
         base_tokenizer_dir=Path(environ["CONVCLASS_BASE_TOKENIZER_DIR"])
         if environ.get("CONVCLASS_BASE_TOKENIZER_DIR")
         else None,

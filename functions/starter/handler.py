@@ -24,10 +24,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from convclass.deployment import TRAINING_STATE_MACHINE_ENV
 from convclass.errors import InvalidInput
 from convclass.events import TrainingRunRequest, execution_name
-
-STATE_MACHINE_ENV = "CONVCLASS_TRAINING_STATE_MACHINE_ARN"
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -72,7 +71,7 @@ def _stepfunctions() -> Any:
 
 def _record_handler(record: SQSRecord) -> None:
     request = parse_request(record.body)
-    result = start_run(_stepfunctions(), os.environ[STATE_MACHINE_ENV], request)
+    result = start_run(_stepfunctions(), os.environ[TRAINING_STATE_MACHINE_ENV], request)
     logger.info(
         "training run started" if result.started else "duplicate training request: run already exists",
         extra={

@@ -30,11 +30,13 @@ def test_dockerfile_is_hadolint_clean(dockerfile: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_lambda_image_installs_only_core_and_lambda_dependencies_without_tensorflow() -> None:
+def test_lambda_image_installs_only_core_lambda_and_console_dependencies_without_tensorflow() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    installed = project["dependencies"] + project["optional-dependencies"]["lambda"]
+    extras = project["optional-dependencies"]
+    installed = project["dependencies"] + extras["lambda"] + extras["console"]
     names = {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in installed}
     assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf-keras", "torch", "transformers"}
     dockerfile = (ROOT / "images" / "lambda" / "Dockerfile").read_text(encoding="utf-8")
     assert "['optional-dependencies']['lambda']" in dockerfile
+    assert "['optional-dependencies']['console']" in dockerfile
     assert re.search(r"^USER (?!root|0\b)", dockerfile, re.MULTILINE)

@@ -217,3 +217,53 @@ def test_the_run_writes_its_history_and_cannot_continue_another_tenants(s3: Any)
     with pytest.raises(InvalidInput, match="outside this tenant"):
         preprocess.handler(event, CONTEXT)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=other.dataset_prefix(RUN)).get("KeyCount", 0) == 0
+
+
+def test_labels_agents_confirmed_override_exported_ones_for_this_classifier_only(s3: Any) -> None:
+    from convclass.feedback.events import LabelConfirmed
+    from convclass.feedback.store import FeedbackStore
+
+    records = generate_emails(400, seed=5)
+    _export(s3, [records])
+    chosen = [r["conversation_id"] for r in records[:30]]
+    store = FeedbackStore(s3, BUCKET, "")
+    when = datetime(2026, 3, 2, tzinfo=UTC)
+    for index, conversation in enumerate(chosen):
+        store.put(
+            LabelConfirmed(
+                event_id=f"confirm-{index}",
+                tenant=TENANT,
+                classifier=CLASSIFIER,
+                conversation_id=conversation,
+                label="confirmed_by_agent",
+                confirmed_at=when,
+                agent="agent-7",
+            )
+        )
+    # Another tenant confirming the same conversation ids changes nothing here.
+    for index, conversation in enumerate(records[30:60]):
+        store.put(
+            LabelConfirmed(
+                event_id=f"other-{index}",
+                tenant="acme",
+                classifier="shop-intent",
+                conversation_id=conversation["conversation_id"],
+                label="foreign_label",
+                confirmed_at=when,
+                agent="agent-9",
+            )
+        )
+
+    preprocess.handler(_event(), CONTEXT)
+
+    manifest = _manifest(s3)
+    labels: dict[str, str] = {}
+    for split in ("train", "validation", "test"):
+        body = s3.get_object(Bucket=BUCKET, Key=WHERE.split_key(RUN, split))["Body"].read()
+        for row in pq.read_table(io.BytesIO(body), columns=["conversation_id", "label"]).to_pylist():
+            labels[row["conversation_id"]] = row["label"]
+    assert "foreign_label" not in manifest.labels
+    kept_confirmed = [c for c in chosen if c in labels]
+    assert kept_confirmed, "the confirmed conversations are in the training set"
+    assert {labels[c] for c in kept_confirmed} == {"confirmed_by_agent"}
+    assert manifest.counts.labels_confirmed == len(chosen)

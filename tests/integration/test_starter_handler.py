@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from convclass.deployment import TRAINING_STATE_MACHINE_ENV
 from convclass.events import TrainingRunRequest, execution_name
 from convclass.layout import training_execution_name
 from functions.starter import handler as starter
@@ -42,7 +43,7 @@ def state_machine(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -
         arn = boto3.client("stepfunctions").create_state_machine(
             name="training", definition=json.dumps(definition), roleArn=role
         )["stateMachineArn"]
-        monkeypatch.setenv(starter.STATE_MACHINE_ENV, arn)
+        monkeypatch.setenv(TRAINING_STATE_MACHINE_ENV, arn)
         starter._stepfunctions.cache_clear()
         yield arn
         starter._stepfunctions.cache_clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from convclass.cleaning import CLEANING_VERSION, DEFAULT_MAX_CHARS, MAX_INPUT_CHARS, PII_TOKENS, clean_email
@@ -176,8 +178,18 @@ def test_subject_and_body_are_combined_with_a_blank_line_and_reply_prefixes_drop
         ("call +44 20 7946 0958 today", "call [PHONE] today", "[PHONE]"),
         ("call (555) 123-4567", "call [PHONE]", "[PHONE]"),
         ("call 555-123-4567", "call [PHONE]", "[PHONE]"),
-        ("card 4111 1111 1111 1111 declined", "card [NUMBER] declined", "[NUMBER]"),
-        ("card 4111-1111-1111-1111", "card [NUMBER]", "[NUMBER]"),
+        ("card 4111 1111 1111 1111 declined", "card [CARD] declined", "[CARD]"),
+        ("card 4111-1111-1111-1111", "card [CARD]", "[CARD]"),
+        ("amex 3782 822463 10005", "amex [CARD]", "[CARD]"),
+        ("account 1234 5678 9012 3456", "account [NUMBER]", "[NUMBER]"),  # fails the Luhn check
+        ("IBAN GB29 NWBK 6016 1331 9268 19, ok", "IBAN [NUMBER], ok", "[NUMBER]"),
+        ("to FR1420041010050500013M02606 now", "to [NUMBER] now", "[NUMBER]"),
+        ("call +44 (0) 7700 900123", "call [PHONE]", "[PHONE]"),
+        ("call +1 (415) 555-0132.", "call [PHONE].", "[PHONE]"),
+        ("T +33 1 42 68 53 00 |", "T [PHONE] |", "[PHONE]"),
+        ("ring 020 7946 0321 today", "ring [PHONE] today", "[PHONE]"),
+        ("ring (0)30 2345 6789", "ring [PHONE]", "[PHONE]"),
+        ("ring 030/2345678", "ring [PHONE]", "[PHONE]"),
         ("order #12345678 late", "order #[NUMBER] late", "[NUMBER]"),
         ("order ORD-48213", "order ORD-[NUMBER]", "[NUMBER]"),
     ],
@@ -271,3 +283,184 @@ def test_plain_text_with_angle_brackets_is_not_parsed_as_html() -> None:
 def test_cleaning_version_is_a_nonempty_string() -> None:
     assert isinstance(CLEANING_VERSION, str)
     assert CLEANING_VERSION
+
+
+# --- boilerplate that generalises ---------------------------------------------------------------------------
+
+_MESSAGE = "Mein Paket ist nicht angekommen, bitte prüfen Sie den Versand."
+
+
+@pytest.mark.parametrize(
+    "device_line",
+    [
+        "Sent from my iPhone",  # English
+        "Von meinem iPhone gesendet",  # German
+        "Envoyé de mon iPhone",  # French
+        "Enviado desde mi Samsung Galaxy",  # Spanish
+        "Inviato da iPhone",  # Italian
+        "Enviado do meu iPhone",  # Portuguese
+        "Verzonden vanaf mijn iPad",  # Dutch
+        "Skickat från min iPhone",  # Swedish
+        "Sendt fra min Android-telefon",  # Danish / Norwegian
+        "Lähetetty iPhonesta",  # Finnish
+        "Wysłane z mojego iPhone'a",  # Polish
+        "Odesláno z iPhonu",  # Czech
+        "Στάλθηκε από το iPhone μου",  # Greek
+        "iPhoneから送信",  # Japanese
+        "发自我的iPhone",  # Chinese (simplified)
+        "從我的 iPhone 傳送",  # Chinese (traditional)
+        "Get Outlook for Android",
+    ],
+)
+def test_device_lines_are_removed_in_many_languages(device_line: str) -> None:
+    cleaned = clean_email(None, f"{_MESSAGE}\n\n{device_line}", "text/plain")
+    assert cleaned.text == _MESSAGE
+    assert cleaned.removed == {"device": 1}
+    html = f"<div>{_MESSAGE}</div><div><br></div><div>{device_line}</div>"
+    assert text_of(html) == _MESSAGE
+
+
+def test_a_sentence_that_starts_like_a_device_line_is_content() -> None:
+    body = "My order is late.\nSent from my old address the confirmation never arrived, please resend it."
+    assert text_of(body, "text/plain") == body
+
+
+def test_signature_blocks_go_by_structure_without_a_sign_off() -> None:
+    plain = (
+        "Can I swap the chair for the grey one before it ships?\n\n"
+        "Łukasz Nowak\nHead of Operations\nGlobex S.A. | ul. Prosta 20, 00-850 Warszawa\n"
+        "tel. +48 22 123 45 67"
+    )
+    cleaned = clean_email(None, plain, "text/plain")
+    assert cleaned.text == "Can I swap the chair for the grey one before it ships?"
+    assert cleaned.removed == {"signature": 1}
+    table = (
+        "<div>Please cancel my order.</div><table><tr><td><img src=logo.png></td><td><b>Jane Doe</b><br>"
+        "Finance Director<br>Contoso GmbH<br>T +49 30 901820</td></tr></table>"
+    )
+    assert text_of(table) == "Please cancel my order."
+
+
+def test_short_closing_lines_of_the_message_are_not_a_signature() -> None:
+    body = "The tracking page has not changed since Friday.\n\nCan you help?\n\nUrgent please."
+    assert text_of(body, "text/plain") == body
+
+
+def test_signature_containers_are_removed_and_counted() -> None:
+    html = (
+        '<div dir="ltr">My invoice is wrong.<br>'
+        '<div class="gmail_signature" data-smartmail="gmail_signature">'
+        "Priya Sharma<br>Initech</div></div>"
+        '<div id="ms-outlook-mobile-signature">Get Outlook for iOS</div>'
+    )
+    cleaned = clean_email(None, html)
+    assert cleaned.text == "My invoice is wrong."
+    assert cleaned.removed == {"signature": 1, "device": 1}
+    assert cleaned.signature_stripped
+
+
+@pytest.mark.parametrize(
+    "disclaimer",
+    [
+        "Diese E-Mail enthält vertrauliche Informationen. Sind Sie nicht der richtige Adressat, löschen.",
+        "Ce message et ses pièces jointes sont confidentiels, à l'intention exclusive du destinataire.",
+        "Este mensaje y sus anexos son confidenciales y están dirigidos exclusivamente a su destinatario.",
+        "Questo messaggio e i suoi allegati sono riservati.",
+        "Dit bericht is vertrouwelijk en uitsluitend bestemd voor de geadresseerde.",
+        "Please consider the environment before printing this email.",
+        "Contoso GmbH, Sitz der Gesellschaft: Berlin, Registergericht: Amtsgericht Charlottenburg HRB 123456",
+    ],
+)
+def test_disclaimers_in_other_languages_are_removed(disclaimer: str) -> None:
+    cleaned = clean_email(None, f"Please reset my password.\n\n{disclaimer}", "text/plain")
+    assert cleaned.text == "Please reset my password."
+    assert cleaned.removed == {"disclaimer": 1}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Am Mo., 2. März 2026 um 10:14 Uhr schrieb ACME <support@acme.example>:",
+        "Le lun. 2 mars 2026 à 10:14, ACME <support@acme.example> a écrit :",
+        "El lun, 2 mar 2026 a las 10:14, ACME (<support@acme.example>) escribió:",
+        "Il giorno lun 2 mar 2026 alle ore 10:14 ACME <support@acme.example> ha scritto:",
+        "Op ma 2 mrt. 2026 om 10:14 schreef ACME <support@acme.example>:",
+        "2026年3月2日(月) 10:14 ACME <support@acme.example>:",
+        "---- On Mon, 02 Mar 2026 10:14:00 +0000 ACME wrote ----",
+        "##- Please type your reply above this line -##",
+        "Von: ACME <support@acme.example>\nGesendet: Montag, 2. März 2026\nAn: Kunde\nBetreff: Ihre Anfrage",
+        "De : ACME\nEnvoyé : lundi 2 mars 2026 10:14\nÀ : Client\nObjet : Votre demande",
+        "---------- Forwarded message ---------\nFrom: ACME <orders@acme.example>",
+    ],
+)
+def test_quoted_history_in_other_languages_and_relays_is_removed(header: str) -> None:
+    cleaned = clean_email(None, f"Still no refund.\n\n{header}\n\nWe refunded you.", "text/plain")
+    assert cleaned.text == "Still no refund."
+    assert cleaned.removed == {"quote": 1}
+
+
+def test_a_sentence_mentioning_writing_is_not_a_reply_header() -> None:
+    body = "Refund please.\nOn Monday I wrote to you about this and nobody answered."
+    assert text_of(body, "text/plain") == body
+
+
+@pytest.mark.parametrize(
+    "style",
+    [
+        "display:none",
+        "visibility:hidden",
+        "mso-hide:all",
+        "font-size:0",
+        "font-size:0px;line-height:0",
+        "max-height:0;overflow:hidden",
+        "width:0;height:0;overflow:hidden",
+        "opacity:0",
+    ],
+)
+def test_hidden_and_zero_size_elements_are_removed(style: str) -> None:
+    for tag in ("div", "span", "td"):
+        html = (
+            f'<table><tr><{tag} style="{style}">preview text</{tag}></tr></table><p>My card was declined.</p>'
+        )
+        if tag != "td":
+            html = f'<{tag} style="{style}">preview text</{tag}><p>My card was declined.</p>'
+        cleaned = clean_email(None, html)
+        assert cleaned.text == "My card was declined."
+        assert cleaned.removed == {"hidden": 1}
+
+
+def test_small_but_visible_text_is_kept() -> None:
+    html = (
+        '<p style="font-size:0.9em;line-height:0">My card was declined.</p><div style="height:0">twice</div>'
+    )
+    assert text_of(html) == "My card was declined.\n\ntwice"
+
+
+@pytest.mark.parametrize(
+    ("unit", "content_type"),
+    [
+        ("gmail_quote ", "text/html"),
+        ('type="cite" ', "text/html"),
+        ("divRplyFwdMsg ", "text/html"),
+        ("display:none ", "text/html"),
+        ("signature ", "text/html"),
+        ('<span style="display:none">x</span>', "text/html"),
+        ("On Mon, 2 Mar 2026 wrote:\n", "text/plain"),
+        ("confidential intended recipient ", "text/plain"),
+    ],
+)
+def test_repeated_markers_take_linear_time(unit: str, content_type: str) -> None:
+    """1 MB of repeated quote/hidden markers costs about ten times 100 KB of them (quadratic: a hundred)."""
+
+    def seconds(size: int) -> float:
+        body = "<p>Help me.</p>" + unit * (size // len(unit))
+        best = float("inf")
+        for _ in range(2):
+            start = time.process_time()
+            clean_email(None, body, content_type)
+            best = min(best, time.process_time() - start)
+        return best
+
+    small, large = seconds(100_000), seconds(1_000_000)
+    assert large < 5.0
+    assert large < 30 * max(small, 0.002)

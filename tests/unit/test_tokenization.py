@@ -39,7 +39,7 @@ def tokenizer():  # type: ignore[no-untyped-def]
 
 def test_special_tokens_come_first_and_pii_tokens_are_single_ids(tokenizer) -> None:  # type: ignore[no-untyped-def]
     assert [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
-    encoding = tokenizer.encode("Mail [EMAIL], call [PHONE], see [URL], order [NUMBER]")
+    encoding = tokenizer.encode("Mail [EMAIL], call [PHONE], see [URL], order [NUMBER], card [CARD]")
     for token in PII_TOKENS:
         assert token in encoding.tokens
     assert encoding.tokens[0] == "[CLS]"
