@@ -30,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from convclass import layout
 from convclass.export.source import SourceKind
+from convclass.hosting import keys
 from convclass.records import LABEL_FIELD_PATTERN
 
 PIPELINE_SOURCE = "convclass.pipeline"
@@ -81,6 +82,8 @@ def inbound_max_message_bytes(batch_size: int) -> int:
 
 #: SageMaker instance types look like ml.<family>.<size>.
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+#: Where a classifier's approved model is served (see RunOptions.hosting).
+Hosting = Literal["dedicated", "shared"]
 #: The local path SageMaker syncs to CheckpointConfig.S3Uri (the training entrypoint resumes from it).
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 #: Variant name of every endpoint config; blue/green updates require it to stay the same.
@@ -141,6 +144,9 @@ class RunOptions(_Frozen):
     tolerance: float = Field(default=0.01, ge=0, le=1)
     endpoint_instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
     endpoint_instance_count: int = Field(default=1, ge=1, le=10)
+    #: ``dedicated``: the classifier gets its own endpoint (the ``endpoint_*`` options size it); ``shared``:
+    #: the approved model is published to the stack's shared multi-model endpoint, called by ``TargetModel``.
+    hosting: Hosting = "dedicated"
 
     @model_validator(mode="after")
     def _spot_wait(self) -> RunOptions:
@@ -262,6 +268,19 @@ class DeployStep(_Frozen):
     champion_key: str
 
 
+class SharedDeployStep(_Frozen):
+    """Where a ``shared`` run publishes its approved model and how the champion record routes to it."""
+
+    endpoint_name: str
+    #: ``TargetModel`` of this run's model (its key relative to the shared model prefix).
+    target_model: str
+    #: Immutable bucket key the model archive is copied to (``hosting.keys.shared_model_key``).
+    model_key: str
+    #: ``<bucket>/<S3OutputPath key>``: CopyObject's source is this + ``<job>/output/model.tar.gz``.
+    copy_source_prefix: str
+    champion_key: str
+
+
 class RunPlan(_Frozen):
     """The validated request plus every name and key of the run; the state machine only reads
     pointers here."""
@@ -281,14 +300,35 @@ class RunPlan(_Frozen):
     training: TrainingStep
     evaluation: EvaluationStep
     deploy: DeployStep
+    hosting: Hosting = "dedicated"
+    #: ``shared`` runs only.
+    shared: SharedDeployStep | None = None
+    #: The endpoint the approved model serves from: the classifier's own, or the shared one.
+    serving_endpoint: str
 
 
-def plan_run(request: TrainingRunRequest, *, execution_name: str, bucket: str) -> RunPlan:
-    """Compute every key and name of one run; the run id is derived from the execution name."""
+def plan_run(
+    request: TrainingRunRequest, *, execution_name: str, bucket: str, shared_endpoint: str | None = None
+) -> RunPlan:
+    """Compute every key and name of one run; the run id is derived from the execution name.
+
+    ``shared_endpoint``: the stack's shared multi-model endpoint; a ``shared`` run needs one.
+    """
     run_id = layout.run_id_for_execution(execution_name)
     tenant, classifier = request.tenant, request.classifier
     where = layout.ClassifierLayout(tenant, classifier)
     opts = request.options
+    shared: SharedDeployStep | None = None
+    if opts.hosting == "shared":
+        if not shared_endpoint:
+            raise ValueError("hosting 'shared' needs a shared endpoint, and this stack has none")
+        shared = SharedDeployStep(
+            endpoint_name=shared_endpoint,
+            target_model=keys.target_model(tenant, classifier, run_id),
+            model_key=keys.shared_model_key(tenant, classifier, run_id),
+            copy_source_prefix=f"{bucket}/{where.model_output_prefix(run_id)}",
+            champion_key=where.champion_key,
+        )
     dataset_channels = {split: where.split_key(run_id, split) for split in layout.SPLITS}
     dataset_channels["tokenizer"] = where.tokenizer_key(run_id)
     dataset_channels["manifest"] = where.dataset_manifest_key(run_id)
@@ -377,6 +417,9 @@ def plan_run(request: TrainingRunRequest, *, execution_name: str, bucket: str) -
             rollback_alarms=[{"AlarmName": name} for name in layout.endpoint_alarm_names(tenant, classifier)],
             champion_key=where.champion_key,
         ),
+        hosting=opts.hosting,
+        shared=shared,
+        serving_endpoint=shared.endpoint_name if shared else endpoint,
     )
 
 
@@ -434,13 +477,35 @@ class EvaluationResult(_Frozen):
 
 
 class ChampionRecord(BaseModel):
-    """champion.json: the model behind the tenant's endpoint now (written by the pipeline after a deploy)."""
+    """champion.json: the model serving the classifier now (written by the pipeline after a deploy).
+
+    A ``dedicated`` record names the SageMaker model and endpoint config behind the classifier's own endpoint;
+    a ``shared`` record names the route instead: the shared endpoint and the ``TargetModel`` to pass to it.
+    Records written before hosting modes existed read as ``dedicated``.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     run_id: str
-    model_name: str
-    endpoint_config_name: str
+    hosting: Hosting = "dedicated"
+    #: Dedicated only.
+    model_name: str | None = None
+    endpoint_config_name: str | None = None
+    #: Shared only: the route.
+    endpoint_name: str | None = None
+    target_model: str | None = None
+
+    @model_validator(mode="after")
+    def _names_its_model(self) -> ChampionRecord:
+        needed = (
+            (self.endpoint_name, self.target_model)
+            if self.hosting == "shared"
+            else (self.model_name, self.endpoint_config_name)
+        )
+        if not all(needed):
+            raise ValueError(f"a {self.hosting} champion record must name the model that serves")
+        return self
+
     model_artifacts: str
     training_job_name: str
     metrics: HeadlineMetrics

@@ -68,6 +68,9 @@ CHAMPION_FILE = "champion.json"
 WATERMARK_FILE = "watermark.json"
 #: Folder of a run's training history inside its export prefix.
 HISTORY_DIR = "history"
+#: A classifier's prefix over (tenant id, classifier id); the inference workflow fills it with States.Format.
+CLASSIFIER_PREFIX_FORMAT = f"{TENANTS_ROOT}{{}}/classifiers/{{}}/"
+CHAMPION_KEY_FORMAT = CLASSIFIER_PREFIX_FORMAT + CHAMPION_FILE
 #: Feedback area: what agents confirmed and what the endpoint predicted, per day (convclass.feedback).
 FEEDBACK = "feedback"
 FEEDBACK_KINDS = ("predictions", "confirmations")
@@ -110,7 +113,7 @@ class ClassifierLayout:
 
     @property
     def prefix(self) -> str:
-        return f"{TENANTS_ROOT}{self.tenant}/classifiers/{self.classifier}/"
+        return CLASSIFIER_PREFIX_FORMAT.format(self.tenant, self.classifier)
 
     def area_prefix(self, area: str) -> str:
         """Prefix holding every run of one area (what per-classifier S3 lifecycle rules filter on)."""

@@ -39,6 +39,9 @@ class StackOutputs(BaseModel):
     inbound_queue_url: str | None = None
     inbound_dlq_url: str | None = None
     sagemaker_role_arn: str | None = None
+    #: The shared multi-model endpoint and the S3 prefix its ``TargetModel`` keys are relative to.
+    shared_endpoint_name: str | None = None
+    shared_models_url: str | None = None
 
     def require(self, name: str) -> str:
         """The output's value, or a ``MissingStackOutput`` that says how to provide it."""

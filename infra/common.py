@@ -112,3 +112,8 @@ def kms_use_statement(key_arn: str, *, sid: str = "UseDataKey") -> Statement:
 
 def child_opts(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, **kwargs)
+
+
+def shared_endpoint_name(naming: Naming) -> str:
+    """The shared multi-model endpoint's name (known before it exists, so roles can be scoped to it)."""
+    return naming.name("shared")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel, to_snake
 
 from convclass.deployment import FUNCTION_SPECS, INBOUND_BATCH_SIZE, INBOUND_MAX_RECEIVE_COUNT
-from convclass.events import INSTANCE_TYPE_PATTERN, DataSource
+from convclass.events import INSTANCE_TYPE_PATTERN, DataSource, Hosting
 from convclass.feedback.policy import RetrainingPolicy
 from convclass.layout import FEEDBACK_FUNCTION, STARTER_FUNCTION, validate_id
 from convclass.records import LABEL_FIELD_PATTERN
@@ -193,6 +193,8 @@ class ClassifierConfig(_Model):
     # Deployment bar for the challenger: minimum test accuracy, and how far below the champion it may be.
     min_accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
     tolerance: Annotated[float, Field(ge=0, le=1)] | None = None
+    # Where the approved model serves: its own endpoint ("dedicated") or the shared multi-model endpoint.
+    hosting: Hosting | None = None
     # Feedback loop: when confirmed labels start a run by itself, and the review threshold (None: defaults).
     feedback: RetrainingPolicy | None = None
 

@@ -36,6 +36,7 @@ from infra.common import (
     kms_use_statement,
     log_group_arns,
     policy_document,
+    shared_endpoint_name,
     statement,
     xray_statement,
 )
@@ -165,11 +166,15 @@ class PipelineAccess:
                     missing_is_404=True,
                 ),
                 kms_use_statement(self.key_arn),
-                # Whether the tenant's endpoint exists and which config it runs decide create vs update.
+                # Whether the tenant's endpoint (or the shared one a route names) exists, and which config it
+                # runs, decide whether a champion serves.
                 statement(
                     "DescribeTenantEndpoints",
                     ["sagemaker:DescribeEndpoint"],
-                    [self.env.arn("sagemaker", f"endpoint/{PROJECT_PREFIX}-*")],
+                    [
+                        self.env.arn("sagemaker", f"endpoint/{PROJECT_PREFIX}-*"),
+                        self.env.arn("sagemaker", f"endpoint/{shared_endpoint_name(self.naming)}"),
+                    ],
                 ),
             ]
         raise ValueError(f"no access defined for function {function!r}")

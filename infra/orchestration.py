@@ -74,6 +74,8 @@ class OrchestrationArgs:
     serving_image_uri: pulumi.Output[str]
     pipeline: PipelineSettings
     log_retention_days: int
+    #: The shared multi-model endpoint (None: the stack has none and the pipeline has no ``shared`` branch).
+    shared_endpoint_name: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Orchestration(pulumi.ComponentResource):
 
         def training(values: list[Any]) -> Rendered:
             ctx = context(TRAINING_WORKFLOW, values)
-            plan, export, preprocess, evaluate, training_image, serving_image = values[5:]
+            plan, export, preprocess, evaluate, training_image, serving_image, shared_endpoint = values[5:]
             definition = render_training_pipeline(
                 TrainingPipelineResources(
                     plan_function_arn=plan,
@@ -127,6 +129,7 @@ class Orchestration(pulumi.ComponentResource):
                     training_image_uri=training_image,
                     serving_image_uri=serving_image,
                     event_bus_name=ctx.event_bus_name,
+                    shared_endpoint_name=shared_endpoint,
                 ),
                 args.pipeline,
             )
@@ -134,7 +137,13 @@ class Orchestration(pulumi.ComponentResource):
 
         def inference(values: list[Any]) -> Rendered:
             ctx = context(INFERENCE_WORKFLOW, values)
-            definition = render_inference_workflow(InferenceResources(event_bus_name=ctx.event_bus_name))
+            definition = render_inference_workflow(
+                InferenceResources(
+                    event_bus_name=ctx.event_bus_name,
+                    data_bucket=ctx.data_bucket,
+                    shared_endpoint_name=values[5],
+                )
+            )
             return Rendered(definition, role_statements(definition, ctx))
 
         rendered_training = pulumi.Output.all(
@@ -145,8 +154,9 @@ class Orchestration(pulumi.ComponentResource):
             fn["evaluate"],
             args.training_image_uri,
             args.serving_image_uri,
+            args.shared_endpoint_name,
         ).apply(training)
-        rendered_inference = pulumi.Output.all(*shared).apply(inference)
+        rendered_inference = pulumi.Output.all(*shared, args.shared_endpoint_name).apply(inference)
 
         self.training = self._state_machine(
             name, TRAINING_WORKFLOW, "STANDARD", "ALL", rendered_training, args

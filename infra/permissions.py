@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from convclass.layout import PROJECT_PREFIX, TENANTS_ROOT
+from convclass.hosting.keys import SHARED_MODELS_PREFIX
+from convclass.layout import CHAMPION_KEY_FORMAT, PROJECT_PREFIX, TENANTS_ROOT
 from infra.common import AwsEnv, Statement, statement
 
 _INTEGRATION_RE = re.compile(
@@ -222,7 +223,11 @@ def _grants(use: TaskUse, ctx: IntegrationContext) -> list[Statement]:
         # Only a Failed endpoint is deleted (it accepts nothing else), to be recreated at once.
         return [statement("DeleteFailedEndpoints", ["sagemaker:DeleteEndpoint"], [ctx.sagemaker("endpoint")])]
     if key == ("aws-sdk:sagemakerruntime", "invokeEndpoint"):
-        return [statement("InvokeEndpoints", ["sagemaker:InvokeEndpoint"], [ctx.sagemaker("endpoint")])]
+        # A literal endpoint (the shared one the pipeline warms) is all the state may call; a name built per
+        # message (the inference workflow) reaches the stack's endpoints.
+        name = use.arguments.get("EndpointName")
+        endpoint = ctx.sagemaker("endpoint", name) if isinstance(name, str) else ctx.sagemaker("endpoint")
+        return [statement("InvokeEndpoints", ["sagemaker:InvokeEndpoint"], [endpoint])]
     if key == ("events", "putEvents"):
         buses = set(_literal_strings(use.arguments, "EventBusName"))
         if any(not isinstance(b, str) or _is_expression(b) for b in buses):
@@ -234,11 +239,25 @@ def _grants(use: TaskUse, ctx: IntegrationContext) -> list[Statement]:
         bucket = use.arguments.get("Bucket")
         if bucket != ctx.data_bucket:
             raise UnsupportedIntegration(f"state {use.state!r}: may only use the data bucket, got {bucket!r}")
+        key = use.arguments.get("Key.$")
         if use.action == "putObject":
             grant = statement("WriteObjects", ["s3:PutObject"], [ctx.object_arn()])
+        elif use.action == "getObject" and isinstance(key, str) and f"'{CHAMPION_KEY_FORMAT}'" in key:
+            # The inference workflow reads routes: champion records only, never a tenant's data.
+            champions = ctx.object_arn(CHAMPION_KEY_FORMAT.format("*", "*"))
+            grant = statement("ReadChampionRecords", ["s3:GetObject"], [champions])
         else:
             grant = statement("ReadObjects", ["s3:GetObject"], [ctx.object_arn()])
         return [grant, statement("ObjectEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [ctx.key_arn])]
+    if key == ("aws-sdk:s3", "copyObject"):
+        # Publishing to the shared endpoint: read a tenant's model archive, write it under the shared prefix.
+        if use.arguments.get("Bucket") != ctx.data_bucket:
+            raise UnsupportedIntegration(f"state {use.state!r}: may only use the data bucket")
+        return [
+            statement("ReadObjects", ["s3:GetObject"], [ctx.object_arn()]),
+            statement("WriteSharedModels", ["s3:PutObject"], [ctx.object_arn(f"{SHARED_MODELS_PREFIX}*")]),
+            statement("ObjectEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [ctx.key_arn]),
+        ]
     if key == ("states", "distributedMap"):
         # A Distributed Map starts child executions of its own state machine.
         execution = ctx.env.arn("states", f"execution:{ctx.state_machine_name}:*")

@@ -25,6 +25,7 @@ from infra.common import (
     child_opts,
     kms_use_statement,
     policy_document,
+    shared_endpoint_name,
     statement,
 )
 from infra.config import SharedEndpointConfig
@@ -98,7 +99,7 @@ class SharedEndpoint(pulumi.ComponentResource):
         super().__init__("convclass:infra:SharedEndpoint", name, None, opts)
         naming, config = args.naming, args.config
         tags = naming.tags("shared-endpoint")
-        physical = naming.name("shared")
+        physical = shared_endpoint_name(naming)
         role = aws.iam.Role(
             f"{name}-role",
             name=naming.name("shared-endpoint"),

@@ -87,6 +87,23 @@ def build(args: StackArgs) -> ConvclassStack:
         "notifications",
         NotificationsArgs(naming=naming, env=env, key_arn=storage.key_arn, emails=args.notification_emails),
     )
+    shared_endpoint = None
+    if args.shared_endpoint.enabled:
+        shared_endpoint = SharedEndpoint(
+            "shared-endpoint",
+            SharedEndpointArgs(
+                naming=naming,
+                env=env,
+                config=args.shared_endpoint,
+                bucket=storage.bucket_name,
+                key_arn=storage.key_arn,
+                serving_image_uri=images.image_uris["serving"],
+                serving_repository_arn=images.repository_arns["serving"],
+                topic_arn=notifications.topic_arn,
+                log_retention_days=args.log_retention_days,
+                create_log_group=args.sagemaker_log_groups,
+            ),
+        )
     orchestration = Orchestration(
         "orchestration",
         OrchestrationArgs(
@@ -101,6 +118,7 @@ def build(args: StackArgs) -> ConvclassStack:
             serving_image_uri=images.image_uris["serving"],
             pipeline=args.pipeline_settings(),
             log_retention_days=args.log_retention_days,
+            shared_endpoint_name=shared_endpoint.endpoint_name if shared_endpoint else None,
         ),
     )
     triggers = Triggers(
@@ -169,23 +187,7 @@ def build(args: StackArgs) -> ConvclassStack:
         ),
     )
 
-    shared_endpoint = None
-    if args.shared_endpoint.enabled:
-        shared_endpoint = SharedEndpoint(
-            "shared-endpoint",
-            SharedEndpointArgs(
-                naming=naming,
-                env=env,
-                config=args.shared_endpoint,
-                bucket=storage.bucket_name,
-                key_arn=storage.key_arn,
-                serving_image_uri=images.image_uris["serving"],
-                serving_repository_arn=images.repository_arns["serving"],
-                topic_arn=notifications.topic_arn,
-                log_retention_days=args.log_retention_days,
-                create_log_group=args.sagemaker_log_groups,
-            ),
-        )
+    if shared_endpoint is not None:
         pulumi.export("shared_endpoint_name", shared_endpoint.endpoint_name)
         pulumi.export("shared_models_url", shared_endpoint.model_data_url)
 

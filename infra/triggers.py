@@ -64,6 +64,7 @@ def scheduled_request(
         "deploy_approval": classifier.deploy_approval,
         "min_accuracy": classifier.min_accuracy,
         "tolerance": classifier.tolerance,
+        "hosting": classifier.hosting,
     }
     options = RunOptions(
         training_instance_type=training.instance_type,

@@ -3,9 +3,12 @@
 ::
 
     ClassifyEmails (Map over the SQS records; each item is {record, attempt})
-      └─ CheckMessage → Classify (sagemakerruntime:invokeEndpoint) → PublishClassified → Classified
+      └─ CheckMessage → FindRoute (s3:getObject champion.json) → RouteChoice
+           │              (no champion.json: dedicated)        ├─ dedicated → Classify
+           │                                                   └─ shared → ClassifyShared (TargetModel)
+           │         Classify | ClassifyShared (invokeEndpoint) → PublishClassified → Classified
            │         │ transient errors: retried with backoff (Retry)
-           │         ├─ ModelError → CheckModelError ─(5xx / 429)→ BackOff → WaitToRetry → Classify
+           │         ├─ ModelError → CheckModelError ─(5xx / 429)→ BackOff → WaitToRetry → FindRoute
            │         │                      └─(container 4xx: bad input)→ ReportFailure → NotClassified
            │         ├─ ValidationError (no such endpoint) → ReportFailure → NotClassified
            │         └─ anything else, or retries spent → ReturnToQueue
@@ -13,8 +16,13 @@
     any publish that fails → ReturnToQueue
 
 Each record carries ``tenant``, ``classifier`` and ``conversation_id`` as SQS message attributes and the
-serving request as its body, which goes to the tenant's endpoint unchanged. An email ends in one of three
-ways:
+serving request as its body, which goes to the tenant's endpoint unchanged. Where a classifier is served comes
+from its champion record (``champion.json``, written by the deployment): a ``shared`` record routes the email
+to the stack's shared endpoint with the record's ``TargetModel``, and anything else (a ``dedicated`` record,
+or none) means the classifier's own endpoint, named from the attributes. A stack without a shared endpoint
+reads no route. The record is read once per email (and again before a retried call, so a rollback that
+re-points the route is followed at once); a read that keeps failing returns
+the message to its queue. An email ends in one of three ways:
 
 * ``Classified``: an ``Email Classified`` event was published;
 * ``NotClassified``: a final ``Email Classification Failed`` event was published (bad input: a malformed
@@ -34,13 +42,16 @@ from typing import Any
 
 from convclass import events, layout
 from convclass.errors import InvalidInput
-from statemachine.asl import State, catch, put_event, retry
+from statemachine.asl import S3_RETRY, State, catch, put_event, retry
 from statemachine.resources import InferenceResources
 
 CLASSIFY_EMAILS = "ClassifyEmails"
 BATCH_FAILED = "BatchFailed"
 CHECK_MESSAGE = "CheckMessage"
+FIND_ROUTE = "FindRoute"
+ROUTE_CHOICE = "RouteChoice"
 CLASSIFY = "Classify"
+CLASSIFY_SHARED = "ClassifyShared"
 CHECK_MODEL_ERROR = "CheckModelError"
 BACK_OFF = "BackOff"
 WAIT_TO_RETRY = "WaitToRetry"
@@ -80,6 +91,10 @@ CLASSIFY_TIMEOUT_SECONDS = 70
 
 # The workflow builds layout.endpoint_name() from a message's attributes with States.Format.
 ENDPOINT_NAME_FORMAT = layout.ENDPOINT_NAME_FORMAT
+# ... and layout.ClassifierLayout.champion_key the same way.
+CHAMPION_KEY_FORMAT = layout.CHAMPION_KEY_FORMAT
+#: GetObject of a missing champion.json: the classifier has no route, so it is served by its own endpoint.
+NO_ROUTE = "S3.NoSuchKeyException"
 
 _RECORD = "$.record"
 _MESSAGE_ID = f"{_RECORD}.messageId"
@@ -128,43 +143,92 @@ def _model_error_choice() -> State:
     return {"Type": "Choice", "Choices": [container_refused_input, attempts_left], "Default": RETURN_TO_QUEUE}
 
 
+def _pair_format(template: str) -> str:
+    """``template`` (two ``{}``) filled with the message's tenant and classifier attributes."""
+    return f"States.Format('{template}', {_attribute('tenant')}, {_attribute('classifier')})"
+
+
+def _classify(endpoint: dict[str, str]) -> State:
+    """InvokeEndpoint of the email's body on ``endpoint`` (its EndpointName, and TargetModel if shared)."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint",
+        "Parameters": {
+            **endpoint,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+            "Body.$": f"{_RECORD}.body",
+        },
+        "ResultSelector": {"prediction.$": "States.StringToJson($.Body)"},
+        "ResultPath": "$.classification",
+        "TimeoutSeconds": CLASSIFY_TIMEOUT_SECONDS,
+        "Retry": [
+            retry(RUNTIME_TRANSIENT_ERRORS, interval=1, attempts=3, max_delay=10),
+            retry(["States.Timeout"], interval=1, attempts=1),
+        ],
+        "Catch": [
+            catch([MODEL_ERROR], CHECK_MODEL_ERROR, "$.error"),
+            catch([VALIDATION_ERROR], REPORT_FAILURE, "$.error"),
+            *_to_queue(),
+        ],
+        "Next": PUBLISH_CLASSIFIED,
+    }
+
+
+def _route_states(resources: InferenceResources, shared_endpoint: str) -> dict[str, State]:
+    """``FindRoute`` → ``RouteChoice`` → ``ClassifyShared``: a shared classifier's TargetModel on the stack's
+    shared endpoint (literal, so the role reaches that endpoint and the tenants' own ones only)."""
+    return {
+        FIND_ROUTE: {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+            "Parameters": {
+                "Bucket": resources.data_bucket,
+                "Key.$": _pair_format(CHAMPION_KEY_FORMAT),
+            },
+            "ResultSelector": {"record.$": "States.StringToJson($.Body)"},
+            "ResultPath": "$.route",
+            "TimeoutSeconds": 30,
+            "Retry": [S3_RETRY],
+            "Catch": [catch([NO_ROUTE], CLASSIFY, "$.route"), *_to_queue()],
+            "Next": ROUTE_CHOICE,
+        },
+        ROUTE_CHOICE: {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.route.record.hosting", "IsPresent": True},
+                        {"Variable": "$.route.record.hosting", "StringEquals": "shared"},
+                    ],
+                    "Next": CLASSIFY_SHARED,
+                }
+            ],
+            "Default": CLASSIFY,
+        },
+        CLASSIFY_SHARED: _classify(
+            {"EndpointName": shared_endpoint, "TargetModel.$": "$.route.record.target_model"}
+        ),
+    }
+
+
 def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
     """The Express workflow's ASL definition (a JSON-ready dict)."""
     bus = resources.event_bus_name
+    shared = resources.shared_endpoint_name
+    # Without a shared endpoint every classifier has its own: no route to read.
+    first_call = CLASSIFY if shared is None else FIND_ROUTE
     well_formed = {
         "And": [
             *({"Variable": _attribute(name), "IsPresent": True} for name in events.INBOUND_ATTRIBUTES),
             {"Variable": f"{_RECORD}.body", "IsString": True},
         ],
-        "Next": CLASSIFY,
+        "Next": first_call,
     }
     backoff = ", ".join(str(seconds) for seconds in MODEL_ERROR_BACKOFF_SECONDS)
     iteration: dict[str, State] = {
         CHECK_MESSAGE: {"Type": "Choice", "Choices": [well_formed], "Default": REPORT_MALFORMED},
-        CLASSIFY: {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint",
-            "Parameters": {
-                "EndpointName.$": f"States.Format('{ENDPOINT_NAME_FORMAT}', {_attribute('tenant')}, "
-                f"{_attribute('classifier')})",
-                "ContentType": "application/json",
-                "Accept": "application/json",
-                "Body.$": f"{_RECORD}.body",
-            },
-            "ResultSelector": {"prediction.$": "States.StringToJson($.Body)"},
-            "ResultPath": "$.classification",
-            "TimeoutSeconds": CLASSIFY_TIMEOUT_SECONDS,
-            "Retry": [
-                retry(RUNTIME_TRANSIENT_ERRORS, interval=1, attempts=3, max_delay=10),
-                retry(["States.Timeout"], interval=1, attempts=1),
-            ],
-            "Catch": [
-                catch([MODEL_ERROR], CHECK_MODEL_ERROR, "$.error"),
-                catch([VALIDATION_ERROR], REPORT_FAILURE, "$.error"),
-                *_to_queue(),
-            ],
-            "Next": PUBLISH_CLASSIFIED,
-        },
+        CLASSIFY: _classify({"EndpointName.$": _pair_format(ENDPOINT_NAME_FORMAT)}),
         CHECK_MODEL_ERROR: _model_error_choice(),
         BACK_OFF: {
             "Type": "Pass",
@@ -175,7 +239,7 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             },
             "Next": WAIT_TO_RETRY,
         },
-        WAIT_TO_RETRY: {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": CLASSIFY},
+        WAIT_TO_RETRY: {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": first_call},
         PUBLISH_CLASSIFIED: put_event(
             bus,
             events.INFERENCE_SOURCE,
@@ -221,6 +285,8 @@ def render_inference_workflow(resources: InferenceResources) -> dict[str, Any]:
             "End": True,
         },
     }
+    if shared is not None:
+        iteration.update(_route_states(resources, shared))
     return {
         "Comment": "convclass inference: classify a batch of inbound emails with each tenant's endpoint",
         "QueryLanguage": "JSONPath",

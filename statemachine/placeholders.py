@@ -24,8 +24,13 @@ def training_resources() -> TrainingPipelineResources:
         training_image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/convclass-train@sha256:{'0' * 64}",
         serving_image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/convclass-serve@sha256:{'0' * 64}",
         event_bus_name="convclass",
+        shared_endpoint_name="convclass-shared-endpoint",
     )
 
 
 def inference_resources() -> InferenceResources:
-    return InferenceResources(event_bus_name="convclass")
+    return InferenceResources(
+        event_bus_name="convclass",
+        data_bucket=f"convclass-data-{ACCOUNT}",
+        shared_endpoint_name="convclass-shared-endpoint",
+    )

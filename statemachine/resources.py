@@ -23,11 +23,17 @@ class TrainingPipelineResources:
     training_image_uri: str
     serving_image_uri: str
     event_bus_name: str
+    #: The stack's shared multi-model endpoint; None: the stack has none, so a ``shared`` run is refused.
+    shared_endpoint_name: str | None = None
 
 
 @dataclass(frozen=True)
 class InferenceResources:
     """Names the inference workflow (Express) refers to; endpoints are derived from
-    tenant/classifier per email."""
+    tenant/classifier per email, or read from the classifier's champion record (shared hosting)."""
 
     event_bus_name: str
+    #: Holds each classifier's champion.json, the route of a ``shared`` classifier.
+    data_bucket: str
+    #: The stack's shared multi-model endpoint; None: no classifier is shared, no route is read.
+    shared_endpoint_name: str | None = None

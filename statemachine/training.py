@@ -9,6 +9,13 @@ Happy path, with the optional gates in brackets::
       → WaitForEndpoint → DescribeEndpoint → CheckEndpoint (→ CountPoll → WaitForEndpoint …, bounded)
       → WriteChampion → CommitHistory → PublishSucceeded → Succeeded
 
+A ``shared`` run (``RunOptions.hosting``) leaves the dedicated branch at ``HostingChoice``, after the decision
+and the optional approval::
+
+    HostingChoice → PublishSharedModel (S3 CopyObject to the immutable shared-model key)
+      → WarmSharedModel (InvokeEndpoint with TargetModel; refused: SharedModelNotServed → DeploymentFailed)
+      → WriteSharedChampion (champion.json records the route) → CommitHistory → PublishSucceeded → Succeeded
+
 A rejected export gate records the tenant's refusal (``RecordExportRefusal``) before the run fails as
 ``ApprovalRejected``; ``CommitHistory`` — the watermark and the training history this run built — is the last
 step before success, so a run that fails anywhere leaves the next incremental export where it was.
@@ -29,11 +36,13 @@ plan (names and S3 keys), small function results and SageMaker summaries: never 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from convclass import errors, events
 from convclass.events import ExportStep
+from convclass.hosting.keys import MODEL_ARCHIVE as SHARED_ARCHIVE
 from convclass.training import metric_definitions
 from statemachine.asl import (
     EVENTS_RETRY,
@@ -46,7 +55,11 @@ from statemachine.asl import (
     retry,
     sagemaker_call,
 )
+from statemachine.inference import MODEL_ERROR, RUNTIME_TRANSIENT_ERRORS, VALIDATION_ERROR
 from statemachine.resources import TrainingPipelineResources
+
+#: The serving request WarmSharedModel sends (no customer text).
+WARM_UP_REQUEST = json.dumps({"body": "warm-up", "body_content_type": "text/plain"})
 
 # State names: the execution history, the path tests and the README refer to these.
 VALIDATE_INPUT = "ValidateInput"
@@ -92,6 +105,11 @@ COUNT_POLL = "CountPoll"
 ENDPOINT_NOT_DEPLOYED = "EndpointNotDeployed"
 DEPLOYMENT_FAILED = "DeploymentFailed"
 WRITE_CHAMPION = "WriteChampion"
+HOSTING_CHOICE = "HostingChoice"
+PUBLISH_SHARED_MODEL = "PublishSharedModel"
+WARM_SHARED_MODEL = "WarmSharedModel"
+SHARED_MODEL_NOT_SERVED = "SharedModelNotServed"
+WRITE_SHARED_CHAMPION = "WriteSharedChampion"
 COMMIT_HISTORY = "CommitHistory"
 COMMIT_REJECTED_RUN_HISTORY = "CommitRejectedRunHistory"
 PUBLISH_SUCCEEDED = "PublishSucceeded"
@@ -447,12 +465,118 @@ def _check_endpoint(settings: PipelineSettings) -> State:
     }
 
 
+def _write_champion(r: TrainingPipelineResources, route: dict[str, Any]) -> State:
+    """champion.json: ``route`` (how the classifier is served now) plus the model's provenance and figures."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+        "Parameters": {
+            "Bucket": r.data_bucket,
+            "Key.$": "$.plan.deploy.champion_key",
+            "ContentType": "application/json",
+            # The bucket policy denies writes that do not name the stack's KMS key.
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": r.kms_key_arn,
+            "Body": {
+                **route,
+                "model_artifacts.$": "$.training.model_artifacts",
+                "training_job_name.$": "$.training.job_name",
+                "metrics.$": "$.evaluation.result.challenger",
+                "execution.$": "$$.Execution.Id",
+                "deployed_at.$": "$$.State.EnteredTime",
+            },
+        },
+        "ResultPath": None,
+        "TimeoutSeconds": 60,
+        "Retry": [S3_RETRY],
+        "Next": COMMIT_HISTORY,
+    }
+
+
+def _publish_shared_model(r: TrainingPipelineResources) -> State:
+    """Copy the approved archive to its immutable key under the shared endpoint's model prefix.
+
+    SageMaker writes a job's archive to ``<S3OutputPath>/<job>/output/model.tar.gz``."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:copyObject",
+        "Parameters": {
+            "Bucket": r.data_bucket,
+            "Key.$": "$.plan.shared.model_key",
+            "CopySource.$": (
+                f"States.Format('{{}}{{}}/output/{SHARED_ARCHIVE}', $.plan.shared.copy_source_prefix, "
+                "$.training.job_name)"
+            ),
+            # The bucket policy denies writes that do not name the stack's KMS key.
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": r.kms_key_arn,
+        },
+        "ResultPath": None,
+        "TimeoutSeconds": 60,
+        "Retry": [S3_RETRY],
+        "Next": WARM_SHARED_MODEL,
+    }
+
+
+def _warm_shared_model(endpoint: str) -> State:
+    """One request with ``TargetModel``: the endpoint loads the model now, and a model it refuses (or cannot
+    load) fails the deployment before any route points at it."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpoint",
+        "Parameters": {
+            # Literal, so the role may invoke this endpoint only (the plan names the same one).
+            "EndpointName": endpoint,
+            "TargetModel.$": "$.plan.shared.target_model",
+            "ContentType": "application/json",
+            "Accept": "application/json",
+            "Body": WARM_UP_REQUEST,
+        },
+        "ResultPath": None,
+        "TimeoutSeconds": 90,
+        "Retry": [retry(RUNTIME_TRANSIENT_ERRORS, interval=2, attempts=4, max_delay=30)],
+        "Catch": [catch([MODEL_ERROR, VALIDATION_ERROR], SHARED_MODEL_NOT_SERVED, "$.failure")],
+        "Next": WRITE_SHARED_CHAMPION,
+    }
+
+
+def _shared_branch(r: TrainingPipelineResources, endpoint: str) -> dict[str, State]:
+    """``HostingChoice`` and the ``shared`` deployment: publish, warm, record the route."""
+    return {
+        HOSTING_CHOICE: {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.plan.hosting", "StringEquals": "shared", "Next": PUBLISH_SHARED_MODEL}
+            ],
+            "Default": CREATE_MODEL,
+        },
+        PUBLISH_SHARED_MODEL: _publish_shared_model(r),
+        WARM_SHARED_MODEL: _warm_shared_model(endpoint),
+        SHARED_MODEL_NOT_SERVED: _failure(
+            ERROR_DEPLOYMENT_FAILED,
+            "States.Format('shared endpoint {} does not serve {}: {}: {}', $.plan.shared.endpoint_name, "
+            "$.plan.shared.target_model, $.failure.Error, $.failure.Cause)",
+        ),
+        WRITE_SHARED_CHAMPION: _write_champion(
+            r,
+            {
+                "run_id.$": "$.plan.run_id",
+                "hosting": "shared",
+                "endpoint_name.$": "$.plan.shared.endpoint_name",
+                "target_model.$": "$.plan.shared.target_model",
+            },
+        ),
+    }
+
+
 def render_training_pipeline(
     resources: TrainingPipelineResources, settings: PipelineSettings | None = None
 ) -> dict[str, Any]:
     """The Standard workflow's ASL definition (a JSON-ready dict)."""
     r, s = resources, settings or PipelineSettings()
     bus = r.event_bus_name
+    # Without a shared endpoint the plan refuses ``shared`` runs: every approved model goes to CreateModel.
+    deploy = CREATE_MODEL if r.shared_endpoint_name is None else HOSTING_CHOICE
     states: dict[str, State] = {
         VALIDATE_INPUT: lambda_task(
             r.plan_function_arn,
@@ -461,6 +585,7 @@ def render_training_pipeline(
                 "execution_name.$": "$$.Execution.Name",
                 "execution.$": "$$.Execution.Id",
                 "bucket": r.data_bucket,
+                "shared_endpoint": r.shared_endpoint_name,
             },
             result_key="plan",
             result_path="$",
@@ -641,7 +766,7 @@ def render_training_pipeline(
                     "Next": REQUEST_DEPLOY_APPROVAL,
                 },
             ],
-            "Default": CREATE_MODEL,
+            "Default": deploy,
         },
         # The run read and trained on its data: the next run continues from this history either way.
         COMMIT_REJECTED_RUN_HISTORY: _export_action(
@@ -667,7 +792,7 @@ def render_training_pipeline(
             "deployment",
             s,
             result_path="$.deploy_approval",
-            next_state=CREATE_MODEL,
+            next_state=deploy,
             timed_out=DEPLOY_APPROVAL_TIMED_OUT,
         ),
         DEPLOY_APPROVAL_TIMED_OUT: _failure(
@@ -787,32 +912,15 @@ def render_training_pipeline(
         DEPLOYMENT_FAILED: _failure(
             ERROR_DEPLOYMENT_FAILED, "States.Format('{}: {}', $.failure.Error, $.failure.Cause)"
         ),
-        WRITE_CHAMPION: {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
-            "Parameters": {
-                "Bucket": r.data_bucket,
-                "Key.$": "$.plan.deploy.champion_key",
-                "ContentType": "application/json",
-                # The bucket policy denies writes that do not name the stack's KMS key.
-                "ServerSideEncryption": "aws:kms",
-                "SSEKMSKeyId": r.kms_key_arn,
-                "Body": {
-                    "run_id.$": "$.plan.run_id",
-                    "model_name.$": "$.plan.deploy.model_name",
-                    "endpoint_config_name.$": "$.plan.deploy.endpoint_config_name",
-                    "model_artifacts.$": "$.training.model_artifacts",
-                    "training_job_name.$": "$.training.job_name",
-                    "metrics.$": "$.evaluation.result.challenger",
-                    "execution.$": "$$.Execution.Id",
-                    "deployed_at.$": "$$.State.EnteredTime",
-                },
+        WRITE_CHAMPION: _write_champion(
+            r,
+            {
+                "run_id.$": "$.plan.run_id",
+                "hosting": "dedicated",
+                "model_name.$": "$.plan.deploy.model_name",
+                "endpoint_config_name.$": "$.plan.deploy.endpoint_config_name",
             },
-            "ResultPath": None,
-            "TimeoutSeconds": 60,
-            "Retry": [S3_RETRY],
-            "Next": COMMIT_HISTORY,
-        },
+        ),
         COMMIT_HISTORY: _export_action(
             r, s, "commit", {}, result_path="$.commit", next_state=PUBLISH_SUCCEEDED
         ),
@@ -823,7 +931,7 @@ def render_training_pipeline(
             {
                 "outcome": "deployed",
                 **_run_detail(),
-                "endpoint.$": "$.plan.deploy.endpoint_name",
+                "endpoint.$": "$.plan.serving_endpoint",
                 "metrics.$": "$.evaluation.result.challenger",
                 "evaluation.$": "$.evaluation.result",
             },
@@ -847,6 +955,8 @@ def render_training_pipeline(
         ),
         FAILED: {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"},
     }
+    if r.shared_endpoint_name is not None:
+        states.update(_shared_branch(r, r.shared_endpoint_name))
     return {
         "Comment": "convclass training pipeline: export, preprocess, train, evaluate, deploy a classifier",
         "QueryLanguage": "JSONPath",

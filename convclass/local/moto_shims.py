@@ -136,6 +136,8 @@ class EndpointRequest:
     body: bytes
     content_type: str
     accept: str
+    #: InvokeEndpoint's ``TargetModel`` (multi-model endpoints), or None.
+    target_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,7 @@ def _patch() -> None:
             body=body,
             content_type=str(self.headers.get("Content-Type", "application/json")),
             accept=str(self.headers.get("Accept", "application/json")),
+            target_model=self.headers.get("X-Amzn-SageMaker-Target-Model"),
         )
         try:
             reply = invoker(request)

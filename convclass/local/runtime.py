@@ -248,7 +248,11 @@ def _invoke_endpoint(
     """InvokeEndpoint → the endpoint's serving process, with sagemaker-runtime's error names."""
     try:
         status, body, content_type = host.invoke(
-            request.endpoint_name, request.body, request.content_type, request.accept
+            request.endpoint_name,
+            request.body,
+            request.content_type,
+            request.accept,
+            target_model=request.target_model,
         )
     except EndpointUnavailable as exc:
         raise moto_shims.EndpointError("ValidationError", str(exc), 400) from exc

@@ -26,7 +26,8 @@ from convclass.deployment import (
     TRAINING_VISIBILITY_TIMEOUT_S,
     FunctionSpec,
 )
-from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, inbound_max_message_bytes
+from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, VARIANT_NAME, inbound_max_message_bytes
+from convclass.hosting.keys import SHARED_MODELS_PREFIX
 from convclass.layout import (
     INBOUND_QUEUE,
     INFERENCE_WORKFLOW,
@@ -36,6 +37,7 @@ from convclass.layout import (
     TRAIN_CLASSIFIER_RULE,
     TRAINING_QUEUE,
     TRAINING_WORKFLOW,
+    s3_uri,
     stack_resource_name,
 )
 from convclass.local import bucket_policy
@@ -172,6 +174,31 @@ def _as_json(definition: Any) -> str:
     return definition if isinstance(definition, str) else json.dumps(definition)
 
 
+def _shared_endpoint(sagemaker: Any, bucket: str, role: str) -> tuple[str, str]:
+    """The shared multi-model endpoint (what infra.shared_endpoint creates): name and model prefix URL."""
+    name = stack_resource_name(STACK, "shared")
+    models_url = s3_uri(bucket, SHARED_MODELS_PREFIX)
+    sagemaker.create_model(
+        ModelName=name,
+        ExecutionRoleArn=role,
+        PrimaryContainer={"Image": SERVING_IMAGE_URI, "Mode": "MultiModel", "ModelDataUrl": models_url},
+        EnableNetworkIsolation=True,
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": VARIANT_NAME,
+                "ModelName": name,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    return name, models_url
+
+
 def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackOutputs:
     """Create every resource of the stack on the embedded AWS and return its outputs."""
 
@@ -210,6 +237,7 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         key: _function(lam, iam, FUNCTION_SPECS[key], environment, kms_key_arn) for key in PIPELINE_FUNCTIONS
     }
 
+    shared_endpoint, shared_models_url = _shared_endpoint(aws.client("sagemaker"), bucket, sagemaker_role)
     training_resources = TrainingPipelineResources(
         plan_function_arn=arns["plan"],
         export_function_arn=arns["export"],
@@ -221,6 +249,7 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         training_image_uri=TRAINING_IMAGE_URI,
         serving_image_uri=SERVING_IMAGE_URI,
         event_bus_name=bus,
+        shared_endpoint_name=shared_endpoint,
     )
     sfn_role = _role(iam, stack_resource_name(STACK, "states"), "states.amazonaws.com")
     training_arn = sfn.create_state_machine(
@@ -232,7 +261,13 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     )["stateMachineArn"]
     inference_arn = sfn.create_state_machine(
         name=stack_resource_name(STACK, INFERENCE_WORKFLOW),
-        definition=_as_json(render_inference_workflow(InferenceResources(event_bus_name=bus))),
+        definition=_as_json(
+            render_inference_workflow(
+                InferenceResources(
+                    event_bus_name=bus, data_bucket=bucket, shared_endpoint_name=shared_endpoint
+                )
+            )
+        ),
         roleArn=sfn_role,
         type="EXPRESS",
         tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
@@ -277,4 +312,6 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         inbound_queue_url=inbound_queue_url,
         inbound_dlq_url=inbound_dlq_url,
         sagemaker_role_arn=sagemaker_role,
+        shared_endpoint_name=shared_endpoint,
+        shared_models_url=shared_models_url,
     )

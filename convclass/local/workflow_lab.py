@@ -34,6 +34,7 @@ BUS = "convclass"
 TRAINING = "convclass-training"
 SHORT_APPROVALS = "convclass-training-short-approvals"
 INFERENCE = "convclass-inference"
+SHARED_ENDPOINT = "convclass-shared"
 HANDLERS = {
     "plan": "functions.plan.handler.handler",
     "export": "functions.export.handler.handler",
@@ -136,7 +137,9 @@ class World:
     ) -> None:
         """Make the engine answer mocked states with the path catalogue built for this run's plan."""
         machine = arn.rsplit(":", 1)[-1]
-        plan = plan_run(req, execution_name=name, bucket=BUCKET)
+        plan = plan_run(
+            req, execution_name=name, bucket=BUCKET, shared_endpoint=self.resources.shared_endpoint_name
+        )
         config = training_mock_config(machine, plan, polls_to_in_service=polls_to_in_service)
         config["StateMachines"][machine]["TestCases"].update(extra_cases or {})
         moto_shims.update(mock_config=moto_shims.MockConfig(config))
@@ -219,6 +222,7 @@ def build_world() -> World:
         training_image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/convclass-train:test",
         serving_image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/convclass-serve:test",
         event_bus_name=BUS,
+        shared_endpoint_name=SHARED_ENDPOINT,
     )
     sfn = boto3.client("stepfunctions", region_name=REGION)
 
@@ -232,7 +236,9 @@ def build_world() -> World:
     return World(
         training_arn=machine(TRAINING, render_training_pipeline(resources), "STANDARD"),
         short_approvals_arn=machine(SHORT_APPROVALS, render_training_pipeline(resources, short), "STANDARD"),
-        inference_arn=machine(INFERENCE, render_inference_workflow(InferenceResources(BUS)), "EXPRESS"),
+        inference_arn=machine(
+            INFERENCE, render_inference_workflow(InferenceResources(BUS, BUCKET, SHARED_ENDPOINT)), "EXPRESS"
+        ),
         queue_url=queue_url,
         resources=resources,
     )

@@ -3,7 +3,8 @@
 Both steps read the champion the same way: the model behind the tenant's endpoint now, as recorded in
 ``champion.json`` by the last successful deployment. A record whose config is not what the endpoint serves is
 ignored (the endpoint was changed outside the pipeline), and so is one without an endpoint, one that cannot be
-parsed and one whose model archive is not under this classifier's models prefix. A missing ``champion.json``
+parsed and one whose model archive is not under this classifier's models prefix. A ``shared`` record (a route:
+shared endpoint + ``TargetModel``) holds while the shared endpoint exists. A missing ``champion.json``
 (``NoSuchKey``, or ``404`` from a HEAD-style read) means no champion; any other error (``AccessDenied``) fails
 the step.
 
@@ -109,14 +110,24 @@ def read_champion(s3: Any, bucket: str, key: str) -> ChampionRecord | None:
 def current_champion(
     step: EvaluationStep, *, s3: Any, sagemaker: Any
 ) -> tuple[EndpointState, ChampionRecord | None]:
-    """The endpoint's state and the champion record that describes what it serves (None if none does)."""
-    endpoint = endpoint_state(sagemaker, step.endpoint_name)
-    record = read_champion(s3, step.bucket, step.champion_key) if endpoint.exists else None
-    if record is None:
-        return endpoint, None
-    if record.endpoint_config_name != endpoint.config_name:
-        logger.warning("champion.json does not describe what the endpoint serves: ignoring it")
-        return endpoint, None
+    """The serving endpoint's state and the champion record that describes what it serves (None if none does).
+
+    A ``shared`` record is a route: it holds while the shared endpoint it names exists (that endpoint serves
+    whatever ``TargetModel`` the route names). A ``dedicated`` record holds while the classifier's own
+    endpoint serves the config it names."""
+    record = read_champion(s3, step.bucket, step.champion_key)
+    if record is not None and record.hosting == "shared" and record.endpoint_name:
+        endpoint = endpoint_state(sagemaker, record.endpoint_name)
+        if not endpoint.exists:
+            logger.warning("champion.json routes to an endpoint that does not exist: ignoring it")
+            return endpoint, None
+    else:
+        endpoint = endpoint_state(sagemaker, step.endpoint_name)
+        if record is None or not endpoint.exists:
+            return endpoint, None
+        if record.endpoint_config_name != endpoint.config_name:
+            logger.warning("champion.json does not describe what the endpoint serves: ignoring it")
+            return endpoint, None
     models = ClassifierLayout(step.tenant, step.classifier).area_prefix(MODELS)
     bucket, key = parse_s3_uri(record.model_artifacts)
     if bucket != step.bucket or not key.startswith(models):

@@ -29,6 +29,8 @@ class PlanEvent(BaseModel):
     execution_name: str
     execution: str
     bucket: str
+    #: The stack's shared multi-model endpoint (None: the stack has none, ``shared`` runs are refused).
+    shared_endpoint: str | None = None
 
 
 def _problems(error: ValidationError) -> str:
@@ -50,7 +52,12 @@ def plan_from_event(event: Any, *, deployed_bucket: str | None = None) -> RunPla
     except ValidationError as exc:
         raise InvalidInput(f"training request is invalid: {_problems(exc)}") from None
     try:
-        return plan_run(request, execution_name=planned.execution_name, bucket=planned.bucket)
+        return plan_run(
+            request,
+            execution_name=planned.execution_name,
+            bucket=planned.bucket,
+            shared_endpoint=planned.shared_endpoint,
+        )
     except ValueError as exc:
         raise InvalidInput(f"cannot plan this run: {exc}") from None
 

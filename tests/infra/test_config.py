@@ -91,3 +91,29 @@ def test_a_classifier_listed_twice_is_refused() -> None:
     classifier = {"id": "c", "labelField": "l", "dataSource": {"kind": "mongodb"}}
     with pytest.raises(ValidationError, match="classifier twice"):
         StackArgs.model_validate(_args(tenants=[{"id": "acme", "classifiers": [classifier, classifier]}]))
+
+
+@pytest.mark.parametrize(("configured", "expected"), [({}, "dedicated"), ({"hosting": "shared"}, "shared")])
+def test_a_classifiers_hosting_reaches_its_scheduled_runs(configured: dict[str, str], expected: str) -> None:
+    from infra.config import ClassifierConfig, ServingConfig, TrainingConfig
+    from infra.triggers import scheduled_request
+
+    classifier = ClassifierConfig.model_validate(
+        {"id": "intent", "labelField": "intent", "dataSource": {"kind": "mongodb"}, **configured}
+    )
+    request = scheduled_request("acme", classifier, TrainingConfig(), ServingConfig())
+    assert request.options.hosting == expected
+
+
+def test_an_unknown_hosting_mode_is_refused() -> None:
+    from infra.config import ClassifierConfig
+
+    with pytest.raises(ValidationError):
+        ClassifierConfig.model_validate(
+            {
+                "id": "intent",
+                "labelField": "intent",
+                "dataSource": {"kind": "mongodb"},
+                "hosting": "serverless",
+            }
+        )

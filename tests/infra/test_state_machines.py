@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from convclass.hosting.keys import SHARED_MODELS_PREFIX
 from infra.common import AwsEnv
 from infra.mocks import REPO_ROOT, Recording
 from infra.permissions import (
@@ -93,6 +94,7 @@ def test_inference_definition_publishes_to_the_stack_bus(recording: Recording) -
     definition = _definition(recording, "inference")
     assert recording.stack_outputs["event_bus_name"] in _strings(definition)
     assert {(u.service, u.action) for u in task_uses(definition)} == {
+        ("aws-sdk:s3", "getObject"),
         ("aws-sdk:sagemakerruntime", "invokeEndpoint"),
         ("events", "putEvents"),
     }
@@ -114,8 +116,16 @@ def test_training_role_allows_exactly_what_the_definition_calls(recording: Recor
     pass_role = statements["PassSageMakerRole"]
     assert pass_role["Resource"] == [recording.stack_outputs["sagemaker_role_arn"]]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert "sagemaker:InvokeEndpoint" not in actions  # that is the inference workflow's business
+    # The pipeline calls one endpoint: the shared one, to warm a model it published there.
+    invoke = statements["InvokeEndpoints"]
+    assert invoke["Action"] == ["sagemaker:InvokeEndpoint"]
+    assert invoke["Resource"] == [
+        f"arn:aws:sagemaker:eu-west-1:123456789012:endpoint/{recording.stack_outputs['shared_endpoint_name']}"
+    ]
+    # Publishing writes under the shared model prefix only.
+    assert statements["WriteSharedModels"]["Resource"] == [
+        f"arn:aws:s3:::{recording.stack_outputs['data_bucket']}/{SHARED_MODELS_PREFIX}*"
+    ]
     # A Failed endpoint is deleted to be recreated: deletion reaches endpoints only, nothing else.
     delete = statements["DeleteFailedEndpoints"]
     assert delete["Action"] == ["sagemaker:DeleteEndpoint"]
@@ -133,6 +143,19 @@ def test_inference_role_cannot_train_or_deploy(recording: Recording) -> None:
     assert {a for a in actions if a.startswith("sagemaker:")} == {"sagemaker:InvokeEndpoint"}
     assert "iam:PassRole" not in actions
     assert "lambda:InvokeFunction" not in actions
+    # Routes only: the inference workflow reads champion records and no other tenant object.
+    reads = [s for s in policy["Statement"] if "s3:GetObject" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [
+        [f"arn:aws:s3:::{recording.stack_outputs['data_bucket']}/tenants/*/classifiers/*/champion.json"]
+    ]
+    assert "s3:PutObject" not in actions
+    # The tenants' own endpoints, and the shared one (literal in ClassifyShared).
+    invoke = {s["Sid"]: s for s in policy["Statement"]}["InvokeEndpoints"]
+    shared = recording.stack_outputs["shared_endpoint_name"]
+    assert invoke["Resource"] == [
+        "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/cc-*",
+        f"arn:aws:sagemaker:eu-west-1:123456789012:endpoint/{shared}",
+    ]
 
 
 CONTEXT = IntegrationContext(

@@ -210,3 +210,42 @@ def test_artifact_without_metrics_is_a_named_error_through_the_handler(aws: tupl
     )
     assert errored
     assert IncompatibleModel.__name__ in payload
+
+
+def test_a_shared_route_is_the_champion_while_the_shared_endpoint_exists(aws: tuple[Any, Any]) -> None:
+    """No dedicated endpoint: the champion is the model the route names on the shared endpoint."""
+    s3, sagemaker = aws
+    plan = plan_run(request("eval"), execution_name="eval-support-1", bucket=BUCKET)
+    record = ChampionRecord(
+        run_id="eval-support-1",
+        hosting="shared",
+        endpoint_name="cc-shared",
+        target_model="eval/support/eval-support-1/model.tar.gz",
+        model_artifacts=CHAMPION,
+        training_job_name="job-0",
+        metrics=HeadlineMetrics(accuracy=0.95, macro_f1=0.95),
+        execution="arn:execution",
+        deployed_at="2026-11-29T00:00:00Z",
+    )
+    s3.put_object(Bucket=BUCKET, Key=plan.deploy.champion_key, Body=record.model_dump_json())
+    assert _lookup(s3, sagemaker).model_artifacts is None  # the shared endpoint does not exist (yet)
+    role = "arn:aws:iam::123456789012:role/sagemaker"
+    sagemaker.create_model(ModelName="m-shared", ExecutionRoleArn=role, PrimaryContainer={"Image": "i:1"})
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="cfg-shared",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "m-shared",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName="cc-shared", EndpointConfigName="cfg-shared")
+    assert _lookup(s3, sagemaker).model_artifacts == CHAMPION
+    result = evaluate(
+        parse_event(_event(0.9, s3, champion=0.95, scored=CHAMPION)), s3=s3, sagemaker=sagemaker
+    )
+    assert result.deploy is False
+    assert result.champion is not None

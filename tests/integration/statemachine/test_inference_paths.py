@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_support import World
+from workflow_support import SHARED_ENDPOINT, World
 
 from convclass import events, layout
 from convclass.events import EmailClassificationFailed, EmailClassified
@@ -23,7 +23,7 @@ from statemachine.history import ExecutionRecord, wait_for
 from statemachine.resources import InferenceResources
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "serving"))
-from serving_fakes import CONTAINER_FAILURE, ServingEndpoints
+from serving_fakes import CONTAINER_FAILURE, ServingEndpoints, shared_name
 
 pytestmark = pytest.mark.xdist_group("statemachine-inference")
 
@@ -112,6 +112,7 @@ def test_every_email_of_a_batch_ends_in_one_final_event(world: World, endpoints:
     }
     assert Counter(run.entered[1:]) == {
         i.CHECK_MESSAGE: 5,
+        i.FIND_ROUTE: 4,  # no champion.json: each goes to its own endpoint
         i.CLASSIFY: 4,
         i.CHECK_MODEL_ERROR: 1,
         i.PUBLISH_CLASSIFIED: 2,
@@ -204,7 +205,9 @@ def test_an_endpoint_that_keeps_failing_returns_the_message_to_its_queue(
 def test_a_publish_failure_returns_only_that_message(world: World, endpoints: ServingEndpoints) -> None:
     sfn = world.client("stepfunctions")
     role = world.resources.sagemaker_role_arn
-    definition = render_inference_workflow(InferenceResources(event_bus_name="no-such-bus"))
+    definition = render_inference_workflow(
+        InferenceResources(event_bus_name="no-such-bus", data_bucket=world.resources.data_bucket)
+    )
     arn = sfn.create_state_machine(
         name="convclass-inference-lost-bus", definition=json.dumps(definition), roleArn=role, type="EXPRESS"
     )["stateMachineArn"]
@@ -214,3 +217,58 @@ def test_a_publish_failure_returns_only_that_message(world: World, endpoints: Se
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     assert run.output["batchItemFailures"] == [{"itemIdentifier": "p1"}, {"itemIdentifier": "p2"}]
     assert {r["status"] for r in run.output["results"]} == {i.STATUS_RETURNED}
+
+
+SHARED = SHARED_ENDPOINT
+
+
+def _route(world: World, tenant: str, classifier: str, target_model: str) -> None:
+    """champion.json of a shared classifier, as WriteSharedChampion writes it (the route part)."""
+    record = {
+        "run_id": "r",
+        "hosting": "shared",
+        "endpoint_name": SHARED,
+        "target_model": target_model,
+        "model_artifacts": "s3://b/k",
+        "training_job_name": "j",
+        "metrics": {"accuracy": 0.9, "macro_f1": 0.9},
+        "execution": "arn",
+        "deployed_at": "2026-12-06T00:00:00Z",
+    }
+    key = layout.ClassifierLayout(tenant, classifier).champion_key
+    world.client("s3").put_object(Bucket=world.resources.data_bucket, Key=key, Body=json.dumps(record))
+
+
+def test_shared_classifiers_are_classified_through_their_route_and_a_repointed_route_is_followed(
+    world: World, endpoints: ServingEndpoints
+) -> None:
+    world.events()
+    first, second = "acme/support/r1/model.tar.gz", "acme/support/r2/model.tar.gz"
+    endpoints.add(shared_name(SHARED, first), model_version="r1")
+    endpoints.add(shared_name(SHARED, second), model_version="r2")
+    _route(world, "acme", "support", first)
+    try:
+        run = _run(world, "shared-1", [_email("s1"), _email("s2", tenant="beta", classifier="billing")])
+        assert run.status == "SUCCEEDED"
+        assert run.output["batchItemFailures"] == []
+        assert Counter(run.entered[1:])[i.CLASSIFY_SHARED] == 1  # beta has no route: its own endpoint
+        classified, failed = _email_events(world)
+        versions = {c.message_id: c.prediction["predictions"][0]["model_version"] for c in classified}
+        assert (versions, failed) == ({"s1": "r1", "s2": "7"}, [])
+
+        # A rollback (or a new deployment) is the route re-pointed: the next email follows it.
+        _route(world, "acme", "support", second)
+        assert _run(world, "shared-2", [_email("s3")]).status == "SUCCEEDED"
+        classified, _ = _email_events(world)
+        assert [c.prediction["predictions"][0]["model_version"] for c in classified] == ["r2"]
+
+        # A route to a model the endpoint cannot load is a final failure, not a retry loop.
+        _route(world, "acme", "support", "acme/support/gone/model.tar.gz")
+        run = _run(world, "shared-3", [_email("s4")])
+        classified, failed = _email_events(world)
+        assert (run.output["batchItemFailures"], classified) == ([], [])
+        assert [(f.message_id, f.error) for f in failed] == [("s4", i.VALIDATION_ERROR)]
+    finally:
+        world.client("s3").delete_object(
+            Bucket=world.resources.data_bucket, Key=layout.ClassifierLayout("acme", "support").champion_key
+        )

@@ -8,11 +8,13 @@ asserts the states entered, the final status and error, and what the run publish
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from workflow_support import BUCKET, REGION, RecordingRunner, World, request
+from workflow_support import BUCKET, REGION, SHARED_ENDPOINT, RecordingRunner, World, request
 
 from convclass import events, layout
 from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_run
@@ -21,6 +23,9 @@ from convclass.training import metric_definitions
 from statemachine import training as t
 from statemachine.asl import call_state
 from statemachine.history import history, wait_for
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "serving"))
+from serving_fakes import ServingEndpoints, shared_name
 
 pytestmark = pytest.mark.xdist_group("statemachine-training")
 
@@ -37,6 +42,7 @@ POLL = [t.WAIT_FOR_ENDPOINT, *called(t.DESCRIBE_ENDPOINT), t.CHECK_ENDPOINT]
 #: No endpoint yet: InspectEndpoint's describe fails with "Could not find endpoint".
 INSPECT_ABSENT = [*called(t.INSPECT_ENDPOINT), f"{t.INSPECT_ENDPOINT}Error", f"{t.INSPECT_ENDPOINT}Absent"]
 DEPLOY_NEW = [
+    t.HOSTING_CHOICE,
     *called(t.CREATE_MODEL),
     *called(t.CREATE_ENDPOINT_CONFIG),
     *INSPECT_ABSENT,
@@ -356,6 +362,7 @@ def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> No
         *TRAINED,
         t.EVALUATE,
         t.DEPLOY_DECISION,
+        t.HOSTING_CHOICE,
         *called(t.CREATE_MODEL),
         *called(t.CREATE_ENDPOINT_CONFIG),
         *called(t.INSPECT_ENDPOINT),
@@ -441,3 +448,75 @@ def test_only_throttled_sagemaker_calls_are_retried(world: World, code: str, sta
         assert f"{t.CREATE_ENDPOINT}Permanent" in run.entered
     else:
         assert f"{t.CREATE_ENDPOINT}Transient" in run.entered
+
+
+#: Training done: the approved model goes to the shared endpoint.
+SHARED_DEPLOY = [
+    t.HOSTING_CHOICE,
+    t.PUBLISH_SHARED_MODEL,
+    t.WARM_SHARED_MODEL,
+    t.WRITE_SHARED_CHAMPION,
+    t.COMMIT_HISTORY,
+    t.PUBLISH_SUCCEEDED,
+    t.SUCCEEDED,
+]
+
+
+def _shared_run(world: World, tenant: str, *, served: bool) -> tuple[str, Any, Any]:
+    """A ``shared`` run whose training job left an archive; ``served``: the shared endpoint can load it."""
+    req = request(tenant, hosting="shared")
+    name = f"{tenant}-support-1"
+    plan = plan_run(req, execution_name=name, bucket=BUCKET, shared_endpoint=SHARED_ENDPOINT)
+    assert plan.shared is not None
+    source = plan.shared.copy_source_prefix.removeprefix(f"{BUCKET}/")
+    job = f"{plan.training.job_base_name}-0-0"
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=f"{source}{job}/output/model.tar.gz", Body=f"archive of {tenant}".encode()
+    )
+    endpoints = ServingEndpoints()
+    if served:
+        endpoints.add(shared_name(SHARED_ENDPOINT, plan.shared.target_model), model_version=tenant)
+    moto_shims.update(invoke_endpoint=endpoints.invoke)
+    try:
+        world.mock(req, name, world.training_arn, {"Shared": _DATA_MOCKS})
+        execution = world.start(world.training_arn, name, req.model_dump(mode="json"), "Shared")
+        run = wait_for(world.client("stepfunctions"), execution, timeout_s=30)
+    finally:
+        endpoints.close()
+    assert endpoints.invocations == 1  # the warm-up call, with the run's TargetModel
+    return execution, run, plan
+
+
+def test_shared_hosting_publishes_the_model_warms_it_and_records_the_route(world: World) -> None:
+    execution, run, plan = _shared_run(world, "sharedok", served=True)
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    assert list(run.entered) == [*TRAINED, t.EVALUATE, t.DEPLOY_DECISION, *SHARED_DEPLOY]
+    s3 = boto3.client("s3", region_name=REGION)
+    published = s3.get_object(Bucket=BUCKET, Key=plan.shared.model_key)
+    assert published["Body"].read() == b"archive of sharedok"
+    assert published["ServerSideEncryption"] == "aws:kms"
+    champion = ChampionRecord.model_validate_json(
+        s3.get_object(Bucket=BUCKET, Key=plan.deploy.champion_key)["Body"].read()
+    )
+    assert (champion.hosting, champion.endpoint_name, champion.target_model) == (
+        "shared",
+        SHARED_ENDPOINT,
+        plan.shared.target_model,
+    )
+    assert champion.model_name is None
+    ((_, outcome),) = _outcomes(world, execution)
+    assert (outcome.outcome, outcome.endpoint) == ("deployed", SHARED_ENDPOINT)
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    assert not [e for e in sagemaker.list_endpoints()["Endpoints"] if "sharedok" in e["EndpointName"]]
+
+
+def test_a_model_the_shared_endpoint_cannot_serve_is_never_routed_to(world: World) -> None:
+    execution, run, plan = _shared_run(world, "sharedbad", served=False)
+    assert run.status == "FAILED"
+    assert run.error == t.ERROR_DEPLOYMENT_FAILED
+    assert plan.shared.target_model in (run.cause or "")
+    assert t.WRITE_SHARED_CHAMPION not in run.entered
+    s3 = boto3.client("s3", region_name=REGION)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=plan.deploy.champion_key)
+    ((detail_type, _),) = _outcomes(world, execution)
+    assert detail_type == events.RUN_FAILED

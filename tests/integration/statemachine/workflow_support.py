@@ -11,6 +11,7 @@ import boto3
 from convclass.local.workflow_lab import (  # noqa: F401  (re-exported for the test modules)
     BUCKET,
     REGION,
+    SHARED_ENDPOINT,
     World,
     build_world,
     hooks,

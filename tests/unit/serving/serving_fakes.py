@@ -70,6 +70,11 @@ def numpy_classifier(model_version: str = "7") -> tuple[EmailClassifier, NumpyBa
     return classifier, backend
 
 
+def shared_name(endpoint: str, target_model: str | None) -> str:
+    """Key of one model in ``ServingEndpoints``: the endpoint, plus the target model on a shared one."""
+    return endpoint if target_model is None else f"{endpoint}#{target_model}"
+
+
 @dataclass
 class ServingEndpoints:
     """SageMaker endpoints backed by the real serving app in process (one app per endpoint name).
@@ -78,7 +83,8 @@ class ServingEndpoints:
     answered before any container sees the request, or ``CONTAINER_FAILURE`` (the model fails, so the serving
     app itself answers 500). ``fail_next`` queues faults for the next invocations, whatever the endpoint;
     ``broken`` maps an endpoint to the fault it answers every time. Install ``invoke`` as the engine's
-    ``invoke_endpoint`` hook.
+    ``invoke_endpoint`` hook. A multi-model endpoint's models are added as ``shared_name(endpoint, target)``:
+    a request reaches one only with that ``TargetModel``.
     """
 
     limits: ServingLimits = LIMITS
@@ -108,10 +114,11 @@ class ServingEndpoints:
         with self._lock:
             self.invocations += 1
             fault = self.faults.popleft() if self.faults else self.broken.get(request.endpoint_name)
-            if request.endpoint_name not in self.apps:
-                message = f"Endpoint {request.endpoint_name} of account 123456789012 not found."
+            name = shared_name(request.endpoint_name, request.target_model)
+            if name not in self.apps:
+                message = f"Endpoint {request.endpoint_name} of account 123456789012 has no such model."
                 raise moto_shims.EndpointError("ValidationError", message, 400)
-            client, backend = self.apps[request.endpoint_name]
+            client, backend = self.apps[name]
             if fault is not None and fault != CONTAINER_FAILURE:
                 raise moto_shims.EndpointError(fault, f"injected {fault}", RUNTIME_FAULT_STATUS[fault])
             backend.failure = ModelFailure("injected model failure") if fault == CONTAINER_FAILURE else None

@@ -8,8 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from convclass import layout
-from convclass.events import RunOptions, TrainingRunRequest, execution_name, plan_run
+from convclass.events import ChampionRecord, RunOptions, TrainingRunRequest, execution_name, plan_run
 from convclass.export.request import ExportRequest
+from convclass.hosting import keys
 from functions.preprocess.job import parse_request as parse_preprocess
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -105,3 +106,55 @@ def test_training_channels_are_what_the_training_entrypoint_reads() -> None:
     assert set(channels) == set(CHANNEL_FILES)
     for name, uri in channels.items():
         assert uri.endswith("/" + CHANNEL_FILES[name]), (name, uri)
+
+
+def test_shared_plan_routes_to_an_immutable_per_run_key_and_never_another_tenants() -> None:
+    plans = [
+        plan_run(
+            _request(tenant=tenant, options={"hosting": "shared"}),
+            execution_name=f"{tenant}-support-{run}",
+            bucket="convclass-data",
+            shared_endpoint="cc-shared",
+        )
+        for tenant in ("acme", "globex")
+        for run in ("r1", "r2")
+    ]
+    for plan in plans:
+        assert plan.hosting == "shared"
+        assert plan.shared is not None
+        assert plan.serving_endpoint == plan.shared.endpoint_name == "cc-shared"
+        assert plan.shared.model_key == keys.SHARED_MODELS_PREFIX + plan.shared.target_model
+        assert plan.shared.model_key.startswith(keys.shared_classifier_prefix(plan.tenant, "support"))
+        assert plan.shared.copy_source_prefix == "convclass-data/" + layout.ClassifierLayout(
+            plan.tenant, "support"
+        ).model_output_prefix(plan.run_id)
+    assert len({plan.shared.model_key for plan in plans if plan.shared}) == len(plans)
+
+
+def test_a_shared_run_needs_a_shared_endpoint_and_dedicated_is_the_default() -> None:
+    with pytest.raises(ValueError, match="shared endpoint"):
+        plan_run(_request(options={"hosting": "shared"}), execution_name="a-b-1", bucket="convclass-data")
+    dedicated = plan_run(_request(), execution_name="a-b-1", bucket="convclass-data", shared_endpoint="cc-s")
+    assert (dedicated.hosting, dedicated.shared) == ("dedicated", None)
+    assert dedicated.serving_endpoint == dedicated.deploy.endpoint_name
+
+
+def test_champion_records_read_old_and_shared_forms() -> None:
+    common = {
+        "run_id": "r1",
+        "model_artifacts": "s3://b/k",
+        "training_job_name": "j",
+        "metrics": {"accuracy": 0.9, "macro_f1": 0.8},
+        "execution": "arn",
+        "deployed_at": "2026-12-06T00:00:00Z",
+    }
+    old = ChampionRecord.model_validate({**common, "model_name": "m", "endpoint_config_name": "c"})
+    assert old.hosting == "dedicated"
+    shared = ChampionRecord.model_validate(
+        {**common, "hosting": "shared", "endpoint_name": "cc-shared", "target_model": "a/b/r1/model.tar.gz"}
+    )
+    assert (shared.endpoint_name, shared.target_model) == ("cc-shared", "a/b/r1/model.tar.gz")
+    with pytest.raises(ValidationError):
+        ChampionRecord.model_validate({**common, "hosting": "shared", "endpoint_name": "cc-shared"})
+    with pytest.raises(ValidationError):
+        ChampionRecord.model_validate({**common, "model_name": "m"})

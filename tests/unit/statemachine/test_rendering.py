@@ -234,3 +234,54 @@ def test_a_rejected_challenger_ends_in_a_succeed_state_whatever_the_publish_does
     reachable = _targets(rejected)
     assert reachable == {t.ENDED_REJECTED}
     assert states[t.ENDED_REJECTED]["Type"] == "Succeed"
+
+
+def test_a_stack_without_a_shared_endpoint_has_no_shared_branch() -> None:
+    from dataclasses import replace
+
+    states = render_training_pipeline(replace(training_resources(), shared_endpoint_name=None))["States"]
+    shared_states = {t.HOSTING_CHOICE, t.PUBLISH_SHARED_MODEL, t.WARM_SHARED_MODEL, t.WRITE_SHARED_CHAMPION}
+    assert shared_states.isdisjoint(states)
+    assert states[t.DEPLOY_DECISION]["Default"] == t.CREATE_MODEL
+    assert states[t.REQUEST_DEPLOY_APPROVAL]["Next"] == t.CREATE_MODEL
+    assert states[t.VALIDATE_INPUT]["Parameters"]["Payload"]["shared_endpoint"] is None
+
+
+def test_the_shared_branch_publishes_encrypted_and_warms_without_customer_text() -> None:
+    states = TRAINING["States"]
+    assert states[t.DEPLOY_DECISION]["Default"] == t.HOSTING_CHOICE
+    assert states[t.REQUEST_DEPLOY_APPROVAL]["Next"] == t.HOSTING_CHOICE
+    copy = states[t.PUBLISH_SHARED_MODEL]["Parameters"]
+    assert (copy["ServerSideEncryption"], copy["SSEKMSKeyId"]) == (
+        "aws:kms",
+        training_resources().kms_key_arn,
+    )
+    warm = states[t.WARM_SHARED_MODEL]
+    assert warm["Parameters"]["EndpointName"] == training_resources().shared_endpoint_name
+    assert json.loads(warm["Parameters"]["Body"]) == {"body": "warm-up", "body_content_type": "text/plain"}
+    assert warm["Next"] == t.WRITE_SHARED_CHAMPION
+    assert states[t.WRITE_SHARED_CHAMPION]["Next"] == t.COMMIT_HISTORY
+    assert states[t.WRITE_SHARED_CHAMPION]["Parameters"]["Body"]["hosting"] == "shared"
+    assert states[t.WRITE_CHAMPION]["Parameters"]["Body"]["hosting"] == "dedicated"
+
+
+def test_every_inference_path_to_an_endpoint_reads_the_route_first() -> None:
+    iteration = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"]
+    assert iteration[i.CHECK_MESSAGE]["Choices"][0]["Next"] == i.FIND_ROUTE
+    assert iteration[i.WAIT_TO_RETRY]["Next"] == i.FIND_ROUTE
+    assert iteration[i.CLASSIFY_SHARED]["Catch"] == iteration[i.CLASSIFY]["Catch"]
+    assert iteration[i.CLASSIFY_SHARED]["Retry"] == iteration[i.CLASSIFY]["Retry"]
+    assert "TargetModel.$" in iteration[i.CLASSIFY_SHARED]["Parameters"]
+    assert "TargetModel.$" not in iteration[i.CLASSIFY]["Parameters"]
+
+
+def test_without_a_shared_endpoint_inference_reads_no_route() -> None:
+    from dataclasses import replace
+
+    plain = render_inference_workflow(replace(inference_resources(), shared_endpoint_name=None))
+    iteration = plain["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"]
+    assert {i.FIND_ROUTE, i.ROUTE_CHOICE, i.CLASSIFY_SHARED}.isdisjoint(iteration)
+    assert iteration[i.CHECK_MESSAGE]["Choices"][0]["Next"] == i.CLASSIFY
+    assert iteration[i.WAIT_TO_RETRY]["Next"] == i.CLASSIFY
+    shared = INFERENCE["States"][i.CLASSIFY_EMAILS]["ItemProcessor"]["States"][i.CLASSIFY_SHARED]
+    assert shared["Parameters"]["EndpointName"] == inference_resources().shared_endpoint_name
