@@ -166,12 +166,16 @@ def train_model(
         }
     ]
     confidence = metrics.confidence
+    # The shared-encoder head (hosting issue) beside whatever else ran: its figures under their own names.
+    head = next((c for c in candidates if c["architecture"] == "head"), None)
     result: dict[str, Any] = {
         "accuracy": metrics.accuracy,
         "macro_f1": metrics.macro_f1,
         "weighted_f1": metrics.weighted_f1,
         "selected_architecture": metrics.architecture,
         "candidates": candidates,
+        "head_accuracy": head["test_accuracy"] if head else None,
+        "head_train_seconds": head["train_seconds"] if head else None,
         "ece": confidence.ece if confidence else metrics.expected_calibration_error,
         "ece_uncalibrated": metrics.expected_calibration_error,
         "validation_ece_before": confidence.validation_ece_before if confidence else None,
