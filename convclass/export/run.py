@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from convclass.errors import ExportIncomplete, InsufficientData, InvalidInput
-from convclass.export.chunks import ExportChunk, plan_chunks
+from convclass.export.chunks import MIN_MAP_CHUNKS, ExportChunk, plan_chunks
 from convclass.export.consent import ConsentRecord, gate_answer_record, record_consent, require_consent
 from convclass.export.manifest import (
     ChunkInfo,
@@ -285,12 +285,14 @@ def plan_export(target: ExportTarget, request: ExportRequest) -> ExportPlan:
     chunks = plan_chunks(
         window, chunk_duration=timedelta(hours=request.chunk_hours), max_chunks=request.max_chunks
     )
+    chunked = len(chunks) >= MIN_MAP_CHUNKS
     return ExportPlan(
         mode=request.mode,
         window=window,
         previous_watermark=None if previous is None else previous.value,
         chunk_count=len(chunks),
-        chunks=chunks,
+        chunked=chunked,
+        chunks=chunks if chunked else [],
     )
 
 
