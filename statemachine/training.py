@@ -149,6 +149,8 @@ class PipelineSettings:
     export_map: Literal["distributed", "inline"] = "distributed"
     #: Chunks exported at once (bounded so a source store is not overrun by one tenant's export).
     export_max_concurrency: int = 10
+    #: The most chunks a plan cuts a window into (chunks widen evenly beyond it; at most MAX_CHUNKS).
+    export_max_chunks: int = 100
 
     def __post_init__(self) -> None:
         if (
@@ -158,6 +160,7 @@ class PipelineSettings:
                 self.endpoint_max_polls,
                 self.lambda_timeout_seconds,
                 self.export_max_concurrency,
+                self.export_max_chunks,
             )
             < 1
         ):
@@ -412,7 +415,13 @@ def _export_states(r: TrainingPipelineResources, s: PipelineSettings) -> dict[st
     fields: dict[str, Any] = {f"{name}.$": f"$.plan.export.{name}" for name in ExportStep.model_fields}
     return {
         PLAN_EXPORT: _export_action(
-            r, s, "plan", {}, result_path="$.export_plan", next_state=EXPORT_SIZE, catches=_EXPORT_CATCHES
+            r,
+            s,
+            "plan",
+            {"max_chunks": s.export_max_chunks},
+            result_path="$.export_plan",
+            next_state=EXPORT_SIZE,
+            catches=_EXPORT_CATCHES,
         ),
         EXPORT_SIZE: {
             "Type": "Choice",

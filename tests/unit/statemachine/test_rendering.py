@@ -177,6 +177,7 @@ def test_export_plans_then_sizes_small_tenants_to_one_task() -> None:
     states = TRAINING["States"]
     plan = states[t.PLAN_EXPORT]
     assert (plan["Parameters"]["Payload"]["action"], plan["Next"]) == ("plan", t.EXPORT_SIZE)
+    assert plan["Parameters"]["Payload"]["max_chunks"] == PipelineSettings().export_max_chunks
     assert plan["Catch"][0]["Next"] == t.REPORT_NO_TRAINING  # an empty window is not a failure
     size = states[t.EXPORT_SIZE]
     assert size["Choices"] == [
