@@ -165,6 +165,8 @@ class PipelineSettings:
             < 1
         ):
             raise ValueError("poll interval, poll bound, timeouts and export concurrency must be positive")
+        if self.export_map not in ("distributed", "inline"):
+            raise ValueError("export_map must be 'distributed' or 'inline'")
         if self.export_map == "inline" and self.export_max_concurrency > _INLINE_MAP_MAX_CONCURRENCY:
             raise ValueError(f"an inline Map runs at most {_INLINE_MAP_MAX_CONCURRENCY} iterations at once")
 
