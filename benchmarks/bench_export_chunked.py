@@ -19,7 +19,8 @@ What it measures locally, honestly: the engine runs Map iterations as threads of
 files source reads the whole drop for every chunk (it filters rows by change time; a database source asks
 its index for the chunk's window), so ``speedup_vs_single_task`` here is the cost of the chunked path on one
 process, not the speedup of parallel Lambdas on AWS. ``peak_rss_mb_per_chunk``: the process's peak
-resident set during the chunked export (sampled every 50 ms) minus before it (moto's in-memory S3 holding
+resident set during the chunked export (sampled every 50 ms) minus before it (after freed memory is
+handed back to the OS; moto's in-memory S3 holding
 the parts included), divided by the iterations that ran at once. ``transitions``: states entered by the
 export's execution (Map iterations included; on AWS a Distributed Map bills its child executions'
 transitions the same way). Last line: JSON.
@@ -28,6 +29,8 @@ transitions the same way). Last line: JSON.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import resource
@@ -42,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
+import pyarrow as pa  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from convclass import layout  # noqa: E402
@@ -70,6 +74,10 @@ class PeakRss:
     """Samples the resident set every 50 ms while running; ``growth``: the peak above the start."""
 
     def __init__(self) -> None:
+        # Hand memory freed earlier (generating the drop) back to the OS, so the start is what is live.
+        gc.collect()
+        pa.default_memory_pool().release_unused()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         self.start = self.peak = rss_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
