@@ -2,7 +2,8 @@
 
 Happy path, with the optional gates in brackets::
 
-    ValidateInput → ExportApprovalGate → [RequestExportApproval → RecordExportConsent] → Export → Preprocess
+    ValidateInput → ExportApprovalGate → [RequestExportApproval → RecordExportConsent] → PlanExport
+      → ExportSize → Export (small tenants) | ExportChunks (Map) → FinalizeExport (big ones) → Preprocess
       → FindChampion → Train → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel
       → CreateEndpointConfig → InspectEndpoint → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
         (Failed: DeleteFailedEndpoint → WaitForDeletion → InspectEndpoint …, bounded → CreateEndpoint)
