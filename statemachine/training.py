@@ -2,7 +2,8 @@
 
 Happy path, with the optional gates in brackets::
 
-    ValidateInput → ExportApprovalGate → [RequestExportApproval → RecordExportConsent] → Export → Preprocess
+    ValidateInput → ExportApprovalGate → [RequestExportApproval → RecordExportConsent] → PlanExport
+      → ExportSize → Export (small tenants) | ExportChunks (Map) → FinalizeExport (big ones) → Preprocess
       → FindChampion → Train → Evaluate → DeployDecision → [RequestDeployApproval] → CreateModel
       → CreateEndpointConfig → InspectEndpoint → CreateOrUpdateEndpoint → CreateEndpoint | UpdateEndpoint
         (Failed: DeleteFailedEndpoint → WaitForDeletion → InspectEndpoint …, bounded → CreateEndpoint)
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from convclass import errors, events
 from convclass.events import ExportStep
@@ -72,7 +73,12 @@ REQUEST_EXPORT_APPROVAL = "RequestExportApproval"
 RECORD_EXPORT_CONSENT = "RecordExportConsent"
 RECORD_EXPORT_REFUSAL = "RecordExportRefusal"
 EXPORT_APPROVAL_TIMED_OUT = "ExportApprovalTimedOut"
+PLAN_EXPORT = "PlanExport"
+EXPORT_SIZE = "ExportSize"
 EXPORT = "Export"
+EXPORT_CHUNKS = "ExportChunks"
+EXPORT_CHUNK = "ExportChunk"
+FINALIZE_EXPORT = "FinalizeExport"
 PREPROCESS = "Preprocess"
 REPORT_NO_TRAINING = "ReportNoTraining"
 ENDED_WITHOUT_TRAINING = "EndedWithoutTraining"
@@ -136,6 +142,10 @@ ENDPOINT_ABSENT = "Absent"
 _ENDPOINT_DEAD = ["Failed", "OutOfService", "Deleting", "UpdateRollbackFailed"]
 
 
+#: AWS runs at most this many inline Map iterations concurrently.
+_INLINE_MAP_MAX_CONCURRENCY = 40
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """Deployment-wide knobs of the training pipeline (stack config); per-run choices live in RunOptions."""
@@ -153,6 +163,14 @@ class PipelineSettings:
     training_timeout_seconds: int = 5 * 24 * 3600 + 3600
     #: Lambda state timeouts sit just above the functions' own 15-minute limit.
     lambda_timeout_seconds: int = 930
+    #: How a big tenant's export chunks run: ``distributed`` (a Distributed Map: every chunk a child
+    #: execution, up to 10,000 in parallel, its own history) on AWS; ``inline`` (an inline Map, at most 40
+    #: iterations at once, in the run's own history) where the engine has no Distributed Map (moto's).
+    export_map: Literal["distributed", "inline"] = "distributed"
+    #: Chunks exported at once (bounded so a source store is not overrun by one tenant's export).
+    export_max_concurrency: int = 10
+    #: The most chunks a plan cuts a window into (chunks widen evenly beyond it; at most MAX_CHUNKS).
+    export_max_chunks: int = 100
 
     def __post_init__(self) -> None:
         if (
@@ -161,10 +179,16 @@ class PipelineSettings:
                 self.endpoint_poll_seconds,
                 self.endpoint_max_polls,
                 self.lambda_timeout_seconds,
+                self.export_max_concurrency,
+                self.export_max_chunks,
             )
             < 1
         ):
-            raise ValueError("poll interval, poll bound and timeouts must be positive")
+            raise ValueError("poll interval, poll bound, timeouts and export concurrency must be positive")
+        if self.export_map not in ("distributed", "inline"):
+            raise ValueError("export_map must be 'distributed' or 'inline'")
+        if self.export_map == "inline" and self.export_max_concurrency > _INLINE_MAP_MAX_CONCURRENCY:
+            raise ValueError(f"an inline Map runs at most {_INLINE_MAP_MAX_CONCURRENCY} iterations at once")
 
 
 def _failure(error: str, cause_path: str, next_state: str = PUBLISH_FAILURE) -> State:
@@ -358,11 +382,12 @@ def _export_action(
     next_state: str,
     on_error: tuple[str, str] = (PUBLISH_FAILURE, "$.failure"),
     on_error_names: list[str] = FINAL_ERRORS,
+    catches: list[State] | None = None,
 ) -> State:
     """An export-function action on this run's export step (commit, recording the export gate's answer).
 
     ``on_error`` catches ``on_error_names`` (default: the final step errors; other errors fail the run at
-    this step, to be redriven)."""
+    this step, to be redriven); ``catches`` replaces that one catcher."""
     payload: dict[str, Any] = {f"{name}.$": f"$.plan.export.{name}" for name in ExportStep.model_fields}
     return lambda_task(
         r.export_function_arn,
@@ -370,8 +395,89 @@ def _export_action(
         result_path=result_path,
         timeout=settings.lambda_timeout_seconds,
         next_state=next_state,
-        catches=[catch(on_error_names, on_error[0], on_error[1])],
+        catches=catches or [catch(on_error_names, on_error[0], on_error[1])],
     )
+
+
+_EXPORT_CATCHES = [
+    catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
+    catch(FINAL_ERRORS, PUBLISH_FAILURE, "$.failure"),
+]
+
+
+def _export_task(r: TrainingPipelineResources, s: PipelineSettings, payload: str, **rest: Any) -> State:
+    """One export-function call of an export (whole window or one chunk)."""
+    return lambda_task(
+        r.export_function_arn,
+        payload,
+        timeout=s.lambda_timeout_seconds,
+        # The export already retries inside; an unreachable store gets two more chances a minute apart.
+        extra_retries=[retry([errors.SourceUnavailable.__name__], interval=60, attempts=2)],
+        **rest,
+    )
+
+
+def _chunk_task(r: TrainingPipelineResources, s: PipelineSettings) -> State:
+    """One Map iteration: export one chunk (its errors reach the Map state's catchers)."""
+    task = _export_task(r, s, "$", result_path="$", next_state=EXPORT_CHUNK, catches=[])
+    del task["Next"], task["Catch"]
+    return {**task, "End": True}
+
+
+def _export_states(r: TrainingPipelineResources, s: PipelineSettings) -> dict[str, State]:
+    """PlanExport → ExportSize → Export (one task: small tenants) | ExportChunks → FinalizeExport.
+
+    The plan's size rule (``ExportPlan.chunked``) picks the path; both end with the run manifest at the
+    same key and its summary at ``$.export``. The Map's chunk results are dropped (``ResultPath: null``): up
+    to 500 summaries would not fit the state payload, and FinalizeExport reads the chunk manifests instead.
+    """
+    processor: State = {"Mode": "INLINE"}
+    if s.export_map == "distributed":
+        processor = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    fields: dict[str, Any] = {f"{name}.$": f"$.plan.export.{name}" for name in ExportStep.model_fields}
+    return {
+        PLAN_EXPORT: _export_action(
+            r,
+            s,
+            "plan",
+            {"max_chunks": s.export_max_chunks},
+            result_path="$.export_plan",
+            next_state=EXPORT_SIZE,
+            catches=_EXPORT_CATCHES,
+        ),
+        EXPORT_SIZE: {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.export_plan.result.chunked", "BooleanEquals": True, "Next": EXPORT_CHUNKS}
+            ],
+            "Default": EXPORT,
+        },
+        EXPORT: _export_task(
+            r, s, "$.plan.export", result_path="$.export", next_state=PREPROCESS, catches=_EXPORT_CATCHES
+        ),
+        EXPORT_CHUNKS: {
+            "Type": "Map",
+            "ItemsPath": "$.export_plan.result.chunks",
+            "ItemSelector": {**fields, "action": "export", "chunk.$": "$$.Map.Item.Value"},
+            "MaxConcurrency": s.export_max_concurrency,
+            "ItemProcessor": {
+                "ProcessorConfig": processor,
+                "StartAt": EXPORT_CHUNK,
+                "States": {EXPORT_CHUNK: _chunk_task(r, s)},
+            },
+            "ResultPath": None,
+            "Catch": _EXPORT_CATCHES,
+            "Next": FINALIZE_EXPORT,
+        },
+        FINALIZE_EXPORT: _export_action(
+            r,
+            s,
+            "finalize",
+            {"window.$": "$.export_plan.result.window", "chunk_count.$": "$.export_plan.result.chunk_count"},
+            result_path="$.export",
+            next_state=PREPROCESS,
+        ),
+    }
 
 
 def _update_endpoint(settings: PipelineSettings) -> State:
@@ -630,7 +736,7 @@ def render_training_pipeline(
                     "Next": REQUEST_EXPORT_APPROVAL,
                 },
             ],
-            "Default": EXPORT,
+            "Default": PLAN_EXPORT,
         },
         # A roll back: the earlier model stands where a training job's result would, and goes through the
         # same comparison (never blocking: the plan sets its thresholds) and deployment steps.
@@ -654,7 +760,12 @@ def render_training_pipeline(
             rejected=RECORD_EXPORT_REFUSAL,
         ),
         RECORD_EXPORT_CONSENT: _export_action(
-            r, s, "consent", {"answer.$": "$.export_approval"}, result_path="$.consent", next_state=EXPORT
+            r,
+            s,
+            "consent",
+            {"answer.$": "$.export_approval"},
+            result_path="$.consent",
+            next_state=PLAN_EXPORT,
         ),
         RECORD_EXPORT_REFUSAL: _export_action(
             r,
@@ -671,19 +782,7 @@ def render_training_pipeline(
             ERROR_APPROVAL_TIMED_OUT,
             "States.Format('export approval got no answer in time ({})', $.failure.Error)",
         ),
-        EXPORT: lambda_task(
-            r.export_function_arn,
-            "$.plan.export",
-            result_path="$.export",
-            timeout=s.lambda_timeout_seconds,
-            next_state=PREPROCESS,
-            # The export already retries inside; an unreachable store gets two more chances a minute apart.
-            extra_retries=[retry([errors.SourceUnavailable.__name__], interval=60, attempts=2)],
-            catches=[
-                catch([ERROR_INSUFFICIENT_DATA], REPORT_NO_TRAINING, "$.failure"),
-                catch(FINAL_ERRORS, PUBLISH_FAILURE, "$.failure"),
-            ],
-        ),
+        **_export_states(r, s),
         PREPROCESS: lambda_task(
             r.preprocess_function_arn,
             "$.plan.preprocess",

@@ -14,6 +14,8 @@ from convclass.export.window import TimeWindow
 
 #: Upper bound on chunks per export: keeps the Map's item list far below the 256 KB state payload limit.
 MAX_CHUNKS = 500
+#: The size rule of a plan: a window shorter than this many chunks is exported by one task (no Map).
+MIN_MAP_CHUNKS = 3
 _MICROSECOND = timedelta(microseconds=1)
 
 

@@ -133,6 +133,9 @@ class ExportPlan(BaseModel):
     window: TimeWindow
     previous_watermark: datetime | None
     chunk_count: int
+    #: The size rule: True when the window spans at least ``MIN_MAP_CHUNKS`` chunks (the Map exports them in
+    #: parallel); False keeps the single-task export, and ``chunks`` is then empty.
+    chunked: bool
     chunks: list[ExportChunk]
 
 

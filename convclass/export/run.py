@@ -18,8 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from convclass.dataset.history import HistoryManifest
 from convclass.errors import ExportIncomplete, InsufficientData, InvalidInput
-from convclass.export.chunks import ExportChunk, plan_chunks
+from convclass.export.chunks import MIN_MAP_CHUNKS, ExportChunk, plan_chunks
 from convclass.export.consent import ConsentRecord, gate_answer_record, record_consent, require_consent
 from convclass.export.manifest import (
     ChunkInfo,
@@ -49,6 +50,10 @@ from convclass.layout import ClassifierLayout, s3_uri
 DEFAULT_SETTLE = timedelta(minutes=5)
 
 
+#: Default of :attr:`ExportTarget.map_min_records`: about what one export task writes in a few minutes.
+DEFAULT_MAP_MIN_RECORDS = 200_000
+
+
 @dataclass(frozen=True)
 class ExportTarget:
     """Where and how the export writes: the data bucket, part limits and the encryption key."""
@@ -59,6 +64,9 @@ class ExportTarget:
     max_part_rows: int = DEFAULT_MAX_PART_ROWS
     kms_key_id: str | None = None
     settle: timedelta = DEFAULT_SETTLE
+    #: The plan's size rule: a tenant whose committed training history holds fewer records than this is
+    #: exported by one task; 0 sizes by the window alone (a first export of a tenant has no history).
+    map_min_records: int = DEFAULT_MAP_MIN_RECORDS
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -278,6 +286,16 @@ def _check_chunks(chunks: list[ExportManifest], request: ExportRequest, window: 
         raise ExportIncomplete("the chunks do not cover the planned window")
 
 
+def _history_records(target: ExportTarget, mark: Watermark) -> int:
+    """How many records the committed training history holds (the tenant's size the plan goes by)."""
+    assert mark.history_key is not None  # committed_history only returns marks that name one
+    body = target.s3.get_object(Bucket=target.bucket, Key=mark.history_key)["Body"].read()
+    try:
+        return sum(part.records for part in HistoryManifest.model_validate_json(body).parts)
+    except ValidationError:
+        raise InvalidInput("the committed training history is unreadable; run a full export") from None
+
+
 def plan_export(target: ExportTarget, request: ExportRequest) -> ExportPlan:
     require_consent(target.s3, target.bucket, request.where, request.label_field)
     previous = committed_history(target.s3, target.bucket, request.where)
@@ -285,12 +303,17 @@ def plan_export(target: ExportTarget, request: ExportRequest) -> ExportPlan:
     chunks = plan_chunks(
         window, chunk_duration=timedelta(hours=request.chunk_hours), max_chunks=request.max_chunks
     )
+    chunked = len(chunks) >= MIN_MAP_CHUNKS and (
+        target.map_min_records == 0
+        or (previous is not None and _history_records(target, previous) >= target.map_min_records)
+    )
     return ExportPlan(
         mode=request.mode,
         window=window,
         previous_watermark=None if previous is None else previous.value,
         chunk_count=len(chunks),
-        chunks=chunks,
+        chunked=chunked,
+        chunks=chunks if chunked else [],
     )
 
 

@@ -88,7 +88,9 @@ class LocalRuntime:
         self._endpoints = LocalEndpointHost(workdir=self.workdir)
         _cold_start_functions()
         self._install_hooks()
-        self.outputs = deploy(self.aws, PipelineSettings(endpoint_poll_seconds=self.endpoint_poll_seconds))
+        self.outputs = deploy(
+            self.aws, PipelineSettings(endpoint_poll_seconds=self.endpoint_poll_seconds, export_map="inline")
+        )
         self.outputs.save(self.outputs_path)
         if self.persist:
             self.restored_objects = state.restore(

@@ -232,9 +232,10 @@ def build_world() -> World:
         )
         return str(created["stateMachineArn"])
 
-    short = PipelineSettings(approval_timeout_seconds=2)
+    local = PipelineSettings(export_map="inline")  # moto's engine has no Distributed Map
+    short = PipelineSettings(approval_timeout_seconds=2, export_map="inline")
     return World(
-        training_arn=machine(TRAINING, render_training_pipeline(resources), "STANDARD"),
+        training_arn=machine(TRAINING, render_training_pipeline(resources, local), "STANDARD"),
         short_approvals_arn=machine(SHORT_APPROVALS, render_training_pipeline(resources, short), "STANDARD"),
         inference_arn=machine(
             INFERENCE, render_inference_workflow(InferenceResources(BUS, BUCKET, SHARED_ENDPOINT)), "EXPRESS"

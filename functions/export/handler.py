@@ -22,7 +22,7 @@ from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
 from convclass.errors import InvalidInput
 from convclass.export.factory import open_source
 from convclass.export.request import CommitSummary, ConsentSummary, ExportPlan, ExportRequest
-from convclass.export.run import DEFAULT_SETTLE, ExportTarget, execute
+from convclass.export.run import DEFAULT_MAP_MIN_RECORDS, DEFAULT_SETTLE, ExportTarget, execute
 from convclass.export.settings import SECRET_ID_ENV, SourceSettings, load_source_settings
 from convclass.export.source import ConversationSource
 from convclass.export.writer import DEFAULT_MAX_PART_BYTES, DEFAULT_MAX_PART_ROWS
@@ -52,6 +52,7 @@ def target_from_environment(s3: Any, bucket: str, environ: Mapping[str, str]) ->
             max_part_bytes=int(environ.get("CONVCLASS_EXPORT_MAX_PART_BYTES", DEFAULT_MAX_PART_BYTES)),
             max_part_rows=int(environ.get("CONVCLASS_EXPORT_MAX_PART_ROWS", DEFAULT_MAX_PART_ROWS)),
             kms_key_id=environ.get(KMS_KEY_ENV) or None,
+            map_min_records=int(environ.get("CONVCLASS_EXPORT_MAP_MIN_RECORDS", DEFAULT_MAP_MIN_RECORDS)),
             settle=timedelta(
                 seconds=int(environ.get("CONVCLASS_EXPORT_SETTLE_SECONDS", DEFAULT_SETTLE.total_seconds()))
             ),

@@ -299,7 +299,7 @@ def test_approving_the_export_gate_by_token_records_consent_and_the_run_proceeds
     assert facts["status"] == "SUCCEEDED", facts["error"]
     entered = list(facts["entered"])
     assert entered.index(t.RECORD_EXPORT_CONSENT) == entered.index(t.REQUEST_EXPORT_APPROVAL) + 1
-    assert entered.index(t.EXPORT) == entered.index(t.RECORD_EXPORT_CONSENT) + 1
+    assert entered.index(t.PLAN_EXPORT) == entered.index(t.RECORD_EXPORT_CONSENT) + 1
     consent = facts["consent"]
     assert (consent["approved"], consent["approved_by"], consent["reason"]) == (
         True,

@@ -151,7 +151,8 @@ def test_unknown_tenant_secret(approved: Any, monkeypatch: pytest.MonkeyPatch) -
         handler(event_for(make_request(data_source={"kind": "mongodb"})), CONTEXT)
 
 
-def test_plan_answers_map_items(approved: Any, drop: str) -> None:
+def test_plan_answers_map_items(approved: Any, drop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVCLASS_EXPORT_MAP_MIN_RECORDS", "0")  # size by the window alone
     window = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-31T00:00:00Z"}
     answer = handler(files_event(drop, action="plan", window=window, chunk_hours=24 * 10), CONTEXT)
     assert answer["chunk_count"] == 3

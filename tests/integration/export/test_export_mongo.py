@@ -285,12 +285,14 @@ def test_failed_part_upload_leaves_no_manifest(approved: Any) -> None:
 def test_chunked_export_equals_single_export_and_finalize_needs_every_chunk(approved: Any) -> None:
     collection, _ = seeded(80)
     window = {"start": "2026-01-05T00:00:00Z", "end": "2026-03-01T00:00:00Z"}
-    plan = execute(
-        make_request("par", action="plan", window=window, chunk_hours=24 * 7),
-        target(approved),
-        lambda: source(collection),
-    )
+    planning = make_request("par", action="plan", window=window, chunk_hours=24 * 7)
+    small = execute(planning, target(approved), lambda: source(collection))
+    assert isinstance(small, ExportPlan)
+    # A tenant with no committed history is small by the default size rule: one task, no Map items.
+    assert (small.chunk_count, small.chunked, small.chunks) == (8, False, [])
+    plan = execute(planning, target(approved, map_min_records=0), lambda: source(collection))
     assert isinstance(plan, ExportPlan)
+    assert plan.chunked
     assert plan.chunk_count == len(plan.chunks) == 8  # 55 days in weeks
     for chunk in plan.chunks[:-1]:
         result = summary_of(

@@ -32,6 +32,9 @@ def _definitions() -> dict[str, dict[str, Any]]:
         "training-rolling": render_training_pipeline(
             training_resources(), PipelineSettings(blue_green=False)
         ),
+        "training-inline-export": render_training_pipeline(
+            training_resources(), PipelineSettings(export_map="inline")
+        ),
         "inference": render_inference_workflow(inference_resources()),
     }
 

@@ -36,7 +36,9 @@ def called(name: str) -> list[str]:
 
 
 TRAIN = called(t.TRAIN)
-BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, t.EXPORT, t.PREPROCESS, t.FIND_CHAMPION]
+#: A small tenant's export: planned, sized and exported by one task (no Map).
+SMALL_EXPORT = [t.PLAN_EXPORT, t.EXPORT_SIZE, t.EXPORT]
+BEFORE_TRAINING = [t.VALIDATE_INPUT, t.EXPORT_APPROVAL_GATE, *SMALL_EXPORT, t.PREPROCESS, t.FIND_CHAMPION]
 TRAINED = [*BEFORE_TRAINING, *TRAIN]
 POLL = [t.WAIT_FOR_ENDPOINT, *called(t.DESCRIBE_ENDPOINT), t.CHECK_ENDPOINT]
 #: No endpoint yet: InspectEndpoint's describe fails with "Could not find endpoint".
@@ -67,6 +69,7 @@ HAPPY = [
 FAILURE_TAIL = [t.PUBLISH_FAILURE, t.FAILED]
 #: Export and preprocess mocked, a winning challenger and an endpoint that comes up.
 _DATA_MOCKS = {
+    t.PLAN_EXPORT: "ExportSmall",
     t.EXPORT: "ExportDone",
     t.PREPROCESS: "DatasetBuilt",
     t.EVALUATE: "ChallengerWins",
@@ -226,6 +229,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     """
     real_comparison = {
         "RealComparison": {
+            t.PLAN_EXPORT: "ExportSmall",
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.DESCRIBE_ENDPOINT: "EndpointInServiceAfterPolls",
@@ -382,6 +386,7 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
     req = request("stuck")
     never = {
         "NeverInService": {
+            t.PLAN_EXPORT: "ExportSmall",
             t.EXPORT: "ExportDone",
             t.PREPROCESS: "DatasetBuilt",
             t.EVALUATE: "ChallengerWins",

@@ -173,6 +173,68 @@ def test_functions_receive_pointers_from_the_plan() -> None:
         assert states[name]["ResultSelector"], f"{name} keeps the whole Lambda response"
 
 
+def test_export_plans_then_sizes_small_tenants_to_one_task() -> None:
+    states = TRAINING["States"]
+    plan = states[t.PLAN_EXPORT]
+    assert (plan["Parameters"]["Payload"]["action"], plan["Next"]) == ("plan", t.EXPORT_SIZE)
+    assert plan["Parameters"]["Payload"]["max_chunks"] == PipelineSettings().export_max_chunks
+    assert plan["Catch"][0]["Next"] == t.REPORT_NO_TRAINING  # an empty window is not a failure
+    size = states[t.EXPORT_SIZE]
+    assert size["Choices"] == [
+        {"Variable": "$.export_plan.result.chunked", "BooleanEquals": True, "Next": t.EXPORT_CHUNKS}
+    ]
+    assert size["Default"] == t.EXPORT
+    assert states[t.EXPORT]["Next"] == states[t.FINALIZE_EXPORT]["Next"] == t.PREPROCESS
+    # Both paths leave the run manifest's summary where Preprocess and the outcome read it.
+    assert states[t.EXPORT]["ResultPath"] == states[t.FINALIZE_EXPORT]["ResultPath"] == "$.export"
+    finalize = states[t.FINALIZE_EXPORT]["Parameters"]["Payload"]
+    assert finalize["action"] == "finalize"
+    assert finalize["chunk_count.$"] == "$.export_plan.result.chunk_count"
+
+
+@pytest.mark.parametrize(
+    ("export_map", "processor"),
+    [
+        ("distributed", {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}),
+        ("inline", {"Mode": "INLINE"}),
+    ],
+)
+def test_chunk_map_renders_distributed_on_aws_and_inline_locally(
+    export_map: str, processor: dict[str, str]
+) -> None:
+    settings = PipelineSettings(export_map=export_map, export_max_concurrency=7)  # type: ignore[arg-type]
+    states = render_training_pipeline(training_resources(), settings)["States"]
+    chunks = states[t.EXPORT_CHUNKS]
+    assert chunks["Type"] == "Map"
+    assert chunks["ItemProcessor"]["ProcessorConfig"] == processor
+    assert chunks["MaxConcurrency"] == 7
+    assert chunks["ItemsPath"] == "$.export_plan.result.chunks"
+    assert chunks["ResultPath"] is None  # chunk summaries stay out of the state payload
+    selector = chunks["ItemSelector"]
+    assert (selector["action"], selector["chunk.$"]) == ("export", "$$.Map.Item.Value")
+    assert selector["tenant.$"] == "$.plan.export.tenant"
+    task = chunks["ItemProcessor"]["States"][t.EXPORT_CHUNK]
+    assert task["End"] is True
+    assert task["Parameters"]["Payload.$"] == "$"
+    assert task["Parameters"]["FunctionName"] == training_resources().export_function_arn
+    # Only the processor differs between the two renderings.
+    other = "inline" if export_map == "distributed" else "distributed"
+    alt = render_training_pipeline(
+        training_resources(),
+        PipelineSettings(export_map=other, export_max_concurrency=7),  # type: ignore[arg-type]
+    )["States"]
+    del alt[t.EXPORT_CHUNKS]["ItemProcessor"]["ProcessorConfig"]
+    del chunks["ItemProcessor"]["ProcessorConfig"]
+    assert alt == states
+
+
+def test_inline_export_map_concurrency_is_bounded_by_aws() -> None:
+    with pytest.raises(ValueError, match="inline Map"):
+        PipelineSettings(export_map="inline", export_max_concurrency=41)
+    with pytest.raises(ValueError, match="export concurrency"):
+        PipelineSettings(export_max_concurrency=0)
+
+
 def test_blue_green_update_is_optional() -> None:
     with_rollback = _call(t.UPDATE_ENDPOINT)["Parameters"]["DeploymentConfig"]
     assert with_rollback["AutoRollbackConfiguration"] == {"Alarms.$": "$.plan.deploy.rollback_alarms"}
@@ -206,7 +268,7 @@ def test_the_export_gate_records_its_answer_and_the_run_commits_last() -> None:
         "ResultPath": "$.failure",
     }
     consent, refusal = states[t.RECORD_EXPORT_CONSENT], states[t.RECORD_EXPORT_REFUSAL]
-    assert (consent["Parameters"]["Payload"]["action"], consent["Next"]) == ("consent", t.EXPORT)
+    assert (consent["Parameters"]["Payload"]["action"], consent["Next"]) == ("consent", t.PLAN_EXPORT)
     assert consent["Parameters"]["Payload"]["answer.$"] == "$.export_approval"
     assert (refusal["Parameters"]["Payload"]["action"], refusal["Next"]) == ("refuse", t.PUBLISH_FAILURE)
     assert refusal["Catch"][0]["ResultPath"] == "$.consent_error"  # $.failure stays ApprovalRejected
