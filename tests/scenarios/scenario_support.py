@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from convclass.deployment import sse_kms
-from convclass.events import INFERENCE_SOURCE, PIPELINE_SOURCE
+from convclass.events import INFERENCE_SOURCE, PIPELINE_SOURCE, DataSource, RunOptions, TrainingRunRequest
 from convclass.local.runtime import LocalRuntime
 
 #: Counts a scenario may add; bench_scenarios.py prints their totals.
@@ -25,6 +25,7 @@ COUNT_NAMES = (
     "duplicate_events",
     "cross_tenant_leaks",
 )
+LABEL_FIELD = "intent"
 #: Small and fast, as the CI-sized demo trains.
 FAST_TRAINING = {"architecture": "cnn", "epochs": "3", "max_length": "48"}
 
@@ -106,6 +107,42 @@ class BusObserver:
 
     def of_type(self, *detail_types: str) -> list[dict[str, Any]]:
         return [event for event in self.seen if event.get("detail-type") in detail_types]
+
+
+def tenant_records(tenant: str, prefix: str, n: int, seed: int) -> list[dict[str, Any]]:
+    """Generated labelled conversations whose labels carry ``prefix``: a label shows whose model answered."""
+    from convclass.generator import generate_emails
+
+    records = generate_emails(n, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
+    for record in records:
+        record["labels"][LABEL_FIELD] = prefix + record["labels"][LABEL_FIELD]
+    return records
+
+
+def local_request(
+    tenant: str,
+    classifier: str,
+    uri: str,
+    *,
+    business_key: str,
+    hyperparameters: dict[str, str] = FAST_TRAINING,
+    **options: Any,
+) -> TrainingRunRequest:
+    """A run of the files the scenario dropped, sized for the local machine (extra ``options`` on top)."""
+    return TrainingRunRequest(
+        tenant=tenant,
+        classifier=classifier,
+        label_field=LABEL_FIELD,
+        data_source=DataSource(kind="files", uri=uri),
+        options=RunOptions(
+            full_export=True,
+            managed_spot=False,
+            training_instance_type="ml.m5.xlarge",
+            hyperparameters=hyperparameters,
+            **options,
+        ),
+        business_key=business_key,
+    )
 
 
 def send_inbound(runtime: LocalRuntime, messages: Iterable[dict[str, Any]]) -> int:

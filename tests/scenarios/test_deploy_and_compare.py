@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario_support import BusObserver, drop_records
+from scenario_support import LABEL_FIELD, BusObserver, drop_records, local_request
 
 from convclass import layout
 from convclass.artifacts import ModelMetrics, extract_model_tar, read_metrics
@@ -26,10 +26,7 @@ from convclass.events import (
     RUN_FAILED,
     RUN_SUCCEEDED,
     ChampionRecord,
-    DataSource,
-    RunOptions,
     RunOutcome,
-    TrainingRunRequest,
     execution_name,
 )
 from convclass.export.consent import ConsentRecord, record_consent
@@ -42,7 +39,6 @@ from statemachine.history import ExecutionRecord, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scenarios-deploy")]
 
-LABEL_FIELD = "intent"
 EMAILS = 400
 #: Small and quick: what the scenarios check is the contract, not the model's quality.
 HYPERPARAMETERS = {"architecture": "cnn", "epochs": "2", "max_length": "48"}
@@ -87,19 +83,8 @@ class Stack:
             for record, label in zip(records, labels, strict=True):
                 record["labels"] = {**record["labels"], LABEL_FIELD: label}
         uri = drop_records(self.runtime, tenant, records, self.scratch)
-        request = TrainingRunRequest(
-            tenant=tenant,
-            classifier="support",
-            label_field=LABEL_FIELD,
-            data_source=DataSource(kind="files", uri=uri),
-            options=RunOptions(
-                full_export=True,
-                managed_spot=False,
-                training_instance_type="ml.m5.xlarge",
-                hyperparameters=HYPERPARAMETERS,
-                **options,
-            ),
-            business_key=f"run-{run}",
+        request = local_request(
+            tenant, "support", uri, business_key=f"run-{run}", hyperparameters=HYPERPARAMETERS, **options
         )
         sfn = self.client("stepfunctions")
         execution = sfn.start_execution(

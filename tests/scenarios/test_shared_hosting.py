@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from scenario_support import (
-    FAST_TRAINING,
+    LABEL_FIELD,
     BusObserver,
     ScenarioCounts,
     drop_records,
+    local_request,
     send_inbound,
+    tenant_records,
     wait_execution,
 )
 
@@ -31,12 +33,8 @@ from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
     ChampionRecord,
-    DataSource,
-    RunOptions,
-    TrainingRunRequest,
     inbound_max_message_bytes,
 )
-from convclass.generator import generate_emails
 from convclass.hosting import keys
 from convclass.inbound import inbound_message
 from convclass.local.runtime import LocalRuntime
@@ -45,7 +43,6 @@ from convclass.serving.schemas import EmailIn, InvocationResponse
 
 pytestmark = pytest.mark.slow
 
-LABEL_FIELD = "intent"
 CLASSIFIER = "support"
 PREFIXES = {"alpha": "a_", "bravo": "b_"}
 
@@ -56,30 +53,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
         yield local
 
 
-def _records(tenant: str, prefix: str, n: int, seed: int) -> list[dict[str, Any]]:
-    records = generate_emails(n, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
-    for record in records:
-        record["labels"][LABEL_FIELD] = prefix + record["labels"][LABEL_FIELD]
-    return records
-
-
 def _train(runtime: LocalRuntime, tenant: str, prefix: str, key: str, seed: int, tmp: Path) -> str:
-    uri = drop_records(runtime, tenant, _records(tenant, prefix, 300, seed), tmp)
-    request = TrainingRunRequest(
-        tenant=tenant,
-        classifier=CLASSIFIER,
-        label_field=LABEL_FIELD,
-        data_source=DataSource(kind="files", uri=uri),
-        options=RunOptions(
-            full_export=True,
-            managed_spot=False,
-            training_instance_type="ml.m5.xlarge",
-            hyperparameters=FAST_TRAINING,
-            min_accuracy=0.0,
-            tolerance=1.0,
-            hosting="shared",
-        ),
-        business_key=key,
+    uri = drop_records(runtime, tenant, tenant_records(tenant, prefix, 300, seed), tmp)
+    request = local_request(
+        tenant, CLASSIFIER, uri, business_key=key, min_accuracy=0.0, tolerance=1.0, hosting="shared"
     )
     return Operator(runtime.outputs).start_training(request)
 
@@ -96,7 +73,7 @@ def _classify(
     """Send six emails per tenant through the inbound queue: each conversation's predicted labels."""
     messages, owner = [], {}
     for tenant in tenants:
-        for index, email in enumerate(_records(tenant, "", 6, seed=seed)):
+        for index, email in enumerate(tenant_records(tenant, "", 6, seed=seed)):
             conversation = f"{tenant}-{seed}-{index}"
             request = EmailIn(id=conversation, body=email["body"], body_content_type="text/plain")
             messages.append(

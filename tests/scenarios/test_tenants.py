@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from scenario_support import (
-    FAST_TRAINING,
+    LABEL_FIELD,
     BusObserver,
     ScenarioCounts,
     drop_records,
+    local_request,
     send_inbound,
+    tenant_records,
     wait_execution,
 )
 
@@ -27,12 +29,8 @@ from convclass.deployment import INBOUND_BATCH_SIZE
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
-    DataSource,
-    RunOptions,
-    TrainingRunRequest,
     inbound_max_message_bytes,
 )
-from convclass.generator import generate_emails
 from convclass.inbound import inbound_message
 from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
@@ -40,7 +38,6 @@ from convclass.serving.schemas import EmailIn, InvocationResponse
 
 pytestmark = pytest.mark.slow
 
-LABEL_FIELD = "intent"
 TENANTS = {("acme", "shop-intent"): "a_", ("acme-shop", "intent"): "b_"}
 
 
@@ -50,30 +47,6 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
         yield local
 
 
-def _records(tenant: str, prefix: str, n: int, seed: int) -> list[dict[str, Any]]:
-    records = generate_emails(n, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
-    for record in records:
-        record["labels"][LABEL_FIELD] = prefix + record["labels"][LABEL_FIELD]
-    return records
-
-
-def _request(tenant: str, classifier: str, uri: str) -> TrainingRunRequest:
-    return TrainingRunRequest(
-        tenant=tenant,
-        classifier=classifier,
-        label_field=LABEL_FIELD,
-        data_source=DataSource(kind="files", uri=uri),
-        options=RunOptions(
-            full_export=True,
-            managed_spot=False,
-            training_instance_type="ml.m5.xlarge",
-            hyperparameters=FAST_TRAINING,
-            min_accuracy=0.0,
-        ),
-        business_key="first",
-    )
-
-
 def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
     runtime: LocalRuntime, tmp_path: Path, totals: ScenarioCounts
 ) -> None:
@@ -81,9 +54,11 @@ def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
     observer = BusObserver(runtime, "scenario-tenants")
     executions = {}
     for seed, ((tenant, classifier), prefix) in enumerate(TENANTS.items(), start=1):
-        uri = drop_records(runtime, tenant, _records(tenant, prefix, 300, seed), tmp_path)
+        uri = drop_records(runtime, tenant, tenant_records(tenant, prefix, 300, seed), tmp_path)
         operator.record_consent(tenant, classifier, LABEL_FIELD, approver="privacy-office")
-        executions[(tenant, classifier)] = operator.start_training(_request(tenant, classifier, uri))
+        executions[(tenant, classifier)] = operator.start_training(
+            local_request(tenant, classifier, uri, business_key="first", min_accuracy=0.0)
+        )
     assert len(set(executions.values())) == 2, "both runs started: neither was taken for the other"
 
     sagemaker = runtime.aws.client("sagemaker")
@@ -102,7 +77,7 @@ def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
     messages, expected_prefix = [], {}
     for (tenant, classifier), prefix in TENANTS.items():
         runtime.endpoints.ensure(deployed[(tenant, classifier)])
-        for index, email in enumerate(_records(tenant, prefix, 6, seed=100)):
+        for index, email in enumerate(tenant_records(tenant, prefix, 6, seed=100)):
             request = EmailIn(
                 id=email["conversation_id"],
                 subject=email.get("subject"),
