@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -306,20 +307,23 @@ def test_export_approval_rejected_stops_before_export(world: World) -> None:
     ]
 
 
+def _approval_requested(world: World, execution: str, gate: str, timeout_s: float = 60) -> ApprovalRequest:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in world.events(execution=execution):
+            if event["detail-type"] == events.APPROVAL_REQUESTED and event["detail"]["gate"] == gate:
+                return ApprovalRequest.model_validate(event["detail"])
+        time.sleep(0.05)
+    raise AssertionError(f"no {gate} approval was requested")
+
+
 def test_granted_approvals_let_the_run_deploy(world: World) -> None:
     req = request("granted", export_approval=True, deploy_approval=True)
     world.mock(req, "granted-support-1", world.training_arn)
     execution = world.start(world.training_arn, "granted-support-1", req.model_dump(mode="json"), "HappyPath")
     sfn = world.client("stepfunctions")
     for gate in ("export", "deployment"):
-        asked = ApprovalRequest.model_validate(
-            next(
-                e["detail"]
-                for _ in range(500)
-                for e in [*world.events(execution=execution)]
-                if e["detail-type"] == events.APPROVAL_REQUESTED and e["detail"]["gate"] == gate
-            )
-        )
+        asked = _approval_requested(world, execution, gate)
         sfn.send_task_success(taskToken=asked.task_token, output=json.dumps({"approved_by": "ops"}))
     run = wait_for(sfn, execution)
 
