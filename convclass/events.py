@@ -255,6 +255,9 @@ class EvaluationStep(_Frozen):
     endpoint_name: str
     min_accuracy: float
     tolerance: float
+    #: A roll back: the customer chose this earlier model, so it is not compared with the serving champion
+    #: (its metrics.json scored whatever served when it trained); only its own artifact is checked.
+    redeploy: bool = False
 
 
 class DeployStep(_Frozen):
@@ -407,6 +410,7 @@ def plan_run(
             endpoint_name=endpoint,
             min_accuracy=min_accuracy,
             tolerance=tolerance,
+            redeploy=request.redeploy is not None,
         ),
         deploy=DeployStep(
             model_name=layout.model_name(tenant, classifier, run_id),

@@ -170,7 +170,8 @@ def evaluate(event: EvaluateEvent, *, s3: Any, sagemaker: Any) -> EvaluationResu
     endpoint, record = current_champion(step, s3=s3, sagemaker=sagemaker)
     comparison: Comparison = compare(
         metrics,
-        serving=record.model_artifacts if record else None,
+        # A roll back is the customer's choice of an earlier model: no champion stands in its way.
+        serving=record.model_artifacts if record and not step.redeploy else None,
         scored=event.champion_model,
         min_accuracy=step.min_accuracy,
         tolerance=step.tolerance,

@@ -249,3 +249,14 @@ def test_a_shared_route_is_the_champion_while_the_shared_endpoint_exists(aws: tu
     )
     assert result.deploy is False
     assert result.champion is not None
+
+
+def test_a_roll_back_is_never_blocked_by_the_serving_champion(aws: tuple[Any, Any]) -> None:
+    s3, sagemaker = aws
+    _deploy_champion(s3, sagemaker, 0.95)
+    # The earlier model scored no (or another) champion when it trained; the customer chose it anyway.
+    event = _event(0.80, s3)
+    event["step"] = {**event["step"], "redeploy": True, "min_accuracy": 0.0}
+    result = evaluate(parse_event(event), s3=s3, sagemaker=sagemaker)
+    assert result.deploy is True
+    assert result.champion is None
