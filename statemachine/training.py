@@ -69,6 +69,7 @@ REPORT_REJECTED_REQUEST = "ReportRejectedRequest"
 REQUEST_REJECTED = "RequestRejected"
 EXPORT_APPROVAL_GATE = "ExportApprovalGate"
 USE_EARLIER_MODEL = "UseEarlierModel"
+NO_CHAMPION_SCORED = "NoChampionScored"
 REQUEST_EXPORT_APPROVAL = "RequestExportApproval"
 RECORD_EXPORT_CONSENT = "RecordExportConsent"
 RECORD_EXPORT_REFUSAL = "RecordExportRefusal"
@@ -118,6 +119,8 @@ SHARED_MODEL_NOT_SERVED = "SharedModelNotServed"
 WRITE_SHARED_CHAMPION = "WriteSharedChampion"
 COMMIT_HISTORY = "CommitHistory"
 COMMIT_REJECTED_RUN_HISTORY = "CommitRejectedRunHistory"
+HISTORY_TO_COMMIT = "HistoryToCommit"
+REJECTED_RUN_HISTORY_TO_COMMIT = "RejectedRunHistoryToCommit"
 PUBLISH_SUCCEEDED = "PublishSucceeded"
 SUCCEEDED = "Succeeded"
 PUBLISH_FAILURE = "PublishFailure"
@@ -595,7 +598,16 @@ def _write_champion(r: TrainingPipelineResources, route: dict[str, Any]) -> Stat
         "ResultPath": None,
         "TimeoutSeconds": 60,
         "Retry": [S3_RETRY],
-        "Next": COMMIT_HISTORY,
+        "Next": HISTORY_TO_COMMIT,
+    }
+
+
+def _history_to_commit(commit: str, skip_to: str) -> State:
+    """A roll back read no data: it has no history to commit."""
+    return {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.plan.redeploy_only", "BooleanEquals": True, "Next": skip_to}],
+        "Default": commit,
     }
 
 
@@ -748,6 +760,13 @@ def render_training_pipeline(
                 "model_artifacts.$": "$.plan.request.redeploy.model_artifacts",
             },
             "ResultPath": "$.training",
+            "Next": NO_CHAMPION_SCORED,
+        },
+        # Nothing was trained, so no champion was scored against it (Evaluate reads FindChampion's answer).
+        NO_CHAMPION_SCORED: {
+            "Type": "Pass",
+            "Result": {"result": {"model_artifacts": None}},
+            "ResultPath": "$.champion",
             "Next": EVALUATE,
         },
         REQUEST_EXPORT_APPROVAL: _approval(
@@ -857,7 +876,7 @@ def render_training_pipeline(
                 {
                     "Variable": "$.evaluation.result.deploy",
                     "BooleanEquals": False,
-                    "Next": COMMIT_REJECTED_RUN_HISTORY,
+                    "Next": REJECTED_RUN_HISTORY_TO_COMMIT,
                 },
                 {
                     "Variable": "$.plan.deploy_approval",
@@ -867,6 +886,7 @@ def render_training_pipeline(
             ],
             "Default": deploy,
         },
+        REJECTED_RUN_HISTORY_TO_COMMIT: _history_to_commit(COMMIT_REJECTED_RUN_HISTORY, MODEL_REJECTED),
         # The run read and trained on its data: the next run continues from this history either way.
         COMMIT_REJECTED_RUN_HISTORY: _export_action(
             r, s, "commit", {}, result_path="$.commit", next_state=MODEL_REJECTED
@@ -1020,6 +1040,7 @@ def render_training_pipeline(
                 "endpoint_config_name.$": "$.plan.deploy.endpoint_config_name",
             },
         ),
+        HISTORY_TO_COMMIT: _history_to_commit(COMMIT_HISTORY, PUBLISH_SUCCEEDED),
         COMMIT_HISTORY: _export_action(
             r, s, "commit", {}, result_path="$.commit", next_state=PUBLISH_SUCCEEDED
         ),

@@ -274,7 +274,10 @@ def test_the_export_gate_records_its_answer_and_the_run_commits_last() -> None:
     assert refusal["Catch"][0]["ResultPath"] == "$.consent_error"  # $.failure stays ApprovalRejected
     # The deployment gate's rejection records nothing.
     assert states[t.REQUEST_DEPLOY_APPROVAL]["Catch"][0]["Next"] == t.PUBLISH_FAILURE
-    assert states[t.WRITE_CHAMPION]["Next"] == t.COMMIT_HISTORY
+    assert states[t.WRITE_CHAMPION]["Next"] == t.HISTORY_TO_COMMIT
+    # A roll back read no data and commits none; every other run commits its history last.
+    assert states[t.HISTORY_TO_COMMIT]["Default"] == t.COMMIT_HISTORY
+    assert states[t.HISTORY_TO_COMMIT]["Choices"][0]["Next"] == t.PUBLISH_SUCCEEDED
     assert states[t.COMMIT_HISTORY]["Next"] == t.PUBLISH_SUCCEEDED
     assert states[t.COMMIT_HISTORY]["Parameters"]["Payload"]["action"] == "commit"
 
@@ -322,7 +325,7 @@ def test_the_shared_branch_publishes_encrypted_and_warms_without_customer_text()
     assert warm["Parameters"]["EndpointName"] == training_resources().shared_endpoint_name
     assert json.loads(warm["Parameters"]["Body"]) == {"body": "warm-up", "body_content_type": "text/plain"}
     assert warm["Next"] == t.WRITE_SHARED_CHAMPION
-    assert states[t.WRITE_SHARED_CHAMPION]["Next"] == t.COMMIT_HISTORY
+    assert states[t.WRITE_SHARED_CHAMPION]["Next"] == t.HISTORY_TO_COMMIT
     assert states[t.WRITE_SHARED_CHAMPION]["Parameters"]["Body"]["hosting"] == "shared"
     assert states[t.WRITE_CHAMPION]["Parameters"]["Body"]["hosting"] == "dedicated"
 
