@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -206,8 +207,10 @@ def run_as_model_server(argv: list[str]) -> None:
     server = FakeTFServing(
         model.predict, model_name=args.model_name, version=version, port=args.rest_api_port
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # A plain flag, polled: a handler that took a lock (Event.set) could deadlock with the main thread's wait.
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     server.start()
-    stop.wait()
+    while not stopping:
+        time.sleep(0.1)
     server.stop()
