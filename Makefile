@@ -46,7 +46,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 demo: install
-	$(VENV)/bin/convclass local demo
+	$(VENV)/bin/convclass-local demo
 
 asl: install
 	$(PY) -m statemachine build/asl

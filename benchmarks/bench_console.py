@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from convclass.local.browser import check_console, chromium_path
-from convclass.local.console import build_demo_state
-from convclass.local.runtime import LocalRuntime
+from convclass_local.browser import check_console, chromium_path
+from convclass_local.console import build_demo_state
+from convclass_local.runtime import LocalRuntime
 
 
 def main() -> int:

@@ -52,8 +52,8 @@ from convclass.export.request import ExportRequest, ExportSummary  # noqa: E402
 from convclass.export.run import ExportTarget, execute  # noqa: E402
 from convclass.export.source import ExportQuery  # noqa: E402
 from convclass.export.window import EPOCH, TimeWindow  # noqa: E402
-from convclass.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
 from convclass.layout import ClassifierLayout  # noqa: E402
+from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
 
 FLOOR_PEAK_RSS_MB = 400.0
 BUCKET = "convclass-bench"

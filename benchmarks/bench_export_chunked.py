@@ -52,9 +52,9 @@ from convclass import layout  # noqa: E402
 from convclass.events import plan_run  # noqa: E402
 from convclass.export.consent import ConsentRecord, record_consent  # noqa: E402
 from convclass.export.manifest import ExportManifest  # noqa: E402
-from convclass.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
-from convclass.local import moto_shims  # noqa: E402
-from convclass.local.workflow_lab import BUCKET, REGION, build_world, hooks, request, run_handler  # noqa: E402
+from convclass_local import moto_shims  # noqa: E402
+from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
+from convclass_local.workflow_lab import BUCKET, REGION, build_world, hooks, request, run_handler  # noqa: E402
 from statemachine import PipelineSettings, render_training_pipeline  # noqa: E402
 from statemachine import training as t  # noqa: E402
 from statemachine.history import ExecutionRecord, wait_for  # noqa: E402

@@ -3,7 +3,7 @@
     python benchmarks/bench_feedback.py [DATA_DIR] [--per-day 300] [--rare LABEL] [--new LABEL] [--seed 11]
 
 Data: Banking77 (CC BY 4.0, PolyAI-LDN/task-specific-datasets ``banking_data/``), each text wrapped in a
-generated support email (convclass.generator). ``train.csv`` is split into the tenant's history (what the
+generated support email (the sample generator). ``train.csv`` is split into the tenant's history (what the
 first model trains on) and a pool the live stream draws from; ``test.csv`` is only used for the figures after
 retraining. In the history the ``--rare`` label keeps 15 examples and the ``--new`` label none.
 
@@ -62,9 +62,9 @@ from convclass.feedback.events import HOST_SOURCE, LABEL_CONFIRMED, LabelConfirm
 from convclass.feedback.labels import apply_confirmations, confirmed_labels
 from convclass.feedback.policy import RetrainingPolicy
 from convclass.feedback.store import FeedbackStore
-from convclass.generator import BANKING77_DEFAULT_DIR, LabelledText, iter_emails, load_banking77
 from convclass.records import EXPORT_RECORD_SCHEMA, ExportRecord
 from convclass.training.data import DATASET_CHANNEL
+from convclass_local.generator import BANKING77_DEFAULT_DIR, LabelledText, iter_emails, load_banking77
 
 TENANT, CLASSIFIER, LABEL_FIELD = "acme", "intent", "intent"
 RARE_KEPT = 15

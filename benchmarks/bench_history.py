@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from convclass.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77, write_parquet  # noqa: E402
+from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77, write_parquet  # noqa: E402
 
 PART_ROWS = 50_000
 

@@ -51,9 +51,9 @@ from convclass.artifacts import (
     write_json_model,
 )
 from convclass.cleaning import CLEANING_VERSION, clean_email
-from convclass.generator import BANKING77_DEFAULT_DIR, load_banking77
 from convclass.hosting.cost import Workload, estimate
 from convclass.tokenization import save_tokenizer, train_tokenizer
+from convclass_local.generator import BANKING77_DEFAULT_DIR, load_banking77
 
 MAX_LENGTH = 128
 TENANTS = 1000

@@ -1,6 +1,6 @@
 """Cleaning throughput: convclass's full cleaning + PII masking vs BeautifulSoup ``get_text()``, same corpus.
 
-Generates realistic HTML support emails with convclass.generator (Gmail/Outlook/Apple Mail/web-form bodies,
+Generates realistic HTML support emails with the sample generator (Gmail/Outlook/Apple Mail/web-form bodies,
 quoted help-desk threads, HTML signatures, tracking pixels, broken markup) and times both in the same process,
 batch by batch in interleaved rounds, in CPU time (per batch the best round counts: the machine is shared).
 ``parser_only_*`` times lexbor's parse + ``text()`` alone, which is what the parser choice buys. Also measures
@@ -29,7 +29,7 @@ from bs4 import BeautifulSoup  # noqa: E402
 from selectolax.lexbor import LexborHTMLParser  # noqa: E402
 
 from convclass.cleaning import clean_email  # noqa: E402
-from convclass.generator import generate_emails  # noqa: E402
+from convclass_local.generator import generate_emails  # noqa: E402
 
 FLOOR_SPEEDUP = 15.0
 GOAL_SPEEDUP = 20.0

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_serve.py [--architecture cnn] [--emails N] [--singles N] [--batches N] ...
 
-1. Generates support emails (convclass.generator), builds a dataset with the preprocessing code and trains a
+1. Generates support emails (the sample generator), builds a dataset with the preprocessing code and trains a
    model with the training entrypoint (``python -m convclass.training train``; default architecture unless
    ``--architecture``), exactly as a SageMaker training job would.
 2. Starts the real server (``python -m convclass.serving serve`` → uvicorn on 127.0.0.1, a free port) and
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from convclass.dataset import BuildOptions, build_dataset
-from convclass.generator import generate_emails, write_parquet
 from convclass.serving import InboundEmail, load_classifier, open_artifact
+from convclass_local.generator import generate_emails, write_parquet
 
 BATCH = 32
 WARM_UP_REQUESTS = 30

@@ -1,7 +1,7 @@
 """Cost of one training run's orchestration: billable transitions and history size on the happy path.
 
 Runs the real training-pipeline definition on moto's Step Functions engine (the workflow lab of
-``convclass.local``): the plan function in process, SageMaker and S3 calls on moto, export, preprocess,
+``convclass_local``): the plan function in process, SageMaker and S3 calls on moto, export, preprocess,
 evaluate and the endpoint's describe answers mocked so that the endpoint is InService on the ``--polls``-th
 poll. Then runs every path of ``statemachine.mockconfig.TRAINING_PATHS`` and checks each ends as documented.
 
@@ -18,8 +18,8 @@ import time
 
 from moto import mock_aws
 
-from convclass.local import moto_shims
-from convclass.local.workflow_lab import REGION, build_world, hooks, request
+from convclass_local import moto_shims
+from convclass_local.workflow_lab import REGION, build_world, hooks, request
 from statemachine.mockconfig import TRAINING_PATHS
 
 GOAL_TRANSITIONS = 40

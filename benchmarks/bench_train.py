@@ -16,7 +16,7 @@ Test rows of labels absent from ``train.csv`` are dropped (counted in ``test_row
 ``ece`` is the test ECE after temperature scaling (``ece_uncalibrated`` before); ``auto_apply_*`` is the
 threshold chosen on validation for ``target_precision`` and its test coverage and precision.
 
-``--as-email`` also wraps every text in a realistic HTML/plain support email (convclass.generator), cleans it
+``--as-email`` also wraps every text in a realistic HTML/plain support email (the sample generator), cleans it
 with the production cleaning and trains/evaluates again: ``email_drop_points`` is what email noise costs.
 The last line printed is one JSON object.
 """
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from convclass.cleaning import CLEANING_VERSION, clean_email
-from convclass.generator import BANKING77_DEFAULT_DIR, LabelledText, iter_emails, load_banking77
 from convclass.tokenization import save_tokenizer, train_tokenizer
 from convclass.training.config import parse_hyperparameters
 from convclass.training.data import Split, TrainingData
+from convclass_local.generator import BANKING77_DEFAULT_DIR, LabelledText, iter_emails, load_banking77
 
 LATENCY_CALLS = 100
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convclass.generator import BANKING77_DEFAULT_DIR, load_banking77
+from convclass_local.generator import BANKING77_DEFAULT_DIR, load_banking77
 
 
 def long_tail_counts(k: int, most: int, fewest: int) -> list[int]:

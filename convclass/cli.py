@@ -1,5 +1,5 @@
-"""``convclass``: drive training runs, approvals and classification on a deployed stack, or run it all
-locally.
+"""``convclass``: drive training runs, approvals and classification on a deployed stack (``convclass-local``
+runs the same pipeline on an embedded AWS).
 
 Commands talk to AWS through boto3's usual configuration (profile, environment, SSO) and read resource ARNs
 from the stack outputs: ``pulumi stack output --json > outputs.json`` then ``--outputs outputs.json`` (or
@@ -33,8 +33,6 @@ app = typer.Typer(
     add_completion=False,
     help="Per-customer support-email classifiers: train, approve, deploy and classify.",
 )
-local_app = typer.Typer(no_args_is_help=True, help="Run convclass on an embedded AWS on this machine.")
-app.add_typer(local_app, name="local")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -609,44 +607,6 @@ def _print_feedback(report: dict[str, Any]) -> None:
     for run in report["automatic_runs"]:
         runs.add_row(run["run"], run["status"], str(run["started"] or ""), run["reason"] or "")
     console.print(runs)
-
-
-@local_app.command("demo")
-def local_demo(
-    interactive: Annotated[
-        bool, typer.Option("--interactive", help="Ask before each approval gate instead of approving.")
-    ] = False,
-    emails: Annotated[
-        int, typer.Option("--emails", min=100, help="Labelled emails in the sample tenant.")
-    ] = 3000,
-    workdir: Annotated[
-        Path,
-        typer.Option("--workdir", help="Everything the run creates lives here; delete it to start over."),
-    ] = Path(".convclass"),
-    inbound: Annotated[int, typer.Option("--inbound", min=1, max=500, help="New emails to classify.")] = 8,
-) -> None:
-    """Train, approve, deploy and classify for a sample tenant on an embedded AWS (what `make demo` runs)."""
-    from convclass.local.demo import DemoOptions, run_demo
-
-    options = DemoOptions(workdir=workdir, emails=emails, inbound=inbound, interactive=interactive)
-    code = run_demo(options)
-    if code:
-        raise typer.Exit(code=code)
-
-
-@local_app.command("console")
-def local_console(
-    workdir: Annotated[
-        Path, typer.Option("--workdir", help="The work directory a `convclass local demo` ran in.")
-    ] = Path(".convclass"),
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
-) -> None:
-    """Serve the customer console against the embedded AWS of a demo; prints a sign-in URL per tenant."""
-    from convclass.local.console import serve
-    from convclass.local.runtime import LocalRuntime
-
-    with LocalRuntime(workdir=workdir) as runtime:
-        serve(runtime, port=port, console=console)
 
 
 def main() -> None:

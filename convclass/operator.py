@@ -2,7 +2,7 @@
 
 Every call goes to the AWS account (or embedded AWS) that boto3's usual configuration points at; names and
 keys come from :mod:`convclass.layout` and resource ARNs from the stack outputs, so this code runs unchanged
-against a real deployment and against ``convclass local``.
+against a real deployment and against the embedded AWS of ``convclass-local``.
 """
 
 from __future__ import annotations

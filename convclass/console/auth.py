@@ -2,7 +2,7 @@
 
 Two ways to verify a token, one claim contract:
 
-* ``secret``: HS256 with a shared secret. ``convclass local console`` keeps one per work directory and signs
+* ``secret``: HS256 with a shared secret. ``convclass-local console`` keeps one per work directory and signs
   a token per demo tenant; a deployment may use one from Secrets Manager.
 * ``jwks_url``: RS256/ES256 tokens of the customers' identity provider (Cognito, Auth0 ...), the same tokens
   the API Gateway JWT authorizer checks in front of the app. The app checks them again: the gateway is one

@@ -6,7 +6,7 @@ email on the stack's bus. The archive keeps them per tenant, classifier and UTC 
 EventBridge delivers (``detail-type``, ``time``, ``detail``). Events carry ids, labels and probabilities,
 never email text. On AWS an EventBridge rule feeds a Firehose stream that partitions by
 ``detail.tenant``/``detail.classifier`` and day (see ``infra/console.py``); locally
-:func:`archive_events` writes the same objects (``convclass local console``).
+:func:`archive_events` writes the same objects (``convclass-local console``).
 
 :func:`read_stats` aggregates one classifier's days for the console's inference page.
 """

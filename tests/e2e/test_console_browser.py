@@ -17,10 +17,10 @@ import pytest
 
 from convclass import layout
 from convclass.console.data import TenantView, model_run
-from convclass.local.browser import ConsoleReport, check_console, chromium_path
-from convclass.local.console import DEMO_TENANTS, DemoState, build_demo_state
-from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
+from convclass_local.browser import ConsoleReport, check_console, chromium_path
+from convclass_local.console import DEMO_TENANTS, DemoState, build_demo_state
+from convclass_local.runtime import LocalRuntime
 from statemachine import training as sm
 from statemachine.history import entered_states
 

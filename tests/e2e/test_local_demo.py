@@ -16,9 +16,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from convclass.cli import app
-from convclass.generator import template_labels
-from convclass.local.demo import DEMO_CLASSIFIER, DEMO_TENANT, DemoOptions, run_demo
-from convclass.local.runtime import LocalRuntime
+from convclass_local.demo import DEMO_CLASSIFIER, DEMO_TENANT, DemoOptions, run_demo
+from convclass_local.generator import template_labels
+from convclass_local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

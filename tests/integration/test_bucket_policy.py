@@ -10,9 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from convclass.deployment import bucket_policy, put_denied_by, sse_kms
-from convclass.local.embedded import EmbeddedAws
-from convclass.local.stack import deploy
 from convclass.stack import StackOutputs
+from convclass_local.embedded import EmbeddedAws
+from convclass_local.stack import deploy
 
 
 @pytest.fixture(scope="module")

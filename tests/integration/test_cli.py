@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from convclass.cli import app
-from convclass.local.embedded import EmbeddedAws
 from convclass.stack import StackOutputs
+from convclass_local.embedded import EmbeddedAws
 
 BUS = "convclass-test"
 BUCKET = "convclass-test-data"

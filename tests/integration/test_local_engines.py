@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from convclass.errors import InsufficientData
-from convclass.local.embedded import EmbeddedAws
-from convclass.local.lambdas import invoke_handler, routed_output
-from convclass.local.pipes import InboundPipe
-from convclass.local.training import LocalTrainingRunner, MetricDefinition
 from convclass.training.champion import CHAMPION_CHANNEL, champion_archive
+from convclass_local.embedded import EmbeddedAws
+from convclass_local.lambdas import invoke_handler, routed_output
+from convclass_local.pipes import InboundPipe
+from convclass_local.training import LocalTrainingRunner, MetricDefinition
 
 BUCKET = "convclass-test-data"
 # Stands in for the training image's `train`: reads the SageMaker contract, logs metrics, writes a model.

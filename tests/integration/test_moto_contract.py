@@ -1,4 +1,4 @@
-"""The moto internals that convclass.local.moto_shims hooks into, pinned: fails loudly when moto moves them.
+"""The moto internals that convclass_local.moto_shims hooks into, pinned: fails loudly when moto moves them.
 
 Each check names the internal; if one fails after a moto upgrade, adapt ``moto_shims`` (and only it) or pin
 moto back to the version in pyproject.toml.
@@ -19,7 +19,7 @@ import moto
 import pytest
 from moto import mock_aws
 
-from convclass.local import moto_shims
+from convclass_local import moto_shims
 from statemachine.history import ExecutionRecord, wait_for
 
 pytestmark = pytest.mark.xdist_group("moto-contract")

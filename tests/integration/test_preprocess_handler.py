@@ -22,8 +22,8 @@ from convclass.errors import InsufficientData, InvalidInput
 from convclass.events import PreprocessStep
 from convclass.export.manifest import ExportCounts, ExportManifest, PartInfo, SourceInfo
 from convclass.export.window import TimeWindow
-from convclass.generator import generate_emails, write_parquet
 from convclass.layout import ClassifierLayout
+from convclass_local.generator import generate_emails, write_parquet
 from functions.preprocess import handler as preprocess
 
 for _name in ("botocore", "boto3", "urllib3", "moto"):

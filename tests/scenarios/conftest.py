@@ -3,7 +3,7 @@
 Two kinds of deployment serve the scenarios: ``world`` (one in-process moto account with the rendered
 workflows and every pipeline function running its real handler; only SageMaker's training containers are
 stood in for) and, in the modules that need the real training entrypoint and serving app,
-``convclass.local.runtime.LocalRuntime``. When CONVCLASS_SCENARIO_REPORT names a file, the session writes the
+``convclass_local.runtime.LocalRuntime``. When CONVCLASS_SCENARIO_REPORT names a file, the session writes the
 scenarios' counts there (see benchmarks/bench_scenarios.py).
 """
 
@@ -20,8 +20,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from convclass.local import moto_shims
-from convclass.local.workflow_lab import REGION, World, build_world, hooks, run_handler
+from convclass_local import moto_shims
+from convclass_local.workflow_lab import REGION, World, build_world, hooks, run_handler
 
 _HERE = Path(__file__).resolve().parent
 _SUPPORT = {

@@ -30,10 +30,10 @@ from convclass.events import (
     inbound_max_message_bytes,
 )
 from convclass.inbound import inbound_message
-from convclass.local import moto_shims
-from convclass.local.runtime import LocalRuntime
 from convclass.serving import ServingLimits
 from convclass.serving.schemas import EmailIn
+from convclass_local import moto_shims
+from convclass_local.runtime import LocalRuntime
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "serving"))
 from serving_fakes import CONTAINER_FAILURE, ServingEndpoints

@@ -12,7 +12,7 @@ import boto3
 
 from convclass import layout
 from convclass.export.consent import ConsentRecord, record_consent
-from convclass.local.workflow_lab import BUCKET, REGION
+from convclass_local.workflow_lab import BUCKET, REGION
 
 CLASSIFIER = "support"  # what workflow_lab.request asks for
 LABELS = ("card_lost", "refund", "delivery")

@@ -14,7 +14,7 @@ from typing import Any
 
 from convclass.deployment import sse_kms
 from convclass.events import INFERENCE_SOURCE, PIPELINE_SOURCE, DataSource, RunOptions, TrainingRunRequest
-from convclass.local.runtime import LocalRuntime
+from convclass_local.runtime import LocalRuntime
 
 #: Counts a scenario may add; bench_scenarios.py prints their totals.
 COUNT_NAMES = (
@@ -55,7 +55,7 @@ class ScenarioCounts:
 
 def drop_records(runtime: LocalRuntime, tenant: str, records: list[dict[str, Any]], tmp: Path) -> str:
     """Upload a tenant's labelled conversations for the ``files`` source; returns the source URI."""
-    from convclass.generator import write_parquet
+    from convclass_local.generator import write_parquet
 
     local = tmp / f"{tenant}.parquet"
     write_parquet(records, local)
@@ -111,7 +111,7 @@ class BusObserver:
 
 def tenant_records(tenant: str, prefix: str, n: int, seed: int) -> list[dict[str, Any]]:
     """Generated labelled conversations whose labels carry ``prefix``: a label shows whose model answered."""
-    from convclass.generator import generate_emails
+    from convclass_local.generator import generate_emails
 
     records = generate_emails(n, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
     for record in records:

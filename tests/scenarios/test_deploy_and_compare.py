@@ -30,10 +30,10 @@ from convclass.events import (
     execution_name,
 )
 from convclass.export.consent import ConsentRecord, record_consent
-from convclass.generator import generate_emails
-from convclass.local.runtime import LocalRuntime
 from convclass.training.champion import score_champion
 from convclass.training.data import CHANNEL_FILES, load_training_data
+from convclass_local.generator import generate_emails
+from convclass_local.runtime import LocalRuntime
 from statemachine import training as t
 from statemachine.history import ExecutionRecord, wait_for
 

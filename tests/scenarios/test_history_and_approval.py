@@ -23,10 +23,10 @@ from convclass import events, layout
 from convclass.dataset.history import HistoryManifest
 from convclass.events import ApprovalRequest
 from convclass.export.manifest import ExportManifest, Watermark
-from convclass.local import moto_shims
-from convclass.local.workflow_lab import BUCKET, REGION, World, request, run_handler
 from convclass.operator import Operator
 from convclass.stack import StackOutputs
+from convclass_local import moto_shims
+from convclass_local.workflow_lab import BUCKET, REGION, World, request, run_handler
 from statemachine import training as t
 from statemachine.history import ExecutionRecord, history, wait_for
 

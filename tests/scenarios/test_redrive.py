@@ -14,10 +14,10 @@ import pytest
 from pipeline_data import conversation, drop, grant
 
 from convclass import layout
-from convclass.local import moto_shims
-from convclass.local.workflow_lab import REGION, World, request, run_handler
 from convclass.operator import Operator
 from convclass.stack import StackOutputs
+from convclass_local import moto_shims
+from convclass_local.workflow_lab import REGION, World, request, run_handler
 from statemachine import training as t
 from statemachine.history import wait_for
 

@@ -37,9 +37,9 @@ from convclass.events import (
 )
 from convclass.hosting import keys
 from convclass.inbound import inbound_message
-from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
 from convclass.serving.schemas import EmailIn, InvocationResponse
+from convclass_local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

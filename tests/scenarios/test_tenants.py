@@ -32,9 +32,9 @@ from convclass.events import (
     inbound_max_message_bytes,
 )
 from convclass.inbound import inbound_message
-from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
 from convclass.serving.schemas import EmailIn, InvocationResponse
+from convclass_local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from tiny_bert import build_tiny_bert
 
 from convclass.cleaning import CLEANING_VERSION, clean_email
-from convclass.generator import generate_emails
 from convclass.training.config import parse_hyperparameters
 from convclass.training.data import Split, TrainingData
+from convclass_local.generator import generate_emails
 
 ENCODER_NAME = "tiny-bert-test"
 MAX_LENGTH = 32

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from convclass.cleaning import clean_email
-from convclass.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77
+from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77
 
 FOLDER = Path(os.environ.get("CONVCLASS_BANKING77_DIR", BANKING77_DEFAULT_DIR))
 _WORD_RE = re.compile(r"\w+")

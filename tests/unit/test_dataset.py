@@ -23,8 +23,8 @@ from convclass.dataset import (
 )
 from convclass.dataset.manifest import Split
 from convclass.errors import InsufficientData, InvalidInput
-from convclass.generator import generate_emails, write_jsonl, write_parquet
 from convclass.tokenization import encode_texts, load_tokenizer
+from convclass_local.generator import generate_emails, write_jsonl, write_parquet
 
 TENANT = "acme-shop"
 

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from convclass.cleaning import clean_email
-from convclass.generator import (
+from convclass.records import EXPORT_RECORD_SCHEMA, ExportRecord
+from convclass_local.generator import (
     LabelledText,
     generate_emails,
     iter_emails,
@@ -19,7 +20,6 @@ from convclass.generator import (
     write_jsonl,
     write_parquet,
 )
-from convclass.records import EXPORT_RECORD_SCHEMA, ExportRecord
 
 
 @pytest.fixture(scope="module")

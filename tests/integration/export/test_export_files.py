@@ -18,8 +18,8 @@ from convclass.errors import SourceUnavailable
 from convclass.export.files import FilesSource
 from convclass.export.request import ExportSummary
 from convclass.export.run import ExportTarget, execute
-from convclass.generator import iter_emails
 from convclass.records import EXPORT_RECORD_SCHEMA
+from convclass_local.generator import iter_emails
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from export_support import BUCKET, LABEL, TENANT, WHERE, event_for, make_request
 from convclass.errors import ExportNotApproved, InvalidInput, UnknownTenant
 from convclass.export import factory
 from convclass.export.mapping import conversation_document
-from convclass.generator import iter_emails, write_jsonl
+from convclass_local.generator import iter_emails, write_jsonl
 from functions.export import handler as export_handler
 from functions.export.handler import handler
 

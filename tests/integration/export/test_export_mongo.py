@@ -31,7 +31,7 @@ from convclass.export.mongo import MongoSource, connect
 from convclass.export.request import ExportPlan, ExportSummary
 from convclass.export.retry import RetryPolicy
 from convclass.export.run import ExportTarget, execute
-from convclass.generator import iter_emails
+from convclass_local.generator import iter_emails
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 NO_WAIT = RetryPolicy(attempts=3, sleep=lambda _s: None)

@@ -17,7 +17,7 @@ from convclass.export.opensearch import DEFAULT_OPENSEARCH_MAPPING, OpenSearchSo
 from convclass.export.request import ExportSummary
 from convclass.export.retry import RetryPolicy
 from convclass.export.run import ExportTarget, execute
-from convclass.generator import iter_emails
+from convclass_local.generator import iter_emails
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 NO_WAIT = RetryPolicy(attempts=4, sleep=lambda _s: None)

@@ -27,7 +27,7 @@ from convclass.export.mapping import DocumentMapping, conversation_document
 from convclass.export.mongo import MongoSource
 from convclass.export.request import ConsentSummary, ExportSummary
 from convclass.export.run import ExportTarget, committed_history, execute
-from convclass.generator import iter_emails
+from convclass_local.generator import iter_emails
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

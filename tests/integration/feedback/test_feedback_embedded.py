@@ -19,7 +19,7 @@ from convclass.events import TrainingRunRequest
 from convclass.feedback.loop import FeedbackLoop
 from convclass.feedback.policy import RetrainingPolicy
 from convclass.layout import training_execution_name
-from convclass.local.runtime import LocalRuntime
+from convclass_local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.xdist_group("embedded-runtime")
 

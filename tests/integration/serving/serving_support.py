@@ -28,8 +28,8 @@ from convclass.artifacts import (
     write_json_model,
 )
 from convclass.cleaning import CLEANING_VERSION, clean_email
-from convclass.generator import generate_emails, template_labels
 from convclass.tokenization import save_tokenizer, train_tokenizer
+from convclass_local.generator import generate_emails, template_labels
 
 MAX_LENGTH = 32
 MODEL_VERSION = 3

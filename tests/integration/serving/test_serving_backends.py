@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from serving_support import MODEL_VERSION, FakeTFServing, expected_probabilities
 
 from convclass.errors import IncompatibleModel, ModelFailure
-from convclass.generator import generate_emails
 from convclass.serving import EmailClassifier, InboundEmail, create_app, load_classifier, open_artifact
 from convclass.serving.backends import InProcessBackend, TFServingRestBackend
+from convclass_local.generator import generate_emails
 
 
 def inbound(n: int, seed: int) -> list[InboundEmail]:

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
 from convclass.dataset import SPLIT_FILES, BuildOptions, build_dataset
-from convclass.generator import generate_emails, write_parquet
 from convclass.serving import EmailClassifier, ServingLimits, create_app
 from convclass.tokenization import load_tokenizer
+from convclass_local.generator import generate_emails, write_parquet
 
 MAX_LENGTH = 48
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from convclass.local import moto_shims
+from convclass_local import moto_shims
 
 
 def _load_support() -> None:

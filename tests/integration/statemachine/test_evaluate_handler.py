@@ -14,8 +14,8 @@ from workflow_support import BUCKET, REGION, model_tar, request
 from convclass import layout
 from convclass.errors import IncompatibleModel, InvalidInput
 from convclass.events import ChampionLookup, ChampionRecord, HeadlineMetrics, plan_run
-from convclass.local.lambdas import invoke_handler
 from convclass.training.champion import CHAMPION_CHANNEL
+from convclass_local.lambdas import invoke_handler
 from functions.evaluate.handler import FindChampionEvent, evaluate, find_champion, parse_event, read_champion
 
 pytestmark = pytest.mark.xdist_group("statemachine-evaluate")

@@ -15,8 +15,8 @@ from workflow_support import SHARED_ENDPOINT, World
 
 from convclass import events, layout
 from convclass.events import EmailClassificationFailed, EmailClassified
-from convclass.local import moto_shims
 from convclass.serving.schemas import EmailIn
+from convclass_local import moto_shims
 from statemachine import inference as i
 from statemachine import render_inference_workflow
 from statemachine.history import ExecutionRecord, wait_for

@@ -19,8 +19,8 @@ from workflow_support import BUCKET, REGION, SHARED_ENDPOINT, RecordingRunner, W
 
 from convclass import events, layout
 from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_run
-from convclass.local import moto_shims
 from convclass.training import metric_definitions
+from convclass_local import moto_shims
 from statemachine import training as t
 from statemachine.asl import call_state
 from statemachine.history import history, wait_for

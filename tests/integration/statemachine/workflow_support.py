@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from convclass.local.workflow_lab import (  # noqa: F401  (re-exported for the test modules)
+from convclass_local.workflow_lab import (  # noqa: F401  (re-exported for the test modules)
     BUCKET,
     REGION,
     SHARED_ENDPOINT,

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from convclass.dataset import BuildOptions, build_dataset
-from convclass.generator import DEFAULT_LABEL_FIELD, generate_emails, write_parquet
 from convclass.training.data import CHANNEL_FILES, DATASET_CHANNEL
+from convclass_local.generator import DEFAULT_LABEL_FIELD, generate_emails, write_parquet
 
 #: A fast configuration: the convolutional model on the built-in sample tenant.
 FAST = {"architecture": "cnn", "epochs": "4", "seed": "7"}

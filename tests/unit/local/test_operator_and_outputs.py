@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from convclass.errors import InvalidInput
-from convclass.local.demo import _EPOCH_LINE
 from convclass.operator import pending_state
 from convclass.stack import MissingStackOutput, StackOutputs
 from convclass.training.logs import log_epoch
+from convclass_local.demo import _EPOCH_LINE
 
 
 def test_outputs_merge_file_environment_and_flags_later_ones_winning(

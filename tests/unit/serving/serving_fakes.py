@@ -11,9 +11,9 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from convclass.errors import ModelFailure
-from convclass.local import moto_shims
 from convclass.serving import EmailClassifier, ServingLimits, create_app
 from convclass.tokenization import train_tokenizer
+from convclass_local import moto_shims
 
 LABELS = ("card_declined", "refund_request", "lost_card", "change_address")
 MAX_LENGTH = 24

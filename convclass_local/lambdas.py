@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import boto3
 
 from convclass.layout import lambda_log_group
-from convclass.local.embedded import patched_environ
+from convclass_local.embedded import patched_environ
 
 Handler = Callable[[Any, Any], Any]
 

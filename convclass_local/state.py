@@ -2,7 +2,7 @@
 
 The embedded AWS lives in memory, so on exit the tenants' objects (exports, datasets, models, champions)
 and each endpoint's model → config → endpoint chain are written under ``<workdir>/state``, and restored on
-the next start. That is what lets a second ``convclass local demo`` compare its challenger with the champion
+the next start. That is what lets a second ``convclass-local demo`` compare its challenger with the champion
 the first run deployed.
 """
 

@@ -1,4 +1,4 @@
-"""``convclass local demo``: one tenant's whole life on an embedded AWS, narrated.
+"""``convclass-local demo``: one tenant's whole life on an embedded AWS, narrated.
 
 A sample online shop drops a snapshot of its labelled support emails (seeded, realistic HTML); a training
 request goes onto the training queue, the starter starts the real training pipeline, the approval gates are
@@ -49,10 +49,10 @@ from convclass.events import (
     inbound_max_message_bytes,
 )
 from convclass.inbound import inbound_message
-from convclass.local.runtime import LocalRuntime
-from convclass.local.stack import function_name
 from convclass.operator import Operator, pending_state
 from convclass.serving.schemas import EmailIn
+from convclass_local.runtime import LocalRuntime
+from convclass_local.stack import function_name
 
 DEMO_TENANT = "acme-shop"
 DEMO_CLASSIFIER = "intent"
@@ -60,7 +60,7 @@ DEMO_LABEL_FIELD = "intent"
 #: The small convolutional model trains in seconds on two cores; the pretrained MiniLM is the production
 #: default.
 DEMO_HYPERPARAMETERS: Mapping[str, str] = {"architecture": "cnn", "epochs": "6", "max_length": "64"}
-APPROVER = "convclass local demo"
+APPROVER = "convclass-local demo"
 #: The starter answers a queued request within seconds; longer means it failed (its log says why).
 _START_TIMEOUT_S = 60.0
 _EPOCH_LINE = re.compile(r"convclass-epoch .*\bepoch=(\d+)\b.*\bof=(\d+)")
@@ -258,7 +258,7 @@ class _Demo:
 
     def _drop_snapshot(self, bucket: str) -> str:
         """Today's snapshot of the tenant's labelled conversations, dropped for the files source."""
-        from convclass.generator import generate_emails, template_labels, write_parquet
+        from convclass_local.generator import generate_emails, template_labels, write_parquet
 
         seed = self.result.run
         records = generate_emails(
@@ -422,7 +422,7 @@ class _Demo:
         return True
 
     def _classify(self, endpoint: str, observer: str) -> None:
-        from convclass.generator import generate_emails
+        from convclass_local.generator import generate_emails
 
         self.say(f"starting the serving app for endpoint [bold]{endpoint}[/]")
         self.runtime.endpoints.ensure(endpoint)
@@ -533,7 +533,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _summary(console: Console, result: DemoResult, workdir: Path) -> None:
-    table = Table(show_header=False, title="convclass local demo")
+    table = Table(show_header=False, title="convclass-local demo")
     table.add_row("status", result.status + (f" ({result.error})" if result.error else ""))
     table.add_row("outcome", str(result.outcome))
     table.add_row("test accuracy", _fmt(result.test_accuracy))
@@ -543,5 +543,5 @@ def _summary(console: Console, result: DemoResult, workdir: Path) -> None:
     table.add_row("report", str(result.report))
     table.add_row("working directory", f"{workdir} (delete it to start over)")
     table.add_row("seconds", f"{result.seconds:.1f}")
-    table.add_row("customer console", f"convclass local console --workdir {workdir}")
+    table.add_row("customer console", f"convclass-local console --workdir {workdir}")
     console.print(table)

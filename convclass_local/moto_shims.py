@@ -47,7 +47,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.mocking.mock_config import MockTestCase, StateMockedResponses
 
-from convclass.local import redrive
+from convclass_local import redrive
 
 
 def _moto(module: str, name: str | None = None) -> Any:

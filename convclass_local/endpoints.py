@@ -33,7 +33,7 @@ import boto3
 
 from convclass.artifacts import extract_model_tar
 from convclass.layout import parse_s3_uri
-from convclass.local.embedded import free_port
+from convclass_local.embedded import free_port
 
 ServeCommand = Callable[[Path, int], Sequence[str]]
 _STARTUP_TIMEOUT_S = 180.0

@@ -2,7 +2,7 @@
 
 The resources mirror the Pulumi program and read the same :mod:`convclass.deployment` description: a KMS
 key, the data bucket (SSE-KMS, public access blocked, versioning, and the deployed bucket policy as far as
-:mod:`convclass.local.bucket_policy` explains), the training-trigger and inbound-email queues with DLQs, the
+:mod:`convclass_local.bucket_policy` explains), the training-trigger and inbound-email queues with DLQs, the
 bus, the container-image Lambda functions (one image, one ``CMD`` per handler), the SageMaker execution role
 and the two state machines rendered by :mod:`statemachine` from these resources' real ARNs. The outputs are
 written in the shape of ``pulumi stack output --json`` so the ``convclass`` CLI works against a local run
@@ -40,9 +40,9 @@ from convclass.layout import (
     s3_uri,
     stack_resource_name,
 )
-from convclass.local import bucket_policy
-from convclass.local.embedded import LOCAL_ACCOUNT_ID, EmbeddedAws
 from convclass.stack import StackOutputs
+from convclass_local import bucket_policy
+from convclass_local.embedded import LOCAL_ACCOUNT_ID, EmbeddedAws
 from statemachine import (
     InferenceResources,
     PipelineSettings,

@@ -1,7 +1,7 @@
 """A whole convclass deployment on one machine: embedded AWS, the stack's resources and the engines behind
 them.
 
-``LocalRuntime`` starts moto in server mode, connects the engine hooks of :mod:`convclass.local.moto_shims` to
+``LocalRuntime`` starts moto in server mode, connects the engine hooks of :mod:`convclass_local.moto_shims` to
 the real components (Lambda handlers in-process, the training entrypoint as a local process, the serving app
 per endpoint), creates the stack, restores the previous run's data, and runs the inbound-email Pipe. Closing
 it stops every execution, process and thread it started and saves the data for the next run.
@@ -20,15 +20,15 @@ from types import TracebackType
 from typing import Any
 
 from convclass.deployment import INBOUND_BATCH_SIZE
-from convclass.local import moto_shims, state
-from convclass.local.archive import InferenceArchive
-from convclass.local.embedded import EmbeddedAws
-from convclass.local.endpoints import EndpointUnavailable, LocalEndpointHost
-from convclass.local.lambdas import invoke_handler, routed_output
-from convclass.local.pipes import InboundPipe
-from convclass.local.stack import STACK, deploy
-from convclass.local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from convclass.stack import StackOutputs
+from convclass_local import moto_shims, state
+from convclass_local.archive import InferenceArchive
+from convclass_local.embedded import EmbeddedAws
+from convclass_local.endpoints import EndpointUnavailable, LocalEndpointHost
+from convclass_local.lambdas import invoke_handler, routed_output
+from convclass_local.pipes import InboundPipe
+from convclass_local.stack import STACK, deploy
+from convclass_local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from statemachine import PipelineSettings
 
 OUTPUTS_FILE = "stack-outputs.json"

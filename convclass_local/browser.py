@@ -176,8 +176,8 @@ def check_console(runtime: Any, state: Any, out_dir: Path, *, deploy_timeout_s: 
     from convclass.console.app import GUESSED_FORM, page_urls, scoped_urls
     from convclass.console.auth import CSRF_FIELD
     from convclass.console.data import TenantView, model_run
-    from convclass.local.console import DEMO_TENANTS, ConsoleServer, console_app_for
     from convclass.operator import Operator
+    from convclass_local.console import DEMO_TENANTS, ConsoleServer, console_app_for
 
     operator = Operator(runtime.outputs)
     app, verifier = console_app_for(runtime)

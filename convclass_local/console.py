@@ -1,4 +1,4 @@
-"""``convclass local console``: the customer console against the embedded AWS a demo left in its work dir.
+"""``convclass-local console``: the customer console against the embedded AWS a demo left in its work dir.
 
 The runtime restores the work directory's data (models, champions, consent, archived inference events and
 endpoints); the console is served on localhost with a token per tenant found in the bucket, signed with the
@@ -32,11 +32,11 @@ from convclass.events import (
     inbound_max_message_bytes,
 )
 from convclass.inbound import inbound_message
-from convclass.local.demo import DEMO_CLASSIFIER, DEMO_HYPERPARAMETERS, DEMO_TENANT
-from convclass.local.embedded import free_port
-from convclass.local.runtime import LocalRuntime
 from convclass.operator import Operator
 from convclass.serving.schemas import EmailIn
+from convclass_local.demo import DEMO_CLASSIFIER, DEMO_HYPERPARAMETERS, DEMO_TENANT
+from convclass_local.embedded import free_port
+from convclass_local.runtime import LocalRuntime
 
 HOST = "127.0.0.1"
 #: The console's demo tenants: the `make demo` shop and a second business with its own classifier id.
@@ -138,7 +138,7 @@ class DemoState:
 
 
 def _request(runtime: LocalRuntime, tenant: str, classifier: str, seed: int, emails: int, epochs: int) -> str:
-    from convclass.generator import generate_emails, write_parquet
+    from convclass_local.generator import generate_emails, write_parquet
 
     records = generate_emails(emails, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
     local = runtime.workdir / "data" / f"{tenant}-{seed}.parquet"
@@ -202,7 +202,7 @@ def drive(
 
 def classify_some(runtime: LocalRuntime, tenant: str, classifier: str, count: int, seed: int) -> None:
     """Send ``count`` generated emails for the tenant through the inbound queue (the Pipe classifies them)."""
-    from convclass.generator import generate_emails
+    from convclass_local.generator import generate_emails
 
     runtime.endpoints.ensure(layout.endpoint_name(tenant, classifier))
     emails = generate_emails(count, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)

@@ -2,7 +2,7 @@
 
 Server mode (rather than moto's in-process decorator) lets the serving app, the training process and the CLI
 talk to the same AWS as the state machine engine through plain boto3 and ``AWS_ENDPOINT_URL``. The server
-thread lives in this process, so the engine hooks in :mod:`convclass.local.moto_shims` act on the backends it
+thread lives in this process, so the engine hooks in :mod:`convclass_local.moto_shims` act on the backends it
 serves.
 """
 
@@ -94,7 +94,7 @@ class EmbeddedAws:
     def start(self) -> EmbeddedAws:
         from moto.server import ThreadedMotoServer
 
-        from convclass.local import redrive
+        from convclass_local import redrive
 
         quiet_moto()
         redrive.install()

@@ -1,7 +1,7 @@
 """A workflow lab: one in-process moto account with the rendered workflows deployed, for path checks.
 
 It deploys what the workflows refer to (functions, data bucket, event bus with a rule that captures every
-convclass event into a queue) and runs executions with the engine hooks of :mod:`convclass.local.moto_shims`:
+convclass event into a queue) and runs executions with the engine hooks of :mod:`convclass_local.moto_shims`:
 the plan and evaluate functions run in process, the other functions must be mocked (Step Functions Local mock
 config). The path tests and ``benchmarks/bench_statemachine.py`` share it. Call inside ``mock_aws``.
 """
@@ -20,8 +20,8 @@ import boto3
 
 from convclass.deployment import DATA_BUCKET_ENV
 from convclass.events import TrainingRunRequest, plan_run
-from convclass.local import moto_shims
-from convclass.local.lambdas import invoke_handler
+from convclass_local import moto_shims
+from convclass_local.lambdas import invoke_handler
 from statemachine import PipelineSettings, render_inference_workflow, render_training_pipeline
 from statemachine.history import ExecutionRecord, wait_for
 from statemachine.mockconfig import training_mock_config
