@@ -49,9 +49,9 @@ import pyarrow as pa  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from convclass import layout  # noqa: E402
-from convclass.events import plan_run  # noqa: E402
 from convclass.export.consent import ConsentRecord, record_consent  # noqa: E402
 from convclass.export.manifest import ExportManifest  # noqa: E402
+from convclass.steps.plan import plan_run  # noqa: E402
 from convclass_local import moto_shims  # noqa: E402
 from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
 from convclass_local.workflow_lab import BUCKET, REGION, build_world, hooks, request, run_handler  # noqa: E402

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 
-from convclass.errors import ConvclassError, InvalidInput, UnknownTenant
+from convclass.errors import ConvclassError, InvalidInput, UnknownTenant, validated
 from convclass.events import TrainingRunRequest
 from convclass.operator import Operator
 from convclass.stack import StackOutputs
@@ -140,13 +139,7 @@ def _training_request(request_file: Path | None, flags: dict[str, Any]) -> Train
             document = json.loads(request_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InvalidInput(f"cannot read request file {str(request_file)!r}: {exc}") from None
-    try:
-        return TrainingRunRequest.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidInput(f"invalid training run request: {problems}") from None
+    return validated(TrainingRunRequest, document, what="training run request")
 
 
 def _follow(operator: Operator, arn: str, max_poll_s: float = 10.0) -> None:

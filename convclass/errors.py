@@ -7,6 +7,12 @@ and so on. Messages never contain customer text.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+M = TypeVar("M")
+
 
 class ConvclassError(Exception):
     """Base class: a failure with a stable name that the orchestration can branch on."""
@@ -93,3 +99,17 @@ FINAL_STEP_ERRORS: tuple[type[ConvclassError], ...] = (
     UnknownTenant,
     IncompatibleModel,
 )
+
+
+def validated(schema: type[M] | TypeAdapter[M], raw: Any, *, what: str, from_json: bool = False) -> M:
+    """``raw`` (Python data, or JSON text with ``from_json``) validated against ``schema``; ``InvalidInput``
+    names the fields at fault and what is wrong with them, never their values."""
+    adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
+    try:
+        return adapter.validate_json(raw) if from_json else adapter.validate_python(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or '<root>'}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False)
+        )
+        raise InvalidInput(f"{what} is invalid: {problems}") from None

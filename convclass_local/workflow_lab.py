@@ -19,7 +19,8 @@ from typing import Any
 import boto3
 
 from convclass.deployment import DATA_BUCKET_ENV
-from convclass.events import TrainingRunRequest, plan_run
+from convclass.events import TrainingRunRequest
+from convclass.steps.plan import plan_run
 from convclass_local import moto_shims
 from convclass_local.lambdas import invoke_handler
 from statemachine import PipelineSettings, render_inference_workflow, render_training_pipeline

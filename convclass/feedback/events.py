@@ -17,10 +17,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from convclass import layout
-from convclass.errors import InvalidInput
+from convclass.errors import InvalidInput, validated
 from convclass.events import EMAIL_CLASSIFIED, INFERENCE_SOURCE, ClassifierId, TenantId
 
 #: Source the host product (the support tool agents work in) sends confirmations with.
@@ -140,23 +140,15 @@ class Envelope(BaseModel):
 FeedbackRecord = PredictionRecord | LabelConfirmed
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'event'}: {error['msg']}"
-        for error in exc.errors(include_input=False, include_url=False)
-    )
-
-
 def parse_event(body: str) -> FeedbackRecord:
     """An EventBridge event (JSON) → the record to store; ``InvalidInput`` names fields, never values."""
-    try:
-        envelope = Envelope.model_validate_json(body)
-        if envelope.detail_type == LABEL_CONFIRMED and envelope.source == HOST_SOURCE:
-            return LabelConfirmed.model_validate(envelope.detail)
-        if envelope.detail_type == EMAIL_CLASSIFIED and envelope.source == INFERENCE_SOURCE:
-            return prediction_record(ClassifiedDetail.model_validate(envelope.detail), envelope)
-    except ValidationError as exc:
-        raise InvalidInput(f"feedback event does not match its schema: {_problems(exc)}") from None
+    envelope = validated(Envelope, body, what="feedback event", from_json=True)
+    if envelope.detail_type == LABEL_CONFIRMED and envelope.source == HOST_SOURCE:
+        return validated(LabelConfirmed, envelope.detail, what="feedback event detail")
+    if envelope.detail_type == EMAIL_CLASSIFIED and envelope.source == INFERENCE_SOURCE:
+        return prediction_record(
+            validated(ClassifiedDetail, envelope.detail, what="feedback event detail"), envelope
+        )
     raise InvalidInput("feedback events are Conversation Label Confirmed or Email Classified")
 
 

@@ -22,10 +22,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from convclass.deployment import TRAINING_STATE_MACHINE_ENV
-from convclass.errors import InvalidInput
+from convclass.errors import validated
 from convclass.events import TrainingRunRequest, execution_name
 
 logger = Logger()
@@ -42,14 +41,7 @@ class StartResult:
 
 def parse_request(body: str) -> TrainingRunRequest:
     """The queued request, or ``InvalidInput`` naming the fields that are wrong (never their values)."""
-    try:
-        return TrainingRunRequest.model_validate_json(body)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
-        raise InvalidInput(f"training request is not a TrainingRunRequest: {problems}") from None
+    return validated(TrainingRunRequest, body, what="training request", from_json=True)
 
 
 def start_run(client: Any, state_machine_arn: str, request: TrainingRunRequest) -> StartResult:

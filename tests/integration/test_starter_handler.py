@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from convclass.deployment import TRAINING_STATE_MACHINE_ENV
+from convclass.errors import InvalidInput
 from convclass.events import TrainingRunRequest, execution_name
 from convclass.layout import training_execution_name
 from functions.starter import handler as starter
@@ -101,6 +102,6 @@ def test_invalid_requests_fail_alone_and_go_back_to_the_queue(state_machine: str
 
 
 def test_invalid_input_names_fields_not_values() -> None:
-    with pytest.raises(starter.InvalidInput, match="tenant") as raised:
+    with pytest.raises(InvalidInput, match="tenant") as raised:
         starter.parse_request(json.dumps({**REQUEST, "tenant": "Secret Customer Name"}))
     assert "Secret Customer Name" not in str(raised.value)

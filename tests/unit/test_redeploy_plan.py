@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from convclass import layout
-from convclass.events import DataSource, Redeploy, RunOptions, TrainingRunRequest, plan_run
+from convclass.events import DataSource, Redeploy, RunOptions, TrainingRunRequest
+from convclass.steps.plan import plan_run
 
 BUCKET = "convclass-test-data"
 

@@ -99,7 +99,7 @@ def test_mongodb_settings_come_from_secrets_manager_and_never_leak(
 ) -> None:
     logs = io.StringIO()
     capture = logging.StreamHandler(logs)
-    capture.setFormatter(export_handler.logger.registered_formatter)
+    capture.setFormatter(export_handler.handler.logger.registered_formatter)
     logging.getLogger("convclass-export").addHandler(capture)
     store = mongomock.MongoClient(tz_aware=True)
     store["support"]["tickets"].insert_many(
@@ -138,7 +138,7 @@ def test_mongodb_settings_come_from_secrets_manager_and_never_leak(
     assert manifest.source.description == "mongodb+srv://cluster0.example.net/support support.tickets"
     assert PASSWORD not in manifest.model_dump_json()
     written = json.loads(logs.getvalue().splitlines()[-1])
-    assert (written["message"], written["tenant"], written["records"]) == ("export written", TENANT, 15)
+    assert (written["message"], written["tenant"], written["records"]) == ("export done", TENANT, 15)
     assert PASSWORD not in logs.getvalue()
     assert not any(
         e["subject"] in logs.getvalue() for e in iter_emails(15, seed=9, tenant_id=TENANT, duplicate_rate=0.0)

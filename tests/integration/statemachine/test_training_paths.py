@@ -18,7 +18,8 @@ import pytest
 from workflow_support import BUCKET, REGION, SHARED_ENDPOINT, RecordingRunner, World, request
 
 from convclass import events, layout
-from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome, plan_run
+from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome
+from convclass.steps.plan import plan_run
 from convclass.training import metric_definitions
 from convclass_local import moto_shims
 from statemachine import training as t

@@ -8,10 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from convclass import layout
-from convclass.events import ChampionRecord, RunOptions, TrainingRunRequest, execution_name, plan_run
+from convclass.events import ChampionRecord, RunOptions, TrainingRunRequest, execution_name
 from convclass.export.request import ExportRequest
 from convclass.hosting import keys
-from functions.preprocess.job import parse_request as parse_preprocess
+from convclass.steps import preprocess
+from convclass.steps.plan import plan_run
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
@@ -52,7 +53,7 @@ def test_plan_keys_stay_under_the_classifier_prefix() -> None:
 def test_plan_steps_are_valid_events_of_the_functions_that_receive_them() -> None:
     plan = plan_run(_request(), execution_name="acme-support-k", bucket="convclass-data")
     assert ExportRequest.model_validate(plan.export.model_dump(mode="json")).run_id == plan.run_id
-    assert parse_preprocess(plan.preprocess.model_dump(mode="json")).run_id == plan.run_id
+    assert preprocess.STEP.prepare(plan.preprocess.model_dump(mode="json"), {}).run_id == plan.run_id
 
 
 def test_stopping_condition_follows_spot() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from convclass.artifacts import ChampionScore, ModelMetrics
-from convclass.comparison import compare, decide, metrics_from_model_tar
 from convclass.errors import IncompatibleModel
 from convclass.events import HeadlineMetrics
+from convclass.steps.evaluate import compare, decide, metrics_from_model_tar
 from convclass.training.champion import score_predictions
 
 

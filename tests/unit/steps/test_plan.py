@@ -1,11 +1,14 @@
-"""The plan function: a RunPlan for a valid request, InvalidInput naming fields (never values) otherwise."""
+"""The plan step: a RunPlan for a valid request, InvalidInput naming fields (never values) otherwise."""
 
 from __future__ import annotations
 
 import pytest
 
+from convclass.deployment import DATA_BUCKET_ENV
 from convclass.errors import InvalidInput
-from functions.plan.handler import plan_from_event
+from convclass.events import RunPlan
+from convclass.steps import plan
+from convclass.steps.contract import StepEnvironment
 
 REQUEST = {
     "tenant": "acme",
@@ -25,6 +28,15 @@ def _event(request: object, **overrides: str) -> dict[str, object]:
     }
 
 
+def plan_from_event(event: object, *, deployed_bucket: str | None = None) -> RunPlan:
+    environ = {DATA_BUCKET_ENV: deployed_bucket} if deployed_bucket else {}
+
+    def no_clients(service: str) -> object:
+        raise AssertionError(f"planning needs no AWS client, asked for {service}")
+
+    return plan.STEP.run(plan.STEP.prepare(event, environ), StepEnvironment(environ, no_clients))
+
+
 def test_valid_request_is_planned() -> None:
     plan = plan_from_event(_event(REQUEST), deployed_bucket="convclass-data")
     assert (plan.tenant, plan.run_id, plan.bucket) == ("acme", "acme-support-1", "convclass-data")
@@ -35,7 +47,7 @@ def test_valid_request_is_planned() -> None:
     [
         ({**REQUEST, "tenant": "Secret Customer Name"}, "tenant"),
         ({key: value for key, value in REQUEST.items() if key != "label_field"}, "label_field"),
-        ("not an object", "<request>"),
+        ("not an object", "<root>"),
         ({**REQUEST, "options": {"min_accuracy": "high"}}, "options.min_accuracy"),
     ],
 )

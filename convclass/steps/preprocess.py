@@ -1,4 +1,4 @@
-"""The preprocess step against S3: merge the run's export into the classifier's training history, build the
+"""``Preprocess``: merge the run's export into the classifier's training history, build the
 dataset from that history, upload both.
 
 The history the export continued (named by the export manifest; none when the export read all history) and
@@ -13,26 +13,28 @@ logged.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from convclass import layout
 from convclass.cleaning import CLEANING_VERSION
 from convclass.dataset import MANIFEST_FILE, SPLIT_FILES, BuildOptions, DatasetManifest, build_dataset
 from convclass.dataset.history import HistoryManifest, compact
 from convclass.dataset.reader import file_sha256
-from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
+from convclass.deployment import KMS_KEY_ENV
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.events import PreprocessStep
 from convclass.export.manifest import ExportManifest, PartInfo
 from convclass.feedback.labels import confirmed_labels
 from convclass.feedback.store import FeedbackStore
 from convclass.layout import TOKENIZER_FILE
+from convclass.steps.contract import Step, StepEnvironment
 
 
 class PreprocessResult(BaseModel):
@@ -55,18 +57,13 @@ class PreprocessResult(BaseModel):
     history_records: int
 
 
-def parse_request(event: Any) -> PreprocessStep:
-    try:
-        return PreprocessStep.model_validate(event)
-    except ValidationError as error:
-        # Field locations and messages only: values never reach the error text (and so never the logs).
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '<event>'}: {item['msg']}" for item in error.errors()
-        )
-        raise InvalidInput(f"preprocess event is invalid: {problems}") from None
+def run(request: PreprocessStep, env: StepEnvironment) -> PreprocessResult:
+    """The dataset of this run, built in a scratch folder that is gone when the step returns."""
+    with tempfile.TemporaryDirectory(prefix="convclass-preprocess-") as scratch:
+        return build(request, env.client("s3"), Path(scratch), env.environ)
 
 
-def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, str]) -> PreprocessResult:
+def build(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, str]) -> PreprocessResult:
     """Download and verify the export parts, build the dataset in ``scratch``, upload it (manifest last)."""
     where = layout.ClassifierLayout(request.tenant, request.classifier)
     if request.output_prefix != where.dataset_prefix(request.run_id):
@@ -75,9 +72,6 @@ def run(request: PreprocessStep, s3: Any, scratch: Path, environ: Mapping[str, s
         )
     if not request.input_prefix.startswith(where.prefix):
         raise InvalidInput("input_prefix lies outside this tenant's classifier prefix")
-    deployed = environ.get(DATA_BUCKET_ENV)
-    if deployed and deployed != request.bucket:
-        raise InvalidInput("preprocess may only use the data bucket it is deployed with")
     export = _read_export_manifest(s3, request)
     upload = _Uploader(s3, request.bucket, environ.get(KMS_KEY_ENV) or None)
     history, inputs = _merge_history(s3, request, where, export, scratch, upload)
@@ -251,3 +245,21 @@ class _Uploader:
         self._s3.upload_file(
             str(path), self._bucket, key, ExtraArgs={"ContentType": content_type, **self._extra}
         )
+
+
+STEP = Step(
+    name="preprocess",
+    schema=TypeAdapter(PreprocessStep),
+    run=run,
+    buckets=lambda request: [request.bucket],
+    log_keys=lambda request: {
+        "tenant": request.tenant,
+        "classifier": request.classifier,
+        "run_id": request.run_id,
+    },
+    summary=lambda result: {
+        "records_read": result.records_read,
+        "records_kept": result.records_kept,
+        "labels": result.labels,
+    },
+)

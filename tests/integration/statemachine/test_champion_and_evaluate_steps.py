@@ -12,11 +12,15 @@ from moto import mock_aws
 from workflow_support import BUCKET, REGION, model_tar, request
 
 from convclass import layout
+from convclass.deployment import DATA_BUCKET_ENV
 from convclass.errors import IncompatibleModel, InvalidInput
-from convclass.events import ChampionLookup, ChampionRecord, HeadlineMetrics, plan_run
+from convclass.events import ChampionLookup, ChampionRecord, EvaluationResult, HeadlineMetrics
+from convclass.steps import champion, evaluate
+from convclass.steps.champion import read_champion
+from convclass.steps.contract import StepEnvironment
+from convclass.steps.plan import plan_run
 from convclass.training.champion import CHAMPION_CHANNEL
 from convclass_local.lambdas import invoke_handler
-from functions.evaluate.handler import FindChampionEvent, evaluate, find_champion, parse_event, read_champion
 
 pytestmark = pytest.mark.xdist_group("statemachine-evaluate")
 
@@ -84,18 +88,24 @@ def _deploy_champion(
     s3.put_object(Bucket=BUCKET, Key=plan.deploy.champion_key, Body=record.model_dump_json())
 
 
+def _clients(s3: Any, sagemaker: Any) -> StepEnvironment:
+    return StepEnvironment({DATA_BUCKET_ENV: BUCKET}, {"s3": s3, "sagemaker": sagemaker}.__getitem__)
+
+
+def _evaluate(event: dict[str, Any], s3: Any, sagemaker: Any) -> EvaluationResult:
+    env = _clients(s3, sagemaker)
+    return evaluate.STEP.run(evaluate.STEP.prepare(event, env.environ), env)
+
+
 def _lookup(s3: Any, sagemaker: Any) -> ChampionLookup:
     plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
-    event = parse_event(
-        {
-            "action": "find_champion",
-            "step": plan.evaluation.model_dump(mode="json"),
-            "channels": plan.training.input_data_config,
-        },
-        deployed_bucket=BUCKET,
-    )
-    assert isinstance(event, FindChampionEvent)
-    return find_champion(event, s3=s3, sagemaker=sagemaker)
+    env = _clients(s3, sagemaker)
+    event = {
+        "action": champion.FIND_CHAMPION,
+        "step": plan.evaluation.model_dump(mode="json"),
+        "channels": plan.training.input_data_config,
+    }
+    return champion.STEP.run(champion.STEP.prepare(event, env.environ), env)
 
 
 def test_first_model_is_judged_on_the_minimum_alone(aws: tuple[Any, Any]) -> None:
@@ -103,7 +113,7 @@ def test_first_model_is_judged_on_the_minimum_alone(aws: tuple[Any, Any]) -> Non
     lookup = _lookup(s3, sagemaker)
     assert (lookup.model_artifacts, lookup.endpoint.exists) == (None, False)
     assert CHAMPION_CHANNEL not in {c["ChannelName"] for c in lookup.input_data_config}
-    result = evaluate(parse_event(_event(0.8, s3)), s3=s3, sagemaker=sagemaker)
+    result = _evaluate(_event(0.8, s3), s3, sagemaker)
     assert (result.deploy, result.champion, result.endpoint.exists) == (True, None, False)
 
 
@@ -123,9 +133,7 @@ def test_champion_is_compared_on_the_challengers_test_split(aws: tuple[Any, Any]
     job computed on the challenger's test split (0.85) is."""
     s3, sagemaker = aws
     _deploy_champion(s3, sagemaker, 0.95)
-    result = evaluate(
-        parse_event(_event(0.9, s3, champion=0.85, scored=CHAMPION)), s3=s3, sagemaker=sagemaker
-    )
+    result = _evaluate(_event(0.9, s3, champion=0.85, scored=CHAMPION), s3, sagemaker)
     assert result.deploy is True
     assert result.champion is not None
     assert result.champion.accuracy == pytest.approx(0.85)
@@ -133,7 +141,7 @@ def test_champion_is_compared_on_the_challengers_test_split(aws: tuple[Any, Any]
     assert "same 100-row test split" in result.reason
     assert result.endpoint.config_name == "cfg-1"
 
-    worse = evaluate(parse_event(_event(0.8, s3, champion=0.85, scored=CHAMPION)), s3=s3, sagemaker=sagemaker)
+    worse = _evaluate(_event(0.8, s3, champion=0.85, scored=CHAMPION), s3, sagemaker)
     assert worse.deploy is False
 
 
@@ -141,7 +149,7 @@ def test_a_champion_that_changed_during_training_rejects_the_challenger(aws: tup
     s3, sagemaker = aws
     _deploy_champion(s3, sagemaker, 0.5)
     # Training was given no champion (none served then); one serves now.
-    result = evaluate(parse_event(_event(0.99, s3)), s3=s3, sagemaker=sagemaker)
+    result = _evaluate(_event(0.99, s3), s3, sagemaker)
     assert (result.deploy, result.champion, result.champion_model) == (False, None, CHAMPION)
     assert "changed the champion" in result.reason
 
@@ -150,7 +158,7 @@ def test_champion_record_of_another_config_is_ignored(aws: tuple[Any, Any]) -> N
     s3, sagemaker = aws
     _deploy_champion(s3, sagemaker, 0.95, record_config="cfg-stale")
     assert _lookup(s3, sagemaker).model_artifacts is None
-    result = evaluate(parse_event(_event(0.9, s3)), s3=s3, sagemaker=sagemaker)
+    result = _evaluate(_event(0.9, s3), s3, sagemaker)
     assert (result.deploy, result.champion) == (True, None)
 
 
@@ -192,7 +200,7 @@ def test_a_champion_model_in_another_bucket_is_refused(aws: tuple[Any, Any]) -> 
     s3, _ = aws
     event = _event(0.9, s3, scored="s3://elsewhere/model.tar.gz")
     with pytest.raises(InvalidInput):
-        parse_event(event, deployed_bucket=BUCKET)
+        evaluate.STEP.prepare(event, {DATA_BUCKET_ENV: BUCKET})
 
 
 def test_artifact_without_metrics_is_a_named_error_through_the_handler(aws: tuple[Any, Any]) -> None:
@@ -244,9 +252,7 @@ def test_a_shared_route_is_the_champion_while_the_shared_endpoint_exists(aws: tu
     )
     sagemaker.create_endpoint(EndpointName="cc-shared", EndpointConfigName="cfg-shared")
     assert _lookup(s3, sagemaker).model_artifacts == CHAMPION
-    result = evaluate(
-        parse_event(_event(0.9, s3, champion=0.95, scored=CHAMPION)), s3=s3, sagemaker=sagemaker
-    )
+    result = _evaluate(_event(0.9, s3, champion=0.95, scored=CHAMPION), s3, sagemaker)
     assert result.deploy is False
     assert result.champion is not None
 
@@ -257,6 +263,6 @@ def test_a_roll_back_is_never_blocked_by_the_serving_champion(aws: tuple[Any, An
     # The earlier model scored no (or another) champion when it trained; the customer chose it anyway.
     event = _event(0.80, s3)
     event["step"] = {**event["step"], "redeploy": True, "min_accuracy": 0.0}
-    result = evaluate(parse_event(event), s3=s3, sagemaker=sagemaker)
+    result = _evaluate(event, s3, sagemaker)
     assert result.deploy is True
     assert result.champion is None

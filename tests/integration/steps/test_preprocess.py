@@ -179,12 +179,12 @@ def test_the_deployed_bucket_is_enforced(s3: Any, monkeypatch: pytest.MonkeyPatc
 
 def test_logs_carry_ids_and_counts_but_no_email_text(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
-    monkeypatch.setattr(preprocess.logger.registered_handler, "stream", stream)
+    monkeypatch.setattr(preprocess.handler.logger.registered_handler, "stream", stream)
     records = generate_emails(300, seed=8)
     _export(s3, [records])
     preprocess.handler(_event(), CONTEXT)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    built = next(line for line in lines if line["message"] == "dataset built")
+    built = next(line for line in lines if line["message"] == "preprocess done")
     assert (built["tenant"], built["classifier"], built["run_id"]) == (TENANT, CLASSIFIER, RUN)
     assert built["records_read"] == 300
     logged = stream.getvalue()

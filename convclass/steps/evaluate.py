@@ -1,4 +1,5 @@
-"""Challenger vs champion: the rule that decides whether a newly trained model replaces the deployed one.
+"""``Evaluate``: challenger vs champion, the rule that decides whether a newly trained model replaces the
+deployed one.
 
 Both figures come from the challenger's metrics.json: its own, and the champion's on the same held-out split
 (``ModelMetrics.champion``, computed by the training job that was given the champion's model).
@@ -10,9 +11,14 @@ import tarfile
 from dataclasses import dataclass
 from typing import IO
 
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
 from convclass.artifacts import METRICS_FILE, ModelMetrics
 from convclass.errors import IncompatibleModel
-from convclass.events import HeadlineMetrics
+from convclass.events import EvaluationResult, EvaluationStep, HeadlineMetrics
+from convclass.layout import parse_s3_uri
+from convclass.steps.champion import current_champion
+from convclass.steps.contract import Step, StepEnvironment
 
 #: metrics.json is a few KB; anything larger is not a metrics file.
 _MAX_METRICS_BYTES = 4 * 1024 * 1024
@@ -142,3 +148,62 @@ def metrics_from_model_tar(stream: IO[bytes]) -> ModelMetrics:
     except tarfile.TarError as exc:
         raise IncompatibleModel(f"model archive cannot be read: {type(exc).__name__}") from exc
     raise IncompatibleModel(f"model archive has no {METRICS_FILE}")
+
+
+class EvaluateEvent(BaseModel):
+    """What the state machine sends after the training job: its model archive and the champion it scored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: EvaluationStep
+    model_artifacts: str
+    training_job_name: str
+    #: The champion's archive the training job was given (FindChampion's ``model_artifacts``), if any.
+    champion_model: str | None = None
+
+
+def run(event: EvaluateEvent, env: StepEnvironment) -> EvaluationResult:
+    s3, sagemaker = env.client("s3"), env.client("sagemaker")
+    step = event.step
+    bucket, key = parse_s3_uri(event.model_artifacts)
+    metrics = metrics_from_model_tar(s3.get_object(Bucket=bucket, Key=key)["Body"])
+    endpoint, record = current_champion(step, s3=s3, sagemaker=sagemaker)
+    comparison: Comparison = compare(
+        metrics,
+        # A roll back is the customer's choice of an earlier model: no champion stands in its way.
+        serving=record.model_artifacts if record and not step.redeploy else None,
+        scored=event.champion_model,
+        min_accuracy=step.min_accuracy,
+        tolerance=step.tolerance,
+    )
+    return EvaluationResult(
+        deploy=comparison.deploy,
+        reason=comparison.reason,
+        challenger=comparison.challenger,
+        champion=comparison.champion,
+        champion_model=comparison.champion_model,
+        min_accuracy=step.min_accuracy,
+        tolerance=step.tolerance,
+        endpoint=endpoint,
+    )
+
+
+STEP = Step(
+    name="evaluate",
+    schema=TypeAdapter(EvaluateEvent),
+    run=run,
+    buckets=lambda event: [
+        event.step.bucket,
+        *(parse_s3_uri(uri)[0] for uri in (event.model_artifacts, event.champion_model) if uri),
+    ],
+    log_keys=lambda event: {
+        "tenant": event.step.tenant,
+        "classifier": event.step.classifier,
+        "run_id": event.step.run_id,
+    },
+    summary=lambda result: {
+        "deploy": result.deploy,
+        "challenger_accuracy": result.challenger.accuracy,
+        "champion_accuracy": result.champion.accuracy if result.champion else None,
+    },
+)
