@@ -10,10 +10,11 @@ process by the engine's Lambda shim; its source is a files drop (JSON Lines on m
 conversations (Banking77 texts when the folder exists, else the generator's templates) whose change times
 are spread evenly from 1971 to 2025, so the plan's even time chunks hold similar numbers of records.
 
-1. Chunked: ``--conversations`` records, the export function's size rule set to 0 (every window of several
-   chunks is big), ``--chunks`` chunks run by the Map at ``--concurrency``.
-2. Single task, same run: the first ``--slice`` records through the same machine with the default size rule
-   (a tenant without history is small: one ``Export`` task); the chunked path is timed on the same slice.
+1. Chunked: ``--conversations`` records with the export function's default size rule (the plan counts the
+   window's records at the source, here an estimate from the drop's bytes, and a window over
+   ``DEFAULT_MAP_MIN_RECORDS`` goes to the Map); ``--chunks`` chunks run by the Map at ``--concurrency``.
+2. Single task, same run: ``--slice`` records through the same machine with the size rule set out of reach
+   (one ``Export`` task), and the chunked path on another drop of the same size (size rule 0).
 
 What it measures locally, honestly: the engine runs Map iterations as threads of this one process, and the
 files source reads the whole drop for every chunk (it filters rows by change time; a database source asks
@@ -51,6 +52,7 @@ from moto import mock_aws  # noqa: E402
 from convclass import layout  # noqa: E402
 from convclass.export.consent import ConsentRecord, record_consent  # noqa: E402
 from convclass.export.manifest import ExportManifest  # noqa: E402
+from convclass.export.run import DEFAULT_MAP_MIN_RECORDS  # noqa: E402
 from convclass.steps.plan import plan_run  # noqa: E402
 from convclass_local import moto_shims  # noqa: E402
 from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
@@ -198,9 +200,10 @@ def main() -> int:
         drop("bench-slice-chunked", slice_n, args.data)
         drop("bench-slice-single", slice_n, args.data)
 
-        export_environment("0")
+        export_environment(str(DEFAULT_MAP_MIN_RECORDS))
         with PeakRss() as memory:
             chunked, chunked_s, manifest = run(arn, "bench-big", args.timeout)
+        export_environment("0")
         slice_chunked, slice_chunked_s, _ = run(arn, "bench-slice-chunked", args.timeout)
         export_environment(str(10**12))
         single, single_s, single_manifest = run(arn, "bench-slice-single", args.timeout)
@@ -210,6 +213,7 @@ def main() -> int:
         raise SystemExit("the size rule did not pick the expected paths")
     result = {
         "records": manifest.counts.exported,
+        "size_rule_records": DEFAULT_MAP_MIN_RECORDS,
         "conversations": args.conversations,
         "chunks": manifest.chunks,
         "map_iterations": iterations,

@@ -35,6 +35,10 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 PARQUET_SUFFIXES = (".parquet",)
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
+#: What :meth:`FilesSource.count` assumes one record takes: a JSON line of a first inbound email (about a KB),
+#: and a quarter of that compressed (gzip, Parquet). Only the export plan's size rule uses the estimate.
+ESTIMATED_RECORD_BYTES = 1024
+ESTIMATED_COMPRESSION = 4
 _PARQUET_BATCH_ROWS = 1000
 _RECORD_COLUMNS = (
     "conversation_id",
@@ -106,8 +110,17 @@ class FilesSource:
     def close(self) -> None:
         """Nothing to release: each file is closed as soon as it has been read."""
 
+    def count(self, query: ExportQuery) -> int | None:
+        """An estimate from the sizes of the dropped files (reading them is the only exact count, and a drop
+        holds one tenant's conversations, so the window is not applied)."""
+        total = 0
+        for name, size in self._listing():
+            compressed = name.lower().endswith((".gz", *PARQUET_SUFFIXES))
+            total += size * (ESTIMATED_COMPRESSION if compressed else 1)
+        return total // ESTIMATED_RECORD_BYTES
+
     def conversations(self, query: ExportQuery) -> Iterator[Normalized | Skipped]:
-        for name in self._names():
+        for name, _ in self._listing():
             for item in self._file_items(name, query):
                 if isinstance(item, Normalized) and not query.window.contains(item.changed_at):
                     yield Skipped(FilterReason.OUT_OF_WINDOW)
@@ -128,26 +141,28 @@ class FilesSource:
             yield Skipped(SkipReason.UNREADABLE_FILE)
 
     # -- listing ---------------------------------------------------------------------------------------------
-    def _names(self) -> Iterator[str]:
+    def _listing(self) -> Iterator[tuple[str, int]]:
+        """Every supported file of the drop with its size in bytes, in a stable order."""
         if self._uri.startswith("s3://"):
-            yield from self._s3_names()
+            yield from self._s3_listing()
             return
         root = Path(self._uri)
         if root.is_file():
-            yield str(root)
+            yield str(root), root.stat().st_size
         elif root.is_dir():
-            yield from sorted(str(p) for p in root.rglob("*") if p.is_file() and _supported(p.name))
+            files = sorted(p for p in root.rglob("*") if p.is_file() and _supported(p.name))
+            yield from ((str(p), p.stat().st_size) for p in files)
         else:
             raise SourceUnavailable("dropped-files location does not exist")
 
-    def _s3_names(self) -> Iterator[str]:
+    def _s3_listing(self) -> Iterator[tuple[str, int]]:
         bucket, prefix = parse_s3_uri(self._uri)
         try:
             pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for page in pages:
                 for item in page.get("Contents", []):
                     if _supported(item["Key"]):
-                        yield f"s3://{bucket}/{item['Key']}"
+                        yield f"s3://{bucket}/{item['Key']}", int(item["Size"])
         except ClientError as error:
             raise SourceUnavailable(f"cannot list dropped files ({_code(error)})") from None
         except BotoCoreError as error:

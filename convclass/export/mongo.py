@@ -19,7 +19,7 @@ from pymongo.errors import ConnectionFailure, CursorNotFound, ExecutionTimeout, 
 
 from convclass.errors import SourceUnavailable
 from convclass.export.mapping import DocumentMapping, Normalized, Skipped, normalize_document
-from convclass.export.retry import Attempts, RetryPolicy
+from convclass.export.retry import Attempts, RetryPolicy, call_with_retries
 from convclass.export.source import ExportQuery, SourceKind
 
 DEFAULT_BATCH_SIZE = 500
@@ -110,6 +110,15 @@ class MongoSource:
         else:
             projection.update({f"{m.messages_field}.{name}": 1 for name in m.message_fields()})
         return projection
+
+    def count(self, query: ExportQuery) -> int | None:
+        condition = self.query_filter(query)
+        return call_with_retries(
+            lambda: int(self._collection.count_documents(condition)),
+            policy=self._retry,
+            transient=is_transient,
+            what="MongoDB count",
+        )
 
     def conversations(self, query: ExportQuery) -> Iterator[Normalized | Skipped]:
         base = self.query_filter(query)

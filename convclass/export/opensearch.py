@@ -24,7 +24,7 @@ from opensearchpy.exceptions import (
 
 from convclass.errors import SourceUnavailable
 from convclass.export.mapping import DocumentMapping, Normalized, Skipped, normalize_document
-from convclass.export.retry import Attempts, RetryPolicy
+from convclass.export.retry import Attempts, RetryPolicy, call_with_retries
 from convclass.export.source import ExportQuery, SourceKind
 
 DEFAULT_PAGE_SIZE = 500
@@ -106,6 +106,15 @@ class OpenSearchSource:
             "_source": {"includes": includes},
             "track_total_hits": False,
         }
+
+    def count(self, query: ExportQuery) -> int | None:
+        body = {"query": self.search_body(query)["query"]}
+        return call_with_retries(
+            lambda: int(self._client.count(index=self._index, body=body)["count"]),
+            policy=self._retry,
+            transient=is_transient,
+            what="OpenSearch count",
+        )
 
     def conversations(self, query: ExportQuery) -> Iterator[Normalized | Skipped]:
         attempts = Attempts(self._retry, "OpenSearch read")

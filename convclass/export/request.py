@@ -126,6 +126,11 @@ class ExportSummary(BaseModel):
     watermark: datetime | None
 
 
+#: What the size rule went by: the source's count of the window, the committed history's size (a source
+#: that cannot count), or the window alone (too short to chunk, or the rule set to 0).
+SizeBasis = Literal["source", "history", "window"]
+
+
 class ExportPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,10 +138,13 @@ class ExportPlan(BaseModel):
     window: TimeWindow
     previous_watermark: datetime | None
     chunk_count: int
-    #: The size rule: True when the window spans at least ``MIN_MAP_CHUNKS`` chunks (the Map exports them in
-    #: parallel); False keeps the single-task export, and ``chunks`` is then empty.
+    #: The size rule: True when the window spans at least ``MIN_MAP_CHUNKS`` chunks and holds enough records
+    #: (the Map exports them in parallel); False keeps the single-task export, and ``chunks`` is then empty.
     chunked: bool
     chunks: list[ExportChunk]
+    #: The records the rule went by (None: not counted) and where the figure came from.
+    records: int | None = None
+    size_basis: SizeBasis = "window"
 
 
 class CommitSummary(BaseModel):

@@ -38,6 +38,7 @@ from convclass.export.request import (
     ExportPlan,
     ExportRequest,
     ExportSummary,
+    SizeBasis,
     WindowSpec,
 )
 from convclass.export.source import ConversationSource, ExportQuery
@@ -64,8 +65,8 @@ class ExportTarget:
     max_part_rows: int = DEFAULT_MAX_PART_ROWS
     kms_key_id: str | None = None
     settle: timedelta = DEFAULT_SETTLE
-    #: The plan's size rule: a tenant whose committed training history holds fewer records than this is
-    #: exported by one task; 0 sizes by the window alone (a first export of a tenant has no history).
+    #: The plan's size rule: a window the source counts fewer records in than this is exported by one task;
+    #: 0 sizes by the window alone.
     map_min_records: int = DEFAULT_MAP_MIN_RECORDS
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -296,16 +297,34 @@ def _history_records(target: ExportTarget, mark: Watermark) -> int:
         raise InvalidInput("the committed training history is unreadable; run a full export") from None
 
 
-def plan_export(target: ExportTarget, request: ExportRequest) -> ExportPlan:
+def plan_export(
+    target: ExportTarget, request: ExportRequest, open_source: Callable[[], ConversationSource]
+) -> ExportPlan:
+    """The window and, by the size rule, its chunks: a window of at least ``MIN_MAP_CHUNKS`` chunks whose
+    records reach ``target.map_min_records`` is exported by the Map; anything smaller by one task.
+
+    The records are the source's own count of the window (an index count for databases, an estimate from
+    the listing for dropped files); a source that cannot count is sized by the committed training history.
+    """
     require_consent(target.s3, target.bucket, request.where, request.label_field)
     previous = committed_history(target.s3, target.bucket, request.where)
     window = resolve_window(request.mode, request.window, previous, target.clock(), target.settle)
     chunks = plan_chunks(
         window, chunk_duration=timedelta(hours=request.chunk_hours), max_chunks=request.max_chunks
     )
+    records: int | None = None
+    basis: SizeBasis = "window"
+    if len(chunks) >= MIN_MAP_CHUNKS and target.map_min_records > 0:
+        source = open_source()
+        try:
+            records = source.count(ExportQuery(request.tenant, request.label_field, window))
+        finally:
+            source.close()
+        basis = "source"
+        if records is None and previous is not None:
+            records, basis = _history_records(target, previous), "history"
     chunked = len(chunks) >= MIN_MAP_CHUNKS and (
-        target.map_min_records == 0
-        or (previous is not None and _history_records(target, previous) >= target.map_min_records)
+        target.map_min_records == 0 or (records is not None and records >= target.map_min_records)
     )
     return ExportPlan(
         mode=request.mode,
@@ -314,6 +333,8 @@ def plan_export(target: ExportTarget, request: ExportRequest) -> ExportPlan:
         chunk_count=len(chunks),
         chunked=chunked,
         chunks=chunks if chunked else [],
+        records=records,
+        size_basis=basis,
     )
 
 
@@ -390,7 +411,7 @@ def execute(
     if request.action == "commit":
         return commit(target, request)
     if request.action == "plan":
-        return plan_export(target, request)
+        return plan_export(target, request, open_source)
     where = request.where
     require_consent(target.s3, target.bucket, where, request.label_field)
     key = (

@@ -37,6 +37,11 @@ class ConversationSource(Protocol):
 
     def conversations(self, query: ExportQuery) -> Iterator[Normalized | Skipped]: ...
 
+    def count(self, query: ExportQuery) -> int | None:
+        """How many documents :meth:`conversations` would read, from the store's own count (an index, a
+        listing); None when only reading them would tell. The export plan's size rule goes by it."""
+        ...
+
     def unreadable_locations(self) -> list[str]:
         """Files or shards that could not be read to the end (listed in the manifest; empty for databases)."""
         ...

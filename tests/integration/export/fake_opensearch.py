@@ -110,6 +110,9 @@ class FakeOpenSearch:
                 return 200, {"pits": [{"pit_id": p, "successful": True} for p in body.get("pit_id", [])]}
             if path == "/_search":
                 return self._search(body)
+            if path == f"/{self.index}/_count" and method in {"GET", "POST"}:
+                filters = body["query"]["bool"]["filter"]
+                return 200, {"count": sum(all(_matches(d, f) for f in filters) for d in self.documents)}
             return 400, {"error": f"unsupported request {method} {path}"}
 
     def _search(self, body: Doc) -> tuple[int, Doc]:

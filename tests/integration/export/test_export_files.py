@@ -15,9 +15,11 @@ import pytest
 from export_support import BUCKET, LABEL, TENANT, WHERE, make_request, read_manifest, read_rows
 
 from convclass.errors import SourceUnavailable
-from convclass.export.files import FilesSource
+from convclass.export.files import ESTIMATED_COMPRESSION, ESTIMATED_RECORD_BYTES, FilesSource
 from convclass.export.request import ExportSummary
 from convclass.export.run import ExportTarget, execute
+from convclass.export.source import ExportQuery
+from convclass.export.window import EPOCH, TimeWindow
 from convclass.records import EXPORT_RECORD_SCHEMA
 from convclass_local.generator import iter_emails
 
@@ -130,3 +132,17 @@ def test_window_selects_rows_by_change_time(approved: Any, tmp_path: Path) -> No
     result = export(approved, str(tmp_path / "all.jsonl"), window=window)
     assert result.records == 20
     assert result.filtered == 20
+
+
+def test_the_count_of_a_drop_is_an_estimate_from_its_bytes(tmp_path: Path) -> None:
+    rows = emails(40, seed=4)
+    (tmp_path / "plain.jsonl").write_bytes(jsonl(rows))
+    (tmp_path / "packed.jsonl.gz").write_bytes(gzip.compress(jsonl(rows)))
+    (tmp_path / "notes.txt").write_text("not part of the drop")
+    source = FilesSource(str(tmp_path))
+    query = ExportQuery(TENANT, LABEL, TimeWindow(start=EPOCH, end=NOW))
+    plain = len(jsonl(rows))
+    packed = (tmp_path / "packed.jsonl.gz").stat().st_size
+    expected = (plain + packed * ESTIMATED_COMPRESSION) // ESTIMATED_RECORD_BYTES
+    assert source.count(query) == expected
+    assert 40 <= expected <= 4 * 80  # the estimate is of the right size for 80 records

@@ -288,8 +288,9 @@ def test_chunked_export_equals_single_export_and_finalize_needs_every_chunk(appr
     planning = make_request("par", action="plan", window=window, chunk_hours=24 * 7)
     small = execute(planning, target(approved), lambda: source(collection))
     assert isinstance(small, ExportPlan)
-    # A tenant with no committed history is small by the default size rule: one task, no Map items.
+    # 80 conversations in the window, by MongoDB's own count: far below the default size rule, one task.
     assert (small.chunk_count, small.chunked, small.chunks) == (8, False, [])
+    assert (small.records, small.size_basis) == (80, "source")
     plan = execute(planning, target(approved, map_min_records=0), lambda: source(collection))
     assert isinstance(plan, ExportPlan)
     assert plan.chunked
@@ -321,3 +322,17 @@ def test_chunked_export_equals_single_export_and_finalize_needs_every_chunk(appr
     single = summary_of(execute(make_request("one", window=window, full_export=True), target(approved),
                                 lambda: source(collection)))  # fmt: skip
     assert single.records == combined.records
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_the_size_rule_goes_by_the_sources_count_of_the_window(approved: Any, chunked: bool) -> None:
+    collection, records = seeded(120)
+    start, end = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC)
+    in_window = sum(1 for r in records if start <= r["updated_at"] < end)
+    assert 0 < in_window < 120  # the count is of the window, not of the whole collection
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    planning = make_request("size", action="plan", window=window, chunk_hours=12)
+    rule = target(approved, map_min_records=in_window + (0 if chunked else 1))
+    plan = execute(planning, rule, lambda: source(collection))
+    assert isinstance(plan, ExportPlan)
+    assert (plan.records, plan.size_basis, plan.chunked) == (in_window, "source", chunked)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,8 @@ from convclass.export.opensearch import DEFAULT_OPENSEARCH_MAPPING, OpenSearchSo
 from convclass.export.request import ExportSummary
 from convclass.export.retry import RetryPolicy
 from convclass.export.run import ExportTarget, execute
+from convclass.export.source import ExportQuery
+from convclass.export.window import EPOCH, TimeWindow
 from convclass_local.generator import iter_emails
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -151,3 +153,15 @@ def test_bad_documents_in_the_index_are_counted(approved: Any, cluster: tuple[Fa
     assert result.read == 58
     assert result.records == 57
     assert manifest.counts.skipped == {"no_inbound_email": 1}
+
+
+def test_the_count_is_the_tenants_labelled_conversations_in_the_window(
+    cluster: tuple[FakeOpenSearch, str],
+) -> None:
+    fake, url = cluster
+    source = open_source(url)
+    everything = ExportQuery(tenant=TENANT, label_field=LABEL, window=TimeWindow(start=EPOCH, end=NOW))
+    # The tenant's 57 labelled conversations: never the other tenant's, the unlabelled or the undated one.
+    assert source.count(everything) == 57
+    assert any(path == "/conversations/_count" for _, path, _ in fake.requests)
+    assert source.count(ExportQuery(TENANT, LABEL, TimeWindow(start=NOW, end=NOW + timedelta(days=1)))) == 0
