@@ -9,8 +9,11 @@ counterexample it finds belongs in the test as an ``@example``.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import cast
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -46,3 +49,19 @@ FAKE_AWS_ENV = {
 def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
+
+
+@dataclass
+class _LambdaContext:
+    """The attributes Powertools reads from Lambda's context object."""
+
+    function_name: str = "convclass-test"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:convclass-test"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    """A Lambda context for calling real handlers in process."""
+    return cast(LambdaContext, _LambdaContext())

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from convclass.events import ChampionLookup, ChampionRecord, EndpointState, EvaluationStep
 from convclass.layout import MODELS, ClassifierLayout, parse_s3_uri, s3_uri
-from convclass.steps.contract import Step, StepEnvironment
+from convclass.steps.contract import Step, StepEnvironment, run_ids
 from convclass.training.champion import CHAMPION_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -127,10 +127,6 @@ STEP = Step(
     schema=TypeAdapter(FindChampionEvent),
     run=run,
     buckets=lambda event: [event.step.bucket],
-    log_keys=lambda event: {
-        "tenant": event.step.tenant,
-        "classifier": event.step.classifier,
-        "run_id": event.step.run_id,
-    },
+    log_keys=lambda event: run_ids(event.step),
     summary=lambda lookup: {"champion_run_id": lookup.run_id},
 )

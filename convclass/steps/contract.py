@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -41,6 +41,20 @@ class StepEnvironment:
 
 def _no_keys(_: Any) -> dict[str, Any]:
     return {}
+
+
+class _RunIds(Protocol):
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def classifier(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+
+
+def run_ids(ids: _RunIds) -> dict[str, str]:
+    """The ids every log line of a run's step carries."""
+    return {"tenant": ids.tenant, "classifier": ids.classifier, "run_id": ids.run_id}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from convclass.errors import IncompatibleModel
 from convclass.events import EvaluationResult, EvaluationStep, HeadlineMetrics
 from convclass.layout import parse_s3_uri
 from convclass.steps.champion import current_champion
-from convclass.steps.contract import Step, StepEnvironment
+from convclass.steps.contract import Step, StepEnvironment, run_ids
 
 #: metrics.json is a few KB; anything larger is not a metrics file.
 _MAX_METRICS_BYTES = 4 * 1024 * 1024
@@ -196,11 +196,7 @@ STEP = Step(
         event.step.bucket,
         *(parse_s3_uri(uri)[0] for uri in (event.model_artifacts, event.champion_model) if uri),
     ],
-    log_keys=lambda event: {
-        "tenant": event.step.tenant,
-        "classifier": event.step.classifier,
-        "run_id": event.step.run_id,
-    },
+    log_keys=lambda event: run_ids(event.step),
     summary=lambda result: {
         "deploy": result.deploy,
         "challenger_accuracy": result.challenger.accuracy,

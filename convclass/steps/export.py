@@ -23,7 +23,7 @@ from convclass.export.run import DEFAULT_MAP_MIN_RECORDS, DEFAULT_SETTLE, Export
 from convclass.export.settings import SECRET_ID_ENV, SourceSettings, load_source_settings
 from convclass.export.source import ConversationSource
 from convclass.export.writer import DEFAULT_MAX_PART_BYTES, DEFAULT_MAX_PART_ROWS
-from convclass.steps.contract import Step, StepEnvironment
+from convclass.steps.contract import Step, StepEnvironment, run_ids
 
 ExportResult = ExportSummary | ExportPlan | CommitSummary | ConsentSummary
 
@@ -92,11 +92,6 @@ STEP = Step(
     schema=TypeAdapter(ExportRequest),
     run=run,
     buckets=lambda request: [request.bucket],
-    log_keys=lambda request: {
-        "tenant": request.tenant,
-        "classifier": request.classifier,
-        "run_id": request.run_id,
-        "action": request.action,
-    },
+    log_keys=lambda request: {**run_ids(request), "action": request.action},
     summary=summary,
 )

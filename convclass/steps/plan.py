@@ -25,7 +25,7 @@ from convclass.events import (
     TrainingStep,
 )
 from convclass.hosting import keys
-from convclass.steps.contract import Step, StepEnvironment
+from convclass.steps.contract import Step, StepEnvironment, run_ids
 
 
 class PlanEvent(BaseModel):
@@ -187,5 +187,5 @@ STEP = Step(
     schema=TypeAdapter(PlanEvent),
     run=run,
     buckets=lambda event: [event.bucket],
-    summary=lambda plan: {"tenant": plan.tenant, "classifier": plan.classifier, "run_id": plan.run_id},
+    summary=run_ids,
 )

@@ -34,7 +34,7 @@ from convclass.export.manifest import ExportManifest, PartInfo
 from convclass.feedback.labels import confirmed_labels
 from convclass.feedback.store import FeedbackStore
 from convclass.layout import TOKENIZER_FILE
-from convclass.steps.contract import Step, StepEnvironment
+from convclass.steps.contract import Step, StepEnvironment, run_ids
 
 
 class PreprocessResult(BaseModel):
@@ -252,11 +252,7 @@ STEP = Step(
     schema=TypeAdapter(PreprocessStep),
     run=run,
     buckets=lambda request: [request.bucket],
-    log_keys=lambda request: {
-        "tenant": request.tenant,
-        "classifier": request.classifier,
-        "run_id": request.run_id,
-    },
+    log_keys=run_ids,
     summary=lambda result: {
         "records_read": result.records_read,
         "records_kept": result.records_kept,

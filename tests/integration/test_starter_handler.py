@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from convclass.deployment import TRAINING_STATE_MACHINE_ENV
@@ -24,14 +24,6 @@ REQUEST = {
     "label_field": "intent",
     "data_source": {"kind": "mongodb"},
 }
-
-
-@dataclass
-class _Context:
-    function_name: str = "convclass-test-starter"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:convclass-test-starter"
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture
@@ -73,10 +65,10 @@ def _executions(arn: str) -> list[dict[str, Any]]:
     return boto3.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]  # type: ignore[no-any-return]
 
 
-def test_a_redelivered_request_starts_one_run(state_machine: str) -> None:
+def test_a_redelivered_request_starts_one_run(state_machine: str, lambda_context: LambdaContext) -> None:
     body = json.dumps(REQUEST)
-    assert starter.handler(_event(body, body), _Context()) == {"batchItemFailures": []}
-    assert starter.handler(_event(body), _Context()) == {"batchItemFailures": []}
+    assert starter.handler(_event(body, body), lambda_context) == {"batchItemFailures": []}
+    assert starter.handler(_event(body), lambda_context) == {"batchItemFailures": []}
     (execution,) = _executions(state_machine)
     request = TrainingRunRequest.model_validate(REQUEST)
     assert execution["name"] == execution_name(request)
@@ -84,18 +76,22 @@ def test_a_redelivered_request_starts_one_run(state_machine: str) -> None:
     assert TrainingRunRequest.model_validate_json(described["input"]) == request
 
 
-def test_the_same_business_key_with_other_options_is_a_duplicate_not_a_second_run(state_machine: str) -> None:
+def test_the_same_business_key_with_other_options_is_a_duplicate_not_a_second_run(
+    state_machine: str, lambda_context: LambdaContext
+) -> None:
     first = {**REQUEST, "business_key": "scheduled-2026-11-30T03:00:00Z"}
     second = {**first, "options": {"managed_spot": False}}
-    result = starter.handler(_event(json.dumps(first), json.dumps(second)), _Context())
+    result = starter.handler(_event(json.dumps(first), json.dumps(second)), lambda_context)
     assert result == {"batchItemFailures": []}
     (execution,) = _executions(state_machine)
     assert execution["name"] == training_execution_name("acme", "intent", "scheduled-2026-11-30T03:00:00Z")
 
 
-def test_invalid_requests_fail_alone_and_go_back_to_the_queue(state_machine: str) -> None:
+def test_invalid_requests_fail_alone_and_go_back_to_the_queue(
+    state_machine: str, lambda_context: LambdaContext
+) -> None:
     result = starter.handler(
-        _event("not json", json.dumps({**REQUEST, "tenant": "Acme!"}), json.dumps(REQUEST)), _Context()
+        _event("not json", json.dumps({**REQUEST, "tenant": "Acme!"}), json.dumps(REQUEST)), lambda_context
     )
     assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
     assert len(_executions(state_machine)) == 1

@@ -7,9 +7,8 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import pyarrow.parquet as pq
@@ -32,17 +31,6 @@ for _name in ("botocore", "boto3", "urllib3", "moto"):
 BUCKET = "convclass-data-test"
 TENANT, CLASSIFIER, RUN = "acme-shop", "intent", "run-0001"
 WHERE = ClassifierLayout(TENANT, CLASSIFIER)
-
-
-@dataclass
-class _Context:
-    function_name: str = "convclass-preprocess"
-    memory_limit_in_mb: int = 3008
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:convclass-preprocess"
-    aws_request_id: str = "req-1"
-
-
-CONTEXT = cast(LambdaContext, _Context())
 
 
 @pytest.fixture
@@ -103,11 +91,13 @@ def _manifest(s3: Any) -> DatasetManifest:
     return DatasetManifest.model_validate_json(body)
 
 
-def test_handler_builds_a_stratified_leak_free_dataset_and_returns_only_pointers(s3: Any) -> None:
+def test_handler_builds_a_stratified_leak_free_dataset_and_returns_only_pointers(
+    s3: Any, lambda_context: LambdaContext
+) -> None:
     records = generate_emails(900, seed=21, duplicate_rate=0.05)
     _export(s3, [records[:500], records[500:]])
 
-    result = preprocess.handler(_event(), CONTEXT)
+    result = preprocess.handler(_event(), lambda_context)
 
     assert len(json.dumps(result)) < 2048  # pointers and counts only: far below the 256 KB state limit
     assert result["split_keys"] == {s: WHERE.split_key(RUN, s) for s in ("train", "validation", "test")}
@@ -133,13 +123,15 @@ def test_handler_builds_a_stratified_leak_free_dataset_and_returns_only_pointers
     assert "[EMAIL]" in {t["content"] for t in tokenizer["added_tokens"]}
 
 
-def test_handler_raises_insufficient_data_and_still_uploads_the_manifest(s3: Any) -> None:
+def test_handler_raises_insufficient_data_and_still_uploads_the_manifest(
+    s3: Any, lambda_context: LambdaContext
+) -> None:
     records = generate_emails(60, seed=2)
     for record in records:
         record["labels"] = {"intent": "order_status"}
     _export(s3, [records])
     with pytest.raises(InsufficientData):
-        preprocess.handler(_event(), CONTEXT)
+        preprocess.handler(_event(), lambda_context)
     manifest = _manifest(s3)
     assert manifest.status == "insufficient_data"
     assert manifest.labels == []
@@ -147,42 +139,48 @@ def test_handler_raises_insufficient_data_and_still_uploads_the_manifest(s3: Any
     assert [o["Key"] for o in listed] == [WHERE.dataset_manifest_key(RUN)]
 
 
-def test_a_part_that_does_not_match_its_checksum_is_refused(s3: Any) -> None:
+def test_a_part_that_does_not_match_its_checksum_is_refused(s3: Any, lambda_context: LambdaContext) -> None:
     _export(s3, [generate_emails(50, seed=3), generate_emails(50, seed=4)], corrupt_part=1)
     with pytest.raises(InvalidInput, match="SHA-256"):
-        preprocess.handler(_event(), CONTEXT)
+        preprocess.handler(_event(), lambda_context)
 
 
-def test_missing_export_manifest_and_foreign_prefixes_are_named_errors(s3: Any) -> None:
+def test_missing_export_manifest_and_foreign_prefixes_are_named_errors(
+    s3: Any, lambda_context: LambdaContext
+) -> None:
     with pytest.raises(InvalidInput, match="did not complete"):
-        preprocess.handler(_event(), CONTEXT)
+        preprocess.handler(_event(), lambda_context)
     other = ClassifierLayout("other-tenant", CLASSIFIER)
     with pytest.raises(InvalidInput, match="output_prefix"):
-        preprocess.handler(_event(output_prefix=other.dataset_prefix(RUN)), CONTEXT)
+        preprocess.handler(_event(output_prefix=other.dataset_prefix(RUN)), lambda_context)
     with pytest.raises(InvalidInput, match="input_prefix"):
-        preprocess.handler(_event(input_prefix=other.export_prefix(RUN)), CONTEXT)
+        preprocess.handler(_event(input_prefix=other.export_prefix(RUN)), lambda_context)
 
 
-def test_an_invalid_event_is_rejected_without_echoing_values(s3: Any) -> None:
+def test_an_invalid_event_is_rejected_without_echoing_values(s3: Any, lambda_context: LambdaContext) -> None:
     with pytest.raises(InvalidInput) as caught:
-        preprocess.handler({**_event(), "min_examples_per_label": "secret-value"}, CONTEXT)
+        preprocess.handler({**_event(), "min_examples_per_label": "secret-value"}, lambda_context)
     assert "secret-value" not in str(caught.value)
     with pytest.raises(InvalidInput, match="tenant"):
-        preprocess.handler({k: v for k, v in _event().items() if k != "tenant"}, CONTEXT)
+        preprocess.handler({k: v for k, v in _event().items() if k != "tenant"}, lambda_context)
 
 
-def test_the_deployed_bucket_is_enforced(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_deployed_bucket_is_enforced(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
+) -> None:
     monkeypatch.setenv("CONVCLASS_DATA_BUCKET", "another-bucket")
     with pytest.raises(InvalidInput, match="data bucket"):
-        preprocess.handler(_event(), CONTEXT)
+        preprocess.handler(_event(), lambda_context)
 
 
-def test_logs_carry_ids_and_counts_but_no_email_text(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logs_carry_ids_and_counts_but_no_email_text(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
+) -> None:
     stream = io.StringIO()
     monkeypatch.setattr(preprocess.handler.logger.registered_handler, "stream", stream)
     records = generate_emails(300, seed=8)
     _export(s3, [records])
-    preprocess.handler(_event(), CONTEXT)
+    preprocess.handler(_event(), lambda_context)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     built = next(line for line in lines if line["message"] == "preprocess done")
     assert (built["tenant"], built["classifier"], built["run_id"]) == (TENANT, CLASSIFIER, RUN)
@@ -194,10 +192,12 @@ def test_logs_carry_ids_and_counts_but_no_email_text(s3: Any, monkeypatch: pytes
             assert json.dumps(record["subject"])[1:-1] not in logged
 
 
-def test_the_run_writes_its_history_and_cannot_continue_another_tenants(s3: Any) -> None:
+def test_the_run_writes_its_history_and_cannot_continue_another_tenants(
+    s3: Any, lambda_context: LambdaContext
+) -> None:
     records = generate_emails(200, seed=5, duplicate_rate=0.0)
     _export(s3, [records])
-    result = preprocess.handler(_event(), CONTEXT)
+    result = preprocess.handler(_event(), lambda_context)
     assert result["history_manifest_key"] == WHERE.history_manifest_key(RUN)
     assert result["history_records"] == len({r["conversation_id"] for r in records})
 
@@ -215,11 +215,13 @@ def test_the_run_writes_its_history_and_cannot_continue_another_tenants(s3: Any)
         output_prefix=other.dataset_prefix(RUN),
     )
     with pytest.raises(InvalidInput, match="outside this tenant"):
-        preprocess.handler(event, CONTEXT)
+        preprocess.handler(event, lambda_context)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=other.dataset_prefix(RUN)).get("KeyCount", 0) == 0
 
 
-def test_labels_agents_confirmed_override_exported_ones_for_this_classifier_only(s3: Any) -> None:
+def test_labels_agents_confirmed_override_exported_ones_for_this_classifier_only(
+    s3: Any, lambda_context: LambdaContext
+) -> None:
     from convclass.feedback.events import LabelConfirmed
     from convclass.feedback.store import FeedbackStore
 
@@ -254,7 +256,7 @@ def test_labels_agents_confirmed_override_exported_ones_for_this_classifier_only
             )
         )
 
-    preprocess.handler(_event(), CONTEXT)
+    preprocess.handler(_event(), lambda_context)
 
     manifest = _manifest(s3)
     labels: dict[str, str] = {}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,17 +17,6 @@ from functions.adapter import lambda_handler
 from functions.plan import handler as plan_function
 
 SECRET = "Jane Doe, card 4111 1111 1111 1111"
-
-
-@dataclass
-class _Context:
-    function_name: str = "convclass-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:convclass-test"
-    aws_request_id: str = "req-1"
-
-
-CONTEXT = cast(LambdaContext, _Context())
 
 
 class Ask(BaseModel):
@@ -74,39 +62,41 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_a_run_logs_its_ids_and_summary_and_returns_the_dumped_result(handler: Any) -> None:
+def test_a_run_logs_its_ids_and_summary_and_returns_the_dumped_result(
+    handler: Any, lambda_context: LambdaContext
+) -> None:
     made, stream = handler
-    assert made({"tenant": "acme", "bucket": "data", "rows": 3}, CONTEXT) == {"rows": 3}
+    assert made({"tenant": "acme", "bucket": "data", "rows": 3}, lambda_context) == {"rows": 3}
     (done,) = [line for line in _lines(stream) if line["message"] == "count done"]
     assert (done["tenant"], done["rows"], done["service"]) == ("acme", 3, "convclass-count")
 
 
-def test_an_invalid_event_names_fields_never_values(handler: Any) -> None:
+def test_an_invalid_event_names_fields_never_values(handler: Any, lambda_context: LambdaContext) -> None:
     made, stream = handler
     with pytest.raises(InvalidInput) as raised:
-        made({"tenant": "acme", "bucket": "data", "rows": SECRET}, CONTEXT)
+        made({"tenant": "acme", "bucket": "data", "rows": SECRET}, lambda_context)
     assert "count event is invalid: rows:" in str(raised.value)
     assert SECRET not in str(raised.value)
     assert SECRET not in stream.getvalue()
 
 
 def test_the_deployed_bucket_is_the_only_one_a_step_may_touch(
-    handler: Any, monkeypatch: pytest.MonkeyPatch
+    handler: Any, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made, _ = handler
     monkeypatch.setenv(DATA_BUCKET_ENV, "data")
-    assert made({"tenant": "acme", "bucket": "data", "rows": 1}, CONTEXT) == {"rows": 1}
+    assert made({"tenant": "acme", "bucket": "data", "rows": 1}, lambda_context) == {"rows": 1}
     with pytest.raises(InvalidInput, match="count may only use the data bucket it is deployed with"):
-        made({"tenant": "acme", "bucket": "someone-elses", "rows": 1}, CONTEXT)
+        made({"tenant": "acme", "bucket": "someone-elses", "rows": 1}, lambda_context)
 
 
 def test_a_named_error_is_logged_by_name_and_reraised_and_ids_never_outlive_an_invocation(
-    handler: Any,
+    handler: Any, lambda_context: LambdaContext
 ) -> None:
     made, stream = handler
     with pytest.raises(InsufficientData):
-        made({"tenant": "acme", "bucket": "data", "rows": 0}, CONTEXT)
-    made({"tenant": "globex", "bucket": "data", "rows": 2}, CONTEXT)
+        made({"tenant": "acme", "bucket": "data", "rows": 0}, lambda_context)
+    made({"tenant": "globex", "bucket": "data", "rows": 2}, lambda_context)
     warned, done = [line for line in _lines(stream) if line["level"] in {"WARNING", "INFO"}][-2:]
     assert (warned["error"], warned["tenant"]) == ("InsufficientData", "acme")
     assert done["tenant"] == "globex"
