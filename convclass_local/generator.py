@@ -114,6 +114,35 @@ _TEMPLATES: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
         ("Website error", "App not working", "Bug at checkout", "Technical issue"),
     ),
 }
+#: Labels whose emails real customers (and agents) confuse with each other's: the overlap and the label noise
+#: of :class:`Difficulty` move between these.
+_NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "order_status": ("refund_request", "product_question"),
+    "refund_request": ("billing_issue", "order_status"),
+    "billing_issue": ("refund_request", "cancel_subscription"),
+    "account_access": ("technical_problem",),
+    "product_question": ("order_status",),
+    "cancel_subscription": ("billing_issue", "account_access"),
+    "technical_problem": ("account_access", "billing_issue"),
+}
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """What makes a real tenant's labels hard, for the built-in sample tenant (templates only).
+
+    ``overlap``: the share of emails that also speak of a neighbouring label's topic (a refund request that
+    complains about the charge); ``label_noise``: the share whose label an agent set to a neighbouring
+    label. Both default to 0, which leaves every seed's emails as they were.
+    """
+
+    overlap: float = 0.0
+    label_noise: float = 0.0
+
+
+#: The sample tenant the demo trains: skewed labels, a fifth of emails mixing two topics, 6 % mislabelled.
+REALISTIC = Difficulty(overlap=0.2, label_noise=0.06)
+
 _PRODUCTS = (
     "coffee grinder", "espresso machine", "running shoes", "winter jacket", "desk lamp", "garden hose",
     "bluetooth speaker", "yoga mat", "blender", "kettle", "backpack", "office chair", "crème brûlée set",
@@ -199,13 +228,14 @@ def iter_emails(
     label_field: str = DEFAULT_LABEL_FIELD,
     start: datetime | None = None,
     duplicate_rate: float = 0.01,
+    difficulty: Difficulty = Difficulty(),
 ) -> Iterator[dict[str, Any]]:
     """Yield ``n`` ExportRecord-shaped dicts.
 
     With ``examples``, email ``i`` wraps ``examples[i % len(examples)]`` verbatim (``n`` defaults to one email
     per example); without, texts come from the built-in templates with skewed label frequencies.
     ``duplicate_rate`` of the emails are resends of an earlier email (same subject and body, new
-    conversation), as customers do.
+    conversation), as customers do. ``difficulty`` adds overlapping topics and label noise to the templates.
     """
     if examples is not None and not examples:
         raise ValueError("examples must not be empty")
@@ -226,8 +256,7 @@ def iter_emails(
             example = examples[index % len(examples)]
             text, label, subject = example.text, example.label, _generic_subject(rng)
         else:
-            label = rng.choices(labels, weights)[0]
-            text, subject = _template_text(rng, label)
+            text, subject, label = _sample_text(rng, rng.choices(labels, weights)[0], difficulty)
         body, content_type = _wrap(rng, text)
         record = {
             "conversation_id": conversation_id,
@@ -268,6 +297,18 @@ def _template_text(rng: random.Random, label: str) -> tuple[str, str]:
         parts.insert(rng.randint(0, len(parts)), rng.choice(_FILLERS))
     subject = _fill(rng, rng.choice(subjects)) if rng.random() < 0.85 else _generic_subject(rng)
     return " ".join(parts), subject
+
+
+def _sample_text(rng: random.Random, topic: str, difficulty: Difficulty) -> tuple[str, str, str]:
+    """Text and subject about ``topic`` (sometimes a neighbouring one too), and the label an agent gave it."""
+    text, subject = _template_text(rng, topic)
+    if difficulty.overlap and rng.random() < difficulty.overlap:
+        other, _ = _template_text(rng, rng.choice(_NEIGHBOURS[topic]))
+        text = f"{text} {other}" if rng.random() < 0.5 else f"{other} {text}"
+    label = topic
+    if difficulty.label_noise and rng.random() < difficulty.label_noise:
+        label = rng.choice(_NEIGHBOURS[topic])
+    return text, subject, label
 
 
 def _generic_subject(rng: random.Random) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +13,12 @@ import pytest
 from convclass.cleaning import clean_email
 from convclass.records import EXPORT_RECORD_SCHEMA, ExportRecord
 from convclass_local.generator import (
+    _NEIGHBOURS,
+    _TEMPLATES,
+    REALISTIC,
+    Difficulty,
     LabelledText,
+    _sample_text,
     generate_emails,
     iter_emails,
     load_banking77,
@@ -115,3 +121,34 @@ def test_jsonl_and_parquet_writers_round_trip(tmp_path: Path) -> None:
 def test_missing_banking77_folder_says_where_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="PolyAI-LDN"):
         load_banking77(tmp_path)
+
+
+def test_no_difficulty_leaves_every_seeds_emails_as_they_were(emails: list[dict[str, object]]) -> None:
+    assert generate_emails(200, seed=11, difficulty=Difficulty()) == emails[:200]
+
+
+def _sentences_of(topic: str) -> list[str]:
+    """The fixed opening of each template sentence of ``topic`` (up to its first placeholder)."""
+    return [s.split("{")[0] for s in _TEMPLATES[topic][1] if len(s.split("{")[0]) >= 15]
+
+
+def test_overlap_adds_a_neighbouring_topic_and_noise_moves_the_label_to_a_neighbour() -> None:
+    rng = random.Random(3)
+    for topic in template_labels():
+        neighbours = _NEIGHBOURS[topic]
+        text, _, label = _sample_text(rng, topic, Difficulty(overlap=1.0))
+        assert label == topic
+        assert any(opening in text for n in neighbours for opening in _sentences_of(n))
+        _, _, noisy = _sample_text(rng, topic, Difficulty(label_noise=1.0))
+        assert noisy in neighbours
+
+
+def test_a_realistic_tenant_is_skewed_and_about_six_percent_mislabelled() -> None:
+    rng = random.Random(8)
+    topics = [topic for topic in template_labels() for _ in range(500)]
+    labels = [_sample_text(rng, topic, REALISTIC)[2] for topic in topics]
+    mislabelled = sum(label != topic for label, topic in zip(labels, topics, strict=True))
+    assert 0.04 < mislabelled / len(topics) < 0.08
+    records = generate_emails(3000, seed=2, difficulty=REALISTIC)
+    sizes = Counter(str(record["labels"]["intent"]) for record in records)  # type: ignore[index]
+    assert max(sizes.values()) > 4 * min(sizes.values())
