@@ -49,7 +49,8 @@ from convclass.events import (
     inbound_max_message_bytes,
 )
 from convclass.inbound import inbound_message
-from convclass.operator import Operator, pending_state
+from convclass.operator import Operator
+from convclass.operator.history import pending_state
 from convclass.serving.schemas import EmailIn
 from convclass_local.runtime import LocalRuntime
 from convclass_local.stack import function_name

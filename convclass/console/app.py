@@ -29,7 +29,10 @@ from convclass.console.auth import CSRF_FIELD, SESSION_COOKIE, NotAuthenticated,
 from convclass.console.data import ERROR_WORDS, NotFound, TenantView, model_run
 from convclass.console.inference import read_stats
 from convclass.events import Redeploy, TrainingRunRequest, execution_name
-from convclass.operator import ExecutionNotFound, NoPendingApproval, Operator, OperatorError
+from convclass.operator import Operator
+from convclass.operator.approvals import NoPendingApproval
+from convclass.operator.clients import OperatorError
+from convclass.operator.runs import ExecutionNotFound
 
 audit = logging.getLogger("convclass.console.audit")
 #: Labels with fewer training examples than this are flagged on the model card.

@@ -35,7 +35,9 @@ from convclass.dataset.manifest import DatasetManifest
 from convclass.errors import ConvclassError
 from convclass.events import ChampionRecord, EvaluationResult, TrainingRunRequest
 from convclass.export.consent import ConsentRecord
-from convclass.operator import EndpointInfo, ExecutionNotFound, Operator, RunDetail, RunSummary
+from convclass.operator import Operator
+from convclass.operator.endpoints import EndpointInfo
+from convclass.operator.runs import ExecutionNotFound, RunDetail, RunSummary
 from statemachine import training as sm
 
 MODEL_TAR = "model.tar.gz"
