@@ -1,7 +1,8 @@
 """The moto internals that convclass_local.moto_shims hooks into, pinned: fails loudly when moto moves them.
 
-Each check names the internal; if one fails after a moto upgrade, adapt ``moto_shims`` (and only it) or pin
-moto back to the version in pyproject.toml.
+Each check names the internal and, for a replaced function, the shim module that replaces it; if one fails
+after a moto upgrade, adapt that module (and only ``moto_shims``) or pin moto back to the version in
+pyproject.toml.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib
 import inspect
 import json
 import logging
+import pkgutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +32,7 @@ ROLE = "arn:aws:iam::123456789012:role/states"
 _SFN = "moto.stepfunctions.parser"
 _SERVICE = f"{_SFN}.asl.component.state.exec.state_task.service"
 
-#: Module of each function the shims replace (moto_shims.PINNED_SIGNATURES holds their parameters).
+#: Module of each function the shims replace (each shim module's PINNED holds their parameters).
 REPLACED = {
     "LambdaFunction._invoke_lambda": "moto.awslambda.models",
     "state_task_service_for": f"{_SFN}.asl.component.state.exec.state_task.state_task_factory",
@@ -63,6 +65,24 @@ USED = [
 ]
 
 
+def _pinned_by_shims() -> list[tuple[str, str]]:
+    """(replaced function, module of moto_shims that replaces it: the one to adapt when moto moves it)."""
+    found: list[tuple[str, str]] = []
+    for info in pkgutil.iter_modules(moto_shims.__path__):
+        module = importlib.import_module(f"{moto_shims.__name__}.{info.name}")
+        found.extend((name, module.__name__) for name in getattr(module, "PINNED", {}))
+    return found
+
+
+PINNED_BY_SHIMS = _pinned_by_shims()
+SHIM_OF = dict(PINNED_BY_SHIMS)
+
+
+def test_every_replaced_function_is_pinned_here_and_by_exactly_one_shim() -> None:
+    replaced_by_shims = sorted(name for name, _ in PINNED_BY_SHIMS)
+    assert replaced_by_shims == sorted(REPLACED) == sorted(moto_shims.PINNED_SIGNATURES)
+
+
 def _resolve(module: str, dotted: str) -> Any:
     value: Any = importlib.import_module(module)
     for part in dotted.split("."):
@@ -75,9 +95,11 @@ def test_replaced_function_keeps_its_parameters(name: str) -> None:
     try:
         function = moto_shims.originals.get(name) or _resolve(REPLACED[name], name)
     except (ImportError, AttributeError) as exc:
-        pytest.fail(f"moto {moto.__version__}: {REPLACED[name]}.{name} moved ({exc}); moto_shims must follow")
+        pytest.fail(
+            f"moto {moto.__version__}: {REPLACED[name]}.{name} moved ({exc}); {SHIM_OF[name]} must follow"
+        )
     assert list(inspect.signature(function).parameters) == moto_shims.PINNED_SIGNATURES[name], (
-        f"moto {moto.__version__} changed {name}; moto_shims must follow"
+        f"moto {moto.__version__} changed {name}; {SHIM_OF[name]} must follow"
     )
 
 
