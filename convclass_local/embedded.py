@@ -94,7 +94,7 @@ class EmbeddedAws:
     def start(self) -> EmbeddedAws:
         from moto.server import ThreadedMotoServer
 
-        from convclass_local import redrive
+        from convclass_local.moto_shims import redrive
 
         quiet_moto()
         redrive.install()

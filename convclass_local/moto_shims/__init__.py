@@ -22,7 +22,7 @@ defers to moto whenever its hook is unset:
 * :mod:`~convclass_local.moto_shims.timing` — Wait states and retry back-off sleep ``time_scale`` × their
   seconds; ``.sync`` polls every ``sync_poll_seconds``.
 
-RedriveExecution, which moto lacks altogether, is :mod:`convclass_local.redrive`; ``install()`` adds it too.
+RedriveExecution, which moto lacks altogether, is :mod:`convclass_local.moto_shims.redrive`.
 ``install()`` patches once per process and swaps hooks atomically; ``tests/integration/test_moto_contract.py``
 fails loudly when a hooked internal moves in another moto release.
 """
@@ -35,13 +35,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from convclass_local import redrive
 from convclass_local.moto_shims import (
     aws_sdk,
     callbacks,
     endpoints,
     lambda_invoke,
     mock_config,
+    redrive,
     task_services,
     timing,
     training_jobs,
