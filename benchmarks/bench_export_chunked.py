@@ -7,8 +7,9 @@ The state machine is the export section cut from the rendered training pipeline 
 ``ExportSize`` → ``Export`` | ``ExportChunks`` → ``FinalizeExport``; the inline-Map rendering moto's engine
 runs), with ``Preprocess`` replaced by a Succeed state. The export function is the real handler, run in
 process by the engine's Lambda shim; its source is a files drop (JSON Lines on moto S3) of generated
-conversations (Banking77 texts when the folder exists, else the generator's templates) whose change times
-are spread evenly from 1971 to 2025, so the plan's even time chunks hold similar numbers of records.
+conversations (Banking77 texts when the folder exists, else the generator's templates; ``POOL`` distinct
+emails repeated under new conversation ids) whose change times are spread evenly from 1971 to 2025, so the
+plan's even time chunks hold similar numbers of records.
 
 1. Chunked: ``--conversations`` records with the export function's default size rule (the plan counts the
    window's records at the source, here an estimate from the drop's bytes, and a window over
@@ -65,6 +66,9 @@ EXPORT_STATES = (t.PLAN_EXPORT, t.EXPORT_SIZE, t.EXPORT, t.EXPORT_CHUNKS, t.FINA
 DONE, STOPPED = "Exported", "ExportStopped"
 FIRST, LAST = datetime(1971, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
 ROWS_PER_FILE = 50_000
+#: Distinct generated emails; a bigger drop repeats them under new conversation ids and change times (what an
+#: export does per record does not depend on the text, and Banking77 has 10,003 training texts anyway).
+POOL = 20_000
 
 
 def rss_mb() -> float:
@@ -126,11 +130,17 @@ def drop(tenant: str, n: int, data: Path) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     step = (LAST - FIRST) / max(n, 1)
     lines: list[str] = []
-    emails = iter_emails(
-        n, seed=77, examples=examples, tenant_id=tenant, label_field="intent", duplicate_rate=0
+    pool = list(
+        iter_emails(
+            min(n, POOL), seed=77, examples=examples, tenant_id=tenant, label_field="intent", duplicate_rate=0
+        )
     )
-    for index, email in enumerate(emails):
-        email["updated_at"] = (FIRST + step * index).isoformat()
+    for index in range(n):
+        email = {
+            **pool[index % len(pool)],
+            "conversation_id": f"{tenant}-{index:07d}",
+            "updated_at": (FIRST + step * index).isoformat(),
+        }
         lines.append(json.dumps(email, default=str))
         if len(lines) == ROWS_PER_FILE or index == n - 1:
             key = f"drop/{tenant}/part-{index // ROWS_PER_FILE:05d}.jsonl"
@@ -175,6 +185,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="the Map's MaxConcurrency")
     parser.add_argument("--data", type=Path, default=BANKING77_DEFAULT_DIR)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one export may take")
+    parser.add_argument(
+        "--size-rule",
+        type=int,
+        default=DEFAULT_MAP_MIN_RECORDS,
+        help="the export function's CONVCLASS_EXPORT_MAP_MIN_RECORDS for the big drop (default: the stack's)",
+    )
     args = parser.parse_args()
     for name, value in {
         "AWS_ACCESS_KEY_ID": "b",
@@ -200,7 +216,7 @@ def main() -> int:
         drop("bench-slice-chunked", slice_n, args.data)
         drop("bench-slice-single", slice_n, args.data)
 
-        export_environment(str(DEFAULT_MAP_MIN_RECORDS))
+        export_environment(str(args.size_rule))
         with PeakRss() as memory:
             chunked, chunked_s, manifest = run(arn, "bench-big", args.timeout)
         export_environment("0")
@@ -213,7 +229,7 @@ def main() -> int:
         raise SystemExit("the size rule did not pick the expected paths")
     result = {
         "records": manifest.counts.exported,
-        "size_rule_records": DEFAULT_MAP_MIN_RECORDS,
+        "size_rule_records": args.size_rule,
         "conversations": args.conversations,
         "chunks": manifest.chunks,
         "map_iterations": iterations,

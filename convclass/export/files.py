@@ -29,6 +29,7 @@ from convclass.export.mapping import (
     normalize_record_row,
 )
 from convclass.export.source import ExportQuery, SourceKind
+from convclass.export.window import parse_timestamp
 from convclass.layout import parse_s3_uri
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -207,6 +208,12 @@ class FilesSource:
     def _row_item(self, row: object, query: ExportQuery) -> Normalized | Skipped:
         if not isinstance(row, dict):
             return Skipped(SkipReason.MALFORMED_DOCUMENT)
+        # A drop has no index: every chunk of a chunked export reads all of it. A row dated outside the
+        # window is passed over before it is validated, so each chunk counts only its own rows' problems
+        # (and skips the cost of normalizing everyone else's).
+        changed = parse_timestamp(row.get("updated_at") or row.get("created_at"))
+        if changed is not None and not query.window.contains(changed):
+            return Skipped(FilterReason.OUT_OF_WINDOW)
         return normalize_record_row(
             row, tenant=query.tenant, label_field=query.label_field, max_body_chars=self._max_body_chars
         )

@@ -16,6 +16,7 @@ from export_support import BUCKET, LABEL, TENANT, WHERE, make_request, read_mani
 
 from convclass.errors import SourceUnavailable
 from convclass.export.files import ESTIMATED_COMPRESSION, ESTIMATED_RECORD_BYTES, FilesSource
+from convclass.export.mapping import FilterReason, Skipped, SkipReason
 from convclass.export.request import ExportSummary
 from convclass.export.run import ExportTarget, execute
 from convclass.export.source import ExportQuery
@@ -146,3 +147,21 @@ def test_the_count_of_a_drop_is_an_estimate_from_its_bytes(tmp_path: Path) -> No
     expected = (plain + packed * ESTIMATED_COMPRESSION) // ESTIMATED_RECORD_BYTES
     assert source.count(query) == expected
     assert 40 <= expected <= 4 * 80  # the estimate is of the right size for 80 records
+
+
+def test_a_row_outside_the_window_is_passed_over_before_it_is_validated(tmp_path: Path) -> None:
+    good, bad = emails(2, seed=6)
+    bad = {**bad, "labels": "not a label map", "updated_at": datetime(2026, 2, 1, tzinfo=UTC)}
+    good = {**good, "updated_at": datetime(2026, 1, 10, tzinfo=UTC)}
+    (tmp_path / "drop.jsonl").write_bytes(jsonl([good, bad]))
+    source = FilesSource(str(tmp_path))
+    january = TimeWindow(start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 2, 1, tzinfo=UTC))
+    february = TimeWindow(start=datetime(2026, 2, 1, tzinfo=UTC), end=datetime(2026, 3, 1, tzinfo=UTC))
+    first = list(source.conversations(ExportQuery(TENANT, LABEL, january)))
+    second = list(source.conversations(ExportQuery(TENANT, LABEL, february)))
+    # January's chunk counts the bad February row as another chunk's, not as its own malformed label; only
+    # February's chunk reports it.
+    assert [type(item).__name__ for item in first] == ["Normalized", "Skipped"]
+    assert first[1] == Skipped(FilterReason.OUT_OF_WINDOW)
+    assert second[0] == Skipped(FilterReason.OUT_OF_WINDOW)
+    assert second[1] == Skipped(SkipReason.MALFORMED_LABEL)
