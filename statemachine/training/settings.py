@@ -1,9 +1,13 @@
-"""Deployment-wide knobs of the training pipeline (the stack config's ``pipeline`` block, camelCased)."""
+"""Deployment-wide knobs of the training pipeline: one description read by the Pulumi program (the stack
+config's ``pipeline`` block, camelCased) and by the local run (:meth:`PipelineSettings.for_local_run`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+#: The local run polls its endpoints this often (they start in seconds, not minutes).
+LOCAL_ENDPOINT_POLL_SECONDS = 1
 
 #: AWS runs at most this many inline Map iterations concurrently.
 _INLINE_MAP_MAX_CONCURRENCY = 40
@@ -52,3 +56,13 @@ class PipelineSettings:
             raise ValueError("export_map must be 'distributed' or 'inline'")
         if self.export_map == "inline" and self.export_max_concurrency > _INLINE_MAP_MAX_CONCURRENCY:
             raise ValueError(f"an inline Map runs at most {_INLINE_MAP_MAX_CONCURRENCY} iterations at once")
+
+    def for_local_run(self, *, endpoint_poll_seconds: int = LOCAL_ENDPOINT_POLL_SECONDS) -> PipelineSettings:
+        """These settings as the local run (``convclass-local``, the scenario tests) renders them.
+
+        Only two differ, and only these: endpoints are polled every ``endpoint_poll_seconds`` (the local
+        endpoint host starts one in seconds) and export chunks run in an ``inline`` Map (moto's engine has no
+        Distributed Map). ``docs/local-and-cli.md`` lists them; ``tests/infra/test_local_parity.py`` checks
+        that the local definitions differ from the deployed ones in nothing else but names and ARNs.
+        """
+        return replace(self, endpoint_poll_seconds=endpoint_poll_seconds, export_map="inline")
