@@ -59,8 +59,8 @@ from convclass_local import moto_shims  # noqa: E402
 from convclass_local.generator import BANKING77_DEFAULT_DIR, iter_emails, load_banking77  # noqa: E402
 from convclass_local.workflow_lab import BUCKET, REGION, build_world, hooks, request, run_handler  # noqa: E402
 from statemachine import PipelineSettings, render_training_pipeline  # noqa: E402
-from statemachine import training as t  # noqa: E402
 from statemachine.history import ExecutionRecord, wait_for  # noqa: E402
+from statemachine.training import names as t  # noqa: E402
 
 EXPORT_STATES = (t.PLAN_EXPORT, t.EXPORT_SIZE, t.EXPORT, t.EXPORT_CHUNKS, t.FINALIZE_EXPORT)
 DONE, STOPPED = "Exported", "ExportStopped"

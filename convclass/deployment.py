@@ -1,17 +1,30 @@
 """One description of a convclass deployment, read by the Pulumi program and by the embedded local stack.
 
-Function sizes, the environment variables handlers read, queue redelivery settings and the data bucket's
-policy are declared here once, so ``make demo`` runs what ``pulumi up`` creates: the stack config may
-override sizes and counts, and both read their defaults from here.
+Function sizes and environments, role names, the workflows' types, queue and event-source settings, the
+training-request rule, the shared endpoint's defaults and the data bucket's policy are declared here once, so
+``make demo`` runs what ``pulumi up`` creates: the stack config may override sizes and counts, and both read
+their defaults from here. The training workflow's own knobs are :class:`statemachine.PipelineSettings`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from convclass.layout import FEEDBACK_FUNCTION, PIPELINE_FUNCTIONS, STARTER_FUNCTION, function_handler
+from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED
+from convclass.layout import (
+    FEEDBACK_FUNCTION,
+    INFERENCE_WORKFLOW,
+    PIPELINE_FUNCTIONS,
+    PROJECT,
+    STARTER_FUNCTION,
+    TRAINING_WORKFLOW,
+    function_handler,
+)
+
+_Value = TypeVar("_Value")
 
 #: Environment variables the Lambda handlers read (the deployment sets them).
 DATA_BUCKET_ENV = "CONVCLASS_DATA_BUCKET"
@@ -51,6 +64,47 @@ FUNCTION_SPECS: dict[str, FunctionSpec] = {
 }
 assert set(PIPELINE_FUNCTIONS) | {STARTER_FUNCTION, FEEDBACK_FUNCTION} == set(FUNCTION_SPECS)
 
+#: Every function is traced with X-Ray (Lambda's TracingConfig mode).
+LAMBDA_TRACING_MODE = "Active"
+
+
+def function_environment(function: str, environment: Mapping[str, _Value]) -> dict[str, _Value | str]:
+    """A function's environment: Powertools' service name and metrics namespace, then what its handler
+    reads."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": f"{PROJECT}-{function}",
+        "POWERTOOLS_METRICS_NAMESPACE": PROJECT,
+        **environment,
+    }
+
+
+# IAM roles, as name parts under the stack's prefix (convclass.layout.stack_resource_name).
+def function_role(function: str) -> tuple[str, ...]:
+    """Each function has a role of its own."""
+    return (function, "fn")
+
+
+def state_machine_role(workflow: str) -> tuple[str, ...]:
+    """Each workflow has a role of its own, derived from its definition."""
+    return (workflow, "sfn")
+
+
+#: The role SageMaker's training jobs and the tenants' endpoints run as.
+SAGEMAKER_ROLE: tuple[str, ...] = ("sagemaker",)
+
+#: Step Functions workflow type of each workflow: training runs for days and must not run twice; inference is
+#: a short, idempotent batch.
+WORKFLOW_TYPES = {TRAINING_WORKFLOW: "STANDARD", INFERENCE_WORKFLOW: "EXPRESS"}
+
+#: The shared multi-model endpoint: its name part, its variant, and the fleet's defaults (the stack config's
+#: sharedEndpoint block may change them). Two instances keep it answering through an instance failure.
+SHARED_ENDPOINT = "shared"
+SHARED_ENDPOINT_VARIANT = "shared"
+SHARED_ENDPOINT_INSTANCE_TYPE = "ml.c5.large"
+SHARED_ENDPOINT_MIN_INSTANCES = 2
+#: SageMaker keeps loaded models on the instances (evicting the least used when memory runs short).
+SHARED_MODEL_CACHE_SETTING = "Enabled"
+
 #: Express workflows run at most five minutes; an inbound message stays hidden a minute longer than that,
 #: so a batch still being classified is never delivered twice.
 EXPRESS_MAX_SECONDS = 300
@@ -60,8 +114,31 @@ INBOUND_BATCH_SIZE = 10
 #: Deliveries before a message moves to its queue's DLQ.
 TRAINING_MAX_RECEIVE_COUNT = 3
 INBOUND_MAX_RECEIVE_COUNT = 5
+#: An SQS event source should hide a message for at least six times the function timeout (AWS guidance).
+VISIBILITY_PER_FUNCTION_TIMEOUT = 6
 #: A training request stays hidden while the starter (and its retries) handle it.
-TRAINING_VISIBILITY_TIMEOUT_S = 6 * FUNCTION_SPECS[STARTER_FUNCTION].timeout_s
+TRAINING_VISIBILITY_TIMEOUT_S = VISIBILITY_PER_FUNCTION_TIMEOUT * FUNCTION_SPECS[STARTER_FUNCTION].timeout_s
+#: How long a queue keeps a message, and a DLQ keeps one for an operator to look at.
+QUEUE_RETENTION_S = 4 * 24 * 3600
+DLQ_RETENTION_S = 14 * 24 * 3600
+#: How long SQS reuses a data key before calling KMS again.
+QUEUE_KMS_DATA_KEY_REUSE_S = 300
+
+
+def dead_letter_queue(queue: str) -> str:
+    """The name of ``queue``'s DLQ."""
+    return f"{queue}-dlq"
+
+
+#: The starter's event source: training requests per invocation, how long it gathers them, and how many
+#: starters run at once.
+STARTER_BATCH_SIZE = 10
+STARTER_BATCHING_WINDOW_S = 1
+STARTER_MAX_CONCURRENCY = 2
+#: The "train classifier" rule: training requests on the bus go to the training queue, detail only (a
+#: TrainingRunRequest).
+TRAIN_REQUEST_PATTERN = {"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}
+TRAIN_REQUEST_INPUT_PATH = "$.detail"
 
 #: Sid of the bucket-policy statement that needs TLS; the embedded AWS speaks plain HTTP on loopback.
 TLS_ONLY_SID = "DenyInsecureTransport"

@@ -30,6 +30,7 @@ from convclass_local.pipes import InboundPipe
 from convclass_local.stack import STACK, deploy
 from convclass_local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from statemachine import PipelineSettings
+from statemachine.training.settings import LOCAL_ENDPOINT_POLL_SECONDS
 
 OUTPUTS_FILE = "stack-outputs.json"
 STATE_DIR = "state"
@@ -43,7 +44,7 @@ class LocalRuntime:
     workdir: Path
     training_listener: LogListener | None = None
     persist: bool = True
-    endpoint_poll_seconds: int = 1
+    endpoint_poll_seconds: int = LOCAL_ENDPOINT_POLL_SECONDS
     aws: EmbeddedAws = field(default_factory=EmbeddedAws)
     outputs: StackOutputs = field(default_factory=StackOutputs)
     restored_objects: int = 0
@@ -57,6 +58,11 @@ class LocalRuntime:
     @property
     def outputs_path(self) -> Path:
         return self.workdir / OUTPUTS_FILE
+
+    @property
+    def pipeline_settings(self) -> PipelineSettings:
+        """The training workflow's knobs: the deployment's, as the local run changes them."""
+        return PipelineSettings().for_local_run(endpoint_poll_seconds=self.endpoint_poll_seconds)
 
     @property
     def endpoints(self) -> LocalEndpointHost:
@@ -88,9 +94,7 @@ class LocalRuntime:
         self._endpoints = LocalEndpointHost(workdir=self.workdir)
         _cold_start_functions()
         self._install_hooks()
-        self.outputs = deploy(
-            self.aws, PipelineSettings(endpoint_poll_seconds=self.endpoint_poll_seconds, export_map="inline")
-        )
+        self.outputs = deploy(self.aws, self.pipeline_settings)
         self.outputs.save(self.outputs_path)
         if self.persist:
             self.restored_objects = state.restore(

@@ -1,12 +1,15 @@
 """Create on the embedded AWS what ``pulumi up`` creates on a real account, and describe it as stack outputs.
 
-The resources mirror the Pulumi program and read the same :mod:`convclass.deployment` description: a KMS
-key, the data bucket (SSE-KMS, public access blocked, versioning, and the deployed bucket policy as far as
-:mod:`convclass_local.bucket_policy` explains), the training-trigger and inbound-email queues with DLQs, the
-bus, the container-image Lambda functions (one image, one ``CMD`` per handler), the SageMaker execution role
-and the two state machines rendered by :mod:`statemachine` from these resources' real ARNs. The outputs are
-written in the shape of ``pulumi stack output --json`` so the ``convclass`` CLI works against a local run
-unchanged.
+The resources mirror the Pulumi program and read the same descriptions: :mod:`convclass.deployment` (sizes,
+environments, role names, workflow types, queue and event-source settings, the training-request rule, the
+shared endpoint's defaults) and :class:`statemachine.PipelineSettings` (the training workflow's knobs, as
+:meth:`~statemachine.PipelineSettings.for_local_run` changes them), so the local run cannot drift from what
+``pulumi up`` creates. They are: a KMS key, the data bucket (SSE-KMS, public access blocked, versioning, and
+the deployed bucket policy as far as :mod:`convclass_local.bucket_policy` explains), the training-trigger and
+inbound-email queues with DLQs, the bus, the container-image Lambda functions (one image, one ``CMD`` per
+handler, a role each), the SageMaker execution role, the shared endpoint and the two state machines (a role
+each) rendered by :mod:`statemachine` from these resources' real ARNs. The outputs are written in the shape of
+``pulumi stack output --json`` so the ``convclass`` CLI works against a local run unchanged.
 """
 
 from __future__ import annotations
@@ -16,17 +19,37 @@ from typing import Any
 
 from convclass.deployment import (
     DATA_BUCKET_ENV,
+    DLQ_RETENTION_S,
     FUNCTION_SPECS,
     INBOUND_BATCH_SIZE,
     INBOUND_MAX_RECEIVE_COUNT,
     INBOUND_VISIBILITY_TIMEOUT_S,
     KMS_KEY_ENV,
+    LAMBDA_TRACING_MODE,
+    QUEUE_KMS_DATA_KEY_REUSE_S,
+    QUEUE_RETENTION_S,
+    SAGEMAKER_ROLE,
+    SHARED_ENDPOINT,
+    SHARED_ENDPOINT_INSTANCE_TYPE,
+    SHARED_ENDPOINT_MIN_INSTANCES,
+    SHARED_ENDPOINT_VARIANT,
+    SHARED_MODEL_CACHE_SETTING,
+    STARTER_BATCH_SIZE,
+    STARTER_BATCHING_WINDOW_S,
+    STARTER_MAX_CONCURRENCY,
+    TRAIN_REQUEST_INPUT_PATH,
+    TRAIN_REQUEST_PATTERN,
     TRAINING_MAX_RECEIVE_COUNT,
     TRAINING_STATE_MACHINE_ENV,
     TRAINING_VISIBILITY_TIMEOUT_S,
+    WORKFLOW_TYPES,
     FunctionSpec,
+    dead_letter_queue,
+    function_environment,
+    function_role,
+    state_machine_role,
 )
-from convclass.events import PIPELINE_SOURCE, TRAIN_REQUESTED, VARIANT_NAME, inbound_max_message_bytes
+from convclass.events import inbound_max_message_bytes
 from convclass.hosting.keys import SHARED_MODELS_PREFIX
 from convclass.layout import (
     INBOUND_QUEUE,
@@ -90,15 +113,22 @@ def _queue_with_dlq(
     max_receive_count: int,
     max_message_bytes: int | None = None,
 ) -> tuple[str, str]:
+    encryption = {
+        "KmsMasterKeyId": kms_key_id,
+        "KmsDataKeyReusePeriodSeconds": str(QUEUE_KMS_DATA_KEY_REUSE_S),
+    }
     dlq_url = sqs.create_queue(
-        QueueName=f"{name}-dlq", Attributes={"KmsMasterKeyId": kms_key_id}, tags=_TAGS
+        QueueName=dead_letter_queue(name),
+        Attributes={**encryption, "MessageRetentionPeriod": str(DLQ_RETENTION_S)},
+        tags=_TAGS,
     )["QueueUrl"]
     dlq_arn = _queue_arn(sqs, dlq_url)
     url = sqs.create_queue(
         QueueName=name,
         Attributes={
-            "KmsMasterKeyId": kms_key_id,
+            **encryption,
             "VisibilityTimeout": str(visibility_timeout_s),
+            "MessageRetentionPeriod": str(QUEUE_RETENTION_S),
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
             ),
@@ -116,7 +146,7 @@ def _queue_arn(sqs: Any, url: str) -> str:
 def _function(lam: Any, iam: Any, spec: FunctionSpec, environment: dict[str, str], kms_key_arn: str) -> str:
     """One image function with its own role, as the stack's ContainerFunction creates it; returns its ARN."""
     name = function_name(spec.key)
-    role = _role(iam, f"{name}-fn", "lambda.amazonaws.com")
+    role = _role(iam, stack_resource_name(STACK, *function_role(spec.key)), "lambda.amazonaws.com")
     return str(
         lam.create_function(
             FunctionName=name,
@@ -126,15 +156,10 @@ def _function(lam: Any, iam: Any, spec: FunctionSpec, environment: dict[str, str
             Role=role,
             MemorySize=spec.memory_mb,
             Timeout=spec.timeout_s,
-            Environment={
-                "Variables": {
-                    "POWERTOOLS_SERVICE_NAME": f"convclass-{spec.key}",
-                    "POWERTOOLS_METRICS_NAMESPACE": "convclass",
-                    **environment,
-                }
-            },
+            EphemeralStorage={"Size": spec.ephemeral_storage_mb},
+            Environment={"Variables": function_environment(spec.key, environment)},
             KMSKeyArn=kms_key_arn,
-            TracingConfig={"Mode": "Active"},
+            TracingConfig={"Mode": LAMBDA_TRACING_MODE},
             Tags=_TAGS,
         )["FunctionArn"]
     )
@@ -170,28 +195,29 @@ def _bucket(s3: Any, name: str, kms_key_arn: str) -> None:
     bucket_policy.enforce(name, kms_key_arn)
 
 
-def _as_json(definition: Any) -> str:
-    return definition if isinstance(definition, str) else json.dumps(definition)
-
-
 def _shared_endpoint(sagemaker: Any, bucket: str, role: str) -> tuple[str, str]:
     """The shared multi-model endpoint (what infra.shared_endpoint creates): name and model prefix URL."""
-    name = stack_resource_name(STACK, "shared")
+    name = stack_resource_name(STACK, SHARED_ENDPOINT)
     models_url = s3_uri(bucket, SHARED_MODELS_PREFIX)
     sagemaker.create_model(
         ModelName=name,
         ExecutionRoleArn=role,
-        PrimaryContainer={"Image": SERVING_IMAGE_URI, "Mode": "MultiModel", "ModelDataUrl": models_url},
+        PrimaryContainer={
+            "Image": SERVING_IMAGE_URI,
+            "Mode": "MultiModel",
+            "ModelDataUrl": models_url,
+            "MultiModelConfig": {"ModelCacheSetting": SHARED_MODEL_CACHE_SETTING},
+        },
         EnableNetworkIsolation=True,
     )
     sagemaker.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[
             {
-                "VariantName": VARIANT_NAME,
+                "VariantName": SHARED_ENDPOINT_VARIANT,
                 "ModelName": name,
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": SHARED_ENDPOINT_MIN_INSTANCES,
+                "InstanceType": SHARED_ENDPOINT_INSTANCE_TYPE,
             }
         ],
     )
@@ -199,8 +225,26 @@ def _shared_endpoint(sagemaker: Any, bucket: str, role: str) -> tuple[str, str]:
     return name, models_url
 
 
+def _state_machine(sfn: Any, iam: Any, workflow: str, definition: dict[str, Any]) -> str:
+    """One workflow with its own role, of the type the deployment gives it; returns its ARN."""
+    role = _role(iam, stack_resource_name(STACK, *state_machine_role(workflow)), "states.amazonaws.com")
+    return str(
+        sfn.create_state_machine(
+            name=stack_resource_name(STACK, workflow),
+            definition=json.dumps(definition),
+            roleArn=role,
+            type=WORKFLOW_TYPES[workflow],
+            tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
+        )["stateMachineArn"]
+    )
+
+
 def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackOutputs:
-    """Create every resource of the stack on the embedded AWS and return its outputs."""
+    """Create every resource of the stack on the embedded AWS and return its outputs.
+
+    ``settings``: the training workflow's knobs (default: the deployment's, as the local run changes them).
+    """
+    settings = settings or PipelineSettings().for_local_run()
 
     iam, kms, s3, sqs = aws.client("iam"), aws.client("kms"), aws.client("s3"), aws.client("sqs")
     lam, events, sfn = aws.client("lambda"), aws.client("events"), aws.client("stepfunctions")
@@ -231,7 +275,7 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
     bus = stack_resource_name(STACK)
     events.create_event_bus(Name=bus, Tags=[{"Key": k, "Value": v} for k, v in _TAGS.items()])
 
-    sagemaker_role = _role(iam, stack_resource_name(STACK, "sagemaker"), "sagemaker.amazonaws.com")
+    sagemaker_role = _role(iam, stack_resource_name(STACK, *SAGEMAKER_ROLE), "sagemaker.amazonaws.com")
     environment = {DATA_BUCKET_ENV: bucket, KMS_KEY_ENV: kms_key_arn}
     arns = {
         key: _function(lam, iam, FUNCTION_SPECS[key], environment, kms_key_arn) for key in PIPELINE_FUNCTIONS
@@ -251,27 +295,17 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         event_bus_name=bus,
         shared_endpoint_name=shared_endpoint,
     )
-    sfn_role = _role(iam, stack_resource_name(STACK, "states"), "states.amazonaws.com")
-    training_arn = sfn.create_state_machine(
-        name=stack_resource_name(STACK, TRAINING_WORKFLOW),
-        definition=_as_json(render_training_pipeline(training_resources, settings)),
-        roleArn=sfn_role,
-        type="STANDARD",
-        tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
-    )["stateMachineArn"]
-    inference_arn = sfn.create_state_machine(
-        name=stack_resource_name(STACK, INFERENCE_WORKFLOW),
-        definition=_as_json(
-            render_inference_workflow(
-                InferenceResources(
-                    event_bus_name=bus, data_bucket=bucket, shared_endpoint_name=shared_endpoint
-                )
-            )
+    training_arn = _state_machine(
+        sfn, iam, TRAINING_WORKFLOW, render_training_pipeline(training_resources, settings)
+    )
+    inference_arn = _state_machine(
+        sfn,
+        iam,
+        INFERENCE_WORKFLOW,
+        render_inference_workflow(
+            InferenceResources(event_bus_name=bus, data_bucket=bucket, shared_endpoint_name=shared_endpoint)
         ),
-        roleArn=sfn_role,
-        type="EXPRESS",
-        tags=[{"key": k, "value": v} for k, v in _TAGS.items()],
-    )["stateMachineArn"]
+    )
 
     # Training requests: queue → starter (event source mapping) → StartExecution under the idempotent name;
     # the "Train Classifier Requested" rule on the bus feeds the same queue.
@@ -279,25 +313,29 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         lam,
         iam,
         FUNCTION_SPECS[STARTER_FUNCTION],
-        {TRAINING_STATE_MACHINE_ENV: str(training_arn)},
+        {TRAINING_STATE_MACHINE_ENV: training_arn},
         kms_key_arn,
     )
     training_queue_arn = _queue_arn(sqs, training_queue_url)
     lam.create_event_source_mapping(
         EventSourceArn=training_queue_arn,
         FunctionName=starter,
-        BatchSize=10,
+        BatchSize=STARTER_BATCH_SIZE,
+        MaximumBatchingWindowInSeconds=STARTER_BATCHING_WINDOW_S,
         FunctionResponseTypes=["ReportBatchItemFailures"],
+        ScalingConfig={"MaximumConcurrency": STARTER_MAX_CONCURRENCY},
     )
     events.put_rule(
         Name=stack_resource_name(STACK, TRAIN_CLASSIFIER_RULE),
         EventBusName=bus,
-        EventPattern=json.dumps({"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}),
+        EventPattern=json.dumps(TRAIN_REQUEST_PATTERN),
     )
     events.put_targets(
         Rule=stack_resource_name(STACK, TRAIN_CLASSIFIER_RULE),
         EventBusName=bus,
-        Targets=[{"Id": "training-requests", "Arn": training_queue_arn, "InputPath": "$.detail"}],
+        Targets=[
+            {"Id": "training-requests", "Arn": training_queue_arn, "InputPath": TRAIN_REQUEST_INPUT_PATH}
+        ],
     )
 
     return StackOutputs(
@@ -305,8 +343,8 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         data_bucket=bucket,
         kms_key_arn=kms_key_arn,
         event_bus_name=bus,
-        training_state_machine_arn=str(training_arn),
-        inference_state_machine_arn=str(inference_arn),
+        training_state_machine_arn=training_arn,
+        inference_state_machine_arn=inference_arn,
         training_queue_url=training_queue_url,
         training_dlq_url=training_dlq_url,
         inbound_queue_url=inbound_queue_url,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 
+from convclass.deployment import SHARED_ENDPOINT
 from convclass.layout import stack_resource_name
 
 Statement = dict[str, Any]
@@ -116,4 +117,4 @@ def child_opts(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions
 
 def shared_endpoint_name(naming: Naming) -> str:
     """The shared multi-model endpoint's name (known before it exists, so roles can be scoped to it)."""
-    return naming.name("shared")
+    return naming.name(SHARED_ENDPOINT)

@@ -13,7 +13,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-from convclass.deployment import FUNCTION_SPECS, INBOUND_BATCH_SIZE, INBOUND_MAX_RECEIVE_COUNT
+from convclass.deployment import (
+    FUNCTION_SPECS,
+    INBOUND_BATCH_SIZE,
+    INBOUND_MAX_RECEIVE_COUNT,
+    SHARED_ENDPOINT_INSTANCE_TYPE,
+    SHARED_ENDPOINT_MIN_INSTANCES,
+)
 from convclass.events import INSTANCE_TYPE_PATTERN, DataSource, Hosting
 from convclass.feedback.policy import RetrainingPolicy
 from convclass.layout import FEEDBACK_FUNCTION, STARTER_FUNCTION, validate_id
@@ -161,9 +167,8 @@ class SharedEndpointConfig(_Model):
     """The shared multi-model endpoint (infra.shared_endpoint): fleet size, scaling target and alarms."""
 
     enabled: bool = True
-    instance_type: str = Field(default="ml.c5.large", pattern=INSTANCE_TYPE_PATTERN)
-    # At least two instances keep the endpoint answering through an instance failure.
-    min_instances: Annotated[int, Field(ge=1, le=100)] = 2
+    instance_type: str = Field(default=SHARED_ENDPOINT_INSTANCE_TYPE, pattern=INSTANCE_TYPE_PATTERN)
+    min_instances: Annotated[int, Field(ge=1, le=100)] = SHARED_ENDPOINT_MIN_INSTANCES
     max_instances: Annotated[int, Field(ge=1, le=100)] = 4
     # Target of the scaling policy: invocations per instance per minute.
     invocations_per_instance_target: Annotated[int, Field(ge=1)] = 1000

@@ -26,6 +26,7 @@ from convclass.deployment import (
     KMS_KEY_ENV,
     TRAINING_QUEUE_URL_ENV,
     TRAINING_STATE_MACHINE_ENV,
+    VISIBILITY_PER_FUNCTION_TIMEOUT,
 )
 from convclass.events import EMAIL_CLASSIFIED, INFERENCE_SOURCE
 from convclass.feedback.events import HOST_SOURCE, LABEL_CONFIRMED, NEEDS_REVIEW
@@ -43,7 +44,7 @@ from convclass.layout import (
 from infra.common import AwsEnv, Naming, Statement, child_opts, kms_use_statement, statement
 from infra.config import FunctionSettings
 from infra.functions import ContainerFunction, FunctionSpec, s3_statements
-from infra.triggers import VISIBILITY_PER_FUNCTION_TIMEOUT, QueueWithDlq, queue_policy_for_rule
+from infra.triggers import QueueWithDlq, queue_policy_for_rule
 
 FEEDBACK_MAX_RECEIVE_COUNT = 5
 #: (rule name, event pattern) of the two inputs.

@@ -9,7 +9,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from convclass.deployment import DATA_BUCKET_ENV, KMS_KEY_ENV
+from convclass.deployment import (
+    DATA_BUCKET_ENV,
+    KMS_KEY_ENV,
+    LAMBDA_TRACING_MODE,
+    function_environment,
+    function_role,
+)
 from convclass.export.factory import FILES_ROOTS_ENV
 from convclass.export.settings import SECRET_ID_ENV
 from convclass.layout import (
@@ -224,7 +230,7 @@ class ContainerFunction(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-role",
-            name=naming.name(spec.function, "fn"),
+            name=naming.name(*function_role(spec.function)),
             assume_role_policy=env.apply(
                 lambda e: assume_role_policy("lambda.amazonaws.com", source_account=e.account_id)
             ),
@@ -262,7 +268,7 @@ class ContainerFunction(pulumi.ComponentResource):
                 size=spec.settings.ephemeral_storage_mb
             ),
             reserved_concurrent_executions=spec.settings.reserved_concurrency,
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode=LAMBDA_TRACING_MODE),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON",
                 log_group=log_group.name,
@@ -271,11 +277,7 @@ class ContainerFunction(pulumi.ComponentResource):
             ),
             kms_key_arn=key_arn,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={
-                    "POWERTOOLS_SERVICE_NAME": f"convclass-{spec.function}",
-                    "POWERTOOLS_METRICS_NAMESPACE": "convclass",
-                    **spec.environment,
-                }
+                variables=function_environment(spec.function, spec.environment)
             ),
             tags=tags,
             opts=child_opts(self, depends_on=[policy, log_group]),

@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import WORKFLOW_TYPES, state_machine_role
 from convclass.layout import INFERENCE_WORKFLOW, TRAINING_WORKFLOW
 from infra.common import (
     AwsEnv,
@@ -158,12 +159,8 @@ class Orchestration(pulumi.ComponentResource):
         ).apply(training)
         rendered_inference = pulumi.Output.all(*shared, args.shared_endpoint_name).apply(inference)
 
-        self.training = self._state_machine(
-            name, TRAINING_WORKFLOW, "STANDARD", "ALL", rendered_training, args
-        )
-        self.inference = self._state_machine(
-            name, INFERENCE_WORKFLOW, "EXPRESS", "ERROR", rendered_inference, args
-        )
+        self.training = self._state_machine(name, TRAINING_WORKFLOW, "ALL", rendered_training, args)
+        self.inference = self._state_machine(name, INFERENCE_WORKFLOW, "ERROR", rendered_inference, args)
         self.training_arn = self.training.arn
         self.inference_arn = self.inference.arn
         self.training_definition = rendered_training.apply(lambda r: r.definition)
@@ -174,7 +171,6 @@ class Orchestration(pulumi.ComponentResource):
         self,
         name: str,
         workflow: str,
-        kind: str,
         log_level: str,
         rendered: pulumi.Output[Rendered],
         args: OrchestrationArgs,
@@ -192,7 +188,7 @@ class Orchestration(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-{workflow}-role",
-            name=naming.name(workflow, "sfn"),
+            name=naming.name(*state_machine_role(workflow)),
             assume_role_policy=args.env.apply(
                 lambda e: assume_role_policy("states.amazonaws.com", source_account=e.account_id)
             ),
@@ -208,7 +204,7 @@ class Orchestration(pulumi.ComponentResource):
         return aws.sfn.StateMachine(
             f"{name}-{workflow}",
             name=physical,
-            type=kind,
+            type=WORKFLOW_TYPES[workflow],
             role_arn=role.arn,
             definition=rendered.apply(lambda r: json.dumps(r.definition, sort_keys=True)),
             # Execution data stays out of the logs: it holds task tokens and, for inference, customer emails.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import SAGEMAKER_ROLE
 from convclass.layout import (
     CHECKPOINTS,
     DATASETS,
@@ -102,7 +103,7 @@ class SageMaker(pulumi.ComponentResource):
         tags = args.naming.tags("sagemaker")
         role = aws.iam.Role(
             f"{name}-execution-role",
-            name=args.naming.name("sagemaker"),
+            name=args.naming.name(*SAGEMAKER_ROLE),
             assume_role_policy=args.env.apply(
                 lambda e: assume_role_policy("sagemaker.amazonaws.com", source_account=e.account_id)
             ),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from convclass.deployment import SHARED_ENDPOINT_VARIANT, SHARED_MODEL_CACHE_SETTING
 from convclass.hosting.keys import SHARED_MODELS_PREFIX
 from infra.common import (
     AwsEnv,
@@ -32,7 +33,6 @@ from infra.config import SharedEndpointConfig
 from infra.functions import s3_statements
 from infra.sagemaker import METRICS_NAMESPACE
 
-VARIANT = "shared"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 ALARM_PERIOD_SECONDS = 300
 
@@ -126,7 +126,7 @@ class SharedEndpoint(pulumi.ComponentResource):
                 "image": args.serving_image_uri,
                 "mode": "MultiModel",
                 "model_data_url": self.model_data_url,
-                "multi_model_config": {"model_cache_setting": "Enabled"},
+                "multi_model_config": {"model_cache_setting": SHARED_MODEL_CACHE_SETTING},
             },
             tags=tags,
             # SageMaker checks the role when the model is created: the policy must be attached first.
@@ -140,7 +140,7 @@ class SharedEndpoint(pulumi.ComponentResource):
             kms_key_arn=args.key_arn,
             production_variants=[
                 {
-                    "variant_name": VARIANT,
+                    "variant_name": SHARED_ENDPOINT_VARIANT,
                     "model_name": model.name,
                     "instance_type": config.instance_type,
                     "initial_instance_count": config.min_instances,
@@ -166,7 +166,7 @@ class SharedEndpoint(pulumi.ComponentResource):
             opts=child_opts(self),
         )
         self.endpoint_name = endpoint.name
-        resource_id = endpoint.name.apply(lambda n: f"endpoint/{n}/variant/{VARIANT}")
+        resource_id = endpoint.name.apply(lambda n: f"endpoint/{n}/variant/{SHARED_ENDPOINT_VARIANT}")
         target = aws.appautoscaling.Target(
             f"{name}-scaling-target",
             service_namespace="sagemaker",
@@ -194,7 +194,9 @@ class SharedEndpoint(pulumi.ComponentResource):
             },
             opts=child_opts(self),
         )
-        dimensions = endpoint.name.apply(lambda n: {"EndpointName": n, "VariantName": VARIANT})
+        dimensions = endpoint.name.apply(
+            lambda n: {"EndpointName": n, "VariantName": SHARED_ENDPOINT_VARIANT}
+        )
         actions = [args.topic_arn]
         for logical, metric, statistic, threshold, description in (
             (

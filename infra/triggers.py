@@ -23,17 +23,21 @@ import pulumi
 import pulumi_aws as aws
 
 from convclass.deployment import (
+    DLQ_RETENTION_S,
     INBOUND_VISIBILITY_TIMEOUT_S,
+    QUEUE_KMS_DATA_KEY_REUSE_S,
+    QUEUE_RETENTION_S,
+    STARTER_BATCH_SIZE,
+    STARTER_BATCHING_WINDOW_S,
+    STARTER_MAX_CONCURRENCY,
+    TRAIN_REQUEST_INPUT_PATH,
+    TRAIN_REQUEST_PATTERN,
     TRAINING_MAX_RECEIVE_COUNT,
     TRAINING_STATE_MACHINE_ENV,
+    VISIBILITY_PER_FUNCTION_TIMEOUT,
+    dead_letter_queue,
 )
-from convclass.events import (
-    PIPELINE_SOURCE,
-    TRAIN_REQUESTED,
-    RunOptions,
-    TrainingRunRequest,
-    inbound_max_message_bytes,
-)
+from convclass.events import RunOptions, TrainingRunRequest, inbound_max_message_bytes
 from convclass.layout import INBOUND_QUEUE, STARTER_FUNCTION, TRAIN_CLASSIFIER_RULE, TRAINING_QUEUE
 from infra.common import (
     AwsEnv,
@@ -50,9 +54,6 @@ from infra.functions import ContainerFunction, FunctionSpec
 
 # Scheduler replaces this with the schedule's fire time, so each firing has its own, stable business key.
 SCHEDULED_BUSINESS_KEY = "scheduled-<aws.scheduler.scheduled-time>"
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-# An SQS event source should hide a message for at least six times the function timeout (AWS guidance).
-VISIBILITY_PER_FUNCTION_TIMEOUT = 6
 
 
 def scheduled_request(
@@ -165,10 +166,10 @@ class QueueWithDlq(pulumi.ComponentResource):
         tags = naming.tags(component)
         self.dlq = aws.sqs.Queue(
             f"{name}-dlq",
-            name=f"{physical}-dlq",
+            name=dead_letter_queue(physical),
             kms_master_key_id=key_arn,
-            kms_data_key_reuse_period_seconds=300,
-            message_retention_seconds=DLQ_RETENTION_SECONDS,
+            kms_data_key_reuse_period_seconds=QUEUE_KMS_DATA_KEY_REUSE_S,
+            message_retention_seconds=DLQ_RETENTION_S,
             tags=tags,
             opts=child_opts(self),
         )
@@ -176,9 +177,9 @@ class QueueWithDlq(pulumi.ComponentResource):
             f"{name}-queue",
             name=physical,
             kms_master_key_id=key_arn,
-            kms_data_key_reuse_period_seconds=300,
+            kms_data_key_reuse_period_seconds=QUEUE_KMS_DATA_KEY_REUSE_S,
             visibility_timeout_seconds=visibility_timeout,
-            message_retention_seconds=4 * 24 * 3600,
+            message_retention_seconds=QUEUE_RETENTION_S,
             max_message_size=max_message_size,
             redrive_policy=self.dlq.arn.apply(
                 lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count})
@@ -259,10 +260,12 @@ class Triggers(pulumi.ComponentResource):
             f"{name}-starter-source",
             event_source_arn=training_queue.arn,
             function_name=self.starter.arn,
-            batch_size=10,
-            maximum_batching_window_in_seconds=1,
+            batch_size=STARTER_BATCH_SIZE,
+            maximum_batching_window_in_seconds=STARTER_BATCHING_WINDOW_S,
             function_response_types=["ReportBatchItemFailures"],
-            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=2),
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                maximum_concurrency=STARTER_MAX_CONCURRENCY
+            ),
             tags=tags,
             opts=child_opts(self),
         )
@@ -273,7 +276,7 @@ class Triggers(pulumi.ComponentResource):
             name=naming.name(TRAIN_CLASSIFIER_RULE),
             event_bus_name=args.bus_name,
             description="convclass: training requests from the bus",
-            event_pattern=json.dumps({"source": [PIPELINE_SOURCE], "detail-type": [TRAIN_REQUESTED]}),
+            event_pattern=json.dumps(TRAIN_REQUEST_PATTERN),
             tags=tags,
             opts=child_opts(self),
         )
@@ -290,7 +293,7 @@ class Triggers(pulumi.ComponentResource):
             rule=rule.name,
             event_bus_name=args.bus_name,
             arn=training_queue.arn,
-            input_path="$.detail",
+            input_path=TRAIN_REQUEST_INPUT_PATH,
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=args.delivery_dlq.arn),
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
                 maximum_event_age_in_seconds=3600, maximum_retry_attempts=20

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from convclass.events import EndpointState, EvaluationResult, HeadlineMetrics, RunPlan
-from statemachine import training as t
 from statemachine.asl import call_state
+from statemachine.training import names as t
 
 
 @dataclass(frozen=True)

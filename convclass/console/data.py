@@ -38,7 +38,7 @@ from convclass.export.consent import ConsentRecord
 from convclass.operator import Operator
 from convclass.operator.endpoints import EndpointInfo
 from convclass.operator.runs import ExecutionNotFound, RunDetail, RunSummary
-from statemachine import training as sm
+from statemachine.training import names as sm
 
 MODEL_TAR = "model.tar.gz"
 _SUMMARY_MD = f"{REPORT_DIR}/summary.md"

@@ -21,8 +21,8 @@ from convclass.operator import Operator
 from convclass_local.browser import ConsoleReport, check_console, chromium_path
 from convclass_local.console import DEMO_TENANTS, DemoState, build_demo_state
 from convclass_local.runtime import LocalRuntime
-from statemachine import training as sm
 from statemachine.history import entered_states
+from statemachine.training import names as sm
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,8 +17,8 @@ from pipeline_data import CLASSIFIER, PAST, conversation, drop, grant, s3
 from convclass import layout
 from convclass.export.manifest import ExportManifest, Watermark
 from convclass_local.workflow_lab import BUCKET, REGION, World, request
-from statemachine import training as t
 from statemachine.history import ExecutionRecord, wait_for
+from statemachine.training import names as t
 
 pytestmark = [
     pytest.mark.slow,

@@ -34,8 +34,8 @@ from convclass.training.champion import score_champion
 from convclass.training.data import CHANNEL_FILES, load_training_data
 from convclass_local.generator import generate_emails
 from convclass_local.runtime import LocalRuntime
-from statemachine import training as t
 from statemachine.history import ExecutionRecord, wait_for
+from statemachine.training import names as t
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scenarios-deploy")]
 

@@ -27,8 +27,8 @@ from convclass.operator import Operator
 from convclass.stack import StackOutputs
 from convclass_local import moto_shims
 from convclass_local.workflow_lab import BUCKET, REGION, World, request, run_handler
-from statemachine import training as t
 from statemachine.history import ExecutionRecord, history, wait_for
+from statemachine.training import names as t
 
 pytestmark = [
     pytest.mark.slow,

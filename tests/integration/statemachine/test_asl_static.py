@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from statemachine import PipelineSettings, render_inference_workflow, render_training_pipeline
-from statemachine import training as t
 from statemachine.placeholders import inference_resources, training_resources
+from statemachine.training import names as t
 
 ROOT = Path(__file__).resolve().parents[3]
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"

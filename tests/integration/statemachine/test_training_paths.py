@@ -22,9 +22,10 @@ from convclass.events import ApprovalRequest, ChampionRecord, RunOutcome
 from convclass.steps.plan import plan_run
 from convclass.training import metric_definitions
 from convclass_local import moto_shims
-from statemachine import training as t
+from statemachine import PipelineSettings
 from statemachine.asl import call_state
 from statemachine.history import history, wait_for
+from statemachine.training import names as t
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "serving"))
 from serving_fakes import ServingEndpoints, shared_name
@@ -414,7 +415,7 @@ def test_endpoint_wait_is_bounded(world: World) -> None:
 
     assert run.status == "FAILED"
     assert run.error == t.ERROR_DEPLOYMENT_FAILED
-    assert run.entered.count(t.DESCRIBE_ENDPOINT) == t.PipelineSettings().endpoint_max_polls
+    assert run.entered.count(t.DESCRIBE_ENDPOINT) == PipelineSettings().endpoint_max_polls
     assert "Creating" in (run.cause or "")
 
 

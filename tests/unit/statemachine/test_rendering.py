@@ -14,9 +14,9 @@ from convclass.errors import SageMakerTransient
 from convclass.training import metric_definitions
 from statemachine import PipelineSettings, render_inference_workflow, render_training_pipeline
 from statemachine import inference as i
-from statemachine import training as t
 from statemachine.asl import SAGEMAKER_ERRORS, SAGEMAKER_RETRY, call_state
 from statemachine.placeholders import inference_resources, training_resources
+from statemachine.training import names as t
 
 TRAINING = render_training_pipeline(training_resources())
 INFERENCE = render_inference_workflow(inference_resources())
