@@ -51,3 +51,23 @@ def test_no_image_copies_development_code_or_outside_data(dockerfile: Path) -> N
     ]
     assert sources, "every image copies something from the build context"
     assert not [s for s in sources if s.split("/")[0] in {DEV_PACKAGE, "tests", "benchmarks"} or ".." in s]
+
+
+def test_the_lambda_image_carries_every_repository_package_its_code_imports() -> None:
+    """The console Lambda imports ``statemachine`` (state names); a package the image lacks fails at import."""
+    local_packages = {path.name for path in ROOT.iterdir() if (path / "__init__.py").exists()}
+    imported = {
+        module.split(".")[0]
+        for package in ("convclass", "functions")
+        for path in (ROOT / package).rglob("*.py")
+        for module in _imported_modules(path)
+    }
+    copied = {
+        line.split()[1].strip("/")
+        for line in (ROOT / "images" / "lambda" / "Dockerfile").read_text().splitlines()
+        if re.match(r"^COPY\s", line) and "--from=" not in line
+    }
+    needed = (imported & local_packages) - {"convclass", "functions"}
+    assert needed, "the scan must see the repository packages the code imports"
+    assert needed <= copied
+    assert {"convclass", "functions"} <= copied
