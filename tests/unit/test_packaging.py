@@ -54,7 +54,7 @@ def test_no_image_copies_development_code_or_outside_data(dockerfile: Path) -> N
 
 
 def test_the_lambda_image_carries_every_repository_package_its_code_imports() -> None:
-    """The console Lambda imports ``statemachine`` (state names); a package the image lacks fails at import."""
+    """The console Lambda imports ``statemachine`` (state names): a package the image lacks breaks it."""
     local_packages = {path.name for path in ROOT.iterdir() if (path / "__init__.py").exists()}
     imported = {
         module.split(".")[0]
