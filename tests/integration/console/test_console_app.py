@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,6 @@ from convclass.console.app import GUESSED_FORM, ConsoleSettings, create_app, pag
 from convclass.console.auth import AUDIENCE, ISSUER, TokenVerifier
 from convclass.console.data import TenantView, parse_epochs
 from convclass.console.inference import archive_events, read_stats
-from convclass.dataset.manifest import DatasetManifest
 from convclass.events import (
     EMAIL_CLASSIFICATION_FAILED,
     EMAIL_CLASSIFIED,
@@ -50,12 +50,16 @@ from convclass.operator import Operator
 from convclass.stack import StackOutputs
 from convclass.training.report import write_report
 
+sys.path.insert(0, str(Path(__file__).parents[2] / "support"))
+from feedback_support import manifest
+
 BUCKET = "convclass-test-data"
 SECRET = b"s" * 32
 LABELS = ("billing", "refund", "shipping")
 TENANTS = (("acme", "intent"), ("acme-shop", "topic"))
 #: acme's automatic run: its reason is what the feedback page must show to acme, and to nobody else.
 AUTOMATIC_REASON = "unknown-labels: crypto-refund (1)"
+TRAIN_COUNTS = {"billing": 40, "refund": 40, "shipping": 20}
 
 
 def _metrics() -> ModelMetrics:
@@ -147,7 +151,7 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
             s3.put_object(
                 Bucket=BUCKET,
                 Key=where.dataset_manifest_key(run_id),
-                Body=_manifest(tenant, classifier, run_id).model_dump_json().encode(),
+                Body=manifest(tenant, classifier, run_id, TRAIN_COUNTS).model_dump_json().encode(),
             )
             archive_events(
                 s3,
@@ -193,34 +197,6 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
         verifier = TokenVerifier(secret=SECRET)
         app = create_app(ConsoleSettings(operator=operator, verifier=verifier, secure_cookie=False))
         yield {"operator": operator, "verifier": verifier, "client": TestClient(app), "runs": runs, "s3": s3}
-
-
-def _manifest(tenant: str, classifier: str, run_id: str) -> DatasetManifest:
-    counts = {"billing": 40, "refund": 40, "shipping": 20}
-    return DatasetManifest.model_validate(
-        {
-            "status": "ok",
-            "tenant": tenant,
-            "classifier": classifier,
-            "run_id": run_id,
-            "label_field": "intent",
-            "cleaning_version": "c9",
-            "max_chars": 4000,
-            "created_at": "2026-01-01T00:00:00Z",
-            "labels": list(LABELS),
-            "dropped_labels": {},
-            "counts": {"read": 100, "kept": 100},
-            "split_counts": {"train": counts, "validation": {}, "test": {}},
-            "cleaning": {},
-            "options": {
-                "seed": 1,
-                "ratios": {"train": 1.0},
-                "min_examples_per_label": 10,
-                "min_total_examples": 1,
-            },
-            "inputs": [],
-        }
-    )
 
 
 def _feedback(store: FeedbackStore, tenant: str, classifier: str) -> None:
