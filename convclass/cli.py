@@ -531,33 +531,14 @@ def feedback(
     """Live agreement with agents' final labels, drift, and the reasons of automatic training runs."""
     from datetime import UTC, datetime
 
-    from convclass.feedback.loop import FeedbackLoop, status_report
-    from convclass.feedback.policy import BUSINESS_KEY_PREFIX
+    from convclass.feedback.report import feedback_report
 
     with _errors():
-        operator = _operator(outputs, region)
-        loop = FeedbackLoop(
-            s3=operator.client("s3"),
-            sfn=operator.client("stepfunctions"),
-            bucket=operator.outputs.require("data_bucket"),
-            kms_key_arn=operator.outputs.require("kms_key_arn"),
-            training_state_machine_arn=operator.training_state_machine,
-        )
-        found = loop.status(tenant, classifier, datetime.now(UTC))
-        if found is None:
+        report = feedback_report(_operator(outputs, region), tenant, classifier, datetime.now(UTC))
+        if report is None:
             raise UnknownTenant(
                 f"no deployed model for {tenant}/{classifier}: nothing to compare feedback with"
             )
-        automatic = [
-            (run, operator.describe_run(run.arn).input.get("reason"))
-            for run in operator.runs(tenant, classifier)
-            if BUSINESS_KEY_PREFIX in run.name
-        ]
-        report = status_report(found)
-        report["automatic_runs"] = [
-            {"run": run.name, "status": run.status, "started": run.started, "reason": reason}
-            for run, reason in automatic
-        ]
         if as_json:
             _print_json(report)
             return
@@ -596,6 +577,8 @@ def _print_feedback(report: dict[str, Any]) -> None:
         + ("-" if trend is None else f"{trend:+.1f} points/day")
     )
     console.print("rules firing now: " + ("; ".join(report["reasons"]) or "none"))
+    if report["waiting"]:
+        console.print("no automatic run while waiting for: " + "; ".join(report["waiting"]))
     runs = Table(_run_column(), "status", "started", "reason")
     for run in report["automatic_runs"]:
         runs.add_row(run["run"], run["status"], str(run["started"] or ""), run["reason"] or "")

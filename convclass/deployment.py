@@ -116,6 +116,13 @@ TRAINING_MAX_RECEIVE_COUNT = 3
 INBOUND_MAX_RECEIVE_COUNT = 5
 #: An SQS event source should hide a message for at least six times the function timeout (AWS guidance).
 VISIBILITY_PER_FUNCTION_TIMEOUT = 6
+FEEDBACK_MAX_RECEIVE_COUNT = 5
+#: The feedback queue's event source mapping: up to this many events per invocation, gathered for at most
+#: this many seconds (each invocation evaluates the retraining policy once per classifier it touched).
+FEEDBACK_BATCH_SIZE = 100
+FEEDBACK_BATCHING_WINDOW_S = 5
+#: A feedback batch stays hidden while the feedback function (and its retries) handle it.
+FEEDBACK_VISIBILITY_TIMEOUT_S = VISIBILITY_PER_FUNCTION_TIMEOUT * FUNCTION_SPECS[FEEDBACK_FUNCTION].timeout_s
 #: A training request stays hidden while the starter (and its retries) handle it.
 TRAINING_VISIBILITY_TIMEOUT_S = VISIBILITY_PER_FUNCTION_TIMEOUT * FUNCTION_SPECS[STARTER_FUNCTION].timeout_s
 #: How long a queue keeps a message, and a DLQ keeps one for an operator to look at.

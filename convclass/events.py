@@ -54,8 +54,9 @@ PIPE_RECORD_OVERHEAD_BYTES = 2_048
 SQS_MIN_MESSAGE_SIZE = 1_024
 
 #: Email events carry ``event_id`` = this format over (SQS message id, kind): a redelivered message gets the
-#: same id again, so a consumer keeps the first event per id. EventBridge itself never deduplicates.
-EMAIL_EVENT_ID_FORMAT = "{}/{}"
+#: same id again, so a consumer keeps the first event per id. EventBridge itself never deduplicates. The id
+#: must be a valid ``layout.EVENT_ID_PATTERN`` (the feedback loop stores each prediction under it): no ``/``.
+EMAIL_EVENT_ID_FORMAT = "{}:{}"
 EmailEventKind = Literal["classified", "failed"]
 
 

@@ -26,7 +26,7 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 #: axe-core from the repository's npm dependencies (``make install`` runs ``npm install``).
-AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+AXE_SCRIPT = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
 WIDTHS = (1280, 390)
 

@@ -33,11 +33,23 @@ def demo(
         typer.Option("--workdir", help="Everything the run creates lives here; delete it to start over."),
     ] = Path(".convclass"),
     inbound: Annotated[int, typer.Option("--inbound", min=1, max=500, help="New emails to classify.")] = 8,
+    feedback: Annotated[
+        int,
+        typer.Option(
+            "--feedback",
+            min=0,
+            max=2000,
+            help="Act three: emails of a shifted stream that agents confirm (0: no third act).",
+        ),
+    ] = 120,
 ) -> None:
-    """Train, approve, deploy and classify for a sample tenant on an embedded AWS (what `make demo` runs)."""
+    """Train, approve, deploy and classify for a sample tenant on an embedded AWS, then let agents' feedback
+    start a retraining run (what `make demo` runs)."""
     from convclass_local.demo import DemoOptions, run_demo
 
-    options = DemoOptions(workdir=workdir, emails=emails, inbound=inbound, interactive=interactive)
+    options = DemoOptions(
+        workdir=workdir, emails=emails, inbound=inbound, feedback=feedback, interactive=interactive
+    )
     code = run_demo(options)
     if code:
         raise typer.Exit(code=code)

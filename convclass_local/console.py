@@ -23,17 +23,14 @@ from rich.console import Console
 from convclass import layout
 from convclass.console.app import ConsoleSettings, create_app
 from convclass.console.auth import TokenVerifier, workdir_secret
-from convclass.deployment import INBOUND_BATCH_SIZE, sse_kms
+from convclass.deployment import sse_kms
 from convclass.events import (
     DataSource,
     RunOptions,
     TrainingRunRequest,
     execution_name,
-    inbound_max_message_bytes,
 )
-from convclass.inbound import inbound_message
 from convclass.operator import Operator
-from convclass.serving.schemas import EmailIn
 from convclass_local.demo import DEMO_CLASSIFIER, DEMO_HYPERPARAMETERS, DEMO_TENANT
 from convclass_local.embedded import free_port
 from convclass_local.runtime import LocalRuntime
@@ -202,33 +199,16 @@ def drive(
 
 def classify_some(runtime: LocalRuntime, tenant: str, classifier: str, count: int, seed: int) -> None:
     """Send ``count`` generated emails for the tenant through the inbound queue (the Pipe classifies them)."""
+    from convclass_local.demo.inbound import send_inbound
     from convclass_local.generator import generate_emails
 
     runtime.endpoints.ensure(layout.endpoint_name(tenant, classifier))
-    emails = generate_emails(count, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
-    sqs = runtime.aws.client("sqs")
-    queue = runtime.outputs.require("inbound_queue_url")
-    for start in range(0, len(emails), 10):
-        batch = emails[start : start + 10]
-        sqs.send_message_batch(
-            QueueUrl=queue,
-            Entries=[
-                inbound_message(
-                    entry_id=str(i),
-                    tenant=tenant,
-                    classifier=classifier,
-                    conversation_id=email["conversation_id"],
-                    email=EmailIn(
-                        id=email["conversation_id"],
-                        subject=email.get("subject"),
-                        body=email["body"],
-                        body_content_type=email.get("body_content_type", "text/html"),
-                    ),
-                    max_bytes=inbound_max_message_bytes(INBOUND_BATCH_SIZE),
-                )
-                for i, email in enumerate(batch)
-            ],
-        )
+    send_inbound(
+        runtime,
+        tenant,
+        classifier,
+        generate_emails(count, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD),
+    )
 
 
 def build_demo_state(

@@ -13,7 +13,7 @@ import csv
 import html
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,6 +113,18 @@ _TEMPLATES: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
         ),
         ("Website error", "App not working", "Bug at checkout", "Technical issue"),
     ),
+    # Not in the sample tenant's history: customers start writing about it later (the demo's third act).
+    "loyalty_points": (
+        0.0,
+        (
+            "My loyalty points from order {order} were never added to my account.",
+            "How many bonus points do I have left, and when do they expire?",
+            "I tried to pay with my reward points at checkout but they were not accepted.",
+            "The points balance in my member profile dropped by {days} points without any purchase.",
+            "Can I transfer my loyalty points to my partner's account?",
+        ),
+        ("Loyalty points", "Missing bonus points", "Reward points", "Points balance", "Member points"),
+    ),
 }
 #: Labels whose emails real customers (and agents) confuse with each other's: the overlap and the label noise
 #: of :class:`Difficulty` move between these.
@@ -124,6 +136,7 @@ _NEIGHBOURS: dict[str, tuple[str, ...]] = {
     "product_question": ("order_status",),
     "cancel_subscription": ("billing_issue", "account_access"),
     "technical_problem": ("account_access", "billing_issue"),
+    "loyalty_points": ("order_status", "account_access"),
 }
 
 
@@ -214,9 +227,18 @@ def load_banking77(folder: str | Path = BANKING77_DEFAULT_DIR, split: str = "tra
         return [LabelledText(row["text"], row["category"]) for row in csv.DictReader(handle)]
 
 
+#: A label the built-in templates know but the sample tenant's history never carries (weight 0).
+EMERGING_LABEL = "loyalty_points"
+
+
 def template_labels() -> tuple[str, ...]:
-    """Labels of the built-in sample tenant, most frequent first."""
-    return tuple(_TEMPLATES)
+    """Labels of the built-in sample tenant's history, most frequent first."""
+    return tuple(label for label, spec in _TEMPLATES.items() if spec[0] > 0)
+
+
+def template_weights() -> dict[str, float]:
+    """Share of each label in the sample tenant's history (``EMERGING_LABEL`` included, at 0)."""
+    return {label: spec[0] for label, spec in _TEMPLATES.items()}
 
 
 def iter_emails(
@@ -228,12 +250,14 @@ def iter_emails(
     label_field: str = DEFAULT_LABEL_FIELD,
     start: datetime | None = None,
     duplicate_rate: float = 0.01,
+    label_weights: Mapping[str, float] | None = None,
     difficulty: Difficulty = Difficulty(),
 ) -> Iterator[dict[str, Any]]:
     """Yield ``n`` ExportRecord-shaped dicts.
 
     With ``examples``, email ``i`` wraps ``examples[i % len(examples)]`` verbatim (``n`` defaults to one email
-    per example); without, texts come from the built-in templates with skewed label frequencies.
+    per example); without, texts come from the built-in templates with skewed label frequencies
+    (``template_weights()``, or ``label_weights`` over template labels: a shifted stream).
     ``duplicate_rate`` of the emails are resends of an earlier email (same subject and body, new
     conversation), as customers do. ``difficulty`` adds overlapping topics and label noise to the templates.
     """
@@ -242,8 +266,11 @@ def iter_emails(
     total = n if n is not None else (len(examples) if examples is not None else 1000)
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
     when = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-    labels = list(_TEMPLATES)
-    weights = [spec[0] for spec in _TEMPLATES.values()]
+    mix = dict(label_weights) if label_weights is not None else template_weights()
+    unknown = set(mix) - set(_TEMPLATES)
+    if unknown:
+        raise ValueError(f"label_weights names labels without templates: {sorted(unknown)}")
+    labels, weights = list(mix), list(mix.values())
     previous: list[dict[str, Any]] = []
     for index in range(total):
         when += timedelta(minutes=rng.randint(1, 90))

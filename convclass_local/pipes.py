@@ -1,5 +1,5 @@
-"""The inbound-email Pipe of a local deployment: SQS batches → the inference workflow, as EventBridge Pipes
-does.
+"""Queue consumers of a local deployment: the inbound-email Pipe (SQS batches → the inference workflow, as
+EventBridge Pipes does) and the Lambda event source mappings (SQS batches → a function).
 
 A Pipe from SQS to an Express workflow reads up to a batch of messages, starts the workflow synchronously with
 the batch as its input (the Pipe's SQS record shape) and then, as the real Pipe does:
@@ -12,6 +12,12 @@ the batch as its input (the Pipe's SQS record shape) and then, as the real Pipe 
 
 A message that is not deleted becomes visible again after the queue's visibility timeout and reaches the
 dead-letter queue after its ``maxReceiveCount``.
+
+An event source mapping (:class:`QueueFunctionSource`) polls on its own thread, as Lambda's pollers do,
+gathers up to ``batch_size`` messages for at most ``window_s`` and invokes the function through the Lambda
+API with the batch; a function error leaves every message, a partial batch response the ones it names.
+moto's own mappings invoke the function inside the ``SendMessage`` call, so a function that sends to another
+mapped queue (the feedback function queueing a training request for the starter) would wait on itself.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ class InboundPipe:
     def run_batch(self, messages: list[dict[str, Any]]) -> BatchOutcome:
         """Start the workflow for one batch, wait for it, delete the messages it did not report as failed."""
         self._batches += 1
-        records = [self._record(message) for message in messages]
+        records = [sqs_record(message, self.queue_arn, self.region) for message in messages]
         ids = [message["MessageId"] for message in messages]
         payload = json.dumps(records, ensure_ascii=False)
         if len(payload.encode()) > STEP_FUNCTIONS_MAX_INPUT_BYTES:
@@ -113,21 +119,104 @@ class InboundPipe:
             tuple(i for i in ids if i in failed),
         )
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        """One message as a Pipe hands it to its target (the Lambda/Pipes SQS record format)."""
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {
-                name: _record_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": self.region,
-        }
+
+@dataclass
+class QueueFunctionSource:
+    """A Lambda event source mapping (SQS → function, partial batch responses) on a background thread."""
+
+    sqs: Any
+    lam: Any
+    queue_url: str
+    queue_arn: str
+    region: str
+    function_name: str
+    batch_size: int = 10
+    window_s: float = 0.0
+    poll_s: float = 0.2
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name=f"convclass-source-{self.function_name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 120.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            messages = self._gather()
+            if not messages:
+                self._stop.wait(self.poll_s)
+                continue
+            try:
+                self.run_batch(messages)
+            except Exception:  # the messages come back after their visibility timeout, as on AWS
+                _log.exception("event source of %s failed a batch", self.function_name)
+
+    def _gather(self) -> list[dict[str, Any]]:
+        """Up to ``batch_size`` messages, waiting at most ``window_s`` for more after the first."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + self.window_s
+        while len(found) < self.batch_size and not self._stop.is_set():
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, self.batch_size - len(found)),
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            found += messages
+            if not found:
+                return found
+            if not messages:
+                if time.monotonic() >= deadline:
+                    break
+                self._stop.wait(min(self.poll_s, max(0.0, deadline - time.monotonic())))
+        return found
+
+    def run_batch(self, messages: list[dict[str, Any]]) -> BatchOutcome:
+        """Invoke the function with one batch; delete what it did not report as failed."""
+        ids = [message["MessageId"] for message in messages]
+        records = [sqs_record(message, self.queue_arn, self.region) for message in messages]
+        response = self.lam.invoke(FunctionName=self.function_name, Payload=json.dumps({"Records": records}))
+        output = response["Payload"].read()
+        outcome = {"status": "FAILED" if response.get("FunctionError") else "SUCCEEDED", "output": output}
+        failed = _failed_items(outcome, set(ids))
+        done = [message for message in messages if message["MessageId"] not in failed]
+        for first in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(done[first : first + 10])
+                ],
+            )
+        return BatchOutcome(
+            outcome, tuple(m["MessageId"] for m in done), tuple(i for i in ids if i in failed)
+        )
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One received message as Pipes and Lambda hand it to their target (the SQS event record format)."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: _record_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
 
 
 def _record_attribute(value: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +232,8 @@ def _record_attribute(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failed_items(described: dict[str, Any], ids: set[str]) -> set[str]:
-    """The message ids the Pipe leaves on the queue after this execution (all of them unless it succeeded)."""
+    """The message ids left on the queue after this execution or invocation (all of them unless it
+    succeeded)."""
     if described["status"] != "SUCCEEDED":
         return ids
     try:

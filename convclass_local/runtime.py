@@ -3,7 +3,8 @@ them.
 
 ``LocalRuntime`` starts moto in server mode, connects the engine hooks of :mod:`convclass_local.moto_shims` to
 the real components (Lambda handlers in-process, the training entrypoint as a local process, the serving app
-per endpoint), creates the stack, restores the previous run's data, and runs the inbound-email Pipe. Closing
+per endpoint), creates the stack, restores the previous run's data, and runs the inbound-email Pipe and the
+queues' event source mappings (training requests → starter, feedback events → feedback function). Closing
 it stops every execution, process and thread it started and saves the data for the next run.
 """
 
@@ -20,14 +21,16 @@ from types import TracebackType
 from typing import Any
 
 from convclass.deployment import INBOUND_BATCH_SIZE
+from convclass.feedback.policy import RetrainingPolicy
+from convclass.layout import stack_resource_name
 from convclass.stack import StackOutputs
 from convclass_local import moto_shims, state
 from convclass_local.archive import InferenceArchive
 from convclass_local.embedded import EmbeddedAws
 from convclass_local.endpoints import EndpointUnavailable, LocalEndpointHost
 from convclass_local.lambdas import invoke_handler, routed_output
-from convclass_local.pipes import InboundPipe
-from convclass_local.stack import STACK, deploy
+from convclass_local.pipes import InboundPipe, QueueFunctionSource
+from convclass_local.stack import EVENT_SOURCES, STACK, deploy, function_name
 from convclass_local.training import LocalTrainingRunner, LogListener, MetricDefinition
 from statemachine import PipelineSettings
 from statemachine.training.settings import LOCAL_ENDPOINT_POLL_SECONDS
@@ -45,12 +48,15 @@ class LocalRuntime:
     training_listener: LogListener | None = None
     persist: bool = True
     endpoint_poll_seconds: int = LOCAL_ENDPOINT_POLL_SECONDS
+    #: The stack config's ``feedback:`` section: ``tenant/classifier`` → retraining policy.
+    feedback_policies: dict[str, RetrainingPolicy] = field(default_factory=dict)
     aws: EmbeddedAws = field(default_factory=EmbeddedAws)
     outputs: StackOutputs = field(default_factory=StackOutputs)
     restored_objects: int = 0
     _runner: LocalTrainingRunner | None = field(default=None, repr=False)
     _endpoints: LocalEndpointHost | None = field(default=None, repr=False)
     _pipe: InboundPipe | None = field(default=None, repr=False)
+    _sources: list[QueueFunctionSource] = field(default_factory=list, repr=False)
     _archive: InferenceArchive | None = field(default=None, repr=False)
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _restored: bool = field(default=False, repr=False)
@@ -94,7 +100,7 @@ class LocalRuntime:
         self._endpoints = LocalEndpointHost(workdir=self.workdir)
         _cold_start_functions()
         self._install_hooks()
-        self.outputs = deploy(self.aws, self.pipeline_settings)
+        self.outputs = deploy(self.aws, self.pipeline_settings, self.feedback_policies)
         self.outputs.save(self.outputs_path)
         if self.persist:
             self.restored_objects = state.restore(
@@ -105,6 +111,7 @@ class LocalRuntime:
             )
             self._restored = True
         self._start_pipe()
+        self._start_sources()
         self._archive = InferenceArchive.create(
             {name: self.aws.client(name) for name in ("sqs", "events", "s3")},
             stack=STACK,
@@ -157,6 +164,26 @@ class LocalRuntime:
         )
         self._pipe.start()
 
+    def _start_sources(self) -> None:
+        sqs, lam = self.aws.client("sqs"), self.aws.client("lambda")
+        for source in EVENT_SOURCES:
+            url = sqs.get_queue_url(QueueName=stack_resource_name(STACK, source.queue))["QueueUrl"]
+            poller = QueueFunctionSource(
+                sqs=sqs,
+                lam=lam,
+                queue_url=url,
+                queue_arn=sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ],
+                region=self.aws.region,
+                function_name=function_name(source.function),
+                batch_size=source.batch_size,
+                # Locally a second is window enough: the events of a burst arrive within milliseconds.
+                window_s=min(source.window_s, 1.0),
+            )
+            poller.start()
+            self._sources.append(poller)
+
     def stop_executions(self) -> int:
         """Stop every running execution of the stack's state machines; return how many were stopped."""
         sfn = self.aws.client("stepfunctions")
@@ -178,6 +205,8 @@ class LocalRuntime:
         if self._pipe is not None:
             self._pipe.stop()
             self._pipe = None
+        while self._sources:
+            self._sources.pop().stop()
         if self._archive is not None:
             try:
                 self._archive.stop()

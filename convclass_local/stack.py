@@ -8,18 +8,31 @@ shared endpoint's defaults) and :class:`statemachine.PipelineSettings` (the trai
 the deployed bucket policy as far as :mod:`convclass_local.bucket_policy` explains), the training-trigger and
 inbound-email queues with DLQs, the bus, the container-image Lambda functions (one image, one ``CMD`` per
 handler, a role each), the SageMaker execution role, the shared endpoint and the two state machines (a role
-each) rendered by :mod:`statemachine` from these resources' real ARNs. The outputs are written in the shape of
+each) rendered by :mod:`statemachine` from these resources' real ARNs, and the feedback loop's queue
+and bus rules. The outputs are written in the shape of
 ``pulumi stack output --json`` so the ``convclass`` CLI works against a local run unchanged.
+
+The queues' event source mappings (training queue → starter, feedback queue → feedback function) are not
+moto's: the runtime polls them (:class:`convclass_local.pipes.QueueFunctionSource`), see
+:data:`EVENT_SOURCES`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from convclass.deployment import (
     DATA_BUCKET_ENV,
     DLQ_RETENTION_S,
+    EVENT_BUS_ENV,
+    FEEDBACK_BATCH_SIZE,
+    FEEDBACK_BATCHING_WINDOW_S,
+    FEEDBACK_MAX_RECEIVE_COUNT,
+    FEEDBACK_POLICIES_ENV,
+    FEEDBACK_VISIBILITY_TIMEOUT_S,
     FUNCTION_SPECS,
     INBOUND_BATCH_SIZE,
     INBOUND_MAX_RECEIVE_COUNT,
@@ -36,10 +49,10 @@ from convclass.deployment import (
     SHARED_MODEL_CACHE_SETTING,
     STARTER_BATCH_SIZE,
     STARTER_BATCHING_WINDOW_S,
-    STARTER_MAX_CONCURRENCY,
     TRAIN_REQUEST_INPUT_PATH,
     TRAIN_REQUEST_PATTERN,
     TRAINING_MAX_RECEIVE_COUNT,
+    TRAINING_QUEUE_URL_ENV,
     TRAINING_STATE_MACHINE_ENV,
     TRAINING_VISIBILITY_TIMEOUT_S,
     WORKFLOW_TYPES,
@@ -50,8 +63,12 @@ from convclass.deployment import (
     state_machine_role,
 )
 from convclass.events import inbound_max_message_bytes
+from convclass.feedback.events import CAPTURE_RULE_PATTERNS
+from convclass.feedback.policy import RetrainingPolicy
 from convclass.hosting.keys import SHARED_MODELS_PREFIX
 from convclass.layout import (
+    FEEDBACK_FUNCTION,
+    FEEDBACK_QUEUE,
     INBOUND_QUEUE,
     INFERENCE_WORKFLOW,
     PIPELINE_FUNCTIONS,
@@ -84,6 +101,24 @@ SERVING_IMAGE_URI = f"{_IMAGE_REPO}/{PROJECT}-serve:local"
 
 def function_name(key: str) -> str:
     return stack_resource_name(STACK, key)
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A queue → function event source mapping, as the Pulumi program declares it."""
+
+    queue: str
+    function: str
+    batch_size: int
+    window_s: float = 0.0
+
+
+#: The stack's event source mappings (infra.triggers for the starter, infra.feedback for the feedback
+#: function); the local runtime runs one poller per entry.
+EVENT_SOURCES = (
+    EventSource(TRAINING_QUEUE, STARTER_FUNCTION, STARTER_BATCH_SIZE, STARTER_BATCHING_WINDOW_S),
+    EventSource(FEEDBACK_QUEUE, FEEDBACK_FUNCTION, FEEDBACK_BATCH_SIZE, FEEDBACK_BATCHING_WINDOW_S),
+)
 
 
 def _assume_role_policy(service: str) -> str:
@@ -239,10 +274,15 @@ def _state_machine(sfn: Any, iam: Any, workflow: str, definition: dict[str, Any]
     )
 
 
-def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackOutputs:
+def deploy(
+    aws: EmbeddedAws,
+    settings: PipelineSettings | None = None,
+    feedback_policies: Mapping[str, RetrainingPolicy] | None = None,
+) -> StackOutputs:
     """Create every resource of the stack on the embedded AWS and return its outputs.
 
-    ``settings``: the training workflow's knobs (default: the deployment's, as the local run changes them).
+    ``settings``: the training workflow's knobs (default: the deployment's, as the local run changes them);
+    ``feedback_policies`` (``tenant/classifier`` → policy) is the stack config's ``feedback:`` section.
     """
     settings = settings or PipelineSettings().for_local_run()
 
@@ -307,9 +347,9 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         ),
     )
 
-    # Training requests: queue → starter (event source mapping) → StartExecution under the idempotent name;
-    # the "Train Classifier Requested" rule on the bus feeds the same queue.
-    starter = _function(
+    # Training requests: queue → starter (EVENT_SOURCES) → StartExecution under the idempotent name; the
+    # "Train Classifier Requested" rule on the bus feeds the same queue.
+    _function(
         lam,
         iam,
         FUNCTION_SPECS[STARTER_FUNCTION],
@@ -317,14 +357,6 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
         kms_key_arn,
     )
     training_queue_arn = _queue_arn(sqs, training_queue_url)
-    lam.create_event_source_mapping(
-        EventSourceArn=training_queue_arn,
-        FunctionName=starter,
-        BatchSize=STARTER_BATCH_SIZE,
-        MaximumBatchingWindowInSeconds=STARTER_BATCHING_WINDOW_S,
-        FunctionResponseTypes=["ReportBatchItemFailures"],
-        ScalingConfig={"MaximumConcurrency": STARTER_MAX_CONCURRENCY},
-    )
     events.put_rule(
         Name=stack_resource_name(STACK, TRAIN_CLASSIFIER_RULE),
         EventBusName=bus,
@@ -337,6 +369,40 @@ def deploy(aws: EmbeddedAws, settings: PipelineSettings | None = None) -> StackO
             {"Id": "training-requests", "Arn": training_queue_arn, "InputPath": TRAIN_REQUEST_INPUT_PATH}
         ],
     )
+
+    # Feedback: the bus rules for confirmations and predictions → feedback queue → feedback function
+    # (EVENT_SOURCES), which may queue a training request (infra.feedback).
+    feedback_queue_url, _ = _queue_with_dlq(
+        sqs,
+        stack_resource_name(STACK, FEEDBACK_QUEUE),
+        kms_key_arn,
+        FEEDBACK_VISIBILITY_TIMEOUT_S,
+        FEEDBACK_MAX_RECEIVE_COUNT,
+    )
+    policies = {key: policy.model_dump() for key, policy in sorted((feedback_policies or {}).items())}
+    _function(
+        lam,
+        iam,
+        FUNCTION_SPECS[FEEDBACK_FUNCTION],
+        {
+            **environment,
+            TRAINING_STATE_MACHINE_ENV: str(training_arn),
+            TRAINING_QUEUE_URL_ENV: training_queue_url,
+            EVENT_BUS_ENV: bus,
+            FEEDBACK_POLICIES_ENV: json.dumps(policies, sort_keys=True),
+        },
+        kms_key_arn,
+    )
+    feedback_queue_arn = _queue_arn(sqs, feedback_queue_url)
+    for rule, pattern in CAPTURE_RULE_PATTERNS.items():
+        events.put_rule(
+            Name=stack_resource_name(STACK, rule), EventBusName=bus, EventPattern=json.dumps(pattern)
+        )
+        events.put_targets(
+            Rule=stack_resource_name(STACK, rule),
+            EventBusName=bus,
+            Targets=[{"Id": "feedback-events", "Arn": feedback_queue_arn}],
+        )
 
     return StackOutputs(
         region=aws.region,

@@ -22,6 +22,7 @@ from convclass.layout import (
     CHAMPION_FILE,
     CONSENT_FILE,
     DATASETS,
+    FEEDBACK,
     INFERENCE_EVENTS,
     MODELS,
     PROJECT_PREFIX,
@@ -73,6 +74,8 @@ def console_statements(
                 area(f"{MODELS}/*"),
                 area(f"{DATASETS}/*"),
                 area(f"{INFERENCE_EVENTS}/*"),
+                # The feedback page: captured rows and the deployed run's summary (read only).
+                area(f"{FEEDBACK}/*"),
             ],
             # Withdrawn consent (and consent given at the export gate).
             write=[area(CONSENT_FILE)],

@@ -22,14 +22,16 @@ import pulumi_aws as aws
 from convclass.deployment import (
     DATA_BUCKET_ENV,
     EVENT_BUS_ENV,
+    FEEDBACK_BATCH_SIZE,
+    FEEDBACK_BATCHING_WINDOW_S,
+    FEEDBACK_MAX_RECEIVE_COUNT,
     FEEDBACK_POLICIES_ENV,
     KMS_KEY_ENV,
     TRAINING_QUEUE_URL_ENV,
     TRAINING_STATE_MACHINE_ENV,
     VISIBILITY_PER_FUNCTION_TIMEOUT,
 )
-from convclass.events import EMAIL_CLASSIFIED, INFERENCE_SOURCE
-from convclass.feedback.events import HOST_SOURCE, LABEL_CONFIRMED, NEEDS_REVIEW
+from convclass.feedback.events import CAPTURE_RULE_PATTERNS, NEEDS_REVIEW
 from convclass.feedback.policy import RetrainingPolicy
 from convclass.feedback.store import AREA_TAG, RETENTION_DAYS
 from convclass.layout import (
@@ -38,26 +40,12 @@ from convclass.layout import (
     FEEDBACK,
     FEEDBACK_FUNCTION,
     FEEDBACK_QUEUE,
-    FEEDBACK_RULES,
     any_classifier_key_pattern,
 )
 from infra.common import AwsEnv, Naming, Statement, child_opts, kms_use_statement, statement
 from infra.config import FunctionSettings
 from infra.functions import ContainerFunction, FunctionSpec, s3_statements
 from infra.triggers import QueueWithDlq, queue_policy_for_rule
-
-FEEDBACK_MAX_RECEIVE_COUNT = 5
-#: (rule name, event pattern) of the two inputs.
-RULE_PATTERNS = dict(
-    zip(
-        FEEDBACK_RULES,
-        (
-            {"source": [HOST_SOURCE], "detail-type": [LABEL_CONFIRMED]},
-            {"source": [INFERENCE_SOURCE], "detail-type": [EMAIL_CLASSIFIED]},
-        ),
-        strict=True,
-    )
-)
 
 
 def feedback_expiry_rule(days: int = RETENTION_DAYS) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
@@ -188,15 +176,15 @@ class Feedback(pulumi.ComponentResource):
             f"{name}-source",
             event_source_arn=queue.arn,
             function_name=self.function.arn,
-            batch_size=100,
-            maximum_batching_window_in_seconds=5,
+            batch_size=FEEDBACK_BATCH_SIZE,
+            maximum_batching_window_in_seconds=FEEDBACK_BATCHING_WINDOW_S,
             function_response_types=["ReportBatchItemFailures"],
             scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=2),
             tags=tags,
             opts=child_opts(self),
         )
         rules = []
-        for rule_name, pattern in RULE_PATTERNS.items():
+        for rule_name, pattern in CAPTURE_RULE_PATTERNS.items():
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{rule_name}",
                 name=naming.name(rule_name),

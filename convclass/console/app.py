@@ -1,7 +1,9 @@
 """The console's web app: server-rendered pages for one tenant per request.
 
 Pages (GET): ``/`` overview, ``/runs``, ``/runs/{run}`` run detail, ``/approvals``,
-``/c/{classifier}/models/{run}`` model card, ``/c/{classifier}/inference``, ``/c/{classifier}/history``.
+``/c/{classifier}/models/{run}`` model card, ``/c/{classifier}/inference``, ``/c/{classifier}/history``,
+``/c/{classifier}/feedback`` (agreement, drift and automatic runs: what ``convclass feedback`` prints,
+from :func:`convclass.feedback.report.feedback_report`).
 Decisions (POST, CSRF-protected, idempotent, logged with the actor): ``/runs/{run}/answer`` (approve or
 reject the gate the run waits at) and ``/c/{classifier}/consent/withdraw``.
 
@@ -29,6 +31,7 @@ from convclass.console.auth import CSRF_FIELD, SESSION_COOKIE, NotAuthenticated,
 from convclass.console.data import ERROR_WORDS, NotFound, TenantView, model_run
 from convclass.console.inference import read_stats
 from convclass.events import Redeploy, TrainingRunRequest, execution_name
+from convclass.feedback.report import feedback_report
 from convclass.operator import Operator
 from convclass.operator.approvals import NoPendingApproval
 from convclass.operator.clients import OperatorError
@@ -384,6 +387,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             notice=NOTICES.get(notice or ""),
         )
 
+    @app.get("/c/{classifier}/feedback", response_class=HTMLResponse)
+    def feedback(classifier: str, who: Caller) -> HTMLResponse:
+        tenant = view(who)
+        tenant.where(classifier)
+        report = feedback_report(operator, who.tenant, classifier, datetime.now(UTC), read_only=True)
+        if report is None and classifier not in tenant.classifiers():
+            raise NotFound("no such classifier")
+        return render(
+            "feedback.html", who, title=f"Feedback · {classifier}", classifier=classifier, report=report
+        )
+
     @app.middleware("http")
     async def timing(request: Request, call_next: Callable[[Request], Any]) -> Response:
         started = time.perf_counter()
@@ -469,6 +483,7 @@ def page_urls(tenant: TenantView) -> Iterator[str]:
     for classifier in tenant.classifiers():
         yield f"/c/{classifier}/inference"
         yield f"/c/{classifier}/history"
+        yield f"/c/{classifier}/feedback"
         for ref in tenant.models(classifier):
             yield f"/c/{classifier}/models/{ref.run_id}"
 

@@ -29,6 +29,18 @@ HOST_SOURCE = "convclass.host"
 FEEDBACK_SOURCE = "convclass.feedback"
 LABEL_CONFIRMED = "Conversation Label Confirmed"
 NEEDS_REVIEW = "Email Needs Review"
+#: Bus rule name (``layout.FEEDBACK_RULES``) → the event pattern that sends the loop's two inputs to the
+#: feedback queue (what the stack creates, on AWS and on the embedded AWS).
+CAPTURE_RULE_PATTERNS: dict[str, dict[str, list[str]]] = dict(
+    zip(
+        layout.FEEDBACK_RULES,
+        (
+            {"source": [HOST_SOURCE], "detail-type": [LABEL_CONFIRMED]},
+            {"source": [INFERENCE_SOURCE], "detail-type": [EMAIL_CLASSIFIED]},
+        ),
+        strict=True,
+    )
+)
 
 EventId = Annotated[str, AfterValidator(layout.validate_event_id)]
 #: Opaque ids (agents, messages): no ``@``, no spaces, so an email address or a name cannot be stored.

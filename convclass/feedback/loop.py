@@ -30,7 +30,13 @@ from convclass.feedback.events import (
     parse_event,
 )
 from convclass.feedback.metrics import Agreement, Drift, agreement, drift, final_labels
-from convclass.feedback.policy import Evidence, RetrainingPolicy, reasons, retraining_request
+from convclass.feedback.policy import (
+    Evidence,
+    RetrainingPolicy,
+    reasons,
+    retraining_request,
+    waiting_for,
+)
 from convclass.feedback.store import FeedbackStore
 
 
@@ -80,7 +86,10 @@ class Status:
     window_end: datetime
     deployed: Deployed
     evidence: Evidence
+    #: The rules that fire now.
     reasons: list[str]
+    #: Unknown labels the rules wait for (no automatic run starts while this is not empty).
+    waiting: list[str] = field(default_factory=list)
 
     @property
     def agreement(self) -> Agreement:
@@ -120,6 +129,9 @@ class FeedbackLoop:
     #: ``tenant/classifier`` → its policy; every other classifier gets ``default_policy``.
     policies: Mapping[str, RetrainingPolicy] = field(default_factory=dict)
     default_policy: RetrainingPolicy = field(default_factory=RetrainingPolicy)
+    #: Keep what evaluation needs of the deployed run under ``feedback/deployed/`` when it is not kept yet;
+    #: False for readers that may not write (the console).
+    keep_deployed: bool = True
 
     @property
     def store(self) -> FeedbackStore:
@@ -187,13 +199,14 @@ class FeedbackLoop:
             request=TrainingRunRequest.model_validate_json(described["input"]),
             training_counts=dict(manifest.split_counts["train"]),
         )
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=run.model_dump_json(),
-            ContentType="application/json",
-            **sse_kms(self.kms_key_arn),
-        )
+        if self.keep_deployed:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=run.model_dump_json(),
+                ContentType="application/json",
+                **sse_kms(self.kms_key_arn),
+            )
         return Deployed(champion, run)
 
     def status(self, tenant: str, classifier: str, now: datetime) -> Status | None:
@@ -212,13 +225,23 @@ class FeedbackLoop:
             drift=drift(deployed.training_counts, predictions, confirmations),
             deployed_accuracy=deployed.champion.metrics.accuracy,
         )
-        return Status(tenant, classifier, start, now, deployed, evidence, reasons(policy, evidence))
+        return Status(
+            tenant,
+            classifier,
+            start,
+            now,
+            deployed,
+            evidence,
+            reasons(policy, evidence),
+            waiting_for(policy, evidence, now),
+        )
 
     def evaluate(self, tenant: str, classifier: str, now: datetime) -> Decision:
-        """Apply the policy; when a rule fires, queue one training request (unless today's run exists)."""
+        """Apply the policy; when a rule fires and no new label is awaited, queue one training request
+        (unless today's run exists)."""
         status = self.status(tenant, classifier, now)
-        if status is None:
-            return Decision(status=None)
+        if status is None or status.waiting:
+            return Decision(status=status)
         request = retraining_request(status.deployed.request, status.reasons, now.date())
         if request is None:
             return Decision(status=status)
@@ -282,4 +305,5 @@ def status_report(status: Status) -> dict[str, Any]:
             "top1_trend_points_per_day": shift.top1_trend_points_per_day,
         },
         "reasons": status.reasons,
+        "waiting": status.waiting,
     }

@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from convclass.feedback.events import LabelConfirmed, PredictionRecord
@@ -178,6 +178,8 @@ class Drift:
     #: Top-1 agreement per day, and its slope in points per day (None with fewer than two days).
     daily_top1: list[tuple[date, float]]
     top1_trend_points_per_day: float | None
+    #: When each unknown label was first confirmed (in the window the confirmations cover).
+    unknown_first_seen: dict[str, datetime] = field(default_factory=dict)
 
 
 def drift(
@@ -192,7 +194,11 @@ def drift(
     """
     predicted = Counter(p.top_label for p in first_predictions(predictions).values())
     value = psi(training_counts, predicted) if predicted else None
-    unknown = Counter(c.label for c in final_labels(confirmations).values() if c.label not in training_counts)
+    novel = [c for c in final_labels(confirmations).values() if c.label not in training_counts]
+    unknown = Counter(c.label for c in novel)
+    first_seen: dict[str, datetime] = {}
+    for c in novel:
+        first_seen[c.label] = min(first_seen.get(c.label, c.confirmed_at), c.confirmed_at)
     daily = [
         (a.day, a.top1) for a in daily_agreement(predictions, confirmations) if a.day and a.top1 is not None
     ]
@@ -206,4 +212,5 @@ def drift(
         unknown_labels=dict(sorted(unknown.items())),
         daily_top1=daily,
         top1_trend_points_per_day=slope,
+        unknown_first_seen=dict(sorted(first_seen.items())),
     )

@@ -93,7 +93,7 @@ def test_roll_back_in_the_page_redeploys_the_earlier_model_through_the_pipeline(
 
 def test_screenshots_at_1280_and_390_px(checked: Any) -> None:
     report, _, _, shots = checked
-    kinds = {"overview", "runs", "run", "approvals", "model", "inference", "history"}
+    kinds = {"overview", "runs", "run", "approvals", "model", "inference", "history", "feedback"}
     for width in (1280, 390):
         for kind in kinds:
             path = shots / f"{kind}-{width}.png"

@@ -1,7 +1,9 @@
 """The demo's code path end to end, smaller: real pipeline, real handlers, real training, real serving app.
 
-Two runs on one working directory: the first trains and deploys, the second retrains against the champion
-the first left behind (restored from the working directory). Then the CLI classifies through the endpoint.
+Two runs on one working directory: the first trains and deploys, classifies, and plays the third act (agents
+confirm a shifted stream with a new label through the bus and the feedback function; the policy starts a
+run by itself that learns the label); the second retrains against the champion left behind (restored from
+the working directory). Then the CLI classifies through the endpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typer.testing import CliRunner
 
 from convclass.cli import app
 from convclass_local.demo import DEMO_CLASSIFIER, DEMO_TENANT, DemoOptions, run_demo
-from convclass_local.generator import template_labels
+from convclass_local.generator import EMERGING_LABEL, Difficulty, template_labels
 from convclass_local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
@@ -26,13 +28,19 @@ pytestmark = pytest.mark.slow
 HYPERPARAMETERS = {"architecture": "cnn", "epochs": "4", "max_length": "48"}
 
 
-def _demo(workdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
+def _demo(
+    workdir: Path, capsys: pytest.CaptureFixture[str], feedback: int = 0
+) -> tuple[int, dict[str, Any], str]:
     screen = io.StringIO()
     options = DemoOptions(
         workdir=workdir,
         emails=400,
         inbound=3,
+        feedback=feedback,
         hyperparameters=HYPERPARAMETERS,
+        # Clean labels: the second run must deploy (the path under test), which a noisy 400-email tenant
+        # leaves to chance.
+        difficulty=Difficulty(),
         timeout_s=300,
         console=Console(file=screen, width=160),
     )
@@ -45,7 +53,7 @@ def test_demo_trains_deploys_classifies_then_retrains(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workdir = tmp_path / "convclass"
-    code, first, screen = _demo(workdir, capsys)
+    code, first, screen = _demo(workdir, capsys, feedback=40)
     assert code == 0, screen
     assert first["status"] == "SUCCEEDED"
     assert first["outcome"] == "deployed"
@@ -69,6 +77,20 @@ def test_demo_trains_deploys_classifies_then_retrains(
     assert "export approval requested → approved" in screen
     assert (Path(first["report"]) / "confusion_matrix.png").is_file()
 
+    # Act three: every classified email of the shifted stream was confirmed through the real capture path,
+    # the new label was seen, and the policy's run (the same idempotent request, keyed to the day) learnt it.
+    third = first["feedback"]
+    assert third["emails"] == 40
+    assert third["confirmations"] == 40
+    assert third["psi"] > 0
+    assert third["drift_band"] in ("none", "moderate", "major")
+    assert third["unknown_labels"][EMERGING_LABEL] >= 12
+    assert "--feedback-" in third["automatic_run"]
+    assert third["automatic_run_reason"].startswith(f"unknown-labels: {EMERGING_LABEL} (")
+    assert third["automatic_run_status"] == "SUCCEEDED"
+    assert third["new_label_known"] is True
+    assert f"started {third['automatic_run']} by itself" in screen
+
     code, second, screen = _demo(workdir, capsys)
     assert code == 0, screen
     assert second["run"] == 2
@@ -78,6 +100,7 @@ def test_demo_trains_deploys_classifies_then_retrains(
     assert "→ UpdateEndpoint\n" in screen
     assert "vs champion" in screen
     assert second["classified"] == 3
+    assert second["feedback"] is None
 
     # The deployment outlives the process: a new runtime on the same directory serves the champion to the CLI.
     with LocalRuntime(workdir=workdir) as runtime:
@@ -100,7 +123,7 @@ def test_demo_trains_deploys_classifies_then_retrains(
         assert classify.exit_code == 0, classify.output
         predictions = json.loads(classify.output)
         assert len(predictions) == 1
-        assert predictions[0]["labels"][0]["label"] in template_labels()
+        assert predictions[0]["labels"][0]["label"] in (*template_labels(), EMERGING_LABEL)
         status = CliRunner().invoke(
             app, ["status", DEMO_TENANT, "-c", DEMO_CLASSIFIER, "--outputs", outputs], env={"COLUMNS": "200"}
         )

@@ -1,16 +1,19 @@
 """The console app over moto: authentication, tenant scoping of every object, CSRF, idempotent decisions.
 
 Two tenants whose ids share a prefix (``acme`` and ``acme-shop``, so execution names share one too) each get a
-run, a model (a real archive with metrics, artifact info and the training report) and a consent record; the
-pages render for each and every URL naming one tenant's object answers 404 to the other's token.
+run, a model (a real archive with metrics, artifact info and the training report), its dataset manifest and a
+consent record; ``acme`` also has captured feedback and an automatic run. The pages render for each and every
+URL naming one tenant's object answers 404 to the other's token.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +44,22 @@ from convclass.events import (
     execution_name,
 )
 from convclass.export.consent import ConsentRecord, record_consent
+from convclass.feedback.events import LabelConfirmed, PredictionRecord
+from convclass.feedback.store import FeedbackStore
 from convclass.operator import Operator
 from convclass.stack import StackOutputs
 from convclass.training.report import write_report
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "support"))
+from feedback_support import manifest
 
 BUCKET = "convclass-test-data"
 SECRET = b"s" * 32
 LABELS = ("billing", "refund", "shipping")
 TENANTS = (("acme", "intent"), ("acme-shop", "topic"))
+#: acme's automatic run: its reason is what the feedback page must show to acme, and to nobody else.
+AUTOMATIC_REASON = "unknown-labels: crypto-refund (1)"
+TRAIN_COUNTS = {"billing": 40, "refund": 40, "shipping": 20}
 
 
 def _metrics() -> ModelMetrics:
@@ -91,6 +102,7 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
         s3, sfn = session.client("s3"), session.client("stepfunctions")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        key = session.client("kms").create_key()["KeyMetadata"]["Arn"]
         machine = sfn.create_state_machine(
             name="convclass-test-training",
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
@@ -132,10 +144,15 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
                 "model_artifacts": f"s3://{BUCKET}/{where.model_output_prefix(run_id)}job-1/output/model.tar.gz",
                 "training_job_name": "job-1",
                 "metrics": {"accuracy": 0.81, "macro_f1": 0.79},
-                "execution": name,
+                "execution": operator.execution_arn(name),
                 "deployed_at": "2026-01-02T00:00:00Z",
             }
             s3.put_object(Bucket=BUCKET, Key=where.champion_key, Body=json.dumps(champion).encode())
+            s3.put_object(
+                Bucket=BUCKET,
+                Key=where.dataset_manifest_key(run_id),
+                Body=manifest(tenant, classifier, run_id, TRAIN_COUNTS).model_dump_json().encode(),
+            )
             archive_events(
                 s3,
                 BUCKET,
@@ -167,9 +184,54 @@ def world(fake_aws_credentials: None, tmp_path: Path) -> Iterator[dict[str, Any]
                     },
                 ],
             )
+        _feedback(FeedbackStore(s3, BUCKET, key), *TENANTS[0])
+        automatic = TrainingRunRequest(
+            tenant=TENANTS[0][0],
+            classifier=TENANTS[0][1],
+            label_field="intent",
+            data_source=DataSource(kind="files", uri=f"s3://{BUCKET}/sources/{TENANTS[0][0]}/"),
+            business_key="feedback-2026-01-03",
+            reason=AUTOMATIC_REASON,
+        )
+        operator.start_training(automatic)
         verifier = TokenVerifier(secret=SECRET)
         app = create_app(ConsoleSettings(operator=operator, verifier=verifier, secure_cookie=False))
         yield {"operator": operator, "verifier": verifier, "client": TestClient(app), "runs": runs, "s3": s3}
+
+
+def _feedback(store: FeedbackStore, tenant: str, classifier: str) -> None:
+    """Three conversations an hour ago: one agreed, one corrected, one with a label the model does not
+    know."""
+    when = datetime.now(UTC) - timedelta(hours=1)
+    for conversation, predicted, final in (
+        ("f1", "refund", "refund"),
+        ("f2", "refund", "billing"),
+        ("f3", "billing", "crypto-refund"),
+    ):
+        store.put(
+            PredictionRecord(
+                event_id=f"p-{conversation}",
+                tenant=tenant,
+                classifier=classifier,
+                conversation_id=conversation,
+                message_id=f"m-{conversation}",
+                predicted_at=when,
+                model_version="1",
+                labels=[predicted, "shipping"],
+                scores=[0.8, 0.1],
+            )
+        )
+        store.put(
+            LabelConfirmed(
+                event_id=f"c-{conversation}",
+                tenant=tenant,
+                classifier=classifier,
+                conversation_id=conversation,
+                label=final,
+                confirmed_at=when + timedelta(minutes=5),
+                agent="agent-1",
+            )
+        )
 
 
 def _client(world: dict[str, Any], tenant: str) -> TestClient:
@@ -215,6 +277,32 @@ def test_another_tenants_objects_answer_404(world: dict[str, Any]) -> None:
         # The other tenant's pages do not list the owner's runs, although their names share a prefix.
         assert world["runs"][owner] not in client.get("/runs").text
         assert world["runs"][owner] not in client.get("/").text
+
+
+def test_the_feedback_page_shows_the_tenants_own_agreement_drift_and_automatic_runs(
+    world: dict[str, Any],
+) -> None:
+    (owner, classifier), (other, other_classifier) = TENANTS
+    page = _client(world, owner).get(f"/c/{classifier}/feedback")
+    assert page.status_code == 200, page.text[:300]
+    text = page.text
+    assert "3 (3 with a prediction)" in text
+    assert "33.3 %" in text  # top-1: f1 of f1, f2, f3
+    assert "crypto-refund: 1" in text
+    assert AUTOMATIC_REASON in text
+    assert "feedback-2026-01-03" in text
+    # The other tenant: the owner's page is a 404, and its own page has none of the owner's figures.
+    client = _client(world, other)
+    assert client.get(f"/c/{classifier}/feedback").status_code == 404
+    own = client.get(f"/c/{other_classifier}/feedback")
+    assert own.status_code == 200
+    assert "0 (0 with a prediction)" in own.text
+    for leaked in ("crypto-refund", AUTOMATIC_REASON, "feedback-2026-01-03", "33.3 %"):
+        assert leaked not in own.text
+    assert "No run was started by feedback." in own.text
+    # Reading the page wrote nothing (the console reads only).
+    listed = world["s3"].list_objects_v2(Bucket=BUCKET, Prefix="tenants/")["Contents"]
+    assert not [item["Key"] for item in listed if "/feedback/deployed/" in item["Key"]]
 
 
 def test_requests_without_a_valid_token_are_refused(world: dict[str, Any]) -> None:

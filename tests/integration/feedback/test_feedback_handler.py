@@ -265,6 +265,27 @@ def test_major_drift_starts_a_run(stack: Stack, monkeypatch: pytest.MonkeyPatch)
     assert request.reason.startswith("major-drift: PSI ")
 
 
+def test_a_thin_new_label_holds_the_run_until_its_wait_ends(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = {**POLICY, "min_predictions_for_drift": 20, "new_label_wait_days": 1}
+    monkeypatch.setenv(FEEDBACK_POLICIES_ENV, json.dumps({"acme/intent": policy}))
+    feedback._loop.cache_clear()
+    # Major drift over 60 predictions, but "crypto" (3 of 10 confirmations) is awaited: no run.
+    stack.handle(*(confirmed_event("acme", f"d{i}", "crypto", DAY) for i in range(3)))
+    stack.handle(*(classified_event("acme", f"d{i}", [("refund", 0.9)], DAY) for i in range(60)))
+    assert stack.queued_requests() == []
+    waiting = feedback._loop().status("acme", "intent", DAY + timedelta(hours=1))
+    assert waiting is not None
+    assert [w.split(" (")[0] for w in waiting.waiting] == ["new-label: crypto"]
+    # A day after crypto's first confirmation the wait is over: the drift rule starts the run.
+    stack.handle(classified_event("acme", "d60", [("refund", 0.9)], DAY + timedelta(days=1, minutes=1)))
+    (request,) = stack.queued_requests()
+    assert request.business_key == "feedback-2026-12-02"
+    assert request.reason is not None
+    assert request.reason.startswith("major-drift: PSI ")
+
+
 def test_a_classifier_without_a_deployed_model_is_captured_and_never_retrained(stack: Stack) -> None:
     events = [confirmed_event("acme", f"x{i}", "crypto", DAY, classifier="routing") for i in range(12)]
     assert stack.handle(*events) == {"batchItemFailures": []}

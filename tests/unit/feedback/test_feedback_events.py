@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from convclass.errors import InvalidInput
-from convclass.events import EMAIL_CLASSIFIED, INFERENCE_SOURCE
+from convclass.events import EMAIL_CLASSIFIED, INFERENCE_SOURCE, email_event_id
 from convclass.feedback.events import (
     HOST_SOURCE,
     LABEL_CONFIRMED,
@@ -78,9 +78,10 @@ def test_email_classified_as_the_workflow_publishes_it_becomes_a_prediction_row(
     assert isinstance(record, PredictionRecord)
     assert (record.event_id, record.labels, record.scores) == ("ev-1", ["refund", "billing"], [0.45, 0.3])
     assert (record.model_version, record.cleaning_version) == ("1", "3")
-    # An event id in the detail (one per message) wins over the envelope's.
-    with_id = parse_event(envelope(EMAIL_CLASSIFIED, INFERENCE_SOURCE, classified(event_id="msg-ev-9")))
-    assert with_id.event_id == "msg-ev-9"
+    # The event id the inference workflow puts in the detail (one per SQS message) wins over the envelope's.
+    published = email_event_id("0b7c2a5e-6f4d-4c1e-9a8b-3d2f1e0c9b8a", "classified")
+    with_id = parse_event(envelope(EMAIL_CLASSIFIED, INFERENCE_SOURCE, classified(event_id=published)))
+    assert with_id.event_id == published
 
 
 def test_low_confidence_predictions_need_review() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from convclass.events import TrainingRunRequest, execution_name
 from convclass.feedback.metrics import Agreement, Drift
-from convclass.feedback.policy import Evidence, RetrainingPolicy, reasons, retraining_request
+from convclass.feedback.policy import Evidence, RetrainingPolicy, reasons, retraining_request, waiting_for
 
 POLICY = RetrainingPolicy(
     min_new_confirmations=100,
@@ -33,12 +33,13 @@ def evidence(
     predictions: int = 60,
     unknown: dict[str, int] | None = None,
     known_labels: int = 2,
+    first_seen: dict[str, datetime] | None = None,
 ) -> Evidence:
     band = "major" if psi > 0.25 else "moderate" if psi >= 0.1 else "none"
     return Evidence(
         new_confirmations=confirmations,
         agreement=Agreement(confirmations=matched, matched=matched, top1=top1, top3=top1),
-        drift=Drift(known_labels, predictions, psi, band, unknown or {}, [], None),
+        drift=Drift(known_labels, predictions, psi, band, unknown or {}, [], None, first_seen or {}),
         deployed_accuracy=0.9,
     )
 
@@ -105,3 +106,29 @@ def test_a_request_without_reason_keeps_its_execution_name() -> None:
     assert execution_name(DEPLOYED) == f"acme--intent--req-{digest[:16]}"
     with_reason = DEPLOYED.model_copy(update={"reason": "unknown-labels: refund (12)"})
     assert execution_name(with_reason) != execution_name(DEPLOYED)
+
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+def test_a_new_label_still_gathering_confirmations_holds_every_rule_for_at_most_its_wait() -> None:
+    policy = POLICY.model_copy(update={"new_label_wait_days": 2.0})
+    thin = {"crypto": 9}
+    since = {"crypto": NOW - timedelta(days=1)}
+    # The agreement drop fires, but the new label (9 of 10) is awaited: no run yet.
+    held = evidence(top1=0.5, unknown=thin, first_seen=since)
+    assert [r.split(":")[0] for r in reasons(policy, held)] == ["agreement-drop"]
+    (waiting,) = waiting_for(policy, held, NOW)
+    assert waiting.startswith("new-label: crypto (9 of 10 confirmations; waiting until 2026-12-04T12:00")
+    # Enough confirmations of it: nothing is awaited and its own rule fires too.
+    ready = evidence(top1=0.5, unknown={"crypto": 10}, first_seen=since)
+    assert waiting_for(policy, ready, NOW) == []
+    assert [r.split(":")[0] for r in reasons(policy, ready)] == ["agreement-drop", "unknown-labels"]
+    # The wait ends new_label_wait_days after its first confirmation, however thin it still is.
+    assert waiting_for(policy, held, NOW + timedelta(days=1)) == []
+    assert waiting_for(policy.model_copy(update={"new_label_wait_days": 0.0}), held, NOW) == []
+
+
+def test_the_defaults_wait_for_a_learnable_new_label() -> None:
+    defaults = RetrainingPolicy()
+    assert (defaults.min_unknown_label_conversations, defaults.new_label_wait_days) == (60, 3.0)
