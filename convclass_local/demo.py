@@ -295,6 +295,7 @@ class _Demo:
                 managed_spot=False,
                 training_instance_type="ml.m5.xlarge",
                 hyperparameters=dict(self.options.hyperparameters),
+                hosting="dedicated",  # the demo classifies through the tenant's own endpoint
             ),
             business_key="demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
         )
