@@ -254,6 +254,7 @@ def deploy_first_model(account: dict[str, Any], manifest: dict[str, Any], accura
         classifier=CLASSIFIER,
         label_field=LABEL_FIELD,
         data_source={"kind": "files", "uri": "s3://convclass-bench-drops/acme/"},  # type: ignore[arg-type]
+        options={"hosting": "dedicated"},  # type: ignore[arg-type]  # as the champion record below
     )
     execution = sfn.start_execution(
         stateMachineArn=account["machine"], name="acme--intent--first", input=request.model_dump_json()

@@ -171,6 +171,12 @@ class Server:
         response = self.connection.getresponse()
         return response.status, response.read()
 
+    def reconnect(self) -> None:
+        """Drop the kept-alive connection: after a long idle spell the server may have closed it."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
     @property
     def rss_mb(self) -> float:
         return float(psutil.Process(self.process.pid).memory_info().rss / 2**20)
@@ -214,6 +220,10 @@ def warm_latencies(
 ) -> tuple[list[float], list[float]]:
     """Alternate single-email requests: a random loaded tenant on ``shared``, then ``dedicated``."""
     rng = np.random.default_rng(seed)
+    # Starting the dedicated servers can leave the shared one idle past its keep-alive timeout on a loaded
+    # machine: fresh connections, opened during the warm-up requests that are not measured.
+    shared.reconnect()
+    dedicated.reconnect()
     shared_ms: list[float] = []
     dedicated_ms: list[float] = []
     for i in range(requests + WARM_UP_REQUESTS):

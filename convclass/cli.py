@@ -214,8 +214,11 @@ def status(
                 where = f"{where} (approval pending)"
             table.add_row(run.name, run.status, where or "", _accuracy(detail.output))
         console.print(table)
+        route = operator.shared_route(tenant, classifier) if found else None
+        if route is not None:
+            console.print(f"served by the shared endpoint [bold]{route[0]}[/] (TargetModel {route[1]})")
         if endpoint is None:
-            console.print("endpoint: none deployed")
+            console.print("endpoint: none deployed" if route is None else "own endpoint: none")
         else:
             console.print(
                 f"endpoint: [bold]{endpoint.name}[/] {endpoint.status} (config {endpoint.config_name})"

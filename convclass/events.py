@@ -84,6 +84,8 @@ def inbound_max_message_bytes(batch_size: int) -> int:
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 #: Where a classifier's approved model is served (see RunOptions.hosting).
 Hosting = Literal["dedicated", "shared"]
+#: What a classifier gets without asking: the shared multi-model endpoint (dedicated is the opt-in).
+DEFAULT_HOSTING: Hosting = "shared"
 #: The local path SageMaker syncs to CheckpointConfig.S3Uri (the training entrypoint resumes from it).
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 #: Variant name of every endpoint config; blue/green updates require it to stay the same.
@@ -144,9 +146,10 @@ class RunOptions(_Frozen):
     tolerance: float = Field(default=0.01, ge=0, le=1)
     endpoint_instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
     endpoint_instance_count: int = Field(default=1, ge=1, le=10)
-    #: ``dedicated``: the classifier gets its own endpoint (the ``endpoint_*`` options size it); ``shared``:
-    #: the approved model is published to the stack's shared multi-model endpoint, called by ``TargetModel``.
-    hosting: Hosting = "dedicated"
+    #: ``shared`` (the default): the approved model is published to the stack's shared multi-model endpoint
+    #: and called by ``TargetModel``; ``dedicated``: the classifier gets its own endpoint (the ``endpoint_*``
+    #: options size it). A stack without a shared endpoint refuses ``shared`` runs: ask for ``dedicated``.
+    hosting: Hosting = DEFAULT_HOSTING
 
     @model_validator(mode="after")
     def _spot_wait(self) -> RunOptions:
@@ -303,7 +306,7 @@ class RunPlan(_Frozen):
     training: TrainingStep
     evaluation: EvaluationStep
     deploy: DeployStep
-    hosting: Hosting = "dedicated"
+    hosting: Hosting
     #: ``shared`` runs only.
     shared: SharedDeployStep | None = None
     #: The endpoint the approved model serves from: the classifier's own, or the shared one.

@@ -164,6 +164,7 @@ def _request(runtime: LocalRuntime, tenant: str, classifier: str, seed: int, ema
             # second run's model, whose deployment gate the console is shown (and the tests approve) with.
             min_accuracy=0.0,
             tolerance=1.0,
+            hosting="dedicated",  # classify_some starts and feeds the tenant's own endpoint
         ),
         business_key=f"console-{seed}",
     )

@@ -20,7 +20,7 @@ from convclass.deployment import (
     SHARED_ENDPOINT_INSTANCE_TYPE,
     SHARED_ENDPOINT_MIN_INSTANCES,
 )
-from convclass.events import INSTANCE_TYPE_PATTERN, DataSource, Hosting
+from convclass.events import DEFAULT_HOSTING, INSTANCE_TYPE_PATTERN, DataSource, Hosting
 from convclass.feedback.policy import RetrainingPolicy
 from convclass.layout import FEEDBACK_FUNCTION, STARTER_FUNCTION, validate_id
 from convclass.records import LABEL_FIELD_PATTERN
@@ -198,8 +198,9 @@ class ClassifierConfig(_Model):
     # Deployment bar for the challenger: minimum test accuracy, and how far below the champion it may be.
     min_accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
     tolerance: Annotated[float, Field(ge=0, le=1)] | None = None
-    # Where the approved model serves: its own endpoint ("dedicated") or the shared multi-model endpoint.
-    hosting: Hosting | None = None
+    # Where the approved model serves: the shared multi-model endpoint ("shared", the default) or its own
+    # endpoint ("dedicated"). A stack whose sharedEndpoint is disabled must say "dedicated".
+    hosting: Hosting = DEFAULT_HOSTING
     # Feedback loop: when confirmed labels start a run by itself, and the review threshold (None: defaults).
     feedback: RetrainingPolicy | None = None
 
@@ -353,6 +354,18 @@ class StackArgs(_Model):
             raise ValueError("a tenant is listed twice")
         if sum(len(t.classifiers) for t in self.tenants) > MAX_CLASSIFIERS:
             raise ValueError(f"at most {MAX_CLASSIFIERS} classifiers per stack (S3 lifecycle rule limit)")
+        return self
+
+    @model_validator(mode="after")
+    def _shared_hosting_has_an_endpoint(self) -> StackArgs:
+        # Refused now rather than when the first scheduled run reaches its plan.
+        if not self.shared_endpoint.enabled:
+            shared = [f"{tenant}/{c.id}" for tenant, c in self.classifiers() if c.hosting == "shared"]
+            if shared:
+                raise ValueError(
+                    f"sharedEndpoint.enabled is false, but {', '.join(shared)} "
+                    "use hosting shared (the default): set hosting: dedicated on them"
+                )
         return self
 
     def classifiers(self) -> list[tuple[str, ClassifierConfig]]:

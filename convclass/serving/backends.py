@@ -107,14 +107,19 @@ class TFServingRestBackend:
             time.sleep(poll_s)
 
     def _available(self) -> bool:
+        return self.state() == "AVAILABLE"
+
+    def state(self) -> str | None:
+        """TF Serving's state of the pinned version (``LOADING``, ``AVAILABLE``, ``END``…), else None."""
         try:
             response = self._client.get(self._status_url, timeout=5.0)
             if response.status_code != 200:
-                return False
+                return None
             statuses = response.json().get("model_version_status", [])
+            states = [str(s.get("state")) for s in statuses if s.get("version") == self._version]
         except (httpx.HTTPError, ValueError, AttributeError):
-            return False
-        return any(s.get("version") == self._version and s.get("state") == "AVAILABLE" for s in statuses)
+            return None
+        return states[0] if states else None
 
     def healthy(self) -> bool:
         return self._available()

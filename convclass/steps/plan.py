@@ -55,7 +55,10 @@ def plan_run(
     shared: SharedDeployStep | None = None
     if opts.hosting == "shared":
         if not shared_endpoint:
-            raise ValueError("hosting 'shared' needs a shared endpoint, and this stack has none")
+            raise ValueError(
+                "hosting 'shared' (the default) needs a shared endpoint, and this stack has none: "
+                "ask for hosting 'dedicated'"
+            )
         shared = SharedDeployStep(
             endpoint_name=shared_endpoint,
             target_model=keys.target_model(tenant, classifier, run_id),

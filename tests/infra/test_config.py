@@ -93,7 +93,9 @@ def test_a_classifier_listed_twice_is_refused() -> None:
         StackArgs.model_validate(_args(tenants=[{"id": "acme", "classifiers": [classifier, classifier]}]))
 
 
-@pytest.mark.parametrize(("configured", "expected"), [({}, "dedicated"), ({"hosting": "shared"}, "shared")])
+@pytest.mark.parametrize(
+    ("configured", "expected"), [({}, "shared"), ({"hosting": "dedicated"}, "dedicated")]
+)
 def test_a_classifiers_hosting_reaches_its_scheduled_runs(configured: dict[str, str], expected: str) -> None:
     from infra.config import ClassifierConfig, ServingConfig, TrainingConfig
     from infra.triggers import scheduled_request
@@ -117,3 +119,13 @@ def test_an_unknown_hosting_mode_is_refused() -> None:
                 "hosting": "serverless",
             }
         )
+
+
+def test_a_stack_without_a_shared_endpoint_must_host_its_classifiers_dedicated() -> None:
+    defaulted = {"id": "intent", "labelField": "intent", "dataSource": {"kind": "mongodb"}}
+    disabled = {"sharedEndpoint": {"enabled": False}}
+    with pytest.raises(ValidationError, match=r"acme/intent use hosting shared \(the default\)"):
+        StackArgs.model_validate(_args(**disabled, tenants=[{"id": "acme", "classifiers": [defaulted]}]))
+    dedicated = {**defaulted, "hosting": "dedicated"}
+    args = StackArgs.model_validate(_args(**disabled, tenants=[{"id": "acme", "classifiers": [dedicated]}]))
+    assert [c.hosting for _, c in args.classifiers()] == ["dedicated"]

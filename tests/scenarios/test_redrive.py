@@ -51,7 +51,7 @@ def test_a_redriven_run_resumes_at_the_failed_step_and_succeeds(world: World) ->
     flaky = EvaluateDownOnce()
     moto_shims.update(lambda_dispatch=flaky)
     name = "redrive--support--1"
-    arn, failed = world.run_training(request(tenant, min_examples_per_label=3), name)
+    arn, failed = world.run_training(request(tenant, min_examples_per_label=3, hosting="dedicated"), name)
 
     assert failed.status == "FAILED"
     assert failed.error == "RuntimeError"

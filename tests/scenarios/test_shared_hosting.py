@@ -155,6 +155,13 @@ def test_two_tenants_share_one_endpoint_in_isolation_and_roll_back_by_repointing
     first_leaks = _leaks(labels, PREFIXES)
     assert len(labels) == 12
     assert first_leaks == 0
+    # The operator's path (`convclass classify`) follows the same route to the shared endpoint.
+    for tenant, prefix in PREFIXES.items():
+        email = tenant_records(tenant, "", 1, seed=300)[0]
+        (prediction,) = Operator(runtime.outputs).classify(
+            tenant, CLASSIFIER, [{"body": email["body"], "body_content_type": "text/plain"}]
+        )
+        assert all(score["label"].startswith(prefix) for score in prediction["labels"])
 
     # alpha deploys a second model (its labels now carry "a2_"), then rolls back by re-pointing its route.
     first_record, first_body = _champion(runtime, "alpha")

@@ -2,8 +2,9 @@
 
 ("acme", "shop-intent") and ("acme-shop", "intent") once shared every derived name: one tenant's run was
 dropped as a duplicate or replaced the other's model. Here both train through the real pipeline at the same
-time, each gets its own endpoint and model, and every email is classified by its own tenant's model only
-(each tenant's labels carry a tenant-specific prefix, so a leak shows in the predicted label).
+time, each gets its own endpoint and model (both ask for ``dedicated`` hosting; test_shared_hosting.py
+puts two tenants on the default shared endpoint), and every email is classified by its own tenant's model
+only (each tenant's labels carry a tenant-specific prefix, so a leak shows in the predicted label).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def test_tenants_whose_ids_once_collided_train_and_serve_in_isolation(
         uri = drop_records(runtime, tenant, tenant_records(tenant, prefix, 300, seed), tmp_path)
         operator.record_consent(tenant, classifier, LABEL_FIELD, approver="privacy-office")
         executions[(tenant, classifier)] = operator.start_training(
-            local_request(tenant, classifier, uri, business_key="first", min_accuracy=0.0)
+            local_request(
+                tenant, classifier, uri, business_key="first", min_accuracy=0.0, hosting="dedicated"
+            )
         )
     assert len(set(executions.values())) == 2, "both runs started: neither was taken for the other"
 

@@ -10,6 +10,7 @@ from convclass.events import DataSource, Redeploy, RunOptions, TrainingRunReques
 from convclass.steps.plan import plan_run
 
 BUCKET = "convclass-test-data"
+SHARED = "convclass-test-shared"
 
 
 def _request(model_artifacts: str, run_id: str = "acme-intent-first") -> TrainingRunRequest:
@@ -29,7 +30,9 @@ def _archive(tenant: str = "acme", run_id: str = "acme-intent-first") -> str:
 
 
 def test_a_redeploy_plan_skips_training_and_never_blocks_the_chosen_model() -> None:
-    plan = plan_run(_request(_archive()), execution_name="acme-intent-rollback-1", bucket=BUCKET)
+    plan = plan_run(
+        _request(_archive()), execution_name="acme-intent-rollback-1", bucket=BUCKET, shared_endpoint=SHARED
+    )
     assert plan.redeploy_only is True
     assert plan.export_approval is False
     assert (plan.evaluation.min_accuracy, plan.evaluation.tolerance) == (0.0, 1.0)
@@ -41,7 +44,7 @@ def test_a_redeploy_plan_skips_training_and_never_blocks_the_chosen_model() -> N
 
 def test_a_plain_run_is_not_a_redeploy() -> None:
     request = _request(_archive()).model_copy(update={"redeploy": None})
-    plan = plan_run(request, execution_name="acme-intent-2", bucket=BUCKET)
+    plan = plan_run(request, execution_name="acme-intent-2", bucket=BUCKET, shared_endpoint=SHARED)
     assert plan.redeploy_only is False
     assert plan.export_approval is True
     assert (plan.evaluation.min_accuracy, plan.evaluation.tolerance) == (0.9, 0.01)
@@ -58,4 +61,9 @@ def test_a_plain_run_is_not_a_redeploy() -> None:
 )
 def test_a_redeploy_may_only_name_this_classifiers_model(archive: str, run_id: str) -> None:
     with pytest.raises(ValueError, match=r"redeploy\.model_artifacts"):
-        plan_run(_request(archive, run_id), execution_name="acme-intent-rollback-1", bucket=BUCKET)
+        plan_run(
+            _request(archive, run_id),
+            execution_name="acme-intent-rollback-1",
+            bucket=BUCKET,
+            shared_endpoint=SHARED,
+        )

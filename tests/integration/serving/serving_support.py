@@ -96,14 +96,24 @@ _PATH_RE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+
 
 
 @dataclass
+class Servable:
+    """One model version a fake TF Serving holds: its state and the function that answers predict."""
+
+    version: int
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+    state: str = "AVAILABLE"
+
+
+@dataclass
 class FakeTFServing:
     """``tensorflow_model_server``'s REST API as far as convclass uses it: model status and columnar predict.
 
     Answers as TF Serving does: 404 with ``{"error": ...}`` for an unknown model or version, 400 for a
-    malformed predict body, ``{"outputs": [[...]]}`` for a one-output signature.
+    malformed predict body, ``{"outputs": [[...]]}`` for a one-output signature. ``model_name`` is the model
+    given on the command line; ``servables`` the ones a model config file added (``ConfigFileLoader``).
     """
 
-    predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
     model_name: str = "model"
     version: int = MODEL_VERSION
     port: int = 0
@@ -111,6 +121,7 @@ class FakeTFServing:
     fail_with: int | None = None
     garbage: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
+    servables: dict[str, Servable] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -118,6 +129,11 @@ class FakeTFServing:
         assert self._server is not None
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def servable(self, name: str) -> Servable | None:
+        if name == self.model_name:
+            return Servable(self.version, self.predict, self.state)
+        return self.servables.get(name)
 
     def start(self) -> FakeTFServing:
         fake = self
@@ -134,30 +150,33 @@ class FakeTFServing:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _route(self) -> tuple[bool, bool] | None:
+            def _route(self) -> tuple[Servable, bool] | None:
                 match = _PATH_RE.match(self.path)
-                if not match or match["name"] != fake.model_name:
+                servable = fake.servable(match["name"]) if match else None
+                if match is None or servable is None:
                     self._send(404, {"error": f"Servable not found for request: {self.path}"})
                     return None
-                if match["version"] is not None and int(match["version"]) != fake.version:
+                if match["version"] is not None and int(match["version"]) != servable.version:
                     self._send(
                         404, {"error": f"Servable not found for request: Specific({match['version']})"}
                     )
                     return None
-                return match["verb"] is not None, match["version"] is not None
+                return servable, match["verb"] is not None
 
             def do_GET(self) -> None:
                 route = self._route()
                 if route is None:
                     return
+                servable, _ = route
                 status = {"error_code": "OK", "error_message": ""}
-                versions = [{"version": str(fake.version), "state": fake.state, "status": status}]
+                versions = [{"version": str(servable.version), "state": servable.state, "status": status}]
                 self._send(200, {"model_version_status": versions})
 
             def do_POST(self) -> None:
                 route = self._route()
                 if route is None:
                     return
+                servable, _ = route
                 length = int(self.headers.get("Content-Length", "0"))
                 try:
                     request = json.loads(self.rfile.read(length))
@@ -170,14 +189,14 @@ class FakeTFServing:
                 except (ValueError, KeyError, TypeError):
                     self._send(400, {"error": "JSON Value: ... Is not an object or has no inputs"})
                     return
-                if fake.state != "AVAILABLE":
+                if servable.state != "AVAILABLE" or servable.predict is None:
                     self._send(503, {"error": "Servable not found for request: Latest(model)"})
                 elif fake.fail_with is not None:
                     self._send(fake.fail_with, {"error": "Internal: kernel failure at /models/model/3"})
                 elif fake.garbage:
                     self._send(200, b"<html>proxy error</html>")
                 else:
-                    self._send(200, {"outputs": fake.predict(ids, mask).tolist()})
+                    self._send(200, {"outputs": servable.predict(ids, mask).tolist()})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -189,28 +208,102 @@ class FakeTFServing:
             self._server.server_close()
 
 
-def run_as_model_server(argv: list[str]) -> None:
-    """``tensorflow_model_server`` stand-in: serve a SavedModel under --model_base_path until SIGTERM."""
-    import argparse
-    import signal
+_CONFIG_RE = re.compile(r"config\s*\{(?P<body>(?:[^{}]|\{[^{}]*\{[^{}]*\}[^{}]*\})*)\}")
+_STRING_FIELD = r'\b{}:\s*(?P<value>"(?:[^"\\]|\\.)*")'
+
+
+def parse_model_config(text: str) -> dict[str, tuple[Path, int | None]]:
+    """name → (base_path, pinned version) of a ``ModelServerConfig`` text file, as TF Serving reads it.
+
+    Written independently of ``convclass.serving.tfserving`` (regular expressions over the text format), so a
+    file that this does not read as intended fails the tests rather than passing through the same code.
+    """
+    body = text.strip()
+    if not (body.startswith("model_config_list") and body.endswith("}")):
+        raise ValueError("not a model_config_list")
+    models: dict[str, tuple[Path, int | None]] = {}
+    for entry in _CONFIG_RE.finditer(body):
+        fields = entry["body"]
+        name = re.search(_STRING_FIELD.format("name"), fields)
+        base = re.search(_STRING_FIELD.format("base_path"), fields)
+        platform = re.search(_STRING_FIELD.format("model_platform"), fields)
+        if name is None or base is None or platform is None or json.loads(platform["value"]) != "tensorflow":
+            raise ValueError(f"incomplete config entry: {fields!r}")
+        pinned = re.search(r"specific\s*\{\s*versions:\s*(\d+)\s*\}", fields)
+        models[json.loads(name["value"])] = (
+            Path(json.loads(base["value"])),
+            int(pinned.group(1)) if pinned else None,
+        )
+    return models
+
+
+def _load_servable(base_path: Path, version: int | None) -> Servable:
+    import tensorflow as tf
 
     from convclass.serving.backends import InProcessBackend
+
+    if version is None:
+        version = max(int(p.name) for p in base_path.iterdir() if p.name.isdigit())
+    try:
+        signature = tf.saved_model.load(str(base_path / str(version))).signatures["serving_default"]
+        (output,) = signature.structured_outputs
+        return Servable(version, InProcessBackend(base_path / str(version), output=output).predict)
+    except Exception:  # TF Serving keeps the version's status, END with the error
+        return Servable(version, None, state="END")
+
+
+class ConfigFileLoader:
+    """TF Serving's ``--model_config_file`` + ``--model_config_file_poll_wait_seconds``: re-read the file,
+    load what was added, unload (forget) what was removed."""
+
+    def __init__(self, server: FakeTFServing, config_file: Path, poll_s: float):
+        self.server, self.config_file, self.poll_s = server, config_file, poll_s
+        self.reloads = 0
+        self.sync()
+
+    def sync(self) -> None:
+        wanted = parse_model_config(self.config_file.read_text(encoding="utf-8"))
+        for name in set(self.server.servables) - set(wanted):
+            del self.server.servables[name]
+        for name, (base_path, version) in wanted.items():
+            held = self.server.servables.get(name)
+            if held is None or (version is not None and held.version != version):
+                self.server.servables[name] = Servable(version or 0, None, state="LOADING")
+                self.server.servables[name] = _load_servable(base_path, version)
+        self.reloads += 1
+
+
+def run_as_model_server(argv: list[str]) -> None:
+    """``tensorflow_model_server`` stand-in until SIGTERM: one SavedModel under --model_base_path, or the
+    models of --model_config_file, re-read every --model_config_file_poll_wait_seconds."""
+    import argparse
+    import signal
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port")
     parser.add_argument("--rest_api_port", type=int, required=True)
-    parser.add_argument("--model_name", required=True)
-    parser.add_argument("--model_base_path", type=Path, required=True)
+    parser.add_argument("--model_name")
+    parser.add_argument("--model_base_path", type=Path)
+    parser.add_argument("--model_config_file", type=Path)
+    parser.add_argument("--model_config_file_poll_wait_seconds", type=int, default=0)
     args = parser.parse_args(argv)
-    version = max(int(p.name) for p in args.model_base_path.iterdir() if p.name.isdigit())
-    model = InProcessBackend(args.model_base_path / str(version))
-    server = FakeTFServing(
-        model.predict, model_name=args.model_name, version=version, port=args.rest_api_port
-    )
+    loader: ConfigFileLoader | None = None
+    if args.model_config_file is not None:
+        server = FakeTFServing(None, model_name="", port=args.rest_api_port)
+        loader = ConfigFileLoader(server, args.model_config_file, args.model_config_file_poll_wait_seconds)
+    else:
+        single = _load_servable(args.model_base_path, None)
+        server = FakeTFServing(
+            single.predict, model_name=args.model_name, version=single.version, port=args.rest_api_port
+        )
     # A plain flag, polled: a handler that took a lock (Event.set) could deadlock with the main thread's wait.
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     server.start()
+    next_poll = time.monotonic() + args.model_config_file_poll_wait_seconds
     while not stopping:
-        time.sleep(0.1)
+        time.sleep(0.05)
+        if loader is not None and loader.poll_s > 0 and time.monotonic() >= next_poll:
+            loader.sync()
+            next_poll = time.monotonic() + loader.poll_s
     server.stop()

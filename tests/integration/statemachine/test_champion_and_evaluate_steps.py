@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from workflow_support import BUCKET, REGION, model_tar, request
+from workflow_support import BUCKET, REGION, SHARED_ENDPOINT, model_tar, request
 
 from convclass import layout
 from convclass.deployment import DATA_BUCKET_ENV
@@ -42,7 +42,9 @@ def _event(
     challenger: float, s3: Any, *, champion: float | None = None, scored: str | None = None
 ) -> dict[str, Any]:
     s3.put_object(Bucket=BUCKET, Key=layout.parse_s3_uri(ARTIFACTS)[1], Body=model_tar(challenger, champion))
-    plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
+    plan = plan_run(
+        request("eval"), execution_name="eval-support-2", bucket=BUCKET, shared_endpoint=SHARED_ENDPOINT
+    )
     return {
         "step": plan.evaluation.model_dump(mode="json"),
         "model_artifacts": ARTIFACTS,
@@ -60,7 +62,9 @@ def _deploy_champion(
     artifacts: str = CHAMPION,
     tenant: str = "eval",
 ) -> None:
-    plan = plan_run(request(tenant), execution_name=f"{tenant}-support-1", bucket=BUCKET)
+    plan = plan_run(
+        request(tenant), execution_name=f"{tenant}-support-1", bucket=BUCKET, shared_endpoint=SHARED_ENDPOINT
+    )
     role = "arn:aws:iam::123456789012:role/sagemaker"
     sagemaker.create_model(ModelName=f"m-{tenant}", ExecutionRoleArn=role, PrimaryContainer={"Image": "i:1"})
     sagemaker.create_endpoint_config(
@@ -98,7 +102,9 @@ def _evaluate(event: dict[str, Any], s3: Any, sagemaker: Any) -> EvaluationResul
 
 
 def _lookup(s3: Any, sagemaker: Any) -> ChampionLookup:
-    plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
+    plan = plan_run(
+        request("eval"), execution_name="eval-support-2", bucket=BUCKET, shared_endpoint=SHARED_ENDPOINT
+    )
     env = _clients(s3, sagemaker)
     event = {
         "action": champion.FIND_CHAMPION,
@@ -121,7 +127,9 @@ def test_lookup_adds_the_champions_archive_as_a_training_channel(aws: tuple[Any,
     s3, sagemaker = aws
     _deploy_champion(s3, sagemaker, 0.95)
     lookup = _lookup(s3, sagemaker)
-    plan = plan_run(request("eval"), execution_name="eval-support-2", bucket=BUCKET)
+    plan = plan_run(
+        request("eval"), execution_name="eval-support-2", bucket=BUCKET, shared_endpoint=SHARED_ENDPOINT
+    )
     (channel,) = [c for c in lookup.input_data_config if c["ChannelName"] == CHAMPION_CHANNEL]
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == CHAMPION
     assert [c for c in lookup.input_data_config if c is not channel] == plan.training.input_data_config
@@ -223,7 +231,9 @@ def test_artifact_without_metrics_is_a_named_error_through_the_handler(aws: tupl
 def test_a_shared_route_is_the_champion_while_the_shared_endpoint_exists(aws: tuple[Any, Any]) -> None:
     """No dedicated endpoint: the champion is the model the route names on the shared endpoint."""
     s3, sagemaker = aws
-    plan = plan_run(request("eval"), execution_name="eval-support-1", bucket=BUCKET)
+    plan = plan_run(
+        request("eval"), execution_name="eval-support-1", bucket=BUCKET, shared_endpoint=SHARED_ENDPOINT
+    )
     record = ChampionRecord(
         run_id="eval-support-1",
         hosting="shared",

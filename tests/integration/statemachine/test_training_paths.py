@@ -93,7 +93,7 @@ def _outcomes(world: World, execution: str) -> list[tuple[str, RunOutcome]]:
 
 
 def test_happy_path_deploys_a_new_endpoint_and_records_the_champion(world: World) -> None:
-    req = request("happy")
+    req = request("happy", hosting="dedicated")
     execution, run = world.run_training(req, "happy-support-1", "HappyPath")
 
     assert run.status == "SUCCEEDED", (run.error, run.cause)
@@ -122,7 +122,9 @@ def test_happy_path_deploys_a_new_endpoint_and_records_the_champion(world: World
 def test_training_job_is_secure_spot_and_uniquely_named(world: World) -> None:
     runner = RecordingRunner()
     moto_shims.update(training_runner=runner)
-    req = request("secure", managed_spot=True, max_runtime_seconds=600, max_wait_seconds=1200)
+    req = request(
+        "secure", managed_spot=True, max_runtime_seconds=600, max_wait_seconds=1200, hosting="dedicated"
+    )
     _, run = world.run_training(req, "secure-support-1", "HappyPath")
 
     assert run.status == "SUCCEEDED", (run.error, run.cause)
@@ -151,7 +153,9 @@ def test_training_job_is_secure_spot_and_uniquely_named(world: World) -> None:
 
 
 def test_throttled_lambda_is_retried_to_success(world: World) -> None:
-    _, run = world.run_training(request("throttle"), "throttle-support-1", "LambdaThrottled")
+    _, run = world.run_training(
+        request("throttle", hosting="dedicated"), "throttle-support-1", "LambdaThrottled"
+    )
     execution = f"{world.training_arn.replace(':stateMachine:', ':execution:')}:throttle-support-1"
 
     assert run.status == "SUCCEEDED", (run.error, run.cause)
@@ -243,7 +247,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     }
     runner = RecordingRunner(accuracy=0.92)
     moto_shims.update(training_runner=runner)
-    first = request("rival")
+    first = request("rival", hosting="dedicated")
     world.mock(first, "rival-support-1", world.training_arn, real_comparison)
     first_run = wait_for(
         world.client("stepfunctions"),
@@ -252,7 +256,7 @@ def test_challenger_worse_than_champion_is_rejected_with_both_figures(world: Wor
     assert first_run.status == "SUCCEEDED", (first_run.error, first_run.cause)
 
     runner.accuracy, runner.champion_accuracy = 0.80, 0.92
-    second = request("rival")
+    second = request("rival", hosting="dedicated")
     world.mock(second, "rival-support-2", world.training_arn, real_comparison)
     execution = world.start(
         world.training_arn, "rival-support-2", second.model_dump(mode="json"), "RealComparison"
@@ -322,7 +326,7 @@ def _approval_requested(world: World, execution: str, gate: str, timeout_s: floa
 
 
 def test_granted_approvals_let_the_run_deploy(world: World) -> None:
-    req = request("granted", export_approval=True, deploy_approval=True)
+    req = request("granted", export_approval=True, deploy_approval=True, hosting="dedicated")
     world.mock(req, "granted-support-1", world.training_arn)
     execution = world.start(world.training_arn, "granted-support-1", req.model_dump(mode="json"), "HappyPath")
     sfn = world.client("stepfunctions")
@@ -361,7 +365,7 @@ def test_deployment_approval_that_times_out_fails_the_run(world: World) -> None:
 
 
 def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> None:
-    req = request("rollback")
+    req = request("rollback", hosting="dedicated")
     _execution, run = world.run_training(req, "rollback-support-1", "EndpointRolledBack")
     plan = plan_run(req, execution_name="rollback-support-1", bucket=BUCKET)
 
@@ -391,7 +395,7 @@ def test_update_silently_rolled_back_is_a_deployment_failure(world: World) -> No
 
 
 def test_endpoint_wait_is_bounded(world: World) -> None:
-    req = request("stuck")
+    req = request("stuck", hosting="dedicated")
     never = {
         "NeverInService": {
             t.PLAN_EXPORT: "ExportSmall",
@@ -445,7 +449,7 @@ def _sagemaker_error(code: str, message: str) -> dict[str, Any]:
     [("ThrottlingException", "SUCCEEDED", 2), ("ValidationException", "FAILED", 1)],
 )
 def test_only_throttled_sagemaker_calls_are_retried(world: World, code: str, status: str, calls: int) -> None:
-    req = request(f"retry-{code[:5].lower()}")
+    req = request(f"retry-{code[:5].lower()}", hosting="dedicated")
     name = f"retry-{code[:5].lower()}-support-1"
     first_fails = {"0": _sagemaker_error(code, "Rate exceeded" if code.startswith("Thr") else "Bad image")}
     first_fails["1"] = {"Return": {"EndpointArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/e"}}

@@ -15,6 +15,8 @@ from convclass.steps import preprocess
 from convclass.steps.plan import plan_run
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+#: Every deployed stack has one unless its sharedEndpoint is disabled.
+SHARED = "cc-shared"
 
 
 def _request(**overrides: object) -> TrainingRunRequest:
@@ -30,7 +32,7 @@ def _request(**overrides: object) -> TrainingRunRequest:
 def test_plan_names_fit_sagemaker_even_for_the_longest_ids() -> None:
     request = _request(tenant="t" * 24, classifier="c" * 24)
     name = execution_name(request.model_copy(update={"business_key": "x" * 64}))
-    plan = plan_run(request, execution_name=name, bucket="convclass-data")
+    plan = plan_run(request, execution_name=name, bucket="convclass-data", shared_endpoint=SHARED)
     assert len(name) <= layout.EXECUTION_NAME_MAX
     for value in (plan.deploy.model_name, plan.deploy.endpoint_config_name, plan.deploy.endpoint_name):
         assert SAGEMAKER_NAME.fullmatch(value), value
@@ -41,7 +43,9 @@ def test_plan_names_fit_sagemaker_even_for_the_longest_ids() -> None:
 
 
 def test_plan_keys_stay_under_the_classifier_prefix() -> None:
-    plan = plan_run(_request(), execution_name="acme-support-2026-11-29", bucket="convclass-data")
+    plan = plan_run(
+        _request(), execution_name="acme-support-2026-11-29", bucket="convclass-data", shared_endpoint=SHARED
+    )
     prefix = layout.ClassifierLayout("acme", "support").prefix
     keys = [plan.export.output_prefix, plan.preprocess.output_prefix, plan.deploy.champion_key]
     assert all(key.startswith(prefix) for key in keys)
@@ -51,15 +55,22 @@ def test_plan_keys_stay_under_the_classifier_prefix() -> None:
 
 
 def test_plan_steps_are_valid_events_of_the_functions_that_receive_them() -> None:
-    plan = plan_run(_request(), execution_name="acme-support-k", bucket="convclass-data")
+    plan = plan_run(
+        _request(), execution_name="acme-support-k", bucket="convclass-data", shared_endpoint=SHARED
+    )
     assert ExportRequest.model_validate(plan.export.model_dump(mode="json")).run_id == plan.run_id
     assert preprocess.STEP.prepare(plan.preprocess.model_dump(mode="json"), {}).run_id == plan.run_id
 
 
 def test_stopping_condition_follows_spot() -> None:
-    spot = plan_run(_request(), execution_name="a-b-1", bucket="convclass-data").training.stopping_condition
+    spot = plan_run(
+        _request(), execution_name="a-b-1", bucket="convclass-data", shared_endpoint=SHARED
+    ).training.stopping_condition
     on_demand = plan_run(
-        _request(options={"managed_spot": False}), execution_name="a-b-1", bucket="convclass-data"
+        _request(options={"managed_spot": False}),
+        execution_name="a-b-1",
+        bucket="convclass-data",
+        shared_endpoint=SHARED,
     ).training.stopping_condition
     assert set(spot) == {"MaxRuntimeInSeconds", "MaxWaitTimeInSeconds"}
     assert set(on_demand) == {"MaxRuntimeInSeconds"}
@@ -100,7 +111,9 @@ def test_option_defaults_are_conservative() -> None:
 def test_training_channels_are_what_the_training_entrypoint_reads() -> None:
     from convclass.training import CHANNEL_FILES
 
-    plan = plan_run(_request(), execution_name="acme-support-k", bucket="convclass-data")
+    plan = plan_run(
+        _request(), execution_name="acme-support-k", bucket="convclass-data", shared_endpoint=SHARED
+    )
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in plan.training.input_data_config
     }
@@ -132,10 +145,17 @@ def test_shared_plan_routes_to_an_immutable_per_run_key_and_never_another_tenant
     assert len({plan.shared.model_key for plan in plans if plan.shared}) == len(plans)
 
 
-def test_a_shared_run_needs_a_shared_endpoint_and_dedicated_is_the_default() -> None:
-    with pytest.raises(ValueError, match="shared endpoint"):
-        plan_run(_request(options={"hosting": "shared"}), execution_name="a-b-1", bucket="convclass-data")
-    dedicated = plan_run(_request(), execution_name="a-b-1", bucket="convclass-data", shared_endpoint="cc-s")
+def test_shared_is_the_default_and_needs_a_shared_endpoint_while_dedicated_is_asked_for() -> None:
+    assert RunOptions().hosting == "shared"
+    with pytest.raises(ValueError, match=r"shared endpoint.*ask for hosting 'dedicated'"):
+        plan_run(_request(), execution_name="a-b-1", bucket="convclass-data")
+    shared = plan_run(_request(), execution_name="a-b-1", bucket="convclass-data", shared_endpoint=SHARED)
+    assert shared.hosting == "shared"
+    assert shared.shared is not None
+    assert shared.serving_endpoint == SHARED
+    dedicated = plan_run(
+        _request(options={"hosting": "dedicated"}), execution_name="a-b-1", bucket="convclass-data"
+    )
     assert (dedicated.hosting, dedicated.shared) == ("dedicated", None)
     assert dedicated.serving_endpoint == dedicated.deploy.endpoint_name
 

@@ -24,6 +24,7 @@ def _event(request: object, **overrides: str) -> dict[str, object]:
         "execution_name": "acme-support-1",
         "execution": "arn:aws:states:eu-west-1:123456789012:execution:training:acme-support-1",
         "bucket": "convclass-data",
+        "shared_endpoint": "convclass-shared",
         **overrides,
     }
 
@@ -40,6 +41,15 @@ def plan_from_event(event: object, *, deployed_bucket: str | None = None) -> Run
 def test_valid_request_is_planned() -> None:
     plan = plan_from_event(_event(REQUEST), deployed_bucket="convclass-data")
     assert (plan.tenant, plan.run_id, plan.bucket) == ("acme", "acme-support-1", "convclass-data")
+    assert (plan.hosting, plan.serving_endpoint) == ("shared", "convclass-shared")
+
+
+def test_a_stack_without_a_shared_endpoint_plans_only_runs_that_ask_for_dedicated() -> None:
+    event = {key: value for key, value in _event(REQUEST).items() if key != "shared_endpoint"}
+    with pytest.raises(InvalidInput, match="ask for hosting 'dedicated'"):
+        plan_from_event(event)
+    dedicated = plan_from_event({**event, "request": {**REQUEST, "options": {"hosting": "dedicated"}}})
+    assert dedicated.hosting == "dedicated"
 
 
 @pytest.mark.parametrize(
