@@ -11,9 +11,14 @@ from __future__ import annotations
 import html as _html
 import re
 from collections import Counter
-from itertools import repeat
+from itertools import compress, repeat
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+# Substring tests on bytes are written ``data.find(needle) != -1``: ``needle in data`` first tries the needle
+# as an integer (``65 in b"A"``) and builds and discards a TypeError for every bytes needle, which costs more
+# than searching a few kilobytes of markup.
+_NOT_FOUND = -1
 
 #: Line-break marker inserted at block boundaries. clean_email removes it from the input first, so every
 #: marker in the extracted text is ours; source newlines are just whitespace, as in browsers.
@@ -117,14 +122,29 @@ _HIDDEN_HINTS = (
 )
 _PRUNABLE = frozenset((b"div", b"span", b"font", b"center", b"blockquote"))
 _PRUNED_BLOCKS = frozenset((b"div", b"center", b"blockquote"))
-_START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _TAG_NAME_ENDS = frozenset((b" ", b"\t", b"\n", b"\r", b"\f", b"/", b">"))
 _VOID = frozenset(
     b"area base br col embed hr img input link meta param source track wbr !doctype o:p".split()
 )
-_ANY_TAG_RE = re.compile(rb"<(/?)([a-z!][a-z0-9:]*)(?:[^<>]*?(/)?)?>")
-_ANY_TAG_FULL_RE = re.compile(rb"<[^<>]*>|<!--.*?-->", re.DOTALL)
+# The tag regexes, one per job (each reads lower-cased markup unless it says otherwise):
+# - _PLAIN_TAG_SPLIT_RE (split_tags, original case): a whole tag, name captured, whose name ends where HTML's
+#   tokenizer ends it (whitespace, "/" or ">"), so that _BLOCK_TAG_RE and tag_names agree on its element:
+#   "<div-x>" and "<p.x>" are not the elements "div" and "p";
+# - _TAG_NAME_PREFIX_RE (tag_names, split_tags' fallback): the "<div" / "</div" of anything tag-like,
+#   well-formed or not, to count elements;
+# - _CANDIDATE_START_TAG_RE (prune_elements): the start tag at a candidate offset, name and attributes
+#   captured;
+# - _DEPTH_TAG_RE (_nesting_depth): end-tag slash, name and self-closing slash of every tag;
+# - _BRACKETED_RE (simple_text's fallback): anything from "<" to the next ">", what the fast path deletes;
+# - _FLAT_MARKUP_RE (_flat_text): the same plus comments, for markup too deep for a tree.
+_PLAIN_TAG_SPLIT_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
+_TAG_NAME_PREFIX_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
+_CANDIDATE_START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
+_DEPTH_TAG_RE = re.compile(rb"<(/?)([a-z!][a-z0-9:]*)(?:[^<>]*?(/)?)?>")
+_BRACKETED = rb"<[^<>]*>"
+_BRACKETED_RE = re.compile(_BRACKETED)
+_FLAT_MARKUP_RE = re.compile(_BRACKETED + rb"|<!--.*?-->", re.DOTALL)
 _SCRIPT_STYLE_RE = re.compile(rb"<(script|style|head)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 
 
@@ -172,11 +192,6 @@ _SIMPLE_TAGS = frozenset(
     b"html body div p br span b i u a font strong em small big sub sup li ul ol h1 h2 h3 h4 h5 h6 hr o:p img"
     b" wbr center table tbody thead tfoot tr td th".split()
 )
-_TAG_NAME_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
-_TAG_RE = re.compile(rb"<[^<>]*>")
-# A tag (name captured) whose name ends where HTML's tokenizer ends it (whitespace, "/" or ">"), so that
-# _BLOCK_TAG_RE and tag_names agree on its element: "<div-x>" and "<p.x>" are not the elements "div" and "p".
-_PLAIN_TAG_NAME_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
 # Regexes that start with a literal "<" let sre jump between tags, far faster than one substring search per
 # tag name.
 _DROP_TAG_RE = re.compile(rf"<{trie_pattern(_DROP_TAGS, fold_case=False)}\b".encode())
@@ -204,17 +219,17 @@ _BLOCK_SEPARATORS = dict.fromkeys(
 
 def tag_names(lowered: bytes) -> list[bytes]:
     """Start tags (``b"<div"``) and end tags (``b"</div"``) of lower-cased markup, in document order."""
-    return _TAG_NAME_RE.findall(lowered)
+    return _TAG_NAME_PREFIX_RE.findall(lowered)
 
 
 def split_tags(html: bytes, lowered: bytes) -> tuple[list[bytes], list[bytes] | None]:
     """``(tag_names(lowered), pieces)`` of ``html`` from one regex pass where most mail allows it.
 
     ``pieces`` alternate text and tag name (``[text, name, text, ..., text]``) when every "<" opens a plain
-    tag (see ``_PLAIN_TAG_NAME_RE``), else they are None; the names then come from the same pass, lower-cased
+    tag (see ``_PLAIN_TAG_SPLIT_RE``), else they are None; the names then come from the same pass, lower-cased
     only when the markup spells one in capitals.
     """
-    pieces = _PLAIN_TAG_NAME_RE.split(html)
+    pieces = _PLAIN_TAG_SPLIT_RE.split(html)
     names = pieces[1::2]
     if len(names) != lowered.count(b"<"):
         return tag_names(lowered), None
@@ -241,7 +256,7 @@ def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = Fal
     for tag in tags.keys() & _START_TAG_OF.keys():
         if _START_TAG_OF[tag] not in tags:
             issues += tags[tag]  # end tags of an element that was never opened
-    if b"<!--" in lowered:
+    if lowered.find(b"<!--") != -1:
         issues += max(0, lowered.count(b"<!--") - lowered.count(b"-->"))
     if lowered.rfind(b"<") > lowered.rfind(b">"):
         issues += 1  # a tag cut off at the end
@@ -302,7 +317,7 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     if body > 0:  # nothing in <head> is text: skip it (Outlook's style sheets are kilobytes long)
         html, lowered = html[body:], lowered[body:]
     # Searches of the whole markup that rule out most markers; cutting and pruning only ever remove text.
-    hints = [hint for hint in _MARKER_HINTS if hint in lowered]
+    hints = _found(_MARKER_HINTS, lowered)
     cut = cut_quoted_history(lowered, hints) if hints else len(lowered)
     quoted = 0
     if cut < len(html):
@@ -313,15 +328,18 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), removed, issues + 1
-    hidden_hints = [hint for hint in _HIDDEN_HINTS if hint in lowered]
+    hidden_hints = _found(_HIDDEN_HINTS, lowered)
     triggers = hidden_triggers(lowered, hidden_hints) if hidden_hints else {}
-    signatures = _SIGNATURE_HINT in lowered
-    outlook = (_REPLY in hints and _REPLY in lowered) or b"outlookmessageheader" in lowered
+    signatures = lowered.find(_SIGNATURE_HINT) != -1
+    # A marker hint found before the cut is only searched for again when the cut removed something.
+    outlook = (_REPLY in hints and (not quoted or lowered.find(_REPLY) != -1)) or (
+        lowered.find(b"outlookmessageheader") != -1
+    )
     quotes = (
-        (_QUOTE in hints and _QUOTE in lowered)
-        or (_CITE in hints and _CITE in lowered)
-        or b"appendonsend" in lowered
-        or b"gmail_extra" in lowered
+        (_QUOTE in hints and (not quoted or lowered.find(_QUOTE) != -1))
+        or (_CITE in hints and (not quoted or lowered.find(_CITE) != -1))
+        or lowered.find(b"appendonsend") != -1
+        or lowered.find(b"gmail_extra") != -1
     )
     if (triggers or signatures or quotes) and not (issues or outlook):
         pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
@@ -366,14 +384,18 @@ def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[by
         # Every "<" opens a plain tag, so a block tag's name says where a line ends: no marker pass is needed.
         pieces[1::2] = map(_BLOCK_SEPARATORS.get, names, repeat(b""))
         text = b"".join(pieces)
-        if b">" in text:  # a stray ">" between tags: markup that is not tags and text alone goes to the tree
-            return None
+        if text.find(b">") != -1:
+            return None  # a stray ">" between tags: markup that is not tags and text alone goes to the tree
     else:
         opened = lowered.count(b"<")
-        if lowered.count(b">") != opened or len(names) != opened or len(_TAG_RE.split(html)) != opened + 1:
+        if (
+            lowered.count(b">") != opened
+            or len(names) != opened
+            or len(_BRACKETED_RE.split(html)) != opened + 1
+        ):
             return None
         # rare: a name such as "<div-x>" is not the element its prefix names
-        text = _TAG_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
+        text = _BRACKETED_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
     return _html.unescape(text.decode("utf-8", errors="replace"))
 
 
@@ -443,12 +465,14 @@ def _node_is_hidden(attributes: dict[str, str | None]) -> bool:
     return style is not None and hidden_style(style.lower().encode("utf-8", errors="replace"))
 
 
+def _found(needles: tuple[bytes, ...], data: bytes) -> list[bytes]:
+    """The ``needles`` that occur in ``data``, in order (compress/map keep the loop in C)."""
+    return list(compress(needles, map(_NOT_FOUND.__ne__, map(data.find, needles))))
+
+
 def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
-    """``any(n in data for n in needles)`` without the generator: substring search is the fast path here."""
-    for needle in needles:  # noqa: SIM110 - a generator would cost more than the searches
-        if needle in data:
-            return True
-    return False
+    """Whether any of ``needles`` occurs in ``data``."""
+    return not all(map(_NOT_FOUND.__eq__, map(data.find, needles)))
 
 
 def prune_elements(
@@ -474,7 +498,7 @@ def prune_elements(
     spans: list[tuple[int, int, bytes]] = []
     removed = Removed()
     for candidate in sorted(candidates):
-        start_tag = _START_TAG_RE.match(lowered, candidate)
+        start_tag = _CANDIDATE_START_TAG_RE.match(lowered, candidate)
         if start_tag is None or (spans and candidate < spans[-1][1]):
             continue  # not a start tag, or inside an element already cut
         if all(position >= start_tag.end() for position in candidates[candidate]):
@@ -644,7 +668,7 @@ def _hidden_selector(lowered: bytes, triggers: dict[bytes, list[int]]) -> str:
 def _nesting_depth(lowered: bytes) -> int:
     """Deepest element nesting (void elements and self-closing tags do not nest)."""
     depth = deepest = 0
-    for closing, name, self_closing in _ANY_TAG_RE.findall(lowered):
+    for closing, name, self_closing in _DEPTH_TAG_RE.findall(lowered):
         if closing:
             depth = max(0, depth - 1)
         elif name not in _VOID and not self_closing:
@@ -656,7 +680,7 @@ def _nesting_depth(lowered: bytes) -> int:
 def _flat_text(html: bytes) -> str:
     """Text of pathologically nested markup without building a tree: tags become spaces, entities decode."""
     html = _SCRIPT_STYLE_RE.sub(b" ", html)
-    return _html.unescape(_ANY_TAG_FULL_RE.sub(b" ", html).decode("utf-8", errors="replace"))
+    return _html.unescape(_FLAT_MARKUP_RE.sub(b" ", html).decode("utf-8", errors="replace"))
 
 
 def _drop_from(node: LexborNode, root: LexborNode) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from convclass.cleaning._html import BREAK, trie_pattern
 
@@ -80,21 +80,29 @@ _DEVICE = (
     r"|von meinem [^\n]{1,40}? gesendet|outlook für \S+ (?:beziehen|herunterladen)"
 )
 # Device lines that name the device first ("iPhoneから送信"): only tried on text that has CJK characters or
-# one of the words _SUFFIXED_HINT_RE looks for.
+# one of the words _SUFFIXED_HINT_RE looks for, and that holds one of _DEVICE_SUFFIXES.
+_DEVICE_SUFFIXES = ("から送信", "からの送信", " gönderildi", " küldve", "傳送", "发送")
 _DEVICE_SUFFIXED = (
     r"[^\n]{1,30}(?:から送信|からの送信|(?:'?(?:umdan|imden|dan|den)) gönderildi|(?:ról|ről) küldve"
     r"|傳送|发送)"
 )
 _SUFFIXED_HINT_RE = re.compile("[\u2e80-\U0010ffff]|gönderildi|küldve")
+# A reply header that ends with an address and a colon: its ">" and ":" (searched for from the literal ">").
+_ADDRESS_END_RE = re.compile(r">\s*[:：]")
 
 
-def _line_rules(*, address: bool, suffixed: bool) -> re.Pattern[str]:
+@cache
+def _line_rules(*, address: bool, cjk_header: bool, device_suffixed: bool) -> re.Pattern[str]:
+    """The line rules with only the alternatives a text can match: the costly ones scan every line.
+
+    Compiled on first use (eight variants at most), so importing cleaning stays cheap.
+    """
     headers = [_REPLY_HEADER]
     if address:
         headers.append(_REPLY_HEADER_ADDRESS)
-    if suffixed:
+    if cjk_header:
         headers.append(_REPLY_HEADER_CJK)
-    device = f"{_DEVICE}|{_DEVICE_SUFFIXED}" if suffixed else _DEVICE
+    device = f"{_DEVICE}|{_DEVICE_SUFFIXED}" if device_suffixed else _DEVICE
     return re.compile(
         rf"\n(?:(?P<{QUOTE}>{'|'.join(headers)}|{_SEPARATOR}|{_HEADER_BLOCK})"
         rf"|(?P<{SIGNATURE}>(?:--|—|__)\s*$)|(?P<{DEVICE}>(?:{device})[.!]?$))",
@@ -102,17 +110,16 @@ def _line_rules(*, address: bool, suffixed: bool) -> re.Pattern[str]:
     )
 
 
-# The line rules with only the alternatives a text can match: the costly ones scan every line.
-_LINE_RULES = {
-    (address, suffixed): _line_rules(address=address, suffixed=suffixed)
-    for address in (False, True)
-    for suffixed in (False, True)
-}
-
-
-def _rules_for(text: str) -> re.Pattern[str]:
+def _rules_for(text: str, lowered: str) -> re.Pattern[str]:
+    """The line rules for ``text`` (``lowered``: it lower-cased): an alternative joins only when what it must
+    match occurs in the text (an address with its closing ">" and ":"; a CJK "wrote"; a device suffix)."""
+    address = "@" in text and _ADDRESS_END_RE.search(lowered) is not None
     suffixed = not text.isascii() and _SUFFIXED_HINT_RE.search(text) is not None
-    return _LINE_RULES["@" in text, suffixed]
+    return _line_rules(
+        address=address,
+        cjk_header=suffixed and ("写道" in lowered or "寫道" in lowered or "のメッセージ" in lowered),
+        device_suffixed=suffixed and any(map(lowered.__contains__, _DEVICE_SUFFIXES)),
+    )
 
 
 # Legal footers: the line that holds one of these cues starts the disclaimer, which runs to the end of the
@@ -240,11 +247,18 @@ def normalize(text: str, *, marked: bool = False) -> str:
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
     ascii_only = text.isascii()
+    unmarked = text  # what the control search reads: the text without its markers
+    if not ascii_only:
+        text = text.replace("\xa0", " ")  # the most common non-NFKC character in mail, and cheap to replace
+        if marked:
+            # Text from HTML is never ASCII (its markers are not), but mostly is apart from them: markers are
+            # NFKC-stable and no invisible character, so such text only needs the ASCII steps.
+            unmarked = text.replace(BREAK, "")
+            ascii_only = unmarked.isascii()
     if ascii_only:
-        if _ASCII_CONTROL_RE.search(text):
+        if _ASCII_CONTROL_RE.search(unmarked):
             text = _ASCII_CONTROL_RE.sub("", text)
     else:
-        text = text.replace("\xa0", " ")  # the most common non-NFKC character in mail, and cheap to replace
         if not unicodedata.is_normalized("NFKC", text):
             text = unicodedata.normalize("NFKC", text)
         text = _INVISIBLE_RE.sub("", text)
@@ -271,15 +285,14 @@ def strip_non_content(text: str) -> tuple[str, Counter[str]]:
     """Cut quoted history, device lines, disclaimers and signatures; drop ``>`` lines and greeting lines.
 
     Returns the customer's text and how many pieces of each kind (``QUOTE``, ``SIGNATURE``, ``DEVICE``,
-    ``DISCLAIMER``, ``GREETING``) were removed.
+    ``DISCLAIMER``, ``GREETING``) were removed (only kinds that occurred are keys).
     """
     removed: Counter[str] = Counter()
-    rules = _rules_for(text)
     # The line and disclaimer rules run on lower-cased text, with offsets that must match the text's.
     lowered = text.lower()
     if len(lowered) != len(text):  # rare: lower-casing changed the length ("İ")
         lowered = "".join(char.lower()[0] for char in text)
-    cut, kinds = _cut(text, lowered, rules)
+    cut, kinds = _cut(text, lowered, _rules_for(text, lowered))
     if cut < len(text):
         removed.update(kinds)
         text = text[:cut]
@@ -332,10 +345,7 @@ def _cut(text: str, lowered: str, rules: re.Pattern[str]) -> tuple[int, set[str]
 
 def _disclaimer(text: str, lowered: str) -> int:
     """Start of the first line holding a disclaimer cue after some text (``len(text)``: none)."""
-    for word in _DISCLAIMER_WORDS:  # every cue holds one of these; most mail holds none
-        if word in lowered:
-            break
-    else:
+    if not any(map(lowered.__contains__, _DISCLAIMER_WORDS)):  # every cue holds one; most mail holds none
         return len(text)
     found = _DISCLAIMER_WORD_RE.search(lowered)
     position = 0 if found is None else text.rfind("\n", 0, found.start()) + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from convclass.cleaning._decode import decode_body
 from convclass.cleaning._html import BREAK, html_to_text
@@ -34,6 +35,7 @@ DEFAULT_MAX_CHARS = 4000
 MAX_INPUT_CHARS = 1_000_000
 #: What the classifier reads of a subject (the export keeps up to 998 characters of it).
 MAX_CLEANED_SUBJECT_CHARS = 300
+_SUBJECT_CACHE_SIZE = 1024
 
 _REPLY_PREFIX_RE = re.compile(
     r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|tr|antw)\s*(?:\[\d+\])?\s*:)+\s*", re.IGNORECASE
@@ -139,24 +141,34 @@ def clean_email(
         markup_issues=issues,
         encoding_issues=encoding_issues,
         quoted_blocks_removed=quoted_blocks,
-        quote_stripped=removed[QUOTE] > 0,
-        signature_stripped=removed[SIGNATURE] > 0 or removed[DEVICE] > 0,
-        disclaimer_stripped=removed[DISCLAIMER] > 0,
+        quote_stripped=QUOTE in removed,
+        signature_stripped=SIGNATURE in removed or DEVICE in removed,
+        disclaimer_stripped=DISCLAIMER in removed,
         pii_counts=pii_counts,
-        removed={kind: removed[kind] for kind in REMOVED_KINDS if removed[kind]},
+        removed={kind: removed[kind] for kind in REMOVED_KINDS if kind in removed},
     )
 
 
 def _clean_subject(subject: str | None, pii_counts: dict[str, int]) -> str:
     if not subject:
         return ""
-    text = normalize(subject[: MAX_CLEANED_SUBJECT_CHARS * 4].replace("\n", " "))
+    text, counts = _cleaned_subject(subject[: MAX_CLEANED_SUBJECT_CHARS * 4])
+    for token, n in counts:
+        pii_counts[token] = pii_counts.get(token, 0) + n
+    return text
+
+
+# Subjects repeat from email to email ("Refund request", a help desk's "Your request"): the cleaned subject
+# is cached, in a small cache, so memory stays flat however many emails a process cleans.
+@lru_cache(maxsize=_SUBJECT_CACHE_SIZE)
+def _cleaned_subject(subject: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """The subject (already cut to what can be kept) as the classifier reads it, and its masked PII counts."""
+    text = normalize(subject.replace("\n", " "))
     if ":" in text:
         text = _REPLY_PREFIX_RE.sub("", text)
     text, counts = mask_pii(text)
-    for token, n in counts.items():
-        pii_counts[token] = pii_counts.get(token, 0) + n
-    return _cut(text, MAX_CLEANED_SUBJECT_CHARS) if len(text) > MAX_CLEANED_SUBJECT_CHARS else text
+    text = _cut(text, MAX_CLEANED_SUBJECT_CHARS) if len(text) > MAX_CLEANED_SUBJECT_CHARS else text
+    return text, tuple(counts.items())
 
 
 def _cut(text: str, limit: int) -> str:
