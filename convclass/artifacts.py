@@ -149,11 +149,16 @@ class ArtifactInfo(BaseModel):
     confidence: Confidence | None = Field(
         default=None, description="calibration and auto-apply threshold; absent: auto_apply is always false"
     )
+    prior_correction: PriorCorrection | None = Field(
+        default=None, description="the logit adjustment already in the model's output bias (record only)"
+    )
 
     @model_validator(mode="after")
     def _encoder_iff_head(self) -> ArtifactInfo:
         if (self.architecture == HEAD_ARCHITECTURE) != (self.encoder is not None):
             raise ValueError("encoder must be set exactly when architecture is 'head'")
+        if self.prior_correction is not None and len(self.prior_correction.label_bias) != self.n_labels:
+            raise ValueError("prior_correction.label_bias needs one value per label")
         return self
 
     @property
@@ -208,6 +213,22 @@ class Confidence(BaseModel):
     temperature: float = Field(gt=0, description="probabilities are served as softmax(log p / temperature)")
     target_precision: float = Field(gt=0, le=1)
     auto_apply_threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class PriorCorrection(BaseModel):
+    """Logit adjustment chosen on validation (convclass.training.evaluation.fit_prior_correction).
+
+    ``label_bias[i] = -strength * log(share of label i in the training split)``, centred; it is already added
+    to the model's output bias (the softmax layer's bias, or ``head.npz`` ``bias``), so every consumer of the
+    model — serving, champion scoring — applies it by construction. Recorded here to say what was done.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strength: float = Field(ge=-5, le=5, description="0: no correction; 1: divide by the training prior")
+    label_bias: tuple[float, ...] = Field(description="added to each label's logit, in labels.json order")
+    validation_macro_f1_before: float = Field(ge=0, le=1)
+    validation_macro_f1_after: float = Field(ge=0, le=1)
 
 
 class ConfidenceMetrics(Confidence):
@@ -296,6 +317,9 @@ class ModelMetrics(BaseModel):
     confidence: ConfidenceMetrics | None = None
     candidates: tuple[CandidateFigures, ...] = Field(
         default=(), description="architecture=auto: every candidate trained, the selected one marked"
+    )
+    prior_correction: PriorCorrection | None = Field(
+        default=None, description="the logit adjustment chosen on validation, included in every figure here"
     )
 
     @model_validator(mode="after")
