@@ -175,6 +175,7 @@ def train_model(
         }
     ]
     confidence = metrics.confidence
+    truncation = metrics.truncation
     # The shared-encoder head (hosting issue) beside whatever else ran: its figures under their own names.
     head = next((c for c in candidates if c["architecture"] == "head"), None)
     result: dict[str, Any] = {
@@ -198,13 +199,19 @@ def train_model(
         "prior_correction_strength": metrics.prior_correction.strength if metrics.prior_correction else 0.0,
         "epochs": metrics.epochs,
         "max_length": info["max_length"],
+        "max_chars": info["max_chars"],
+        "truncation": info["truncation"],
+        "long_text_share": truncation.long_text_share if truncation else None,
+        "truncation_validation_macro_f1": truncation.validation_macro_f1 if truncation else None,
     }
     saved_model = workdir / "model" / "model" / str(info["model_version"])
     if saved_model.is_dir():  # heads have none: they run on the shared encoder (benchmarks/bench_hosting.py)
         tokenizer = load_tokenizer(workdir / "model" / "tokenizer.json")
         result["model_mb"] = dir_mb(saved_model)
         result.update(
-            serving_latency_ms(saved_model, encode_texts(tokenizer, [test.texts[0]], info["max_length"]))
+            serving_latency_ms(
+                saved_model, encode_texts(tokenizer, [test.texts[0]], info["max_length"], info["truncation"])
+            )
         )
     else:
         result["model_kb"] = dir_mb(workdir / "model") * 1000

@@ -49,7 +49,7 @@ from convclass.artifacts import (
     write_json_model,
 )
 from convclass.errors import InsufficientData, InvalidInput
-from convclass.tokenization import encode_texts, load_base_tokenizer, save_tokenizer
+from convclass.tokenization import Truncation, encode_texts, load_base_tokenizer, save_tokenizer
 from convclass.training.bert import BertConfig, BertEncoder
 from convclass.training.config import TrainingConfig
 from convclass.training.data import TrainingData
@@ -144,15 +144,18 @@ class EmbeddingSource:
     embeds only the texts no file holds and writes them as a new file.
     """
 
-    def __init__(self, base_model_dir: Path, ref: EncoderRef, max_length: int):
+    def __init__(
+        self, base_model_dir: Path, ref: EncoderRef, max_length: int, truncation: Truncation = "head"
+    ):
         self._base_model_dir = base_model_dir
         self._ref = ref
         self._max_length = max_length
+        self._truncation = truncation
         self._encoder: keras.Model | None = None
         self._tokenizer: Any = None
         configured = os.environ.get(EMBEDDING_CACHE_ENV)
         self._cache = Path(configured) if configured else None
-        self._prefix = f"{ref.digest[:16]}-{max_length}"
+        self._prefix = f"{ref.digest[:16]}-{max_length}" + ("" if truncation == "head" else f"-{truncation}")
         self.hits = 0
 
     def _cached(self) -> dict[bytes, np.ndarray]:
@@ -180,7 +183,9 @@ class EmbeddingSource:
                 self._encoder = build_encoder(self._base_model_dir)
             new = embed(
                 self._encoder,
-                encode_texts(self._tokenizer, [texts[i] for i in unique_missing], self._max_length),
+                encode_texts(
+                    self._tokenizer, [texts[i] for i in unique_missing], self._max_length, self._truncation
+                ),
             )
             cached.update(zip((keys[i] for i in unique_missing), new, strict=True))
             if self._cache is not None:
@@ -252,7 +257,10 @@ def train_head_and_export(
     labels = data.labels
     index = {label: i for i, label in enumerate(labels)}
     ref = encoder_ref(base_model_dir, base_model_name)
-    source = EmbeddingSource(base_model_dir, ref, max_length)
+    if config.truncation == "auto":
+        raise ValueError("truncation=auto is resolved by train_and_export before a head is trained")
+    truncation: Truncation = config.truncation
+    source = EmbeddingSource(base_model_dir, ref, max_length, truncation)
 
     embed_started = time.monotonic()
     x_train, x_val, x_test = source(data.train.texts), source(data.validation.texts), source(held_out.texts)
@@ -320,6 +328,8 @@ def train_head_and_export(
         architecture=HEAD_ARCHITECTURE,
         base_model=base_model_name,
         max_length=max_length,
+        truncation=truncation,
+        max_chars=data.max_chars,
         n_labels=len(labels),
         cleaning_version=data.cleaning_version,
         versions=versions,

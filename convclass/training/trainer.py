@@ -36,11 +36,12 @@ from convclass.artifacts import (
     DataSizes,
     LabelMap,
     ModelMetrics,
+    TruncationChoice,
     saved_model_path,
     write_json_model,
 )
 from convclass.errors import ConvclassError, InsufficientData, InvalidInput
-from convclass.tokenization import DEFAULT_MAX_LENGTH
+from convclass.tokenization import DEFAULT_MAX_LENGTH, Truncation
 from convclass.training import checkpoints
 from convclass.training.champion import champion_archive, score_champion
 from convclass.training.config import PRETRAINED_ARCHITECTURES, TrainingConfig
@@ -59,6 +60,8 @@ BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: Rows of the held-out split run through the exported SavedModel to prove it predicts like the trained model.
 EXPORT_CHECK_ROWS = 64
 LENGTH_BUCKET_BATCHES = 50
+#: truncation=auto compares head and head_tail only when at least this share of training texts is cut.
+LONG_TEXT_MIN_SHARE = 0.05
 
 
 class TrainingInterrupted(ConvclassError):
@@ -206,6 +209,17 @@ def train_and_export(
             started=started,
             champion=champion,
         )
+    if config.truncation == "auto":
+        return _choose_truncation_and_export(
+            data,
+            config,
+            max_length=max_length,
+            model_dir=model_dir,
+            checkpoint_dir=checkpoint_dir,
+            started=started,
+            champion=champion,
+        )
+    truncation: Truncation = config.truncation
     logger.info(
         "data: %d train, %d validation, %d test rows, %d labels (%d held-out rows of unseen labels dropped)",
         len(data.train),
@@ -255,7 +269,7 @@ def train_and_export(
         tokenizer = load_tokenizer(data.tokenizer_path)
 
     def encode(texts: tuple[str, ...]) -> dict[str, np.ndarray]:
-        return encode_texts(tokenizer, list(texts), max_length)
+        return encode_texts(tokenizer, list(texts), max_length, truncation)
 
     x_train, x_val, x_test = encode(data.train.texts), encode(data.validation.texts), encode(held_out.texts)
     y_train = np.array([index[label] for label in data.train.labels], dtype=np.int32)
@@ -347,6 +361,8 @@ def train_and_export(
         architecture=config.architecture,
         base_model=BASE_MODEL_NAME if base_model_dir is not None else None,
         max_length=max_length,
+        truncation=truncation,
+        max_chars=data.max_chars,
         n_labels=len(labels),
         cleaning_version=data.cleaning_version,
         versions=metrics.versions,
@@ -458,6 +474,55 @@ def _fit_epochs(
             signal.signal(signal.SIGTERM, previous_handler)
 
     return history, elapsed_before
+
+
+def _choose_truncation_and_export(
+    data: TrainingData,
+    config: TrainingConfig,
+    *,
+    max_length: int,
+    model_dir: Path,
+    checkpoint_dir: Path,
+    started: float,
+    champion: Path | None,
+) -> ModelMetrics:
+    """truncation=auto: ``head`` unless ``LONG_TEXT_MIN_SHARE`` of the training texts are longer than
+    ``max_length`` tokens (of the dataset's tokenizer); then train with ``head`` and ``head_tail`` and keep
+    the better validation macro-F1 (``head`` unless ``head_tail`` is higher). Needs a validation split.
+    """
+    from convclass.tokenization import encode_texts, load_tokenizer
+
+    tokenizer = load_tokenizer(data.tokenizer_path)
+    # One token over max_length is enough to know a text is cut.
+    lengths = encode_texts(tokenizer, list(data.train.texts), max_length + 1)[ATTENTION_MASK].sum(axis=1)
+    share = float((lengths > max_length).mean()) if len(lengths) else 0.0
+    strategies: tuple[Truncation, ...] = ("head", "head_tail")
+    if share < LONG_TEXT_MIN_SHARE or not len(data.validation):
+        strategies = ("head",)
+    logger.info("truncation=auto: %.1f %% of training texts are long; trying %s", 100 * share, strategies)
+    work = checkpoint_dir / "truncation"
+    trained: dict[str, ModelMetrics] = {}
+    for strategy in strategies:
+        trained[strategy] = train_and_export(
+            data,
+            config.model_copy(update={"truncation": strategy}),
+            model_dir=work / strategy / "model",
+            checkpoint_dir=work / strategy / "checkpoints",
+            started=started,
+            champion=champion,
+        )
+    scores = {s: m.validation_macro_f1 or 0.0 for s, m in trained.items()}
+    winner: Truncation = "head_tail" if scores.get("head_tail", -1.0) > scores["head"] else "head"
+    choice = TruncationChoice(
+        selected=winner, long_text_share=share, validation_macro_f1=scores if len(strategies) > 1 else {}
+    )
+    metrics = trained[winner].model_copy(
+        update={"truncation": choice, "training_seconds": time.monotonic() - started}
+    )
+    shutil.copytree(work / winner / "model", model_dir, dirs_exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    write_json_model(model_dir / METRICS_FILE, metrics)
+    return metrics
 
 
 def _select_and_export(
