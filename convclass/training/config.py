@@ -64,10 +64,11 @@ class TrainingConfig(BaseModel):
         default=None, ge=8, le=512, description="tokens per email; default: the dataset manifest's max_length"
     )
     truncation: Literal["auto", "head", "head_tail"] = Field(
-        default="auto",
+        default="head",
         description="how an email longer than max_length tokens is cut: its first tokens (head) or its first "
         "and last (head_tail); auto: head unless 5 % or more of the training texts are longer, then both are "
-        "trained and the better on validation macro-F1 kept. The artifact records it; serving cuts the same",
+        "trained (twice the training) and the better on validation macro-F1 kept. The artifact records it; "
+        "serving cuts the same",
     )
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     class_weighting: Literal["balanced", "none"] = "balanced"

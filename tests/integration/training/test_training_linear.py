@@ -55,7 +55,7 @@ def test_truncation_auto_compares_both_cuts_on_long_texts_and_records_the_choice
     data = tenant_data(base, "acme", seed=3, n=200, validation=True)  # max_length 32: most emails are longer
     metrics = train_and_export(
         data,
-        parse_hyperparameters({"architecture": "linear"}),
+        parse_hyperparameters({"architecture": "linear", "truncation": "auto"}),
         model_dir=tmp_path / "model",
         checkpoint_dir=tmp_path / "ckpt",
     )
@@ -73,7 +73,7 @@ def test_truncation_auto_compares_both_cuts_on_long_texts_and_records_the_choice
     # Nothing is cut at 512 tokens: head, with nothing trained twice.
     short = train_and_export(
         data,
-        parse_hyperparameters({"architecture": "linear", "max_length": "512"}),
+        parse_hyperparameters({"architecture": "linear", "max_length": "512", "truncation": "auto"}),
         model_dir=tmp_path / "model-512",
         checkpoint_dir=tmp_path / "ckpt-512",
     )
