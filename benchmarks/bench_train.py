@@ -269,7 +269,7 @@ def main() -> int:
     if args.embedding_cache:
         os.environ[EMBEDDING_CACHE_ENV] = str(args.embedding_cache)
     cache = os.environ.get(EMBEDDING_CACHE_ENV)
-    cache_files_before = len(list(Path(cache).glob("*.npy"))) if cache and Path(cache).is_dir() else 0
+    cache_files_before = len(list(Path(cache).glob("*.npz"))) if cache and Path(cache).is_dir() else 0
 
     train, validation = split_validation(train_rows, args.validation_fraction, seed=0)
     counts = sorted(train.labels.count(label) for label in known)
