@@ -33,9 +33,11 @@ Serving signature (``serving_default``) of the SavedModel::
 
 How serving classifies one email (identical to training by construction)::
 
-    cleaned = convclass.cleaning.clean_email(subject, body, content_type)      # artifact.cleaning_version
+    cleaned = convclass.cleaning.clean_email(subject, body, content_type,      # artifact.cleaning_version
+                                             max_chars=artifact.info.max_chars)
     tok = convclass.tokenization.load_tokenizer(artifact.tokenizer_path)
-    enc = convclass.tokenization.encode_texts(tok, [cleaned.text], artifact.info.max_length)
+    enc = convclass.tokenization.encode_texts(tok, [cleaned.text], artifact.info.max_length,
+                                              artifact.info.truncation)
     TF Serving REST: POST /v1/models/<name>:predict
         {"signature_name": "serving_default",
          "inputs": {"input_ids": enc["input_ids"].tolist(), "attention_mask": enc["attention_mask"].tolist()}}
@@ -53,6 +55,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from convclass.cleaning import DEFAULT_MAX_CHARS
 from convclass.errors import IncompatibleModel, InvalidInput
 from convclass.layout import TOKENIZER_FILE
 
@@ -140,6 +143,12 @@ class ArtifactInfo(BaseModel):
     architecture: str = Field(min_length=1)
     base_model: str | None = Field(default=None, description="pretrained encoder the model started from")
     max_length: int = Field(ge=2, le=512)
+    truncation: Literal["head", "head_tail"] = Field(
+        default="head", description="how longer token sequences are cut (convclass.tokenization.encode_texts)"
+    )
+    max_chars: int = Field(
+        default=DEFAULT_MAX_CHARS, ge=1, description="cleaning cuts each email to this many characters first"
+    )
     n_labels: int = Field(ge=2)
     cleaning_version: str = Field(min_length=1)
     signature: SignatureInfo = SignatureInfo()
@@ -149,11 +158,16 @@ class ArtifactInfo(BaseModel):
     confidence: Confidence | None = Field(
         default=None, description="calibration and auto-apply threshold; absent: auto_apply is always false"
     )
+    prior_correction: PriorCorrection | None = Field(
+        default=None, description="the logit adjustment already in the model's output bias (record only)"
+    )
 
     @model_validator(mode="after")
     def _encoder_iff_head(self) -> ArtifactInfo:
         if (self.architecture == HEAD_ARCHITECTURE) != (self.encoder is not None):
             raise ValueError("encoder must be set exactly when architecture is 'head'")
+        if self.prior_correction is not None and len(self.prior_correction.label_bias) != self.n_labels:
+            raise ValueError("prior_correction.label_bias needs one value per label")
         return self
 
     @property
@@ -208,6 +222,34 @@ class Confidence(BaseModel):
     temperature: float = Field(gt=0, description="probabilities are served as softmax(log p / temperature)")
     target_precision: float = Field(gt=0, le=1)
     auto_apply_threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class PriorCorrection(BaseModel):
+    """Logit adjustment chosen on validation (convclass.training.evaluation.fit_prior_correction).
+
+    ``label_bias[i] = -strength * log(share of label i in the training split)``, centred; it is already added
+    to the model's output bias (the softmax layer's bias, or ``head.npz`` ``bias``), so every consumer of the
+    model — serving, champion scoring — applies it by construction. Recorded here to say what was done.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strength: float = Field(ge=-5, le=5, description="0: no correction; 1: divide by the training prior")
+    label_bias: tuple[float, ...] = Field(description="added to each label's logit, in labels.json order")
+    validation_macro_f1_before: float = Field(ge=0, le=1, description="label-balanced, see the fit")
+    validation_macro_f1_after: float = Field(ge=0, le=1, description="label-balanced, see the fit")
+
+
+class TruncationChoice(BaseModel):
+    """truncation=auto (convclass.training.trainer): the cut kept for emails over ``max_length`` tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    selected: Literal["head", "head_tail"]
+    long_text_share: float = Field(ge=0, le=1, description="training texts longer than max_length tokens")
+    validation_macro_f1: dict[str, float] = Field(
+        default_factory=dict, description="per strategy trained; empty when too few texts are long to compare"
+    )
 
 
 class ConfidenceMetrics(Confidence):
@@ -296,6 +338,12 @@ class ModelMetrics(BaseModel):
     confidence: ConfidenceMetrics | None = None
     candidates: tuple[CandidateFigures, ...] = Field(
         default=(), description="architecture=auto: every candidate trained, the selected one marked"
+    )
+    prior_correction: PriorCorrection | None = Field(
+        default=None, description="the logit adjustment chosen on validation, included in every figure here"
+    )
+    truncation: TruncationChoice | None = Field(
+        default=None, description="truncation=auto: the share of long texts and what each strategy scored"
     )
 
     @model_validator(mode="after")

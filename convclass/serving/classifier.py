@@ -25,7 +25,7 @@ from convclass.artifacts import (
     saved_model_path,
 )
 from convclass.calibration import apply_temperature
-from convclass.cleaning import CLEANING_VERSION, CleanedEmail, clean_email
+from convclass.cleaning import CLEANING_VERSION, DEFAULT_MAX_CHARS, CleanedEmail, clean_email
 from convclass.errors import IncompatibleModel, ModelFailure
 from convclass.serving.backends import (
     FloatMatrix,
@@ -37,7 +37,7 @@ from convclass.serving.backends import (
     read_head,
 )
 from convclass.serving.schemas import InputWarning, LabelScore, Prediction
-from convclass.tokenization import encode_texts, load_tokenizer
+from convclass.tokenization import Truncation, encode_texts, load_tokenizer
 
 BackendKind = Literal["inprocess", "tfserving"]
 
@@ -77,6 +77,8 @@ class EmailClassifier:
         model_version: str,
         model_batch_size: int = 64,
         confidence: Confidence | None = None,
+        truncation: Truncation = "head",
+        max_chars: int = DEFAULT_MAX_CHARS,
     ):
         if model_batch_size < 1:
             raise ValueError("model_batch_size must be at least 1")
@@ -89,6 +91,8 @@ class EmailClassifier:
         self._model_batch_size = model_batch_size
         self._label_array = np.asarray(self.labels, dtype=object)
         self.confidence = confidence
+        self.truncation: Truncation = truncation
+        self.max_chars = max_chars
 
     @classmethod
     def from_artifact(
@@ -102,13 +106,15 @@ class EmailClassifier:
             model_version=str(artifact.info.model_version),
             model_batch_size=model_batch_size,
             confidence=artifact.info.confidence,
+            truncation=artifact.info.truncation,
+            max_chars=artifact.info.max_chars,
         )
 
     def clean(self, emails: Sequence[InboundEmail]) -> list[CleanedEmail]:
-        return [clean_email(e.subject, e.body, e.content_type) for e in emails]
+        return [clean_email(e.subject, e.body, e.content_type, max_chars=self.max_chars) for e in emails]
 
     def encode(self, cleaned: Sequence[CleanedEmail]) -> dict[str, IntMatrix]:
-        return encode_texts(self._tokenizer, [c.text for c in cleaned], self.max_length)
+        return encode_texts(self._tokenizer, [c.text for c in cleaned], self.max_length, self.truncation)
 
     def probabilities(self, encoded: dict[str, IntMatrix]) -> FloatMatrix:
         """Run the model over ``encoded`` in chunks; any backend failure becomes ``ModelFailure``."""
@@ -273,4 +279,6 @@ def load_head(
         model_version=str(artifact.info.model_version),
         model_batch_size=model_batch_size,
         confidence=artifact.info.confidence,
+        truncation=artifact.info.truncation,
+        max_chars=artifact.info.max_chars,
     )

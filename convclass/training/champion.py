@@ -88,7 +88,7 @@ def score_champion(
             predicted: list[str] = []
             for start in range(0, len(texts), SCORING_BATCH):
                 batch = list(texts[start : start + SCORING_BATCH])
-                encoded = encode_texts(tokenizer, batch, artifact.info.max_length)
+                encoded = encode_texts(tokenizer, batch, artifact.info.max_length, artifact.info.truncation)
                 predicted.extend(artifact.labels[i] for i in classify(encoded).argmax(axis=1))
         except ConvclassError as exc:
             return _not_scored(f"{type(exc).__name__}: {exc}", len(truth), evaluated_on)

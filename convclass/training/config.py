@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from convclass.calibration import DEFAULT_TARGET_PRECISION
 from convclass.errors import InvalidInput
 
-Architecture = Literal["auto", "minilm", "cnn", "head"]
+Architecture = Literal["auto", "minilm", "cnn", "head", "linear"]
+#: The architectures model selection can train (every one but ``auto``).
+TRAINABLE_ARCHITECTURES = ("head", "linear", "cnn", "minilm")
 #: Architectures that start from the pretrained encoder (``base_model_dir``).
 PRETRAINED_ARCHITECTURES = ("minilm", "head")
 
@@ -26,6 +28,8 @@ _ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn": {"epochs": 12, "learning_rate": 2e-3, "batch_size": 64, "dropout": 0.3, "weight_decay": 1e-4},
     # The head is a logistic regression fitted to convergence over frozen embeddings: one pass, no optimizer.
     "head": {"epochs": 1, "learning_rate": 1e-3, "batch_size": 128, "dropout": 0.0, "weight_decay": 0.0},
+    # The linear model is a logistic regression fitted to convergence over TF-IDF features: one pass too.
+    "linear": {"epochs": 1, "learning_rate": 1e-3, "batch_size": 256, "dropout": 0.0, "weight_decay": 0.0},
 }
 
 
@@ -41,7 +45,14 @@ class TrainingConfig(BaseModel):
         "minilm: fine-tuned pretrained MiniLM-L6 encoder (best accuracy, ~9 ms/email, 2 cores); "
         "cnn: small convolutional model trained from scratch (seconds to train, ~0.5 ms/email); "
         "head: a classification head over the frozen MiniLM encoder (artifact of a few hundred KB, served on "
-        "a shared multi-model endpoint that runs the encoder once for every tenant)",
+        "a shared multi-model endpoint that runs the encoder once for every tenant); "
+        "linear: class-weighted logistic regression over TF-IDF features of token 1-2 grams of the tenant's "
+        "own WordPiece vocabulary, as a Keras model (trains in seconds, well under 1 ms/email)",
+    )
+    candidates: tuple[str, ...] | None = Field(
+        default=None,
+        description="auto only: the architectures to try, comma-separated (e.g. head,linear,minilm); "
+        "default: those that fit the data's size (convclass.training.selection)",
     )
     epochs: int | None = Field(default=None, ge=1, le=200)
     batch_size: int | None = Field(default=None, ge=1, le=4096)
@@ -51,6 +62,13 @@ class TrainingConfig(BaseModel):
     warmup_fraction: float = Field(default=0.1, ge=0, lt=1)
     max_length: int | None = Field(
         default=None, ge=8, le=512, description="tokens per email; default: the dataset manifest's max_length"
+    )
+    truncation: Literal["auto", "head", "head_tail"] = Field(
+        default="head",
+        description="how an email longer than max_length tokens is cut: its first tokens (head) or its first "
+        "and last (head_tail); auto: head unless 5 % or more of the training texts are longer, then both are "
+        "trained (twice the training) and the better on validation macro-F1 kept. The artifact records it; "
+        "serving cuts the same",
     )
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     class_weighting: Literal["balanced", "none"] = "balanced"
@@ -68,6 +86,23 @@ class TrainingConfig(BaseModel):
         description="head only: inverse L2 strength of the logistic-regression head",
     )
 
+    linear_c: float = Field(
+        default=30.0, gt=0, le=1e6, description="linear only: inverse L2 strength of the logistic regression"
+    )
+    linear_max_ngram: int = Field(default=2, ge=1, le=3, description="linear only: longest token n-gram")
+    linear_max_features: int = Field(
+        default=50_000, ge=16, le=1_000_000, description="linear only: most frequent n-grams kept"
+    )
+    linear_min_df: int = Field(
+        default=2, ge=1, le=1000, description="linear only: training texts an n-gram must occur in"
+    )
+
+    prior_correction: Literal["validation", "off"] = Field(
+        default="validation",
+        description="validation: add the logit adjustment -s*log(training prior) to the output bias when a "
+        "strength s tried on validation raises its macro-F1 (convclass.training.evaluation); off: never",
+    )
+
     target_precision: float = Field(
         default=DEFAULT_TARGET_PRECISION,
         gt=0,
@@ -75,10 +110,34 @@ class TrainingConfig(BaseModel):
         description="precision the auto-apply threshold must reach on validation",
     )
 
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        unknown = [a for a in value if a not in TRAINABLE_ARCHITECTURES]
+        if unknown or not value:
+            raise ValueError(
+                f"must list one or more of {', '.join(TRAINABLE_ARCHITECTURES)} "
+                f"(got {', '.join(value) or 'none'})"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("lists an architecture twice")
+        return value
+
     @model_validator(mode="after")
     def _scratch_only_options(self) -> TrainingConfig:
         if self.architecture not in (*PRETRAINED_ARCHITECTURES, "auto") and self.base_model_dir is not None:
             raise ValueError("base_model_dir only applies to architecture=minilm, head or auto")
+        if self.candidates is not None and self.architecture != "auto":
+            raise ValueError("candidates only applies to architecture=auto")
         return self
 
     def resolved(self) -> TrainingConfig:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from convclass.cleaning import DEFAULT_MAX_CHARS
 from convclass.dataset.manifest import MANIFEST_FILE, SPLIT_FILES, DatasetManifest
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.layout import TOKENIZER_FILE
@@ -56,6 +57,8 @@ class TrainingData:
     max_length: int | None = None
     #: Validation/test rows whose label has no training rows (they cannot be predicted).
     dropped_rows: int = 0
+    #: Characters cleaning kept per email when the dataset was built (manifest); serving cuts the same.
+    max_chars: int = DEFAULT_MAX_CHARS
 
 
 def locate(input_data: Path, channel: str) -> Path:
@@ -130,5 +133,6 @@ def load_training_data(input_data: Path) -> TrainingData:
         tokenizer_path=locate(input_data, "tokenizer"),
         cleaning_version=manifest.cleaning_version,
         max_length=manifest.tokenizer.max_length if manifest.tokenizer else None,
+        max_chars=manifest.max_chars,
         dropped_rows=len(raw["validation"]) + len(raw["test"]) - len(validation) - len(test),
     )

@@ -5,10 +5,23 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from convclass.artifacts import Confidence, ConfidenceMetrics, DataSizes, LabelMetrics, ModelMetrics
+from convclass.artifacts import (
+    Confidence,
+    ConfidenceMetrics,
+    DataSizes,
+    LabelMetrics,
+    ModelMetrics,
+    PriorCorrection,
+)
 from convclass.calibration import apply_temperature, coverage_at, fit_temperature, precision_threshold
 
 ECE_BINS = 15
+#: Strengths of the logit adjustment tried on validation: 0 keeps the model as trained, 1 divides its
+#: probabilities by the training prior (Menon et al., 2021), negative values lean back towards it (a
+#: class-weighted model can over-predict its rare labels).
+PRIOR_STRENGTHS = (-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+#: A correction must beat no correction on validation macro-F1 by more than this to be kept.
+PRIOR_MIN_GAIN = 0.002
 
 
 def expected_calibration_error(probabilities: np.ndarray, y_true: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -72,10 +85,17 @@ def build_metrics(
     )
 
 
-def macro_f1(probabilities: np.ndarray, y_true: np.ndarray) -> float:
+def macro_f1(probabilities: np.ndarray, y_true: np.ndarray, *, label_balanced: bool = False) -> float:
+    """Macro-F1 of the argmax; ``label_balanced`` weighs each row by 1 / its label's count, so precision is
+    measured as if every label were equally frequent (the figure does not depend on the split's label mix)."""
     if not len(y_true):
         return 0.0
-    return float(f1_score(y_true, probabilities.argmax(axis=1), average="macro", zero_division=0))
+    weights = None
+    if label_balanced:
+        counts = np.bincount(y_true)
+        weights = 1.0 / counts[y_true]
+    predicted = probabilities.argmax(axis=1)
+    return float(f1_score(y_true, predicted, average="macro", zero_division=0, sample_weight=weights))
 
 
 def calibrate(
@@ -128,3 +148,39 @@ def with_validation_figures(
     if confidence is None:
         return metrics, None
     return metrics, Confidence.model_validate(confidence.model_dump(include=set(Confidence.model_fields)))
+
+
+def fit_prior_correction(
+    validation: np.ndarray, y_validation: np.ndarray, train_counts: np.ndarray
+) -> PriorCorrection | None:
+    """The logit adjustment ``-s * log(training prior)`` with the best label-balanced validation macro-F1
+    over ``PRIOR_STRENGTHS``; ``None`` (no correction) unless it beats ``s = 0`` by more than
+    ``PRIOR_MIN_GAIN``.
+
+    Label-balanced: the stratified validation split has the training split's label mix, and plain macro-F1
+    on it rewards leaning towards the frequent labels (their precision is measured on that mix); weighing
+    each row by 1 / its label's count asks whether the rare labels work, whatever mix the mail will have.
+    Labels without training rows get no adjustment (the model never predicts them anyway). Ties go to the
+    weaker correction.
+    """
+    if not len(y_validation) or train_counts.sum() <= 0:
+        return None
+    present = train_counts > 0
+    log_prior = np.zeros(len(train_counts))
+    log_prior[present] = np.log(train_counts[present] / train_counts.sum())
+    log_prior[present] -= log_prior[present].mean()
+    log_p = np.log(np.clip(validation, 1e-12, 1.0))
+    before = macro_f1(validation, y_validation, label_balanced=True)
+    best_strength, best_f1 = 0.0, before
+    for strength in sorted(PRIOR_STRENGTHS, key=abs):
+        f1 = macro_f1(log_p - strength * log_prior, y_validation, label_balanced=True)
+        if f1 > best_f1 + 1e-12:
+            best_strength, best_f1 = strength, f1
+    if best_strength == 0.0 or best_f1 <= before + PRIOR_MIN_GAIN:
+        return None
+    return PriorCorrection(
+        strength=best_strength,
+        label_bias=tuple(float(v) for v in -best_strength * log_prior),
+        validation_macro_f1_before=before,
+        validation_macro_f1_after=best_f1,
+    )

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+from scipy import sparse
 
 from convclass.artifacts import (
     ARTIFACT_FILE,
@@ -46,7 +49,7 @@ from convclass.artifacts import (
     write_json_model,
 )
 from convclass.errors import InsufficientData, InvalidInput
-from convclass.tokenization import encode_texts, load_base_tokenizer, save_tokenizer
+from convclass.tokenization import Truncation, encode_texts, load_base_tokenizer, save_tokenizer
 from convclass.training.bert import BertConfig, BertEncoder
 from convclass.training.config import TrainingConfig
 from convclass.training.data import TrainingData
@@ -55,6 +58,9 @@ from convclass.training.models import MaskedMeanPooling, predict_probabilities
 logger = logging.getLogger("convclass.training")
 
 WEIGHTS_FILE = "model.safetensors"
+#: Optional directory where embeddings are kept between runs on the same texts (benchmarks, repeated local
+#: runs): keyed by the encoder's digest, ``max_length`` and the texts; stored as ``.npy`` (no pickle).
+EMBEDDING_CACHE_ENV = "CONVCLASS_EMBEDDING_CACHE"
 #: Rows per encoder call when embedding a training set.
 EMBED_BATCH = 128
 HEAD_MAX_ITER = 1000
@@ -130,10 +136,82 @@ def embed(model: keras.Model, encoded: dict[str, np.ndarray]) -> np.ndarray:
     return result
 
 
+class EmbeddingSource:
+    """Embeds texts with the frozen encoder (built on first use); reads and fills the embedding cache.
+
+    The cache (``$CONVCLASS_EMBEDDING_CACHE``) is per text: ``<encoder digest>-<max_length>-<n>.npz`` files
+    of ``keys`` (sha256 of each text, ``uint8 [rows, 32]``) and ``embeddings``, read without pickle; a call
+    embeds only the texts no file holds and writes them as a new file.
+    """
+
+    def __init__(
+        self, base_model_dir: Path, ref: EncoderRef, max_length: int, truncation: Truncation = "head"
+    ):
+        self._base_model_dir = base_model_dir
+        self._ref = ref
+        self._max_length = max_length
+        self._truncation = truncation
+        self._encoder: keras.Model | None = None
+        self._tokenizer: Any = None
+        configured = os.environ.get(EMBEDDING_CACHE_ENV)
+        self._cache = Path(configured) if configured else None
+        self._prefix = f"{ref.digest[:16]}-{max_length}" + ("" if truncation == "head" else f"-{truncation}")
+        self.hits = 0
+
+    def _cached(self) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        if self._cache is None or not self._cache.is_dir():
+            return found
+        for path in sorted(self._cache.glob(f"{self._prefix}-*.npz")):
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    keys, embeddings = stored["keys"], stored["embeddings"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if embeddings.ndim == 2 and embeddings.shape[1] == self._ref.dim and len(keys) == len(embeddings):
+                found.update(zip((k.tobytes() for k in keys), embeddings, strict=True))
+        return found
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.sha256(text.encode("utf-8", "replace")).digest() for text in texts]
+        cached = self._cached()
+        missing = sorted({i for i, key in enumerate(keys) if key not in cached}, key=keys.__getitem__)
+        unique_missing = list({keys[i]: i for i in missing}.values())
+        if unique_missing:
+            if self._encoder is None:
+                self._tokenizer = load_base_tokenizer(self._base_model_dir)
+                self._encoder = build_encoder(self._base_model_dir)
+            new = embed(
+                self._encoder,
+                encode_texts(
+                    self._tokenizer, [texts[i] for i in unique_missing], self._max_length, self._truncation
+                ),
+            )
+            cached.update(zip((keys[i] for i in unique_missing), new, strict=True))
+            if self._cache is not None:
+                self._cache.mkdir(parents=True, exist_ok=True)
+                stored_keys = np.frombuffer(b"".join(keys[i] for i in unique_missing), dtype=np.uint8)
+                partial = self._cache / f"{self._prefix}-{os.getpid()}-{time.time_ns()}.tmp"
+                with partial.open("wb") as handle:
+                    np.savez(handle, keys=stored_keys.reshape(-1, 32), embeddings=new)
+                partial.replace(partial.with_suffix(".npz"))
+        self.hits += len(texts) - len(missing)
+        if not texts:
+            return np.zeros((0, self._ref.dim), dtype=np.float32)
+        return np.stack([cached[key] for key in keys]).astype(np.float32, copy=False)
+
+
 def fit_head(
-    embeddings: np.ndarray, y: np.ndarray, n_labels: int, *, c: float, sample_weight: np.ndarray | None = None
+    embeddings: np.ndarray | sparse.csr_matrix,
+    y: np.ndarray,
+    n_labels: int,
+    *,
+    c: float,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression (L-BFGS, deterministic); returns (kernel [dim, n], bias [n])."""
+    """Multinomial logistic regression (L-BFGS, deterministic); returns (kernel [dim, n], bias [n]).
+
+    ``embeddings`` may be sparse (the ``linear`` architecture's TF-IDF features)."""
     from sklearn.linear_model import LogisticRegression
 
     present = np.unique(y)
@@ -169,7 +247,7 @@ def train_head_and_export(
     started: float,
 ) -> ModelMetrics:
     """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``."""
-    from convclass.training.evaluation import build_metrics, with_validation_figures
+    from convclass.training.evaluation import build_metrics, fit_prior_correction, with_validation_figures
     from convclass.training.report import write_report
     from convclass.training.trainer import class_weights
 
@@ -178,15 +256,20 @@ def train_head_and_export(
     max_length = config.max_length or data.max_length or 128
     labels = data.labels
     index = {label: i for i, label in enumerate(labels)}
-    tokenizer = load_base_tokenizer(base_model_dir)
-    encoder = build_encoder(base_model_dir)
     ref = encoder_ref(base_model_dir, base_model_name)
+    if config.truncation == "auto":
+        raise ValueError("truncation=auto is resolved by train_and_export before a head is trained")
+    truncation: Truncation = config.truncation
+    source = EmbeddingSource(base_model_dir, ref, max_length, truncation)
 
     embed_started = time.monotonic()
-    x_train = embed(encoder, encode_texts(tokenizer, list(data.train.texts), max_length))
-    x_val = embed(encoder, encode_texts(tokenizer, list(data.validation.texts), max_length))
-    x_test = embed(encoder, encode_texts(tokenizer, list(held_out.texts), max_length))
-    logger.info("embedded %d rows in %.1f s", len(x_train) + len(x_test), time.monotonic() - embed_started)
+    x_train, x_val, x_test = source(data.train.texts), source(data.validation.texts), source(held_out.texts)
+    logger.info(
+        "embedded %d rows in %.1f s (%d from the embedding cache)",
+        len(x_train) + len(x_val) + len(x_test),
+        time.monotonic() - embed_started,
+        source.hits,
+    )
     y_train = np.array([index[label] for label in data.train.labels], dtype=np.int32)
     y_val = np.array([index[label] for label in data.validation.labels], dtype=np.int32)
     y_test = np.array([index[label] for label in held_out.labels], dtype=np.int32)
@@ -200,6 +283,13 @@ def train_head_and_export(
         sample_weight=class_weights(y_train, len(labels), config.class_weighting),
     )
     logger.info("head fitted in %.2f s", time.monotonic() - fit_started)
+    correction = None
+    if config.prior_correction == "validation" and len(y_val):
+        train_counts = np.bincount(y_train, minlength=len(labels))
+        correction = fit_prior_correction(head_probabilities(x_val, kernel, bias), y_val, train_counts)
+        if correction is not None:
+            bias = bias + np.asarray(correction.label_bias, dtype=np.float32)
+            logger.info("prior correction: strength %s chosen on validation", correction.strength)
     train_probabilities = head_probabilities(x_train, kernel, bias)
     probabilities = head_probabilities(x_test, kernel, bias)
     picked = train_probabilities[np.arange(len(y_train)), y_train]
@@ -232,16 +322,20 @@ def train_head_and_export(
         y_held_out=y_test,
         target_precision=config.target_precision,
     )
+    metrics = metrics.model_copy(update={"prior_correction": correction})
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=HEAD_ARCHITECTURE,
         base_model=base_model_name,
         max_length=max_length,
+        truncation=truncation,
+        max_chars=data.max_chars,
         n_labels=len(labels),
         cleaning_version=data.cleaning_version,
         versions=versions,
         encoder=ref,
         confidence=confidence,
+        prior_correction=correction,
     )
     model_dir.mkdir(parents=True, exist_ok=True)
     with (model_dir / HEAD_FILE).open("wb") as head:

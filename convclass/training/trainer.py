@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -29,22 +29,27 @@ from convclass.artifacts import (
     ATTENTION_MASK,
     LABELS_FILE,
     METRICS_FILE,
+    OUTPUT_NAME,
     REPORT_DIR,
     ArtifactInfo,
     CandidateFigures,
     DataSizes,
     LabelMap,
     ModelMetrics,
+    TruncationChoice,
     saved_model_path,
     write_json_model,
 )
 from convclass.errors import ConvclassError, InsufficientData, InvalidInput
-from convclass.tokenization import DEFAULT_MAX_LENGTH
+from convclass.tokenization import DEFAULT_MAX_LENGTH, Truncation
 from convclass.training import checkpoints
 from convclass.training.champion import champion_archive, score_champion
 from convclass.training.config import PRETRAINED_ARCHITECTURES, TrainingConfig
 from convclass.training.data import TrainingData, load_training_data
 from convclass.training.logs import log_epoch, log_test
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger("convclass.training")
 
@@ -55,6 +60,8 @@ BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: Rows of the held-out split run through the exported SavedModel to prove it predicts like the trained model.
 EXPORT_CHECK_ROWS = 64
 LENGTH_BUCKET_BATCHES = 50
+#: truncation=auto compares head and head_tail only when at least this share of training texts is cut.
+LONG_TEXT_MIN_SHARE = 0.05
 
 
 class TrainingInterrupted(ConvclassError):
@@ -202,6 +209,17 @@ def train_and_export(
             started=started,
             champion=champion,
         )
+    if config.truncation == "auto":
+        return _choose_truncation_and_export(
+            data,
+            config,
+            max_length=max_length,
+            model_dir=model_dir,
+            checkpoint_dir=checkpoint_dir,
+            started=started,
+            champion=champion,
+        )
+    truncation: Truncation = config.truncation
     logger.info(
         "data: %d train, %d validation, %d test rows, %d labels (%d held-out rows of unseen labels dropped)",
         len(data.train),
@@ -215,9 +233,9 @@ def train_and_export(
     import tensorflow as tf
 
     from convclass.tokenization import encode_texts, load_base_tokenizer, load_tokenizer, save_tokenizer
-    from convclass.training.evaluation import build_metrics, with_validation_figures
+    from convclass.training.evaluation import build_metrics, fit_prior_correction, with_validation_figures
     from convclass.training.export import export_saved_model, saved_model_probabilities
-    from convclass.training.models import build_cnn, build_minilm, predict_probabilities, trim_batch
+    from convclass.training.models import build_cnn, build_minilm, predict_probabilities
     from convclass.training.report import write_report
 
     if config.threads:
@@ -251,20 +269,141 @@ def train_and_export(
         tokenizer = load_tokenizer(data.tokenizer_path)
 
     def encode(texts: tuple[str, ...]) -> dict[str, np.ndarray]:
-        return encode_texts(tokenizer, list(texts), max_length)
+        return encode_texts(tokenizer, list(texts), max_length, truncation)
 
     x_train, x_val, x_test = encode(data.train.texts), encode(data.validation.texts), encode(held_out.texts)
     y_train = np.array([index[label] for label in data.train.labels], dtype=np.int32)
     y_val = np.array([index[label] for label in data.validation.labels], dtype=np.int32)
     y_test = np.array([index[label] for label in held_out.labels], dtype=np.int32)
     weights = class_weights(y_train, len(labels), config.class_weighting)
-    lengths = x_train[ATTENTION_MASK].sum(axis=1)
+    if config.architecture == "linear":
+        from convclass.training.linear import fit_linear
 
-    if base_model_dir is not None:
-        model = build_minilm(config, len(labels), base_model_dir)
+        fit_started = time.monotonic()
+        model = fit_linear(
+            config, x_train, y_train, weights, n_labels=len(labels), vocab_size=tokenizer.get_vocab_size()
+        )
+        train_probabilities = predict_probabilities(model, x_train)
+        picked = train_probabilities[np.arange(len(y_train)), y_train]
+        row: dict[str, float] = {
+            "epoch": 1,
+            "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+            "accuracy": float((train_probabilities.argmax(axis=1) == y_train).mean()),
+        }
+        if len(y_val):
+            row.update(_validation_figures(predict_probabilities(model, x_val), y_val))
+        row["seconds"] = time.monotonic() - fit_started
+        history: list[dict[str, float]] = [row]
+        log_epoch(1, 1, {k: v for k, v in row.items() if k != "epoch"})
+        elapsed_before = 0.0
     else:
-        model = build_cnn(config, len(labels), tokenizer.get_vocab_size())
+        if base_model_dir is not None:
+            model = build_minilm(config, len(labels), base_model_dir)
+        else:
+            model = build_cnn(config, len(labels), tokenizer.get_vocab_size())
+        history, elapsed_before = _fit_epochs(
+            model,
+            config,
+            data,
+            x_train=x_train,
+            y_train=y_train,
+            weights=weights,
+            x_val=x_val,
+            y_val=y_val,
+            checkpoint_dir=checkpoint_dir,
+        )
 
+    correction = None
+    if config.prior_correction == "validation" and len(y_val):
+        correction = fit_prior_correction(
+            predict_probabilities(model, x_val), y_val, np.bincount(y_train, minlength=len(labels))
+        )
+        if correction is not None:
+            output = model.get_layer(OUTPUT_NAME)
+            kernel, bias = output.get_weights()
+            output.set_weights([kernel, bias + np.asarray(correction.label_bias, dtype=bias.dtype)])
+            logger.info("prior correction: strength %s chosen on validation", correction.strength)
+    probabilities = predict_probabilities(model, x_test)
+    training_seconds = elapsed_before + time.monotonic() - started
+    metrics = build_metrics(
+        probabilities=probabilities,
+        y_true=y_test,
+        labels=labels,
+        data=DataSizes(
+            train=len(data.train), validation=len(data.validation), test=len(data.test), n_labels=len(labels)
+        ),
+        training_seconds=training_seconds,
+        epochs=len(history),
+        architecture=config.architecture,
+        versions=_versions(data.cleaning_version),
+        evaluated_on=evaluated_on,
+    )
+    metrics, confidence = with_validation_figures(
+        metrics,
+        validation=predict_probabilities(model, x_val),
+        y_validation=y_val,
+        held_out=probabilities,
+        y_held_out=y_test,
+        target_precision=config.target_precision,
+    )
+    metrics = metrics.model_copy(update={"prior_correction": correction})
+    if champion is not None:
+        score = score_champion(
+            champion,
+            held_out.texts,
+            held_out.labels,
+            cleaning_version=data.cleaning_version,
+            evaluated_on=evaluated_on,
+        )
+        metrics = metrics.model_copy(update={"champion": score})
+    info = ArtifactInfo(
+        model_version=config.model_version,
+        architecture=config.architecture,
+        base_model=BASE_MODEL_NAME if base_model_dir is not None else None,
+        max_length=max_length,
+        truncation=truncation,
+        max_chars=data.max_chars,
+        n_labels=len(labels),
+        cleaning_version=data.cleaning_version,
+        versions=metrics.versions,
+        confidence=confidence,
+        prior_correction=correction,
+    )
+
+    saved_model = saved_model_path(model_dir, config.model_version)
+    shutil.rmtree(saved_model, ignore_errors=True)
+    export_saved_model(model, saved_model)
+    sample = {key: value[:EXPORT_CHECK_ROWS] for key, value in x_test.items()}
+    exported = saved_model_probabilities(saved_model, sample)
+    if not np.array_equal(exported.argmax(axis=1), probabilities[:EXPORT_CHECK_ROWS].argmax(axis=1)):
+        raise ExportMismatch("the exported SavedModel predicts different labels than the trained model")
+    save_tokenizer(tokenizer, model_dir)
+    write_json_model(model_dir / LABELS_FILE, LabelMap(labels=labels))
+    write_json_model(model_dir / ARTIFACT_FILE, info)
+    write_json_model(model_dir / METRICS_FILE, metrics)
+    write_report(model_dir / REPORT_DIR, history=history, metrics=metrics, info=info)
+    _log_test(metrics)
+    return metrics
+
+
+def _fit_epochs(
+    model: keras.Model,
+    config: TrainingConfig,
+    data: TrainingData,
+    *,
+    x_train: dict[str, np.ndarray],
+    y_train: np.ndarray,
+    weights: np.ndarray,
+    x_val: dict[str, np.ndarray],
+    y_val: np.ndarray,
+    checkpoint_dir: Path,
+) -> tuple[list[dict[str, float]], float]:
+    """Gradient training, checkpointed every epoch and resumed; returns (history, seconds before resuming)."""
+    import keras
+
+    from convclass.training.models import predict_probabilities, trim_batch
+
+    lengths = x_train[ATTENTION_MASK].sum(axis=1)
     epochs = int(config.epochs or 1)
     batch_size = int(config.batch_size or 32)
     total_steps = epochs * math.ceil(len(y_train) / batch_size)
@@ -334,62 +473,55 @@ def train_and_export(
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
 
-    probabilities = predict_probabilities(model, x_test)
-    training_seconds = elapsed_before + time.monotonic() - started
-    metrics = build_metrics(
-        probabilities=probabilities,
-        y_true=y_test,
-        labels=labels,
-        data=DataSizes(
-            train=len(data.train), validation=len(data.validation), test=len(data.test), n_labels=len(labels)
-        ),
-        training_seconds=training_seconds,
-        epochs=len(history),
-        architecture=config.architecture,
-        versions=_versions(data.cleaning_version),
-        evaluated_on=evaluated_on,
-    )
-    metrics, confidence = with_validation_figures(
-        metrics,
-        validation=predict_probabilities(model, x_val),
-        y_validation=y_val,
-        held_out=probabilities,
-        y_held_out=y_test,
-        target_precision=config.target_precision,
-    )
-    if champion is not None:
-        score = score_champion(
-            champion,
-            held_out.texts,
-            held_out.labels,
-            cleaning_version=data.cleaning_version,
-            evaluated_on=evaluated_on,
-        )
-        metrics = metrics.model_copy(update={"champion": score})
-    info = ArtifactInfo(
-        model_version=config.model_version,
-        architecture=config.architecture,
-        base_model=BASE_MODEL_NAME if base_model_dir is not None else None,
-        max_length=max_length,
-        n_labels=len(labels),
-        cleaning_version=data.cleaning_version,
-        versions=metrics.versions,
-        confidence=confidence,
-    )
+    return history, elapsed_before
 
-    saved_model = saved_model_path(model_dir, config.model_version)
-    shutil.rmtree(saved_model, ignore_errors=True)
-    export_saved_model(model, saved_model)
-    sample = {key: value[:EXPORT_CHECK_ROWS] for key, value in x_test.items()}
-    exported = saved_model_probabilities(saved_model, sample)
-    if not np.array_equal(exported.argmax(axis=1), probabilities[:EXPORT_CHECK_ROWS].argmax(axis=1)):
-        raise ExportMismatch("the exported SavedModel predicts different labels than the trained model")
-    save_tokenizer(tokenizer, model_dir)
-    write_json_model(model_dir / LABELS_FILE, LabelMap(labels=labels))
-    write_json_model(model_dir / ARTIFACT_FILE, info)
+
+def _choose_truncation_and_export(
+    data: TrainingData,
+    config: TrainingConfig,
+    *,
+    max_length: int,
+    model_dir: Path,
+    checkpoint_dir: Path,
+    started: float,
+    champion: Path | None,
+) -> ModelMetrics:
+    """truncation=auto: ``head`` unless ``LONG_TEXT_MIN_SHARE`` of the training texts are longer than
+    ``max_length`` tokens (of the dataset's tokenizer); then train with ``head`` and ``head_tail`` and keep
+    the better validation macro-F1 (``head`` unless ``head_tail`` is higher). Needs a validation split.
+    """
+    from convclass.tokenization import encode_texts, load_tokenizer
+
+    tokenizer = load_tokenizer(data.tokenizer_path)
+    # One token over max_length is enough to know a text is cut.
+    lengths = encode_texts(tokenizer, list(data.train.texts), max_length + 1)[ATTENTION_MASK].sum(axis=1)
+    share = float((lengths > max_length).mean()) if len(lengths) else 0.0
+    strategies: tuple[Truncation, ...] = ("head", "head_tail")
+    if share < LONG_TEXT_MIN_SHARE or not len(data.validation):
+        strategies = ("head",)
+    logger.info("truncation=auto: %.1f %% of training texts are long; trying %s", 100 * share, strategies)
+    work = checkpoint_dir / "truncation"
+    trained: dict[str, ModelMetrics] = {}
+    for strategy in strategies:
+        trained[strategy] = train_and_export(
+            data,
+            config.model_copy(update={"truncation": strategy}),
+            model_dir=work / strategy / "model",
+            checkpoint_dir=work / strategy / "checkpoints",
+            started=started,
+            champion=champion,
+        )
+    scores = {s: m.validation_macro_f1 or 0.0 for s, m in trained.items()}
+    winner: Truncation = "head_tail" if scores.get("head_tail", -1.0) > scores["head"] else "head"
+    choice = TruncationChoice(
+        selected=winner, long_text_share=share, validation_macro_f1=scores if len(strategies) > 1 else {}
+    )
+    metrics = trained[winner].model_copy(
+        update={"truncation": choice, "training_seconds": time.monotonic() - started}
+    )
+    shutil.copytree(work / winner / "model", model_dir, dirs_exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
     write_json_model(model_dir / METRICS_FILE, metrics)
-    write_report(model_dir / REPORT_DIR, history=history, metrics=metrics, info=info)
-    _log_test(metrics)
     return metrics
 
 
@@ -411,10 +543,10 @@ def _select_and_export(
     work = checkpoint_dir / "candidates"
     trained: dict[str, ModelMetrics] = {}
     figures = []
-    for architecture in candidate_architectures(len(data.train)):
+    for architecture in candidate_architectures(len(data.train), config.candidates):
         logger.info("model selection: training candidate %s", architecture)
         candidate_started = time.monotonic()
-        update: dict[str, object] = {"architecture": architecture}
+        update: dict[str, object] = {"architecture": architecture, "candidates": None}
         if architecture not in PRETRAINED_ARCHITECTURES:
             update["base_model_dir"] = None
         metrics = train_and_export(

@@ -126,13 +126,14 @@ def local_request(
     *,
     business_key: str,
     hyperparameters: dict[str, str] = FAST_TRAINING,
+    label_field: str = LABEL_FIELD,
     **options: Any,
 ) -> TrainingRunRequest:
     """A run of the files the scenario dropped, sized for the local machine (extra ``options`` on top)."""
     return TrainingRunRequest(
         tenant=tenant,
         classifier=classifier,
-        label_field=LABEL_FIELD,
+        label_field=label_field,
         data_source=DataSource(kind="files", uri=uri),
         options=RunOptions(
             full_export=True,

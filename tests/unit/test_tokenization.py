@@ -150,3 +150,21 @@ def test_concurrent_encoding_with_different_lengths_gives_the_sequential_ids(tok
     # The caller's tokenizer is left as it was.
     assert tokenizer.padding is None
     assert tokenizer.truncation is None
+
+
+def test_head_tail_keeps_the_start_and_the_end_of_a_long_text() -> None:
+    from convclass.tokenization import head_tail_split
+
+    tokenizer = train_tokenizer([" ".join(f"w{i}" for i in range(40))] * 3, vocab_size=200, min_frequency=1)
+    text = " ".join(f"w{i}" for i in range(40))
+    full = tokenizer.encode(text).ids  # [CLS] w0 … w39 [SEP]
+    cut = encode_texts(tokenizer, [text], 16, "head_tail")
+    head = head_tail_split(16)
+    assert list(cut["input_ids"][0]) == full[:head] + full[-(16 - head) :]
+    assert cut["attention_mask"].sum() == 16
+    assert list(encode_texts(tokenizer, [text], 16)["input_ids"][0]) == [*full[:15], full[-1]]
+    # A text that fits is encoded the same either way.
+    short = encode_texts(tokenizer, ["w1 w2 w3"], 16, "head_tail")
+    np.testing.assert_array_equal(short["input_ids"], encode_texts(tokenizer, ["w1 w2 w3"], 16)["input_ids"])
+    with pytest.raises(ValueError, match="truncation"):
+        encode_texts(tokenizer, [text], 16, "middle")  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ def test_auto_trains_each_candidate_and_keeps_the_validation_winner(tmp_path: Pa
     config = parse_hyperparameters({"architecture": "auto", "base_model_dir": str(base), "epochs": 3})
     metrics = train_and_export(data, config, model_dir=tmp_path / "model", checkpoint_dir=tmp_path / "ckpt")
 
-    assert [c.architecture for c in metrics.candidates] == ["head", "cnn"]
+    assert [c.architecture for c in metrics.candidates] == ["head", "linear", "cnn"]
     assert [c.selected for c in metrics.candidates].count(True) == 1
     winner = next(c for c in metrics.candidates if c.selected)
     assert winner.architecture == select(metrics.candidates) == metrics.architecture
@@ -48,3 +48,12 @@ def test_auto_without_a_validation_split_is_refused(tmp_path: Path) -> None:
     config = parse_hyperparameters({"architecture": "auto", "base_model_dir": str(base)})
     with pytest.raises(InsufficientData, match="validation"):
         train_and_export(data, config, model_dir=tmp_path / "model", checkpoint_dir=tmp_path / "ckpt")
+
+
+def test_pinned_candidates_are_the_ones_trained(tmp_path: Path) -> None:
+    base = tiny_base_model(tmp_path / "base")
+    data = tenant_data(base, "acme", seed=4, n=200, validation=True)
+    config = parse_hyperparameters({"architecture": "auto", "candidates": "cnn,linear", "epochs": "2"})
+    metrics = train_and_export(data, config, model_dir=tmp_path / "model", checkpoint_dir=tmp_path / "ckpt")
+    assert [c.architecture for c in metrics.candidates] == ["linear", "cnn"]
+    assert metrics.architecture == select(metrics.candidates)

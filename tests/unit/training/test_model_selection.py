@@ -43,7 +43,7 @@ def test_nothing_to_select_is_an_error() -> None:
 
 
 def test_minilm_is_a_candidate_only_for_large_data() -> None:
-    assert candidate_architectures(500) == ("head", "cnn")
+    assert candidate_architectures(500) == ("head", "linear", "cnn")
     assert "minilm" in candidate_architectures(MINILM_MIN_TRAIN_ROWS)
 
 
@@ -54,3 +54,30 @@ def test_auto_is_a_hyperparameter_value_and_keeps_per_candidate_defaults() -> No
     assert parse_hyperparameters({"architecture": "cnn"}).epochs == 12
     with pytest.raises(InvalidInput, match="architecture"):
         parse_hyperparameters({"architecture": "linear-svm"})
+
+
+def test_candidates_hyperparameter_replaces_the_size_rule_in_cost_order() -> None:
+    config = parse_hyperparameters({"architecture": "auto", "candidates": "minilm, head"})
+    assert config.candidates == ("minilm", "head")
+    assert candidate_architectures(500, config.candidates) == ("head", "minilm")
+    assert candidate_architectures(500) == ("head", "linear", "cnn")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"architecture": "auto", "candidates": "head,svm"}, "candidates"),
+        ({"architecture": "auto", "candidates": "head,head"}, "twice"),
+        ({"architecture": "auto", "candidates": ""}, "candidates"),
+        ({"architecture": "cnn", "candidates": "head"}, "only applies to architecture=auto"),
+    ],
+)
+def test_bad_candidates_are_refused_by_name(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        parse_hyperparameters(raw)
+
+
+def test_the_linear_model_is_cheaper_to_serve_than_cnn_and_minilm() -> None:
+    near = 0.80 - TIE_MACRO_F1 / 2
+    assert select([_candidate("cnn", 0.80), _candidate("linear", near)]) == "linear"
+    assert select([_candidate("linear", 0.80), _candidate("head", near)]) == "head"

@@ -56,3 +56,28 @@ def test_epoch_batches_cover_every_row_once_and_depend_only_on_the_seed() -> Non
     assert np.array_equal(np.sort(np.concatenate(first)), np.arange(1003))
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert max(len(b) for b in first) == 32
+
+
+def test_prior_correction_is_kept_when_it_lifts_validation_macro_f1() -> None:
+    from convclass.training.evaluation import fit_prior_correction
+
+    # Label 1 is rare in training and the model leans away from it: its rows score 0.45 against 0.55.
+    y = np.array([0] * 8 + [1] * 4)
+    probabilities = np.array([[0.9, 0.1]] * 8 + [[0.55, 0.45]] * 4)
+    correction = fit_prior_correction(probabilities, y, train_counts=np.array([90, 10]))
+    assert correction is not None
+    assert correction.strength > 0
+    assert correction.label_bias[1] > correction.label_bias[0]
+    assert sum(correction.label_bias) == pytest.approx(0.0)
+    assert correction.validation_macro_f1_after > correction.validation_macro_f1_before
+    corrected = np.log(probabilities) + np.array(correction.label_bias)
+    assert (corrected.argmax(axis=1) == y).all()
+
+
+def test_no_prior_correction_when_it_does_not_help_or_nothing_to_fit_on() -> None:
+    from convclass.training.evaluation import fit_prior_correction
+
+    y = np.array([0, 0, 1, 1])
+    right = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9]])
+    assert fit_prior_correction(right, y, train_counts=np.array([90, 10])) is None
+    assert fit_prior_correction(right[:0], y[:0], train_counts=np.array([90, 10])) is None
