@@ -67,7 +67,15 @@ def test_two_classifiers_of_one_tenant_train_from_one_export_into_separate_model
     for classifier, field in CLASSIFIERS.items():
         operator.record_consent(TENANT, classifier, field, approver="privacy-office")
         executions[classifier] = operator.start_training(
-            local_request(TENANT, classifier, uri, business_key="first", label_field=field, min_accuracy=0.0)
+            local_request(
+                TENANT,
+                classifier,
+                uri,
+                business_key="first",
+                label_field=field,
+                min_accuracy=0.0,
+                hosting="dedicated",
+            )
         )
     assert len(set(executions.values())) == 2
 
