@@ -25,13 +25,11 @@ from convclass.console.app import ConsoleSettings, create_app
 from convclass.console.auth import TokenVerifier, workdir_secret
 from convclass.deployment import sse_kms
 from convclass.events import (
-    DataSource,
-    RunOptions,
-    TrainingRunRequest,
     execution_name,
 )
 from convclass.operator import Operator
 from convclass_local.demo import DEMO_CLASSIFIER, DEMO_HYPERPARAMETERS, DEMO_TENANT
+from convclass_local.demo.training import sample_request
 from convclass_local.embedded import free_port
 from convclass_local.runtime import LocalRuntime
 
@@ -148,25 +146,16 @@ def _request(runtime: LocalRuntime, tenant: str, classifier: str, seed: int, ema
         f"{prefix}snapshot.parquet",
         ExtraArgs=sse_kms(runtime.outputs.require("kms_key_arn")),
     )
-    request = TrainingRunRequest(
+    request = sample_request(
+        f"s3://{runtime.bucket}/{prefix}",
+        {**DEMO_HYPERPARAMETERS, "epochs": str(epochs)},
+        business_key=f"console-{seed}",
         tenant=tenant,
         classifier=classifier,
-        label_field=LABEL_FIELD,
-        data_source=DataSource(kind="files", uri=f"s3://{runtime.bucket}/{prefix}"),
-        options=RunOptions(
-            export_approval=True,
-            deploy_approval=True,
-            full_export=True,
-            managed_spot=False,
-            training_instance_type="ml.m5.xlarge",
-            hyperparameters={**DEMO_HYPERPARAMETERS, "epochs": str(epochs)},
-            # A few epochs on small data score close to each other: the comparison must not reject the
-            # second run's model, whose deployment gate the console is shown (and the tests approve) with.
-            min_accuracy=0.0,
-            tolerance=1.0,
-            hosting="dedicated",  # classify_some starts and feeds the tenant's own endpoint
-        ),
-        business_key=f"console-{seed}",
+        # A few epochs on small data score close to each other: the comparison must not reject the
+        # second run's model, whose deployment gate the console is shown (and the tests approve) with.
+        min_accuracy=0.0,
+        tolerance=1.0,
     )
     Operator(runtime.outputs).start_training(request)
     return execution_name(request)

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from convclass.artifacts import DataSizes
 from convclass.cleaning import DEFAULT_MAX_CHARS
 from convclass.dataset.manifest import MANIFEST_FILE, SPLIT_FILES, DatasetManifest
 from convclass.errors import InsufficientData, InvalidInput
@@ -59,6 +60,15 @@ class TrainingData:
     dropped_rows: int = 0
     #: Characters cleaning kept per email when the dataset was built (manifest); serving cuts the same.
     max_chars: int = DEFAULT_MAX_CHARS
+
+    def sizes(self) -> DataSizes:
+        """The split sizes metrics.json records."""
+        return DataSizes(
+            train=len(self.train),
+            validation=len(self.validation),
+            test=len(self.test),
+            n_labels=len(self.labels),
+        )
 
 
 def locate(input_data: Path, channel: str) -> Path:

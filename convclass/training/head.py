@@ -40,7 +40,6 @@ from convclass.artifacts import (
     REPORT_DIR,
     SIGNATURE_NAME,
     ArtifactInfo,
-    DataSizes,
     EncoderManifest,
     EncoderRef,
     LabelMap,
@@ -305,9 +304,7 @@ def train_head_and_export(
         probabilities=probabilities,
         y_true=y_test,
         labels=labels,
-        data=DataSizes(
-            train=len(data.train), validation=len(data.validation), test=len(data.test), n_labels=len(labels)
-        ),
+        data=data.sizes(),
         training_seconds=time.monotonic() - started,
         epochs=1,
         architecture=HEAD_ARCHITECTURE,

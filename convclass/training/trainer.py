@@ -33,7 +33,6 @@ from convclass.artifacts import (
     REPORT_DIR,
     ArtifactInfo,
     CandidateFigures,
-    DataSizes,
     LabelMap,
     ModelMetrics,
     TruncationChoice,
@@ -329,9 +328,7 @@ def train_and_export(
         probabilities=probabilities,
         y_true=y_test,
         labels=labels,
-        data=DataSizes(
-            train=len(data.train), validation=len(data.validation), test=len(data.test), n_labels=len(labels)
-        ),
+        data=data.sizes(),
         training_seconds=training_seconds,
         epochs=len(history),
         architecture=config.architecture,

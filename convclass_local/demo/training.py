@@ -34,7 +34,10 @@ def champion(session: DemoSession) -> dict[str, Any] | None:
 def train_and_deploy(session: DemoSession, observer: str) -> None:
     """Queue the training request and follow the run to its outcome; the figures go into the result."""
     result, outputs = session.result, session.runtime.outputs
-    request = _request(_drop_snapshot(session), session.options.hyperparameters)
+    business_key = "demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    request = sample_request(
+        _drop_snapshot(session), session.options.hyperparameters, business_key=business_key
+    )
     name = execution_name(request)
     result.execution_arn = session.operator.execution_arn(name)
     session.aws.client("sqs").send_message(
@@ -92,10 +95,20 @@ def source_prefix() -> str:
     return f"sources/{DEMO_TENANT}/"
 
 
-def _request(uri: str, hyperparameters: Mapping[str, str]) -> TrainingRunRequest:
+def sample_request(
+    uri: str,
+    hyperparameters: Mapping[str, str],
+    *,
+    business_key: str,
+    tenant: str = DEMO_TENANT,
+    classifier: str = DEMO_CLASSIFIER,
+    **options: Any,
+) -> TrainingRunRequest:
+    """A run of a sample tenant's dropped files on the embedded AWS: both gates asked, on-demand training,
+    the tenant's own endpoint (the demo and the local console classify through it)."""
     return TrainingRunRequest(
-        tenant=DEMO_TENANT,
-        classifier=DEMO_CLASSIFIER,
+        tenant=tenant,
+        classifier=classifier,
         label_field=DEMO_LABEL_FIELD,
         data_source=DataSource(kind="files", uri=uri),
         options=RunOptions(
@@ -105,9 +118,10 @@ def _request(uri: str, hyperparameters: Mapping[str, str]) -> TrainingRunRequest
             managed_spot=False,
             training_instance_type="ml.m5.xlarge",
             hyperparameters=dict(hyperparameters),
-            hosting="dedicated",  # the demo classifies through the tenant's own endpoint
+            hosting="dedicated",
+            **options,
         ),
-        business_key="demo-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
+        business_key=business_key,
     )
 
 
