@@ -37,8 +37,11 @@ $(CHROMIUM_INSTALLED): | $(INSTALLED)
 
 install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMIUM_INSTALLED)
 
+# The console's browser checks drive a system Chromium and run in a pytest process of their own, after the rest.
+BROWSER_TESTS := tests/e2e/test_console_browser.py
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadgroup tests --ignore=$(BROWSER_TESTS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(BROWSER_TESTS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -40,9 +40,16 @@ class _ThreadRoutedStream(io.TextIOBase):
     """Stands in for ``sys.stdout``/``sys.stderr``: what a handler writes during its invocation goes to that
     invocation's log (as Lambda sends it to CloudWatch Logs), everything else to the real stream."""
 
-    def __init__(self, target: TextIO) -> None:
+    def __init__(self, target: TextIO, fallback: TextIO) -> None:
         self._target = target
+        self._fallback = fallback
         self._local = threading.local()
+
+    @property
+    def _out(self) -> TextIO:
+        """The stream in place when routing began, or the process's own once that one is closed (a test
+        runner closes the capture streams it handed out)."""
+        return self._fallback if self._target.closed else self._target
 
     @contextmanager
     def capture(self, sink: list[str]) -> Iterator[None]:
@@ -56,22 +63,22 @@ class _ThreadRoutedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         sink = getattr(self._local, "sink", None)
         if sink is None:
-            return self._target.write(text)
+            return self._out.write(text)
         sink.append(text)
         return len(text)
 
     def flush(self) -> None:
-        self._target.flush()
+        self._out.flush()
 
     def isatty(self) -> bool:
-        return self._target.isatty()
+        return self._out.isatty()
 
     def fileno(self) -> int:
-        return self._target.fileno()
+        return self._out.fileno()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return str(getattr(self._target, "encoding", "utf-8"))
+        return str(getattr(self._out, "encoding", "utf-8"))
 
 
 @contextmanager
@@ -81,11 +88,13 @@ def routed_output() -> Iterator[None]:
     Install before the handlers are imported: Powertools' Logger keeps the stream it finds at import time.
     """
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _ThreadRoutedStream(out), _ThreadRoutedStream(err)
+    sys.stdout = _ThreadRoutedStream(out, sys.__stdout__ or out)
+    sys.stderr = _ThreadRoutedStream(err, sys.__stderr__ or err)
     try:
         yield
     finally:
-        sys.stdout, sys.stderr = out, err
+        sys.stdout = out if not out.closed else (sys.__stdout__ or out)
+        sys.stderr = err if not err.closed else (sys.__stderr__ or err)
 
 
 @contextmanager
