@@ -23,6 +23,7 @@ from rich.table import Column, Table
 from convclass.errors import ConvclassError, InvalidInput, UnknownTenant, validated
 from convclass.events import TrainingRunRequest
 from convclass.operator import Operator
+from convclass.operator.history import find_value
 from convclass.stack import StackOutputs
 from statemachine.history import entered_states
 
@@ -226,31 +227,14 @@ def status(
             )
 
 
-def _find(document: Any, key: str) -> Any:
-    """First value stored under ``key`` anywhere in a run's output (outputs nest summaries by step)."""
-    if isinstance(document, dict):
-        if key in document:
-            return document[key]
-        for value in document.values():
-            found = _find(value, key)
-            if found is not None:
-                return found
-    elif isinstance(document, list):
-        for value in document:
-            found = _find(value, key)
-            if found is not None:
-                return found
-    return None
-
-
 def _outcome(output: dict[str, Any] | None) -> str:
-    value = _find(output, "outcome")
+    value = find_value(output, "outcome")
     return str(value) if value is not None else ""
 
 
 def _accuracy(output: dict[str, Any] | None) -> str:
-    challenger = _find(output, "challenger")
-    value = _find(challenger, "accuracy") if challenger is not None else _find(output, "accuracy")
+    challenger = find_value(output, "challenger")
+    value = find_value(challenger, "accuracy") if challenger is not None else find_value(output, "accuracy")
     return f"{float(value):.3f}" if isinstance(value, int | float) else ""
 
 

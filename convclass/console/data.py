@@ -37,6 +37,7 @@ from convclass.events import ChampionRecord, EvaluationResult, TrainingRunReques
 from convclass.export.consent import ConsentRecord
 from convclass.operator import Operator
 from convclass.operator.endpoints import EndpointInfo
+from convclass.operator.history import find_value
 from convclass.operator.runs import ExecutionNotFound, RunDetail, RunSummary
 from statemachine.training import names as sm
 
@@ -109,28 +110,12 @@ def state_in_words(detail: RunDetail) -> tuple[str, str]:
             return "deploying the new model", "active"
         return _STATE_WORDS.get(current, "running"), "active"
     if status == "SUCCEEDED":
-        outcome = _find(detail.output, "outcome")
+        outcome = find_value(detail.output, "outcome")
         if outcome == "insufficient_data":
             return "ended without training: " + ERROR_WORDS["InsufficientData"], "failed"
         return "deployed", "ok"
     error = detail.error or status
     return f"failed: {ERROR_WORDS.get(error, error)}", "failed"
-
-
-def _find(document: Any, key: str) -> Any:
-    if isinstance(document, Mapping):
-        if key in document:
-            return document[key]
-        for value in document.values():
-            found = _find(value, key)
-            if found is not None:
-                return found
-    elif isinstance(document, list):
-        for value in document:
-            found = _find(value, key)
-            if found is not None:
-                return found
-    return None
 
 
 # --- views ------------------------------------------------------------------------------------------------
@@ -185,7 +170,7 @@ class Run:
 
     @property
     def evaluation(self) -> EvaluationResult | None:
-        document = (self.detail.pending_request or {}).get("evaluation") or _find(
+        document = (self.detail.pending_request or {}).get("evaluation") or find_value(
             self.detail.output, "evaluation"
         )
         try:

@@ -98,3 +98,20 @@ def _token_holder(value: Any) -> dict[str, Any] | None:
             if found is not None:
                 return found
     return None
+
+
+def find_value(document: Any, key: str) -> Any:
+    """First value stored under ``key`` anywhere in a run's input or output (they nest summaries by step)."""
+    if isinstance(document, Mapping):
+        if key in document:
+            return document[key]
+        for value in document.values():
+            found = find_value(value, key)
+            if found is not None:
+                return found
+    elif isinstance(document, list):
+        for value in document:
+            found = find_value(value, key)
+            if found is not None:
+                return found
+    return None
