@@ -42,13 +42,28 @@ def demo(
             help="Act three: emails of a shifted stream that agents confirm (0: no third act).",
         ),
     ] = 120,
+    shared_emails: Annotated[
+        int,
+        typer.Option(
+            "--shared-emails",
+            min=0,
+            max=20000,
+            help="Act four: labelled emails of each of two small tenants that share one endpoint (0: no "
+            "fourth act).",
+        ),
+    ] = 600,
 ) -> None:
-    """Train, approve, deploy and classify for a sample tenant on an embedded AWS, then let agents' feedback
-    start a retraining run (what `make demo` runs)."""
+    """Train, approve, deploy and classify for a sample tenant on an embedded AWS, let agents' feedback
+    start a retraining run, then put two small tenants on the shared endpoint (what `make demo` runs)."""
     from convclass_local.demo import DemoOptions, run_demo
 
     options = DemoOptions(
-        workdir=workdir, emails=emails, inbound=inbound, feedback=feedback, interactive=interactive
+        workdir=workdir,
+        emails=emails,
+        inbound=inbound,
+        feedback=feedback,
+        shared_emails=shared_emails,
+        interactive=interactive,
     )
     code = run_demo(options)
     if code:

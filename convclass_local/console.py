@@ -23,13 +23,12 @@ from rich.console import Console
 from convclass import layout
 from convclass.console.app import ConsoleSettings, create_app
 from convclass.console.auth import TokenVerifier, workdir_secret
-from convclass.deployment import sse_kms
 from convclass.events import (
     execution_name,
 )
 from convclass.operator import Operator
 from convclass_local.demo import DEMO_CLASSIFIER, DEMO_HYPERPARAMETERS, DEMO_TENANT
-from convclass_local.demo.training import sample_request
+from convclass_local.demo.training import drop_snapshot, sample_request
 from convclass_local.embedded import free_port
 from convclass_local.runtime import LocalRuntime
 
@@ -133,21 +132,12 @@ class DemoState:
 
 
 def _request(runtime: LocalRuntime, tenant: str, classifier: str, seed: int, emails: int, epochs: int) -> str:
-    from convclass_local.generator import generate_emails, write_parquet
+    from convclass_local.generator import generate_emails
 
     records = generate_emails(emails, seed=seed, tenant_id=tenant, label_field=LABEL_FIELD)
-    local = runtime.workdir / "data" / f"{tenant}-{seed}.parquet"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(records, local)
-    prefix = f"sources/{tenant}/{seed}/"
-    runtime.aws.client("s3").upload_file(
-        str(local),
-        runtime.bucket,
-        f"{prefix}snapshot.parquet",
-        ExtraArgs=sse_kms(runtime.outputs.require("kms_key_arn")),
-    )
+    uri = drop_snapshot(runtime, records, f"sources/{tenant}/{seed}/")
     request = sample_request(
-        f"s3://{runtime.bucket}/{prefix}",
+        uri,
         {**DEMO_HYPERPARAMETERS, "epochs": str(epochs)},
         business_key=f"console-{seed}",
         tenant=tenant,

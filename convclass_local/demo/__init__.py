@@ -1,4 +1,4 @@
-"""``convclass-local demo``: one tenant's whole life on an embedded AWS, narrated, in three acts.
+"""``convclass-local demo``: one tenant's whole life on an embedded AWS, narrated, in four acts.
 
 1. :mod:`~convclass_local.demo.training`: a sample online shop drops a snapshot of its labelled support
    emails (seeded, realistic HTML); a training request goes onto the training queue, the starter starts the
@@ -10,10 +10,13 @@
 3. :mod:`~convclass_local.demo.feedback`: the stream shifts (a rare label gets common, a new one appears);
    simulated agents confirm labels through the bus and the real feedback function, drift is measured, and
    the retraining policy starts a run by itself that learns the new label.
+4. :mod:`~convclass_local.demo.shared`: two more small tenants train with hosting ``shared``; both models
+   are served by the one shared multi-model endpoint, and new emails of each tenant are answered by its own
+   model (the route's ``TargetModel``).
 
 :mod:`~convclass_local.demo.options` holds the options, the figures and the summary;
 :mod:`~convclass_local.demo.session` what the acts share. The last line printed is one JSON object
-(status, execution_arn, test_accuracy, endpoint, classified, feedback, seconds ...).
+(status, execution_arn, test_accuracy, endpoint, classified, feedback, shared, seconds ...).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from convclass import layout
 from convclass.feedback.loop import policy_key
-from convclass_local.demo import feedback, inbound, training
+from convclass_local.demo import feedback, inbound, shared, training
 from convclass_local.demo.options import (
     DEMO_CLASSIFIER,
     DEMO_FEEDBACK_POLICY,
@@ -84,7 +87,8 @@ class _TrainingProgress:
 
 def run_demo(options: DemoOptions) -> int:
     """Run the demo; returns the process exit status (0 when the run succeeded and emails were classified,
-    and, with a third act, its automatic run succeeded)."""
+    with a third act its automatic run succeeded, and with a fourth both tenants were answered on the
+    shared endpoint by their own models)."""
     console = options.console or Console()
     started = time.monotonic()
     result = DemoResult()
@@ -120,6 +124,8 @@ def run_demo(options: DemoOptions) -> int:
     third = result.feedback
     if third is not None and third.automatic_run is not None:
         ok = ok and third.automatic_run_status == "SUCCEEDED"
+    if result.shared is not None:
+        ok = ok and result.shared.ok
     return 0 if ok else 1
 
 
@@ -149,6 +155,8 @@ def _acts(session: DemoSession) -> None:
     inbound.classify_new_emails(session, endpoint, observer)
     if session.options.feedback > 0:
         feedback.agents_confirm(session, observer)
+    if session.options.shared_emails > 0:
+        shared.share_one_endpoint(session, observer)
 
 
 @contextmanager

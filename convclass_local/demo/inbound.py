@@ -57,11 +57,20 @@ def classify_new_emails(session: DemoSession, endpoint: str, observer: str) -> N
 
 
 def classify(
-    session: DemoSession, observer: str, emails: Sequence[dict[str, Any]]
+    session: DemoSession,
+    observer: str,
+    emails: Sequence[dict[str, Any]],
+    *,
+    tenant: str = DEMO_TENANT,
+    classifier: str = DEMO_CLASSIFIER,
 ) -> dict[str, dict[str, Any]]:
-    """Send ``emails`` to the inbound queue; conversation id → its inference event (type and detail)."""
-    send_inbound(session.runtime, DEMO_TENANT, DEMO_CLASSIFIER, emails)
-    session.say(f"{len(emails)} new inbound emails sent to the inbound queue → Pipe → inference workflow")
+    """Send a tenant's ``emails`` to the inbound queue; conversation id → its inference event (type and
+    detail)."""
+    send_inbound(session.runtime, tenant, classifier, emails)
+    session.say(
+        f"{len(emails)} new inbound emails of [bold]{tenant}[/] sent to the inbound queue → Pipe → "
+        "inference workflow"
+    )
     sqs = session.aws.client("sqs")
     deadline = time.monotonic() + CLASSIFY_TIMEOUT_S
     results: dict[str, dict[str, Any]] = {}

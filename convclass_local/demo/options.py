@@ -33,6 +33,8 @@ class DemoOptions:
     inbound: int = 8
     #: Act three: emails classified and then confirmed by the simulated agents (0: no third act).
     feedback: int = 120
+    #: Act four: labelled emails of each of the two small tenants that share one endpoint (0: no act four).
+    shared_emails: int = 600
     interactive: bool = False
     hyperparameters: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_HYPERPARAMETERS))
     #: How hard the sample tenant's labels are: as a real tenant's by default (overlapping topics, label
@@ -80,6 +82,58 @@ class FeedbackResult:
 
 
 @dataclass
+class SharedTenantResult:
+    """One tenant of act four: its run, its route on the shared endpoint and its classified emails."""
+
+    classifier: str
+    labels: list[str]
+    status: str = "NOT_STARTED"
+    test_accuracy: float | None = None
+    target_model: str | None = None
+    classified: int = 0
+    failed: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "classifier": self.classifier,
+            "labels": self.labels,
+            "status": self.status,
+            "test_accuracy": self.test_accuracy,
+            "target_model": self.target_model,
+            "classified": self.classified,
+            "classification_failed": self.failed,
+        }
+
+
+@dataclass
+class SharedResult:
+    """Act four's figures: the shared endpoint, each tenant on it, and answers carrying another tenant's
+    label (0 when isolation holds)."""
+
+    endpoint: str
+    tenants: dict[str, SharedTenantResult] = field(default_factory=dict)
+    leaks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            bool(self.tenants)
+            and self.leaks == 0
+            and all(
+                t.status == "SUCCEEDED" and t.target_model is not None and t.classified > 0 and t.failed == 0
+                for t in self.tenants.values()
+            )
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "tenants": {name: tenant.as_json() for name, tenant in self.tenants.items()},
+            "cross_tenant_answers": self.leaks,
+        }
+
+
+@dataclass
 class DemoResult:
     """The figures the summary and the last JSON line report."""
 
@@ -97,6 +151,7 @@ class DemoResult:
     seconds: float = 0.0
     predictions: list[dict[str, Any]] = field(default_factory=list)
     feedback: FeedbackResult | None = None
+    shared: SharedResult | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +167,7 @@ class DemoResult:
             "report": self.report,
             "run": self.run,
             "feedback": self.feedback.as_json() if self.feedback else None,
+            "shared": self.shared.as_json() if self.shared else None,
             "seconds": round(self.seconds, 1),
         }
 
@@ -139,6 +195,15 @@ def print_summary(console: Console, result: DemoResult, workdir: Path) -> None:
             f"{found.automatic_run_reason}",
         )
         table.add_row("new label learnt", f"{found.new_label}: {'yes' if found.new_label_known else 'no'}")
+    shared = result.shared
+    if shared is not None:
+        for name, tenant in shared.tenants.items():
+            table.add_row(
+                f"shared: {name}/{tenant.classifier}",
+                f"{tenant.status}, test accuracy {fmt(tenant.test_accuracy)}, {tenant.classified} classified "
+                f"({tenant.failed} failed) via {shared.endpoint} → {tenant.target_model}",
+            )
+        table.add_row("shared: cross-tenant answers", str(shared.leaks))
     table.add_row("working directory", f"{workdir} (delete it to start over)")
     table.add_row("seconds", f"{result.seconds:.1f}")
     table.add_row("customer console", f"convclass-local console --workdir {workdir}")

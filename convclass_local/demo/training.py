@@ -3,27 +3,44 @@ passes its approval gates and deploys (or, on a later run, meets the champion th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from convclass import layout
 from convclass.artifacts import METRICS_FILE, REPORT_DIR, extract_model_tar, read_metrics
 from convclass.deployment import sse_kms
-from convclass.events import ChampionRecord, DataSource, RunOptions, TrainingRunRequest, execution_name
+from convclass.events import (
+    ChampionRecord,
+    DataSource,
+    Hosting,
+    RunOptions,
+    TrainingRunRequest,
+    execution_name,
+)
 from convclass_local.demo.options import DEMO_CLASSIFIER, DEMO_LABEL_FIELD, DEMO_TENANT
 from convclass_local.demo.session import DemoSession
+from convclass_local.runtime import LocalRuntime
 
 
-def champion(session: DemoSession) -> dict[str, Any] | None:
-    """The model behind the tenant's endpoint, if an earlier run deployed one."""
-    where = layout.ClassifierLayout(DEMO_TENANT, DEMO_CLASSIFIER)
+def champion_record(
+    session: DemoSession, tenant: str = DEMO_TENANT, classifier: str = DEMO_CLASSIFIER
+) -> ChampionRecord | None:
+    """The champion record of a classifier (its model and route), if a run deployed one."""
+    where = layout.ClassifierLayout(tenant, classifier)
     s3 = session.aws.client("s3")
     try:
         body = s3.get_object(Bucket=session.runtime.bucket, Key=where.champion_key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return None
-    record = ChampionRecord.model_validate_json(body)
+    return ChampionRecord.model_validate_json(body)
+
+
+def champion(session: DemoSession) -> dict[str, Any] | None:
+    """The model behind the sample tenant's endpoint, if an earlier run deployed one."""
+    record = champion_record(session)
+    if record is None:
+        return None
     return {
         "endpoint": layout.endpoint_name(DEMO_TENANT, DEMO_CLASSIFIER),
         "run_id": record.run_id,
@@ -63,7 +80,7 @@ def endpoint_exists(session: DemoSession, endpoint: str) -> bool:
 
 def _drop_snapshot(session: DemoSession) -> str:
     """Today's snapshot of the tenant's labelled conversations, dropped for the files source."""
-    from convclass_local.generator import generate_emails, template_labels, write_parquet
+    from convclass_local.generator import generate_emails, template_labels
 
     records = generate_emails(
         session.options.emails,
@@ -72,27 +89,34 @@ def _drop_snapshot(session: DemoSession) -> str:
         label_field=DEMO_LABEL_FIELD,
         difficulty=session.options.difficulty,
     )
-    local = session.runtime.workdir / "data" / f"{DEMO_TENANT}-snapshot.parquet"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(records, local)
-    bucket, prefix = session.runtime.bucket, source_prefix()
-    session.aws.client("s3").upload_file(
-        str(local),
-        bucket,
-        f"{prefix}snapshot.parquet",
-        ExtraArgs=sse_kms(session.runtime.outputs.require("kms_key_arn")),
-    )
+    uri = drop_snapshot(session.runtime, records, source_prefix())
     labels = len({r["labels"][DEMO_LABEL_FIELD] for r in records})
     session.say(
         f"sample tenant [bold]{DEMO_TENANT}[/]: {len(records)} support emails (HTML, quoted replies, "
-        f"signatures, PII) over {labels} of {len(template_labels())} intents → s3://{bucket}/{prefix}"
+        f"signatures, PII) over {labels} of {len(template_labels())} intents → {uri}"
     )
-    return f"s3://{bucket}/{prefix}"
+    return uri
 
 
-def source_prefix() -> str:
-    """Where the sample tenant's exports are dropped (the files source of its requests)."""
-    return f"sources/{DEMO_TENANT}/"
+def drop_snapshot(runtime: LocalRuntime, records: Sequence[dict[str, Any]], prefix: str) -> str:
+    """Drop labelled conversations as one Parquet snapshot under ``prefix`` (a files source); its URI."""
+    from convclass_local.generator import write_parquet
+
+    local = runtime.workdir / "data" / prefix / "snapshot.parquet"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(records, local)
+    runtime.aws.client("s3").upload_file(
+        str(local),
+        runtime.bucket,
+        f"{prefix}snapshot.parquet",
+        ExtraArgs=sse_kms(runtime.outputs.require("kms_key_arn")),
+    )
+    return f"s3://{runtime.bucket}/{prefix}"
+
+
+def source_prefix(tenant: str = DEMO_TENANT) -> str:
+    """Where a sample tenant's exports are dropped (the files source of its requests)."""
+    return f"sources/{tenant}/"
 
 
 def sample_request(
@@ -102,14 +126,16 @@ def sample_request(
     business_key: str,
     tenant: str = DEMO_TENANT,
     classifier: str = DEMO_CLASSIFIER,
+    label_field: str = DEMO_LABEL_FIELD,
+    hosting: Hosting = "dedicated",
     **options: Any,
 ) -> TrainingRunRequest:
-    """A run of a sample tenant's dropped files on the embedded AWS: both gates asked, on-demand training,
-    the tenant's own endpoint (the demo and the local console classify through it)."""
+    """A run of a sample tenant's dropped files on the embedded AWS: both gates asked, on-demand training;
+    by default the tenant's own endpoint (the demo's first acts and the local console classify through it)."""
     return TrainingRunRequest(
         tenant=tenant,
         classifier=classifier,
-        label_field=DEMO_LABEL_FIELD,
+        label_field=label_field,
         data_source=DataSource(kind="files", uri=uri),
         options=RunOptions(
             export_approval=True,
@@ -118,7 +144,7 @@ def sample_request(
             managed_spot=False,
             training_instance_type="ml.m5.xlarge",
             hyperparameters=dict(hyperparameters),
-            hosting="dedicated",
+            hosting=hosting,
             **options,
         ),
         business_key=business_key,

@@ -2,8 +2,10 @@
 
 Two runs on one working directory: the first trains and deploys, classifies, and plays the third act (agents
 confirm a shifted stream with a new label through the bus and the feedback function; the policy starts a
-run by itself that learns the label); the second retrains against the champion left behind (restored from
-the working directory). Then the CLI classifies through the endpoint.
+run by itself that learns the label) and the fourth (two small tenants deployed to the one shared endpoint,
+each answered by its own model); the second retrains against the champion left behind (restored from the
+working directory). Then the CLI classifies through the tenant's endpoint and through a shared tenant's
+route.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typer.testing import CliRunner
 
 from convclass.cli import app
 from convclass_local.demo import DEMO_CLASSIFIER, DEMO_TENANT, DemoOptions, run_demo
+from convclass_local.demo.shared import SHARED_TENANTS
 from convclass_local.generator import EMERGING_LABEL, Difficulty, template_labels
 from convclass_local.runtime import LocalRuntime
 
@@ -29,7 +32,7 @@ HYPERPARAMETERS = {"architecture": "cnn", "epochs": "4", "max_length": "48"}
 
 
 def _demo(
-    workdir: Path, capsys: pytest.CaptureFixture[str], feedback: int = 0
+    workdir: Path, capsys: pytest.CaptureFixture[str], feedback: int = 0, shared_emails: int = 0
 ) -> tuple[int, dict[str, Any], str]:
     screen = io.StringIO()
     options = DemoOptions(
@@ -37,6 +40,7 @@ def _demo(
         emails=400,
         inbound=3,
         feedback=feedback,
+        shared_emails=shared_emails,
         hyperparameters=HYPERPARAMETERS,
         # Clean labels: the second run must deploy (the path under test), which a noisy 400-email tenant
         # leaves to chance.
@@ -53,7 +57,7 @@ def test_demo_trains_deploys_classifies_then_retrains(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workdir = tmp_path / "convclass"
-    code, first, screen = _demo(workdir, capsys, feedback=40)
+    code, first, screen = _demo(workdir, capsys, feedback=40, shared_emails=300)
     assert code == 0, screen
     assert first["status"] == "SUCCEEDED"
     assert first["outcome"] == "deployed"
@@ -91,6 +95,21 @@ def test_demo_trains_deploys_classifies_then_retrains(
     assert third["new_label_known"] is True
     assert f"started {third['automatic_run']} by itself" in screen
 
+    # Act four: two small tenants with disjoint label sets, both deployed to the one shared endpoint (no
+    # endpoint of their own), each answered by its own model through its route's TargetModel.
+    shared = first["shared"]
+    assert shared["endpoint"] == "convclass-local-shared"
+    assert shared["cross_tenant_answers"] == 0
+    assert set(shared["tenants"]) == {tenant.tenant for tenant in SHARED_TENANTS}
+    for name, tenant in shared["tenants"].items():
+        assert tenant["status"] == "SUCCEEDED"
+        assert tenant["target_model"].startswith(f"{name}/{tenant['classifier']}/")
+        assert (tenant["classified"], tenant["classification_failed"]) == (3, 0)
+    assert set(shared["tenants"]["initech"]["labels"]) == {"urgent", "routine"}
+    assert "→ PublishSharedModel\n" in screen
+    assert "→ WarmSharedModel\n" in screen
+    assert "answers with another tenant's label: 0" in screen
+
     code, second, screen = _demo(workdir, capsys)
     assert code == 0, screen
     assert second["run"] == 2
@@ -101,6 +120,7 @@ def test_demo_trains_deploys_classifies_then_retrains(
     assert "vs champion" in screen
     assert second["classified"] == 3
     assert second["feedback"] is None
+    assert second["shared"] is None
 
     # The deployment outlives the process: a new runtime on the same directory serves the champion to the CLI.
     with LocalRuntime(workdir=workdir) as runtime:
@@ -129,3 +149,14 @@ def test_demo_trains_deploys_classifies_then_retrains(
         )
         assert status.exit_code == 0, status.output
         assert "endpoint: cc-acme-shop--intent InService" in status.output
+        # The shared endpoint is restored too: the CLI follows globex's route to its model.
+        classify = CliRunner().invoke(
+            app,
+            [
+                *("classify", "globex", "-c", "intent", "--body", "Where is my parcel?"),
+                *("--text", "--json", "--outputs", outputs),
+            ],
+        )
+        assert classify.exit_code == 0, classify.output
+        (prediction,) = json.loads(classify.output)
+        assert prediction["labels"][0]["label"] in template_labels()
