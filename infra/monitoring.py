@@ -135,12 +135,15 @@ class MonitoringArgs:
     dlq_names: dict[str, pulumi.Output[str]]
     queue_names: dict[str, pulumi.Output[str]]
     function_names: list[pulumi.Output[str]]
-    classifiers: list[tuple[str, str]]
+    #: (tenant, classifier) of the classifiers configured ``hosting: dedicated``: each has an endpoint of its
+    #: own to alarm on (shared classifiers are served by the shared endpoint, which has alarms of its own).
+    dedicated_classifiers: list[tuple[str, str]]
     serving: ServingConfig
 
 
 class Monitoring(pulumi.ComponentResource):
-    """Alarms: failed/timed-out/aborted executions, any DLQ message, endpoint 5xx and latency; a dashboard."""
+    """Alarms: failed/timed-out/aborted executions, any DLQ message, dedicated endpoints' 5xx and latency; a
+    dashboard."""
 
     dashboard_name: pulumi.Output[str]
 
@@ -191,7 +194,7 @@ class Monitoring(pulumi.ComponentResource):
                 threshold=0,
                 treat_missing_data="notBreaching",
             )
-        for tenant, classifier in args.classifiers:
+        for tenant, classifier in args.dedicated_classifiers:
             endpoint = endpoint_name(tenant, classifier)
             for spec in endpoint_alarms(tenant, classifier, args.serving):
                 alarm(
@@ -208,7 +211,7 @@ class Monitoring(pulumi.ComponentResource):
                     treat_missing_data="notBreaching",
                 )
 
-        endpoints = [endpoint_name(t, c) for t, c in args.classifiers]
+        endpoints = [endpoint_name(t, c) for t, c in args.dedicated_classifiers]
         queues = {**args.queue_names, **{f"{k}-dlq": v for k, v in args.dlq_names.items()}}
         queue_keys = sorted(queues)
         body = pulumi.Output.all(

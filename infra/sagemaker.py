@@ -88,12 +88,13 @@ class SageMakerArgs:
     key_arn: pulumi.Output[str]
     repository_arns: list[pulumi.Output[str]]
     log_retention_days: int
-    classifiers: list[tuple[str, str]]
+    #: (tenant, classifier) configured ``hosting: dedicated``: each has an endpoint and log group of its own.
+    dedicated_classifiers: list[tuple[str, str]]
     create_log_groups: bool
 
 
 class SageMaker(pulumi.ComponentResource):
-    """Execution role + log groups with retention for training jobs and each configured tenant's endpoint
+    """Execution role + log groups with retention for training jobs and each dedicated classifier's endpoint
     (SageMaker would otherwise create them itself, unencrypted and kept forever)."""
 
     role_arn: pulumi.Output[str]
@@ -121,7 +122,7 @@ class SageMaker(pulumi.ComponentResource):
         self.role_arn = role.arn
         log_groups = [("training", TRAINING_LOG_GROUP)] + [
             (f"{tenant}-{classifier}", endpoint_log_group(tenant, classifier))
-            for tenant, classifier in args.classifiers
+            for tenant, classifier in args.dedicated_classifiers
         ]
         for logical, log_group_name in log_groups if args.create_log_groups else []:
             aws.cloudwatch.LogGroup(

@@ -52,6 +52,7 @@ def build(args: StackArgs) -> ConvclassStack:
     naming = Naming(project=args.project, stack=args.stack)
     env = aws_env(args.region)
     classifier_ids = [(tenant, c.id) for tenant, c in args.classifiers()]
+    dedicated = [(tenant, c.id) for tenant, c in args.classifiers() if c.hosting == "dedicated"]
 
     storage = Storage(
         "storage", StorageArgs(naming=naming, env=env, config=args.storage, classifiers=classifier_ids)
@@ -79,7 +80,7 @@ def build(args: StackArgs) -> ConvclassStack:
             key_arn=storage.key_arn,
             repository_arns=[images.repository_arns["training"], images.repository_arns["serving"]],
             log_retention_days=args.log_retention_days,
-            classifiers=classifier_ids,
+            dedicated_classifiers=dedicated,
             create_log_groups=args.sagemaker_log_groups,
         ),
     )
@@ -182,7 +183,7 @@ def build(args: StackArgs) -> ConvclassStack:
                 triggers.starter.name,
                 feedback.function.name,
             ],
-            classifiers=classifier_ids,
+            dedicated_classifiers=dedicated,
             serving=args.serving,
         ),
     )

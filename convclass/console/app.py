@@ -172,7 +172,10 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
                     "run": tenant.latest_run(classifier),
                     "champion": champion,
                     "model": model_run(champion) if champion else None,
-                    "endpoint": tenant.endpoint(classifier),
+                    # A shared classifier has no endpoint of its own: its champion record says so.
+                    "endpoint": None
+                    if champion is not None and champion.hosting == "shared"
+                    else tenant.endpoint(classifier),
                     "schedule": tenant.schedule(classifier),
                     "consent": tenant.consent(classifier),
                 }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from convclass.events import (
+    DEFAULT_HOSTING,
     EMAIL_CLASSIFICATION_FAILED,
     INFERENCE_SOURCE,
     PIPE_RECORD_OVERHEAD_BYTES,
@@ -20,6 +21,7 @@ from convclass.layout import AREAS, ClassifierLayout, endpoint_alarm_names
 from convclass.stack import StackOutputs
 from infra.config import ImagesConfig
 from infra.mocks import REPO_ROOT, Recording
+from infra.sagemaker import endpoint_log_group
 from tests.infra.conftest import only
 
 FUNCTIONS = ("plan", "export", "preprocess", "evaluate", "starter", "feedback")
@@ -204,11 +206,17 @@ def test_endpoint_alarms_exist_under_the_names_blue_green_rollback_uses(
     recording: Recording, settings: dict[str, Any]
 ) -> None:
     alarms = {a.inputs["name"]: a.inputs for a in recording.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
-    for tenant, classifier in _classifiers(settings):
-        for name in endpoint_alarm_names(tenant, classifier["id"]):
-            assert name in alarms
-            assert alarms[name]["namespace"] == "AWS/SageMaker"
-            assert alarms[name]["alarmActions"] == [recording.stack_outputs["notifications_topic_arn"]]
+    log_groups = {g.inputs["name"] for g in recording.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    hosting = {(t, c["id"]): c.get("hosting", DEFAULT_HOSTING) for t, c in _classifiers(settings)}
+    assert set(hosting.values()) == {"dedicated", "shared"}
+    for (tenant, classifier), mode in hosting.items():
+        for name in endpoint_alarm_names(tenant, classifier):
+            # A shared classifier has no endpoint of its own: the shared endpoint's alarms cover it.
+            assert (name in alarms) == (mode == "dedicated")
+            if mode == "dedicated":
+                assert alarms[name]["namespace"] == "AWS/SageMaker"
+                assert alarms[name]["alarmActions"] == [recording.stack_outputs["notifications_topic_arn"]]
+        assert (endpoint_log_group(tenant, classifier) in log_groups) == (mode == "dedicated")
     latency = alarms[endpoint_alarm_names("acme", "intent")[1]]
     assert latency["metricName"] == "ModelLatency"
     assert latency["threshold"] == settings["serving"]["latencyAlarmP90Ms"] * 1000

@@ -422,3 +422,27 @@ def test_roll_back_starts_one_deploy_only_run_of_the_earlier_model(world: dict[s
     assert request.redeploy.model_artifacts == first["model_artifacts"]
     assert (request.options.export_approval, request.options.deploy_approval) == (False, False)
     assert client.post("/c/intent/rollback", data={"csrf": csrf, "model": "nope"}).status_code == 404
+
+
+def test_a_shared_classifier_shows_shared_hosting_not_a_missing_endpoint(world: dict[str, Any]) -> None:
+    s3 = world["s3"]
+    where = layout.ClassifierLayout("acme-shop", "topic")
+    dedicated = s3.get_object(Bucket=BUCKET, Key=where.champion_key)["Body"].read()
+    client = _client(world, "acme-shop")
+    assert "shared (served with other classifiers" not in client.get("/").text
+    record = json.loads(dedicated)
+    shared = {
+        **{k: v for k, v in record.items() if k not in ("model_name", "endpoint_config_name")},
+        "hosting": "shared",
+        "endpoint_name": "convclass-test-shared",
+        "target_model": f"acme-shop/topic/{record['run_id']}/model.tar.gz",
+    }
+    s3.put_object(Bucket=BUCKET, Key=where.champion_key, Body=json.dumps(shared).encode())
+    try:
+        overview = client.get("/").text
+    finally:
+        s3.put_object(Bucket=BUCKET, Key=where.champion_key, Body=dedicated)
+    assert "shared (served with other classifiers, on demand)" in overview
+    # The route's internals (the shared endpoint, the TargetModel key) are the operator's, not the page's.
+    assert "convclass-test-shared" not in overview
+    assert "model.tar.gz" not in overview
