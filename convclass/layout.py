@@ -32,6 +32,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 # Tenant and classifier ids end up in SageMaker names (63 chars, [a-zA-Z0-9-]) and S3 keys: keep them short.
 # Words of lowercase letters and digits joined by single hyphens: an id never contains PAIR_SEPARATOR, so a
@@ -50,7 +51,8 @@ PAIR_SEPARATOR = "--"
 #: Hex digits of SHA-256 that replace the tail of a name longer than its resource kind allows.
 NAME_DIGEST_CHARS = 10
 
-SPLITS = ("train", "validation", "test")
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 
 TENANTS_ROOT = "tenants/"
 # Areas under a classifier's prefix: each holds one sub-prefix per run. IAM policies and S3 lifecycle rules

@@ -36,13 +36,13 @@ from convclass.dataset.manifest import (
     DatasetManifest,
     InputFile,
     RecordCounts,
-    Split,
     SplitOptions,
     TokenizerInfo,
 )
 from convclass.dataset.reader import file_sha256, iter_chunks
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.feedback.labels import final_label
+from convclass.layout import SPLITS, Split
 from convclass.records import ExportRecord
 from convclass.tokenization import (
     DEFAULT_MAX_LENGTH,
@@ -55,7 +55,6 @@ from convclass.tokenization import (
     train_tokenizer,
 )
 
-SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 #: Each kept label needs one example per split.
 MIN_EXAMPLES_FLOOR = len(SPLITS)
 

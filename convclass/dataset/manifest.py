@@ -11,10 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from convclass.layout import TOKENIZER_FILE
+from convclass.layout import TOKENIZER_FILE, Split
 
 MANIFEST_FILE = "manifest.json"
-Split = Literal["train", "validation", "test"]
 SPLIT_FILES: dict[Split, str] = {
     "train": "train.parquet",
     "validation": "validation.parquet",

@@ -66,7 +66,7 @@ def plan_run(
             copy_source_prefix=f"{bucket}/{where.model_output_prefix(run_id)}",
             champion_key=where.champion_key,
         )
-    dataset_channels = {split: where.split_key(run_id, split) for split in layout.SPLITS}
+    dataset_channels: dict[str, str] = {split: where.split_key(run_id, split) for split in layout.SPLITS}
     dataset_channels["tokenizer"] = where.tokenizer_key(run_id)
     dataset_channels["manifest"] = where.dataset_manifest_key(run_id)
     stopping = {"MaxRuntimeInSeconds": opts.max_runtime_seconds}

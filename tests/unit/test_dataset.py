@@ -21,8 +21,8 @@ from convclass.dataset import (
     DatasetManifest,
     build_dataset,
 )
-from convclass.dataset.manifest import Split
 from convclass.errors import InsufficientData, InvalidInput
+from convclass.layout import Split
 from convclass.tokenization import encode_texts, load_tokenizer
 from convclass_local.generator import generate_emails, write_jsonl, write_parquet
 
