@@ -82,6 +82,8 @@ class FeedbackAccess:
                 self.bucket,
                 read=[rows, area(CHAMPION_FILE), area(f"{DATASETS}/*/manifest.json")],
                 write=[rows],
+                # No champion.json yet, or no kept deployed-run record, must read as absent (404), not 403.
+                missing_is_404=True,
             ),
             statement(
                 "TagRows", ["s3:PutObjectTagging"], [f"arn:{self.env.partition}:s3:::{self.bucket}/{rows}"]

@@ -63,8 +63,9 @@ def s3_statements(
     ``missing_is_404``: S3 answers a GetObject for a key that does not exist with 404 ``NoSuchKey`` only to a
     caller allowed ``s3:ListBucket`` on the bucket, and that check carries no ``s3:prefix``, so a
     prefix-conditioned grant reads as 403 ``AccessDenied``. A function that must tell "absent" from "denied"
-    (the evaluate step: no ``champion.json`` means no champion) gets listing without the prefix condition:
-    key names only, no object it could not already read.
+    (export: a first run has no watermark; preprocess: a missing manifest is a named error; evaluate and
+    feedback: no ``champion.json`` means no champion) gets listing without the prefix condition: key names
+    only, no object it could not already read.
     """
     bucket_arn = f"arn:{env.partition}:s3:::{bucket}"
     statements = []
@@ -136,6 +137,7 @@ class PipelineAccess:
                     read=[area(CONSENT_FILE), area(f"{EXPORTS}/*")],
                     # consent.json: the run records its export gate's answer (consent or refusal).
                     write=[area(CONSENT_FILE), area(f"{EXPORTS}/*")],
+                    missing_is_404=True,
                 ),
                 # A refusal drops the committed training history (the watermark names it).
                 statement(
@@ -160,6 +162,7 @@ class PipelineAccess:
                     read=[area(f"{EXPORTS}/*"), area(f"{FEEDBACK}/confirmations/*")],
                     # The run's training history is kept with its export (exports/{run}/history/).
                     write=[area(f"{DATASETS}/*"), area(f"{EXPORTS}/*/{HISTORY_DIR}/*")],
+                    missing_is_404=True,
                 ),
                 kms_use_statement(self.key_arn),
             ]

@@ -67,6 +67,9 @@ def test_the_function_reaches_only_feedback_rows_and_what_the_policy_reads(recor
         "tenants/*/classifiers/*/champion.json",
         "tenants/*/classifiers/*/datasets/*/manifest.json",
     }
+    # Key names only, bucket-wide: a classifier with no champion.json yet reads as 404, not 403.
+    assert statements["DataList"]["Action"] == ["s3:ListBucket"]
+    assert "Condition" not in statements["DataList"]
     training = recording.stack_outputs["training_state_machine_arn"]
     assert statements["ReadTrainingRuns"]["Action"] == ["states:DescribeExecution"]
     assert statements["ReadTrainingRuns"]["Resource"] == [
