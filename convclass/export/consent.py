@@ -104,8 +104,9 @@ def require_consent(s3: Any, bucket: str, where: ClassifierLayout, label_field: 
         body = s3.get_object(Bucket=bucket, Key=where.consent_key)["Body"].read()
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        # Without s3:ListBucket a missing key reads as AccessDenied: both mean "no approval we can see".
-        if code in {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}:
+        # The export function may list the bucket, so a missing record reads as 404; AccessDenied is a
+        # misconfigured role, which must surface rather than read as "the tenant never approved".
+        if code in {"NoSuchKey", "404", "NotFound"}:
             raise ExportNotApproved(
                 f"no recorded approval for tenant {where.tenant!r} classifier {where.classifier!r}"
             ) from None

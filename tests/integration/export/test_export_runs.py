@@ -9,6 +9,7 @@ from typing import Any
 
 import mongomock
 import pytest
+from botocore.exceptions import ClientError
 from export_support import (
     BUCKET,
     LABEL,
@@ -102,6 +103,20 @@ def test_commit_checks_consent_again(approved: Any) -> None:
     with pytest.raises(ExportNotApproved):
         commit_run(approved, target(approved), "run-1")
     assert WHERE.watermark_key not in keys_under(approved, WHERE.prefix)
+
+
+def test_a_denied_consent_read_is_an_error_not_a_missing_approval(s3: Any) -> None:
+    """The export role may list the bucket: AccessDenied means a broken role, not "no consent"."""
+
+    class DeniedReads:
+        def get_object(self, **_: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    with pytest.raises(ClientError) as denied:
+        require_consent(DeniedReads(), BUCKET, WHERE, LABEL)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ExportNotApproved):
+        require_consent(s3, BUCKET, WHERE, LABEL)
 
 
 def test_the_export_gate_answer_is_recorded_as_consent_or_refusal(s3: Any) -> None:
