@@ -345,6 +345,8 @@ class TenantView:
         try:
             return bytes(s3.get_object(**kwargs)["Body"].read())
         except ClientError as exc:
+            # The console may list key names only under tenants' classifier prefixes (not bucket-wide, so one
+            # tenant's page cannot enumerate the bucket), and S3 then answers a missing key with AccessDenied.
             if exc.response.get("Error", {}).get("Code") in {
                 "NoSuchKey",
                 "404",
