@@ -14,6 +14,7 @@ from head_models import ENCODER_NAME, MAX_LENGTH, cleaned_emails, tiny_base_mode
 
 from convclass.artifacts import HEAD_FILE, SAVED_MODEL_DIR, load_artifact
 from convclass.cleaning import CLEANING_VERSION
+from convclass.heads import head_probabilities, read_head
 from convclass.layout import TOKENIZER_FILE
 from convclass.serving import InboundEmail, open_encoder
 from convclass.serving.classifier import load_head
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_head_artifact_is_the_head_and_the_encoder_identity_and_serves_like_training(tmp_path: Path) -> None:
-    from convclass.training.head import build_encoder, embed, export_encoder, head_probabilities
+    from convclass.training.head import build_encoder, embed, export_encoder
 
     base = tiny_base_model(tmp_path / "base")
     model_dir = train_head(base, tmp_path / "job" / "model", "acme")
@@ -37,9 +38,13 @@ def test_head_artifact_is_the_head_and_the_encoder_identity_and_serves_like_trai
     # Only the head travels: no SavedModel, no tokenizer.
     assert not (model_dir / SAVED_MODEL_DIR).exists()
     assert not (model_dir / TOKENIZER_FILE).exists()
-    with np.load(model_dir / HEAD_FILE, allow_pickle=False) as arrays:
-        kernel, bias = arrays["kernel"], arrays["bias"]
-    assert kernel.shape == (16, artifact.info.n_labels)
+    head = read_head(
+        model_dir / HEAD_FILE,
+        dim=16,
+        n_labels=artifact.info.n_labels,
+        token_features=artifact.info.token_features,
+    )
+    assert head.kernel.shape == (16, artifact.info.n_labels)
     assert artifact.metrics is not None
     assert artifact.metrics.architecture == "head"
 
@@ -54,8 +59,9 @@ def test_head_artifact_is_the_head_and_the_encoder_identity_and_serves_like_trai
     )
     tokenizer = load_base_tokenizer(base)
     texts = [c.text for c in classifier.clean([InboundEmail(t) for t in emails.texts])]
+    encoded = encode_texts(tokenizer, texts, MAX_LENGTH)
     trained = head_probabilities(
-        embed(build_encoder(base), encode_texts(tokenizer, texts, MAX_LENGTH)), kernel, bias
+        head, embed(build_encoder(base), encoded), encoded["input_ids"], encoded["attention_mask"]
     )
     np.testing.assert_allclose(served, trained, atol=1e-4)
     predictions = classifier.classify([InboundEmail(body=emails.texts[0])])
