@@ -71,6 +71,14 @@ class Head:
         return int(self.kernel.nbytes + self.bias.nbytes + (self.tokens.nbytes if self.tokens else 0))
 
 
+def head_nbytes(dim: int, n_labels: int, token_features: TokenFeatures | None) -> int:
+    """Bytes a head's arrays hold once read (``Head.nbytes``), from artifact.json alone."""
+    size = 4 * (dim + 1) * n_labels
+    if token_features is not None:
+        size += token_features.n_features * (8 + 4 + 4 * n_labels)
+    return size
+
+
 def ngram_keys(
     input_ids: NDArray[np.integer], attention_mask: NDArray[np.integer], vocab_size: int, max_n: int
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:

@@ -15,6 +15,7 @@ from convclass.heads import (
     Head,
     TokenHead,
     head_logits,
+    head_nbytes,
     head_probabilities,
     ngram_keys,
     read_head,
@@ -133,6 +134,7 @@ def test_write_then_read_gives_the_stored_head_without_pickle(tmp_path: Path) ->
     np.testing.assert_array_equal(read.tokens.keys, head.tokens.keys)
     np.testing.assert_array_equal(read.tokens.kernel, written.tokens.kernel)  # training scores what is stored
     np.testing.assert_allclose(read.tokens.kernel, head.tokens.kernel, rtol=1e-3, atol=1e-3)
+    assert read.nbytes == head_nbytes(DIM, N_LABELS, head.tokens.settings)  # the server's memory estimate
     restored = stored(written).tokens  # rounding what is stored changes nothing
     assert restored is not None
     np.testing.assert_array_equal(restored.kernel, written.tokens.kernel)
