@@ -2,8 +2,11 @@
 
 Training embeds every email once with the pretrained encoder (mean pooling over real tokens, then L2
 normalisation, as all-MiniLM-L6-v2 was trained to be used) and fits a multinomial logistic regression on the
-embeddings. The artifact is the head only (``head.npz``: a ``dim x n_labels`` kernel and a bias, a few hundred
-KB) plus the encoder's identity (name, sha256 of its weights, width) in artifact.json (convclass.artifacts).
+embeddings; with ``head_tokens=validation`` (the default) a second one on TF-IDF features of the encoder's
+token ids, whose logits are added with a weight chosen on validation (convclass.heads defines the logits and
+the file). The artifact is the head only (``head.npz``: a ``dim x n_labels`` kernel and a bias, and the token
+vocabulary, idf and weights, a few hundred KB) plus the encoder's identity (name, sha256 of its weights,
+width) and the token settings in artifact.json (convclass.artifacts).
 
 Serving loads the encoder once (``export_encoder`` writes it as a SavedModel with an ``embeddings`` output)
 and every tenant's head as a model of the multi-model server, so a head load is a file read and the encoder
