@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -339,14 +339,17 @@ def train_head_and_export(
     base_model_name: str,
     versions: dict[str, str],
     started: float,
+    champion: Path | None = None,
 ) -> ModelMetrics:
-    """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``."""
+    """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``.
+
+    ``champion``: the deployed model's archive, scored on the same held-out split (metrics.champion)."""
     from convclass.training.evaluation import build_metrics, fit_prior_correction, with_validation_figures
     from convclass.training.report import write_report
     from convclass.training.trainer import class_weights
 
     held_out = data.test if len(data.test) else data.validation
-    evaluated_on = "test" if len(data.test) else "validation"
+    evaluated_on: Literal["test", "validation"] = "test" if len(data.test) else "validation"
     max_length = config.max_length or data.max_length or 128
     labels = data.labels
     index = {label: i for i, label in enumerate(labels)}
@@ -463,6 +466,18 @@ def train_head_and_export(
         target_precision=config.target_precision,
     )
     metrics = metrics.model_copy(update={"prior_correction": correction})
+    if champion is not None:
+        from convclass.training.champion import score_champion
+
+        score = score_champion(
+            champion,
+            held_out.texts,
+            held_out.labels,
+            cleaning_version=data.cleaning_version,
+            evaluated_on=evaluated_on,
+            base_model_dir=base_model_dir,
+        )
+        metrics = metrics.model_copy(update={"champion": score})
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=HEAD_ARCHITECTURE,

@@ -66,3 +66,49 @@ def test_head_artifact_is_the_head_and_the_encoder_identity_and_serves_like_trai
     np.testing.assert_allclose(served, trained, atol=1e-4)
     predictions = classifier.classify([InboundEmail(body=emails.texts[0])])
     assert all(score.label.startswith("acme.") for score in predictions[0].labels)
+
+
+def test_a_head_champion_is_scored_on_the_challengers_split_as_it_serves(tmp_path: Path) -> None:
+    from head_models import tenant_data
+
+    from convclass.artifacts import pack_model_dir
+    from convclass.training.champion import score_champion
+    from convclass.training.config import parse_hyperparameters
+    from convclass.training.trainer import train_and_export
+
+    base = tiny_base_model(tmp_path / "base")
+    champion_dir = train_head(base, tmp_path / "champion" / "model", "acme", seed=3, n=240, validation=True)
+    champion = load_artifact(champion_dir, require_metrics=True)
+    assert champion.info.token_features is not None  # the champion's token part is scored too
+    archive = pack_model_dir(champion_dir, tmp_path / "champion" / "model.tar.gz")
+
+    # The challenger trains on the same split: the champion's score there is its own held-out figure.
+    data = tenant_data(base, "acme", seed=3, n=240, validation=True)
+    config = parse_hyperparameters({"architecture": "head", "base_model_dir": str(base), "head_c": "5"})
+    metrics = train_and_export(
+        data,
+        config,
+        model_dir=tmp_path / "challenger" / "model",
+        checkpoint_dir=tmp_path / "challenger" / "checkpoints",
+        champion=archive,
+    )
+    assert metrics.champion is not None
+    assert metrics.champion.error is None
+    assert champion.metrics is not None
+    assert metrics.champion.accuracy == pytest.approx(champion.metrics.accuracy)
+    assert metrics.champion.macro_f1 == pytest.approx(champion.metrics.macro_f1)
+    assert load_artifact(tmp_path / "challenger" / "model").metrics == metrics
+
+    # Without the encoder, or with another one, a head champion is not scored, and the score says why.
+    texts, truth = list(data.test.texts), list(data.test.labels)
+    missing = score_champion(archive, texts, truth, cleaning_version=CLEANING_VERSION, evaluated_on="test")
+    assert missing.accuracy is None
+    assert missing.error is not None
+    assert "needs the shared encoder" in missing.error
+    other = tiny_base_model(tmp_path / "other")
+    (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes() + b" ")
+    refused = score_champion(
+        archive, texts, truth, cleaning_version=CLEANING_VERSION, evaluated_on="test", base_model_dir=other
+    )
+    assert refused.error is not None
+    assert "trained on encoder" in refused.error
