@@ -51,6 +51,7 @@ from convclass.artifacts import (
     write_json_model,
 )
 from convclass.cleaning import CLEANING_VERSION, clean_email
+from convclass.heads import Head, write_head
 from convclass.hosting.cost import Workload, estimate
 from convclass.tokenization import save_tokenizer, train_tokenizer
 from convclass_local.generator import BANKING77_DEFAULT_DIR, load_banking77
@@ -78,12 +79,13 @@ def write_heads(root: Path, n: int, manifest: EncoderManifest, labels: tuple[str
     for i in range(n):
         model_dir = root / f"head-{i:04d}" / "model"
         model_dir.mkdir(parents=True)
-        with (model_dir / HEAD_FILE).open("wb") as head:
-            np.savez(
-                head,
-                kernel=rng.normal(scale=0.5, size=(dim, len(labels))).astype(np.float32),
-                bias=rng.normal(scale=0.1, size=len(labels)).astype(np.float32),
-            )
+        write_head(
+            model_dir / HEAD_FILE,
+            Head(
+                rng.normal(scale=0.5, size=(dim, len(labels))).astype(np.float32),
+                rng.normal(scale=0.1, size=len(labels)).astype(np.float32),
+            ),
+        )
         write_json_model(model_dir / LABELS_FILE, LabelMap(labels=tuple(f"t{i}.{label}" for label in labels)))
         info = ArtifactInfo(
             model_version=1,

@@ -197,6 +197,13 @@ def train_model(
         "auto_apply_precision": confidence.precision if confidence else 0.0,
         "train_seconds": seconds,
         "prior_correction_strength": metrics.prior_correction.strength if metrics.prior_correction else 0.0,
+        # The selected head's token TF-IDF logits (convclass.heads): weight chosen on validation, 0 = none.
+        "head_token_weight": (info.get("token_features") or {}).get("weight", 0.0)
+        if info["architecture"] == "head"
+        else None,
+        "head_token_features": (info.get("token_features") or {}).get("n_features", 0)
+        if info["architecture"] == "head"
+        else None,
         "epochs": metrics.epochs,
         "max_length": info["max_length"],
         "max_chars": info["max_chars"],

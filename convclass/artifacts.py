@@ -18,7 +18,9 @@ A ``head`` artifact (architecture ``head``: a classification head over a frozen,
 SavedModel and no tokenizer; the encoder's identity in artifact.json names the encoder it needs::
 
     head.npz                    ``kernel`` float32 [encoder.dim, n_labels], ``bias`` float32 [n_labels],
-                                (no pickle): probabilities = softmax(embedding @ kernel + bias)
+                                (no pickle): probabilities = softmax(embedding @ kernel + bias), plus, when
+                                artifact.json sets ``token_features``, a token TF-IDF vocabulary, idf and
+                                weights whose logits are added (convclass.heads, the one definition)
     labels.json, artifact.json (``encoder`` set), metrics.json, report/
 
 Serving signature (``serving_default``) of the SavedModel::
@@ -133,6 +135,20 @@ def read_encoder_manifest(root: Path) -> EncoderManifest:
     return manifest
 
 
+class TokenFeatures(BaseModel):
+    """artifact.json ``token_features`` (heads only): the head also reads TF-IDF token n-grams of the
+    encoder's token ids, whose logits are added with ``weight`` (convclass.heads). A server that predates the
+    field refuses the artifact (``extra="forbid"``) rather than serve the head without its token part."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["tfidf"] = "tfidf"
+    vocab_size: int = Field(ge=1, description="the encoder tokenizer's vocabulary size (n-gram keys use it)")
+    max_ngram: int = Field(ge=1, le=3, description="longest token n-gram")
+    n_features: int = Field(ge=1, description="n-grams in head.npz token_keys")
+    weight: float = Field(gt=0, le=100, description="logits = embedding logits + weight * token logits")
+
+
 class ArtifactInfo(BaseModel):
     """artifact.json: what serving needs to prepare inputs exactly as training did."""
 
@@ -155,6 +171,9 @@ class ArtifactInfo(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     versions: dict[str, str] = Field(default_factory=dict, description="convclass, tensorflow, keras, ...")
     encoder: EncoderRef | None = Field(default=None, description="head artifacts only: the shared encoder")
+    token_features: TokenFeatures | None = Field(
+        default=None, description="head artifacts only: token TF-IDF logits added to the embedding head's"
+    )
     confidence: Confidence | None = Field(
         default=None, description="calibration and auto-apply threshold; absent: auto_apply is always false"
     )
@@ -166,6 +185,8 @@ class ArtifactInfo(BaseModel):
     def _encoder_iff_head(self) -> ArtifactInfo:
         if (self.architecture == HEAD_ARCHITECTURE) != (self.encoder is not None):
             raise ValueError("encoder must be set exactly when architecture is 'head'")
+        if self.token_features is not None and self.encoder is None:
+            raise ValueError("token_features only applies to a head")
         if self.prior_correction is not None and len(self.prior_correction.label_bias) != self.n_labels:
             raise ValueError("prior_correction.label_bias needs one value per label")
         return self

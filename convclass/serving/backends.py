@@ -21,7 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from convclass.artifacts import ATTENTION_MASK, INPUT_IDS, OUTPUT_NAME, SIGNATURE_NAME
-from convclass.errors import IncompatibleModel, ModelFailure
+from convclass.errors import ModelFailure
+from convclass.heads import Head, head_probabilities
 
 IntMatrix = NDArray[np.int32]
 FloatMatrix = NDArray[np.float32]
@@ -161,52 +162,31 @@ def _select_output(document: Any, output: str) -> Any:
 
 
 class HeadBackend:
-    """A tenant's classification head over the shared encoder: ``softmax(embedding @ kernel + bias)``.
+    """A tenant's classification head over the shared encoder (``convclass.heads.head_probabilities``).
 
-    The encoder is shared by every head on the server; a head holds two small arrays, so loading one is a file
-    read. ``close`` leaves the encoder alone: it belongs to the server, not to the head.
+    The encoder is shared by every head on the server; a head holds a few small arrays, so loading one is a
+    file read. A head with token features also reads the encoder's token ids, which the encoder pass took
+    anyway. ``close`` leaves the encoder alone: it belongs to the server, not to the head.
     """
 
-    def __init__(self, encoder: ModelBackend, kernel: FloatMatrix, bias: NDArray[np.float32]):
+    def __init__(self, encoder: ModelBackend, head: Head):
         self._encoder = encoder
-        self._kernel = kernel
-        self._bias = bias
+        self._head = head
 
     @property
     def nbytes(self) -> int:
-        return int(self._kernel.nbytes + self._bias.nbytes)
+        return self._head.nbytes
 
     def predict(self, input_ids: IntMatrix, attention_mask: IntMatrix) -> FloatMatrix:
         embeddings = self._encoder.predict(input_ids, attention_mask)
-        if embeddings.ndim != 2 or embeddings.shape[1] != self._kernel.shape[0]:
+        if embeddings.ndim != 2 or embeddings.shape[1] != self._head.kernel.shape[0]:
             raise ModelFailure(
-                f"encoder returned shape {embeddings.shape}, the head reads {self._kernel.shape[0]}"
+                f"encoder returned shape {embeddings.shape}, the head reads {self._head.kernel.shape[0]}"
             )
-        logits = embeddings @ self._kernel + self._bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        result: FloatMatrix = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
-        return result
+        return head_probabilities(self._head, embeddings, input_ids, attention_mask)
 
     def healthy(self) -> bool:
         return self._encoder.healthy()
 
     def close(self) -> None:
         pass
-
-
-def read_head(path: Path, *, dim: int, n_labels: int) -> tuple[FloatMatrix, NDArray[np.float32]]:
-    """Read ``head.npz`` without pickle and check it against the artifact; ``IncompatibleModel`` otherwise."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            kernel = np.asarray(arrays["kernel"], dtype=np.float32)
-            bias = np.asarray(arrays["bias"], dtype=np.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise IncompatibleModel(f"{path.name} is not a readable head ({type(exc).__name__})") from exc
-    if kernel.shape != (dim, n_labels) or bias.shape != (n_labels,):
-        raise IncompatibleModel(
-            f"{path.name} holds kernel {kernel.shape} and bias {bias.shape}; expected ({dim}, {n_labels})"
-        )
-    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
-        raise IncompatibleModel(f"{path.name} holds non-finite weights")
-    return kernel, bias

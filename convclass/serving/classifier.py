@@ -27,6 +27,7 @@ from convclass.artifacts import (
 from convclass.calibration import apply_temperature
 from convclass.cleaning import CLEANING_VERSION, DEFAULT_MAX_CHARS, CleanedEmail, clean_email
 from convclass.errors import IncompatibleModel, ModelFailure
+from convclass.heads import read_head
 from convclass.serving.backends import (
     FloatMatrix,
     HeadBackend,
@@ -34,7 +35,6 @@ from convclass.serving.backends import (
     IntMatrix,
     ModelBackend,
     TFServingRestBackend,
-    read_head,
 )
 from convclass.serving.schemas import InputWarning, LabelScore, Prediction
 from convclass.tokenization import Truncation, encode_texts, load_tokenizer
@@ -270,10 +270,18 @@ def load_head(
             f"the head was trained on encoder {wanted.name} ({wanted.digest[:12]}), "
             f"this server holds {encoder.manifest.encoder.name} ({encoder.manifest.encoder.digest[:12]})"
         )
-    kernel, bias = read_head(artifact.head_path, dim=wanted.dim, n_labels=artifact.info.n_labels)
+    token_features = artifact.info.token_features
+    if token_features is not None and token_features.vocab_size != encoder.tokenizer.get_vocab_size():
+        raise IncompatibleModel(
+            f"the head's token features read a vocabulary of {token_features.vocab_size} token ids, "
+            f"this server's encoder tokenizer has {encoder.tokenizer.get_vocab_size()}"
+        )
+    head = read_head(
+        artifact.head_path, dim=wanted.dim, n_labels=artifact.info.n_labels, token_features=token_features
+    )
     return EmailClassifier(
         tokenizer=encoder.tokenizer,
-        backend=HeadBackend(encoder.backend, kernel, bias),
+        backend=HeadBackend(encoder.backend, head),
         labels=artifact.labels,
         max_length=min(artifact.info.max_length, encoder.manifest.max_length),
         model_version=str(artifact.info.model_version),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from convclass.artifacts import SAVED_MODEL_DIR, ModelArtifact
 from convclass.errors import ConvclassError, IncompatibleModel, InvalidInput
+from convclass.heads import head_nbytes
 from convclass.layout import TOKENIZER_FILE
 from convclass.serving.classifier import EmailClassifier, SharedEncoder, load_head, open_artifact
 
@@ -59,9 +60,11 @@ class LoadedModel:
 
 
 def estimated_footprint(artifact: ModelArtifact) -> int:
-    """Bytes a model will hold once loaded: its weights and tokenizer on disk plus a measured overhead."""
-    if artifact.info.is_head:
-        return artifact.head_path.stat().st_size + HEAD_OVERHEAD_BYTES
+    """Bytes a model will hold once loaded: a head's arrays, or a full model's weights and tokenizer on
+    disk, plus a measured overhead."""
+    info = artifact.info
+    if info.encoder is not None:  # a head: its arrays as read (head.npz is compressed on disk)
+        return head_nbytes(info.encoder.dim, info.n_labels, info.token_features) + HEAD_OVERHEAD_BYTES
     files = [artifact.root / TOKENIZER_FILE, *(artifact.root / SAVED_MODEL_DIR).rglob("*")]
     return sum(p.stat().st_size for p in files if p.is_file()) + SAVED_MODEL_OVERHEAD_BYTES
 

@@ -6,6 +6,10 @@ same held-out rows the challenger is scored on, with its own tokenizer and seque
 SavedModel's serving signature (what its endpoint runs), and its figures go into the challenger's metrics.json
 (``ModelMetrics.champion``).
 
+A ``head`` champion has no SavedModel: it is scored as the shared endpoint runs it, on the frozen encoder the
+training job holds (``base_model_dir``, refused unless its weights are the ones the head names) and through
+``convclass.heads`` (its token features included), so a head tenant's retraining is compared like any other.
+
 A champion that cannot be read, or that serving would refuse (artifact format or cleaning version), is not
 scored: the score says why, and the job still succeeds (the evaluate step decides what that means).
 """
@@ -20,8 +24,8 @@ from typing import Literal
 
 import numpy as np
 
-from convclass.artifacts import ChampionScore, extract_model_tar, load_artifact
-from convclass.errors import ConvclassError
+from convclass.artifacts import ChampionScore, ModelArtifact, extract_model_tar, load_artifact
+from convclass.errors import ConvclassError, IncompatibleModel
 
 logger = logging.getLogger("convclass.training")
 
@@ -73,8 +77,12 @@ def score_champion(
     *,
     cleaning_version: str,
     evaluated_on: Literal["test", "validation"],
+    base_model_dir: Path | None = None,
 ) -> ChampionScore:
-    """Run the champion in ``archive`` over the held-out ``texts`` and score it against ``truth``."""
+    """Run the champion in ``archive`` over the held-out ``texts`` and score it against ``truth``.
+
+    ``base_model_dir``: the frozen encoder a ``head`` champion runs on (without it a head is not scored).
+    """
     from convclass.tokenization import encode_texts, load_tokenizer
     from convclass.training.export import serving_function
 
@@ -83,13 +91,18 @@ def score_champion(
             artifact = load_artifact(
                 extract_model_tar(archive, Path(workdir)), cleaning_version=cleaning_version
             )
-            tokenizer = load_tokenizer(artifact.tokenizer_path)
-            classify = serving_function(artifact.saved_model_dir)
-            predicted: list[str] = []
-            for start in range(0, len(texts), SCORING_BATCH):
-                batch = list(texts[start : start + SCORING_BATCH])
-                encoded = encode_texts(tokenizer, batch, artifact.info.max_length, artifact.info.truncation)
-                predicted.extend(artifact.labels[i] for i in classify(encoded).argmax(axis=1))
+            if artifact.info.is_head:
+                predicted = _head_predictions(artifact, texts, base_model_dir)
+            else:
+                tokenizer = load_tokenizer(artifact.tokenizer_path)
+                classify = serving_function(artifact.saved_model_dir)
+                predicted = []
+                for start in range(0, len(texts), SCORING_BATCH):
+                    batch = list(texts[start : start + SCORING_BATCH])
+                    encoded = encode_texts(
+                        tokenizer, batch, artifact.info.max_length, artifact.info.truncation
+                    )
+                    predicted.extend(artifact.labels[i] for i in classify(encoded).argmax(axis=1))
         except ConvclassError as exc:
             return _not_scored(f"{type(exc).__name__}: {exc}", len(truth), evaluated_on)
         except Exception as exc:  # a SavedModel TensorFlow cannot run: library messages may quote inputs
@@ -105,6 +118,39 @@ def score_champion(
         score.rows,
     )
     return score
+
+
+def _head_predictions(
+    artifact: ModelArtifact, texts: Sequence[str], base_model_dir: Path | None
+) -> list[str]:
+    """A head champion's labels: the encoder's embeddings (cached like training's) and ``convclass.heads``."""
+    from convclass.heads import head_probabilities, read_head
+    from convclass.tokenization import encode_texts, load_base_tokenizer
+    from convclass.training.head import EmbeddingSource, encoder_ref
+
+    wanted = artifact.info.encoder
+    if wanted is None or base_model_dir is None:
+        raise IncompatibleModel("a head champion needs the shared encoder, and this job has none")
+    ref = encoder_ref(base_model_dir, wanted.name)
+    if not wanted.same_weights(ref):
+        raise IncompatibleModel(
+            f"the head champion was trained on encoder {wanted.digest[:12]}, this job holds {ref.digest[:12]}"
+        )
+    info = artifact.info
+    if info.token_features is not None:
+        vocabulary = load_base_tokenizer(base_model_dir).get_vocab_size()
+        if info.token_features.vocab_size != vocabulary:
+            raise IncompatibleModel(
+                f"the head champion's token features read {info.token_features.vocab_size} token ids, "
+                f"the encoder tokenizer has {vocabulary}"
+            )
+    head = read_head(
+        artifact.head_path, dim=wanted.dim, n_labels=info.n_labels, token_features=info.token_features
+    )
+    embeddings = EmbeddingSource(base_model_dir, ref, info.max_length, info.truncation)(texts)
+    encoded = encode_texts(load_base_tokenizer(base_model_dir), list(texts), info.max_length, info.truncation)
+    probabilities = head_probabilities(head, embeddings, encoded["input_ids"], encoded["attention_mask"])
+    return [artifact.labels[i] for i in probabilities.argmax(axis=1)]
 
 
 def _not_scored(reason: str, rows: int, evaluated_on: Literal["test", "validation"]) -> ChampionScore:

@@ -85,6 +85,26 @@ class TrainingConfig(BaseModel):
         le=1e6,
         description="head only: inverse L2 strength of the logistic-regression head",
     )
+    head_tokens: Literal["validation", "off"] = Field(
+        default="validation",
+        description="head only: validation: also fit a class-weighted logistic regression on TF-IDF token "
+        "n-grams of the encoder's token ids and add its logits to the embedding head's with the weight "
+        "(0 drops them) that gives the best validation macro-F1 (convclass.heads); off: embedding only. "
+        "Without a validation split there is nothing to choose on: embedding only",
+    )
+    head_token_c: float = Field(
+        default=30.0, gt=0, le=1e6, description="head only: inverse L2 strength of the token regression"
+    )
+    head_token_max_ngram: int = Field(default=1, ge=1, le=3, description="head only: longest token n-gram")
+    head_token_max_features: int = Field(
+        default=4000,
+        ge=16,
+        le=100_000,
+        description="head only: token n-grams kept (most frequent first); the head's size grows with it",
+    )
+    head_token_min_df: int = Field(
+        default=2, ge=1, le=1000, description="head only: training texts a token n-gram must occur in"
+    )
 
     linear_c: float = Field(
         default=30.0, gt=0, le=1e6, description="linear only: inverse L2 strength of the logistic regression"

@@ -2,8 +2,11 @@
 
 Training embeds every email once with the pretrained encoder (mean pooling over real tokens, then L2
 normalisation, as all-MiniLM-L6-v2 was trained to be used) and fits a multinomial logistic regression on the
-embeddings. The artifact is the head only (``head.npz``: a ``dim x n_labels`` kernel and a bias, a few hundred
-KB) plus the encoder's identity (name, sha256 of its weights, width) in artifact.json (convclass.artifacts).
+embeddings; with ``head_tokens=validation`` (the default) a second one on TF-IDF features of the encoder's
+token ids, whose logits are added with a weight chosen on validation (convclass.heads defines the logits and
+the file). The artifact is the head only (``head.npz``: a ``dim x n_labels`` kernel and a bias, and the token
+vocabulary, idf and weights, a few hundred KB) plus the encoder's identity (name, sha256 of its weights,
+width) and the token settings in artifact.json (convclass.artifacts).
 
 Serving loads the encoder once (``export_encoder`` writes it as a SavedModel with an ``embeddings`` output)
 and every tenant's head as a model of the multi-model server, so a head load is a file read and the encoder
@@ -19,7 +22,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -44,10 +47,22 @@ from convclass.artifacts import (
     EncoderRef,
     LabelMap,
     ModelMetrics,
+    TokenFeatures,
     saved_model_path,
     write_json_model,
 )
 from convclass.errors import InsufficientData, InvalidInput
+from convclass.heads import (
+    Head,
+    TokenHead,
+    head_logits,
+    head_probabilities,
+    ngram_keys,
+    stored,
+    tfidf_entries,
+    token_logits,
+    write_head,
+)
 from convclass.tokenization import Truncation, encode_texts, load_base_tokenizer, save_tokenizer
 from convclass.training.bert import BertConfig, BertEncoder
 from convclass.training.config import TrainingConfig
@@ -227,12 +242,92 @@ def fit_head(
     return kernel, bias
 
 
-def head_probabilities(embeddings: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    logits = embeddings @ kernel + bias
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    result: np.ndarray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-    return result
+#: Weights of the token TF-IDF logits tried on validation (``head_tokens=validation``); 0 drops them.
+TOKEN_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+#: Token weights must beat the embedding head alone on validation macro-F1 by more than this to be kept.
+TOKEN_MIN_GAIN = 0.001
+
+
+def special_token_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's special tokens ([CLS], [SEP], [PAD], …): in every text, no use as features."""
+    return {int(i) for i, token in tokenizer.get_added_tokens_decoder().items() if token.special}
+
+
+def fit_token_vocabulary(
+    encoded: dict[str, np.ndarray],
+    *,
+    vocab_size: int,
+    max_n: int,
+    max_features: int,
+    min_df: int,
+    exclude_ids: set[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kept n-gram keys (sorted) and their smoothed idf ``ln((1 + n) / (1 + df)) + 1``."""
+    grams, valid = ngram_keys(encoded[INPUT_IDS], encoded[ATTENTION_MASK], vocab_size, max_n)
+    n = len(grams)
+    per_text = [np.unique(row[ok]) for row, ok in zip(grams, valid, strict=True)]
+    if not per_text:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    found, df = np.unique(np.concatenate(per_text), return_counts=True)
+    keep = (df >= min_df) & ~np.isin(found, np.fromiter(exclude_ids, dtype=np.int64, count=len(exclude_ids)))
+    found, df = found[keep], df[keep]
+    order = np.lexsort((found, -df))[:max_features]  # most frequent first, ties by key: deterministic
+    found, df = found[order], df[order]
+    by_key = np.argsort(found)
+    idf = np.log((1.0 + n) / (1.0 + df[by_key])) + 1.0
+    return found[by_key].astype(np.int64), idf.astype(np.float32)
+
+
+def token_matrix(
+    encoded: dict[str, np.ndarray], settings: TokenFeatures, keys: np.ndarray, idf: np.ndarray
+) -> sparse.csr_matrix:
+    """The features ``convclass.heads`` computes when serving, as the sparse matrix the regression reads."""
+    row, feature, values = tfidf_entries(encoded[INPUT_IDS], encoded[ATTENTION_MASK], settings, keys, idf)
+    return sparse.csr_matrix((values, (row, feature)), shape=(len(encoded[INPUT_IDS]), len(keys)))
+
+
+def fit_token_head(
+    config: TrainingConfig,
+    encoded: dict[str, np.ndarray],
+    y: np.ndarray,
+    n_labels: int,
+    *,
+    vocab_size: int,
+    exclude_ids: set[int],
+    sample_weight: np.ndarray,
+) -> tuple[TokenHead, np.ndarray] | None:
+    """Vocabulary, idf and a class-weighted regression on the token TF-IDF features (weight 1 for now);
+    returns the token head and the regression's bias, or None when no token n-gram is frequent enough."""
+    keys, idf = fit_token_vocabulary(
+        encoded,
+        vocab_size=vocab_size,
+        max_n=config.head_token_max_ngram,
+        max_features=config.head_token_max_features,
+        min_df=config.head_token_min_df,
+        exclude_ids=exclude_ids,
+    )
+    if not len(keys):
+        return None
+    settings = TokenFeatures(
+        vocab_size=vocab_size, max_ngram=config.head_token_max_ngram, n_features=len(keys), weight=1.0
+    )
+    features = token_matrix(encoded, settings, keys, idf)
+    kernel, bias = fit_head(features, y, n_labels, c=config.head_token_c, sample_weight=sample_weight)
+    return TokenHead(settings, keys, idf, kernel), bias
+
+
+def choose_token_weight(
+    embedding_logits: np.ndarray, token_logits: np.ndarray, y: np.ndarray
+) -> tuple[float, dict[float, float]]:
+    """The token weight with the best validation macro-F1 (ties to the smaller weight; 0 unless a weight
+    beats the embedding head alone by more than ``TOKEN_MIN_GAIN``), and every weight's score."""
+    from convclass.training.evaluation import macro_f1
+
+    scores = {w: macro_f1(embedding_logits + w * token_logits, y) for w in TOKEN_WEIGHTS}
+    best = max(TOKEN_WEIGHTS, key=lambda w: (scores[w], -w))
+    if best == 0.0 or scores[best] <= scores[0.0] + TOKEN_MIN_GAIN:
+        return 0.0, scores
+    return best, scores
 
 
 def train_head_and_export(
@@ -244,14 +339,17 @@ def train_head_and_export(
     base_model_name: str,
     versions: dict[str, str],
     started: float,
+    champion: Path | None = None,
 ) -> ModelMetrics:
-    """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``."""
+    """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``.
+
+    ``champion``: the deployed model's archive, scored on the same held-out split (metrics.champion)."""
     from convclass.training.evaluation import build_metrics, fit_prior_correction, with_validation_figures
     from convclass.training.report import write_report
     from convclass.training.trainer import class_weights
 
     held_out = data.test if len(data.test) else data.validation
-    evaluated_on = "test" if len(data.test) else "validation"
+    evaluated_on: Literal["test", "validation"] = "test" if len(data.test) else "validation"
     max_length = config.max_length or data.max_length or 128
     labels = data.labels
     index = {label: i for i, label in enumerate(labels)}
@@ -273,24 +371,72 @@ def train_head_and_export(
     y_val = np.array([index[label] for label in data.validation.labels], dtype=np.int32)
     y_test = np.array([index[label] for label in held_out.labels], dtype=np.int32)
 
+    sample_weight = class_weights(y_train, len(labels), config.class_weighting)
     fit_started = time.monotonic()
-    kernel, bias = fit_head(
-        x_train,
-        y_train,
-        len(labels),
-        c=config.head_c,
-        sample_weight=class_weights(y_train, len(labels), config.class_weighting),
-    )
+    kernel, bias = fit_head(x_train, y_train, len(labels), c=config.head_c, sample_weight=sample_weight)
     logger.info("head fitted in %.2f s", time.monotonic() - fit_started)
+    head = Head(kernel, bias)
+    ids: dict[str, dict[str, np.ndarray] | None] = {"train": None, "validation": None, "held_out": None}
+    if config.head_tokens == "validation" and len(y_val):
+        tokenizer = load_base_tokenizer(base_model_dir)
+        for name, split in (("train", data.train), ("validation", data.validation), ("held_out", held_out)):
+            ids[name] = encode_texts(tokenizer, list(split.texts), max_length, truncation)
+        e_train, e_val = ids["train"], ids["validation"]
+        assert e_train is not None
+        assert e_val is not None
+        fit_started = time.monotonic()
+        fitted = fit_token_head(
+            config,
+            e_train,
+            y_train,
+            len(labels),
+            vocab_size=tokenizer.get_vocab_size(),
+            exclude_ids=special_token_ids(tokenizer),
+            sample_weight=sample_weight,
+        )
+        if fitted is not None:
+            tokens = stored(Head(kernel, bias, fitted[0])).tokens
+            assert tokens is not None
+            token_bias = fitted[1]
+            weight, scores = choose_token_weight(
+                head_logits(head, x_val),
+                token_logits(tokens, e_val[INPUT_IDS], e_val[ATTENTION_MASK]) + token_bias,
+                y_val,
+            )
+            logger.info(
+                "token features: %d n-grams fitted in %.2f s; weight %s chosen on validation (macro-F1 %s)",
+                tokens.settings.n_features,
+                time.monotonic() - fit_started,
+                weight,
+                {w: round(f1, 4) for w, f1 in scores.items()},
+            )
+            if weight > 0:
+                settings = tokens.settings.model_copy(update={"weight": weight})
+                head = Head(
+                    kernel,
+                    (bias + np.float32(weight) * token_bias).astype(np.float32),
+                    TokenHead(settings, tokens.keys, tokens.idf, tokens.kernel),
+                )
+    if head.tokens is None:
+        ids = dict.fromkeys(ids)
+
+    def probabilities_of(x: np.ndarray, encoded: dict[str, np.ndarray] | None) -> np.ndarray:
+        if encoded is None:
+            return head_probabilities(head, x)
+        return head_probabilities(head, x, encoded[INPUT_IDS], encoded[ATTENTION_MASK])
+
     correction = None
     if config.prior_correction == "validation" and len(y_val):
         train_counts = np.bincount(y_train, minlength=len(labels))
-        correction = fit_prior_correction(head_probabilities(x_val, kernel, bias), y_val, train_counts)
+        correction = fit_prior_correction(probabilities_of(x_val, ids["validation"]), y_val, train_counts)
         if correction is not None:
-            bias = bias + np.asarray(correction.label_bias, dtype=np.float32)
+            head = Head(
+                head.kernel, head.bias + np.asarray(correction.label_bias, dtype=np.float32), head.tokens
+            )
             logger.info("prior correction: strength %s chosen on validation", correction.strength)
-    train_probabilities = head_probabilities(x_train, kernel, bias)
-    probabilities = head_probabilities(x_test, kernel, bias)
+    head = stored(head)
+    train_probabilities = probabilities_of(x_train, ids["train"])
+    probabilities = probabilities_of(x_test, ids["held_out"])
     picked = train_probabilities[np.arange(len(y_train)), y_train]
     history = [
         {
@@ -313,13 +459,25 @@ def train_head_and_export(
     )
     metrics, confidence = with_validation_figures(
         metrics,
-        validation=head_probabilities(x_val, kernel, bias),
+        validation=probabilities_of(x_val, ids["validation"]),
         y_validation=y_val,
         held_out=probabilities,
         y_held_out=y_test,
         target_precision=config.target_precision,
     )
     metrics = metrics.model_copy(update={"prior_correction": correction})
+    if champion is not None:
+        from convclass.training.champion import score_champion
+
+        score = score_champion(
+            champion,
+            held_out.texts,
+            held_out.labels,
+            cleaning_version=data.cleaning_version,
+            evaluated_on=evaluated_on,
+            base_model_dir=base_model_dir,
+        )
+        metrics = metrics.model_copy(update={"champion": score})
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=HEAD_ARCHITECTURE,
@@ -331,12 +489,12 @@ def train_head_and_export(
         cleaning_version=data.cleaning_version,
         versions=versions,
         encoder=ref,
+        token_features=head.tokens.settings if head.tokens else None,
         confidence=confidence,
         prior_correction=correction,
     )
     model_dir.mkdir(parents=True, exist_ok=True)
-    with (model_dir / HEAD_FILE).open("wb") as head:
-        np.savez(head, kernel=kernel, bias=bias)
+    write_head(model_dir / HEAD_FILE, head)
     write_json_model(model_dir / LABELS_FILE, LabelMap(labels=labels))
     write_json_model(model_dir / ARTIFACT_FILE, info)
     write_json_model(model_dir / METRICS_FILE, metrics)

@@ -254,6 +254,7 @@ def train_and_export(
             base_model_name=BASE_MODEL_NAME,
             versions=_versions(data.cleaning_version),
             started=started,
+            champion=champion,
         )
         _log_test(metrics)
         return metrics
@@ -578,6 +579,7 @@ def _select_and_export(
             held_out.labels,
             cleaning_version=data.cleaning_version,
             evaluated_on=metrics.evaluated_on,
+            base_model_dir=_encoder_dir(config),
         )
         metrics = metrics.model_copy(update={"champion": score})
     shutil.copytree(work / winner / "model", model_dir, dirs_exist_ok=True)
@@ -585,6 +587,16 @@ def _select_and_export(
     write_json_model(model_dir / METRICS_FILE, metrics)
     write_selection(model_dir / REPORT_DIR / "selection.md", metrics)
     return metrics
+
+
+def _encoder_dir(config: TrainingConfig) -> Path | None:
+    """The frozen encoder a head champion is scored on: the configured or installed one, if any."""
+    if config.base_model_dir:
+        return Path(config.base_model_dir)
+    try:
+        return default_base_model_dir()
+    except InvalidInput:
+        return None
 
 
 def _log_test(metrics: ModelMetrics) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from convclass.artifacts import ArtifactInfo, EncoderRef
 from convclass.errors import InsufficientData
+from convclass.heads import Head, head_probabilities
 from convclass.training.config import parse_hyperparameters
 
 REF = EncoderRef(name="enc", digest="0" * 64, dim=8)
@@ -21,23 +22,23 @@ def _blobs(n_labels: int, per_label: int, seed: int = 0) -> tuple[np.ndarray, np
 
 
 def test_fit_head_separates_separable_labels_and_is_deterministic() -> None:
-    from convclass.training.head import fit_head, head_probabilities
+    from convclass.training.head import fit_head
 
     x, y = _blobs(4, 30)
     kernel, bias = fit_head(x, y, 4, c=10.0)
     assert kernel.shape == (8, 4)
     assert bias.shape == (4,)
-    assert (head_probabilities(x, kernel, bias).argmax(axis=1) == y).mean() > 0.95
+    assert (head_probabilities(Head(kernel, bias), x).argmax(axis=1) == y).mean() > 0.95
     again = fit_head(x, y, 4, c=10.0)
     np.testing.assert_array_equal(kernel, again[0])
 
 
 def test_a_label_without_training_rows_is_never_predicted() -> None:
-    from convclass.training.head import fit_head, head_probabilities
+    from convclass.training.head import fit_head
 
     x, y = _blobs(3, 20)
     kernel, bias = fit_head(x, y, 4, c=10.0)  # label 3 has no rows
-    probabilities = head_probabilities(x, kernel, bias)
+    probabilities = head_probabilities(Head(kernel, bias), x)
     assert (probabilities.argmax(axis=1) != 3).all()
     assert probabilities[:, 3].max() < 1e-6
 
