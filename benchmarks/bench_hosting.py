@@ -3,9 +3,9 @@
     python benchmarks/bench_hosting.py [DATA_DIR] [--heads 1000] [--cnns 200] [--warm-requests 300]
 
 1. Exports the shared MiniLM encoder (the installed all-MiniLM-L6-v2 weights) and writes ``--heads``
-   distinct per-tenant ``head`` artifacts (77 Banking77 labels, kernel and bias re-initialised per tenant) and
-   ``--cnns`` distinct ``cnn`` artifacts (the default cnn architecture over a tokenizer trained on Banking77,
-   weights re-initialised per tenant), as SageMaker would extract them under /opt/ml/models.
+   distinct per-tenant ``head`` artifacts (77 Banking77 labels; kernel, bias and 1,500 token TF-IDF features
+   re-initialised per tenant) and ``--cnns`` distinct ``cnn`` artifacts (the default cnn architecture over a
+   tokenizer trained on Banking77, weights re-initialised per tenant), as SageMaker would extract them under /opt/ml/models.
 2. Starts the real server in multi-model mode (``python -m convclass.serving serve --multi-model``) on
    127.0.0.1 and loads every model over HTTP (``POST /models``), timing each load (cold load: verify the
    artifact, read it, and for a SavedModel load it and answer a warm-up call) and reading the server's RSS
@@ -47,19 +47,23 @@ from convclass.artifacts import (
     ArtifactInfo,
     EncoderManifest,
     LabelMap,
+    TokenFeatures,
     saved_model_path,
     write_json_model,
 )
 from convclass.cleaning import CLEANING_VERSION, clean_email
-from convclass.heads import Head, write_head
+from convclass.heads import Head, TokenHead, write_head
 from convclass.hosting.cost import Workload, estimate
-from convclass.tokenization import save_tokenizer, train_tokenizer
+from convclass.tokenization import load_tokenizer, save_tokenizer, train_tokenizer
 from convclass_local.generator import BANKING77_DEFAULT_DIR, load_banking77
 
 MAX_LENGTH = 128
 TENANTS = 1000
 EMAILS_PER_MONTH = 5000
 WARM_UP_REQUESTS = 20
+#: Token features per head, as training chose them on Banking77 (1,489 unigrams, weight 0.25).
+HEAD_TOKEN_FEATURES = 1500
+HEAD_TOKEN_WEIGHT = 0.25
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -72,9 +76,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_heads(root: Path, n: int, manifest: EncoderManifest, labels: tuple[str, ...]) -> list[Path]:
+def write_heads(
+    root: Path, n: int, manifest: EncoderManifest, labels: tuple[str, ...], vocab_size: int
+) -> list[Path]:
+    """Heads in the form training writes them: embedding kernel and bias plus token TF-IDF features."""
     rng = np.random.default_rng(1)
     dim = manifest.encoder.dim
+    token_features = TokenFeatures(
+        vocab_size=vocab_size, max_ngram=1, n_features=HEAD_TOKEN_FEATURES, weight=HEAD_TOKEN_WEIGHT
+    )
     dirs = []
     for i in range(n):
         model_dir = root / f"head-{i:04d}" / "model"
@@ -84,6 +94,12 @@ def write_heads(root: Path, n: int, manifest: EncoderManifest, labels: tuple[str
             Head(
                 rng.normal(scale=0.5, size=(dim, len(labels))).astype(np.float32),
                 rng.normal(scale=0.1, size=len(labels)).astype(np.float32),
+                TokenHead(
+                    token_features,
+                    np.sort(rng.choice(vocab_size, size=HEAD_TOKEN_FEATURES, replace=False)).astype(np.int64),
+                    rng.uniform(1.0, 8.0, size=HEAD_TOKEN_FEATURES).astype(np.float32),
+                    rng.normal(scale=1.0, size=(HEAD_TOKEN_FEATURES, len(labels))).astype(np.float32),
+                ),
             ),
         )
         write_json_model(model_dir / LABELS_FILE, LabelMap(labels=tuple(f"t{i}.{label}" for label in labels)))
@@ -95,6 +111,7 @@ def write_heads(root: Path, n: int, manifest: EncoderManifest, labels: tuple[str
             n_labels=len(labels),
             cleaning_version=CLEANING_VERSION,
             encoder=manifest.encoder,
+            token_features=token_features,
         )
         write_json_model(model_dir / ARTIFACT_FILE, info)
         dirs.append(model_dir)
@@ -279,7 +296,8 @@ def main() -> int:
         manifest = export_encoder(
             default_base_model_dir(), work / "encoder", name=BASE_MODEL_NAME, max_length=MAX_LENGTH
         )
-        heads = write_heads(models_root, args.heads, manifest, labels)
+        vocab_size = load_tokenizer(work / "encoder" / "tokenizer.json").get_vocab_size()
+        heads = write_heads(models_root, args.heads, manifest, labels, vocab_size)
         cnns = write_cnns(models_root, args.cnns, texts, labels)
         generation_seconds = time.monotonic() - started
         print(
