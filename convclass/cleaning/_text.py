@@ -80,13 +80,15 @@ _DEVICE = (
     r"|von meinem [^\n]{1,40}? gesendet|outlook für \S+ (?:beziehen|herunterladen)"
 )
 # Device lines that name the device first ("iPhoneから送信"): only tried on text that has CJK characters or
-# one of the words _SUFFIXED_HINT_RE looks for, and that holds one of _DEVICE_SUFFIXES.
+# one of _SUFFIXED_WORDS, and that holds one of _DEVICE_SUFFIXES.
 _DEVICE_SUFFIXES = ("から送信", "からの送信", " gönderildi", " küldve", "傳送", "发送")
 _DEVICE_SUFFIXED = (
     r"[^\n]{1,30}(?:から送信|からの送信|(?:'?(?:umdan|imden|dan|den)) gönderildi|(?:ról|ről) küldve"
     r"|傳送|发送)"
 )
-_SUFFIXED_HINT_RE = re.compile("[\u2e80-\U0010ffff]|gönderildi|küldve")
+# One character class alone lets sre skip through the text; the two words are plain substring searches.
+_CJK_OR_ABOVE_RE = re.compile("[\u2e80-\U0010ffff]")
+_SUFFIXED_WORDS = ("gönderildi", "küldve")
 # A reply header that ends with an address and a colon: its ">" and ":" (searched for from the literal ">").
 _ADDRESS_END_RE = re.compile(r">\s*[:：]")
 
@@ -114,7 +116,9 @@ def _rules_for(text: str, lowered: str) -> re.Pattern[str]:
     """The line rules for ``text`` (``lowered``: it lower-cased): an alternative joins only when what it must
     match occurs in the text (an address with its closing ">" and ":"; a CJK "wrote"; a device suffix)."""
     address = "@" in text and _ADDRESS_END_RE.search(lowered) is not None
-    suffixed = not text.isascii() and _SUFFIXED_HINT_RE.search(text) is not None
+    suffixed = not text.isascii() and (
+        _CJK_OR_ABOVE_RE.search(text) is not None or any(map(text.__contains__, _SUFFIXED_WORDS))
+    )
     return _line_rules(
         address=address,
         cjk_header=suffixed and ("写道" in lowered or "寫道" in lowered or "のメッセージ" in lowered),
