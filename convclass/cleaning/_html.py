@@ -11,6 +11,7 @@ from __future__ import annotations
 import html as _html
 import re
 from collections import Counter
+from functools import cache
 from itertools import compress, repeat
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -44,6 +45,7 @@ _HIDDEN_RULES = (
     (b"aria-hidden", '[aria-hidden="true"]'),
     (b" hidden", "[hidden]"),
 )
+_HIDDEN_TRIGGERS = tuple(trigger for trigger, _ in _HIDDEN_RULES)
 _ZERO = rb"\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)"
 # Declarations that hide an element whatever else its style says (max-height:0 is how pre-headers collapse).
 _HIDING_STYLE_RE = re.compile(
@@ -274,9 +276,7 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     of ``hints`` (the ``_MARKER_HINTS`` found in ``lowered``) are looked for.
     """
     cut = len(lowered)
-    for marker in _HISTORY_ATTRIBUTES:
-        if not _has_any(marker, hints):
-            continue
+    for marker in _containing_any(_HISTORY_ATTRIBUTES, tuple(hints)):
         start = scanned = 0
         tag_start = tag_end = -1
         while (found := lowered.find(marker, start, cut)) != -1:
@@ -473,14 +473,19 @@ def _node_is_hidden(attributes: dict[str, str | None]) -> bool:
     return style is not None and hidden_style(style.lower().encode("utf-8", errors="replace"))
 
 
-def _found(needles: tuple[bytes, ...], data: bytes) -> list[bytes]:
+def _found(needles: tuple[bytes, ...], data: bytes) -> tuple[bytes, ...]:
     """The ``needles`` that occur in ``data``, in order (compress/map keep the loop in C)."""
-    return list(compress(needles, map(_NOT_FOUND.__ne__, map(data.find, needles))))
+    return tuple(compress(needles, map(_NOT_FOUND.__ne__, map(data.find, needles))))
 
 
-def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
-    """Whether any of ``needles`` occurs in ``data``."""
-    return not all(map(_NOT_FOUND.__eq__, map(data.find, needles)))
+@cache
+def _containing_any(words: tuple[bytes, ...], hints: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The ``words`` that contain one of ``hints``, in order.
+
+    Depends only on which hints a document holds (a few combinations occur), so it is worked out once per
+    combination instead of once per word and document.
+    """
+    return tuple(word for word in words if any(hint in word for hint in hints))
 
 
 def prune_elements(
@@ -621,8 +626,8 @@ def hidden_triggers(
     """Offsets of each hidden trigger that occurs in ``lowered`` (only triggers that contain one of ``hints``,
     the ``_HIDDEN_HINTS`` found in it)."""
     triggers = {}
-    for trigger, _ in _HIDDEN_RULES:
-        if _has_any(trigger, hints) and (found := _find_all(lowered, trigger)):
+    for trigger in _containing_any(_HIDDEN_TRIGGERS, tuple(hints)):
+        if found := _find_all(lowered, trigger):
             triggers[trigger] = found
     return triggers
 
