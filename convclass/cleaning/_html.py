@@ -11,6 +11,7 @@ from __future__ import annotations
 import html as _html
 import re
 from collections import Counter
+from functools import cache
 from itertools import compress, repeat
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -44,6 +45,7 @@ _HIDDEN_RULES = (
     (b"aria-hidden", '[aria-hidden="true"]'),
     (b" hidden", "[hidden]"),
 )
+_HIDDEN_TRIGGERS = tuple(trigger for trigger, _ in _HIDDEN_RULES)
 _ZERO = rb"\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)"
 # Declarations that hide an element whatever else its style says (max-height:0 is how pre-headers collapse).
 _HIDING_STYLE_RE = re.compile(
@@ -107,19 +109,10 @@ _NEEDS_CLOSE = [
 #: this (far beyond any real email) is reduced to text without a tree, and reported as malformed.
 MAX_DEPTH = 512
 _DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
-# Every hidden trigger contains one of these, and most mail contains none of them ("display" alone would match
-# the "display:block" of half of all mail; "hid" stands for both "hidden" and "mso-hide").
-_HIDDEN_HINTS = (
-    b"display:none",
-    b"display: none",
-    b"hid",
-    b"height:0",
-    b"height: 0",
-    b"size:0",
-    b"size: 0",
-    b"opacity:0",
-    b"opacity: 0",
-)
+# Every hidden trigger contains one of these ("display" alone would match the "display:block" of half of all
+# mail; "hid" stands for both "hidden" and "mso-hide"). The zero sizes share ":0" / ": 0": one search each
+# rules out six triggers where they are absent, and hidden_triggers looks for the three each stands for.
+_HIDDEN_HINTS = (b"display:none", b"display: none", b"hid", b":0", b": 0")
 _PRUNABLE = frozenset((b"div", b"span", b"font", b"center", b"blockquote"))
 _PRUNED_BLOCKS = frozenset((b"div", b"center", b"blockquote"))
 _ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
@@ -138,7 +131,10 @@ _VOID = frozenset(
 # - _DEPTH_TAG_RE (_nesting_depth): end-tag slash, name and self-closing slash of every tag;
 # - _BRACKETED_RE (simple_text's fallback): anything from "<" to the next ">", what the fast path deletes;
 # - _FLAT_MARKUP_RE (_flat_text): the same plus comments, for markup too deep for a tree.
-_PLAIN_TAG_SPLIT_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^<>]*>")
+# Its attributes are read with [^>]* (sre scans a single excluded character three times faster than a class):
+# a "<" that this swallows is not a tag of its own, so the count check in split_tags rejects such markup just
+# as it rejected the stricter [^<>]*.
+_PLAIN_TAG_SPLIT_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^>]*>")
 _TAG_NAME_PREFIX_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
 _CANDIDATE_START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _DEPTH_TAG_RE = re.compile(rb"<(/?)([a-z!][a-z0-9:]*)(?:[^<>]*?(/)?)?>")
@@ -271,9 +267,7 @@ def cut_quoted_history(lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = 
     of ``hints`` (the ``_MARKER_HINTS`` found in ``lowered``) are looked for.
     """
     cut = len(lowered)
-    for marker in _HISTORY_ATTRIBUTES:
-        if not _has_any(marker, hints):
-            continue
+    for marker in _containing_any(_HISTORY_ATTRIBUTES, tuple(hints)):
         start = scanned = 0
         tag_start = tag_end = -1
         while (found := lowered.find(marker, start, cut)) != -1:
@@ -396,7 +390,12 @@ def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[by
             return None
         # rare: a name such as "<div-x>" is not the element its prefix names
         text = _BRACKETED_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
-    return _html.unescape(text.decode("utf-8", errors="replace"))
+    decoded = text.decode("utf-8", errors="replace")
+    if "&" not in decoded:
+        return decoded
+    # Outlook writes every empty paragraph as "&nbsp;": replacing it directly spares html.unescape a Python
+    # callback per reference (the replacement contains no "&", so it cannot form or split another reference).
+    return _html.unescape(decoded.replace("&nbsp;", "\xa0"))
 
 
 def tree_text(
@@ -465,14 +464,19 @@ def _node_is_hidden(attributes: dict[str, str | None]) -> bool:
     return style is not None and hidden_style(style.lower().encode("utf-8", errors="replace"))
 
 
-def _found(needles: tuple[bytes, ...], data: bytes) -> list[bytes]:
+def _found(needles: tuple[bytes, ...], data: bytes) -> tuple[bytes, ...]:
     """The ``needles`` that occur in ``data``, in order (compress/map keep the loop in C)."""
-    return list(compress(needles, map(_NOT_FOUND.__ne__, map(data.find, needles))))
+    return tuple(compress(needles, map(_NOT_FOUND.__ne__, map(data.find, needles))))
 
 
-def _has_any(data: bytes, needles: tuple[bytes, ...] | list[bytes]) -> bool:
-    """Whether any of ``needles`` occurs in ``data``."""
-    return not all(map(_NOT_FOUND.__eq__, map(data.find, needles)))
+@cache
+def _containing_any(words: tuple[bytes, ...], hints: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The ``words`` that contain one of ``hints``, in order.
+
+    Depends only on which hints a document holds (a few combinations occur), so it is worked out once per
+    combination instead of once per word and document.
+    """
+    return tuple(word for word in words if any(hint in word for hint in hints))
 
 
 def prune_elements(
@@ -613,8 +617,8 @@ def hidden_triggers(
     """Offsets of each hidden trigger that occurs in ``lowered`` (only triggers that contain one of ``hints``,
     the ``_HIDDEN_HINTS`` found in it)."""
     triggers = {}
-    for trigger, _ in _HIDDEN_RULES:
-        if _has_any(trigger, hints) and (found := _find_all(lowered, trigger)):
+    for trigger in _containing_any(_HIDDEN_TRIGGERS, tuple(hints)):
+        if found := _find_all(lowered, trigger):
             triggers[trigger] = found
     return triggers
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from functools import cache, lru_cache
 
 from convclass.cleaning._html import BREAK, trie_pattern
@@ -80,13 +79,15 @@ _DEVICE = (
     r"|von meinem [^\n]{1,40}? gesendet|outlook für \S+ (?:beziehen|herunterladen)"
 )
 # Device lines that name the device first ("iPhoneから送信"): only tried on text that has CJK characters or
-# one of the words _SUFFIXED_HINT_RE looks for, and that holds one of _DEVICE_SUFFIXES.
+# one of _SUFFIXED_WORDS, and that holds one of _DEVICE_SUFFIXES.
 _DEVICE_SUFFIXES = ("から送信", "からの送信", " gönderildi", " küldve", "傳送", "发送")
 _DEVICE_SUFFIXED = (
     r"[^\n]{1,30}(?:から送信|からの送信|(?:'?(?:umdan|imden|dan|den)) gönderildi|(?:ról|ről) küldve"
     r"|傳送|发送)"
 )
-_SUFFIXED_HINT_RE = re.compile("[\u2e80-\U0010ffff]|gönderildi|küldve")
+# One character class alone lets sre skip through the text; the two words are plain substring searches.
+_CJK_OR_ABOVE_RE = re.compile("[\u2e80-\U0010ffff]")
+_SUFFIXED_WORDS = ("gönderildi", "küldve")
 # A reply header that ends with an address and a colon: its ">" and ":" (searched for from the literal ">").
 _ADDRESS_END_RE = re.compile(r">\s*[:：]")
 
@@ -114,7 +115,9 @@ def _rules_for(text: str, lowered: str) -> re.Pattern[str]:
     """The line rules for ``text`` (``lowered``: it lower-cased): an alternative joins only when what it must
     match occurs in the text (an address with its closing ">" and ":"; a CJK "wrote"; a device suffix)."""
     address = "@" in text and _ADDRESS_END_RE.search(lowered) is not None
-    suffixed = not text.isascii() and _SUFFIXED_HINT_RE.search(text) is not None
+    suffixed = not text.isascii() and (
+        _CJK_OR_ABOVE_RE.search(text) is not None or any(map(text.__contains__, _SUFFIXED_WORDS))
+    )
     return _line_rules(
         address=address,
         cjk_header=suffixed and ("写道" in lowered or "寫道" in lowered or "のメッセージ" in lowered),
@@ -150,6 +153,19 @@ _DISCLAIMER_RE = re.compile(
     r"|\besta mensagem\b[^\n]{0,120}?\bconfidencia|\bdenna (?:e-?post|e-?mail)\b[^\n]{0,120}?\bkonfidentiell",
     re.MULTILINE,  # searched in lower-cased text
 )
+# _DISCLAIMER_RE tries two dozen alternatives at every character after the first cue word, most of them behind
+# a \b that keeps sre from skipping ahead. Every alternative but the heading one starts with one of these
+# literals, so a search for them (sre skips to their first letters) finds the only places worth trying it.
+_DISCLAIMER_STARTS = (
+    "confidentiality", "legal ", "this ", "email", "e-mail", "message", "the information", "not the",
+    "n't the", "intended only", "consider the", "register", "diese ", "nicht der ", "sitz der",
+    "handelsregister", "denken sie", "ce ", "l'intention", "este ", "el presente", "questo ", "dit ",
+    "esta mensagem", "denna ",
+)  # fmt: skip
+_DISCLAIMER_START_RE = re.compile(trie_pattern(list(_DISCLAIMER_STARTS), fold_case=False))
+# The alternative that starts at a line start: a "Disclaimer" or "Important notice" heading.
+_DISCLAIMER_HEADING_WORDS = ("disclaimer", "important notice")
+_DISCLAIMER_HEADING_RE = re.compile(r"^\W{0,3}(?:disclaimer|important notice)\b", re.MULTILINE)
 _QUOTED_LINE_RE = re.compile(r"^>.*(?:\n|$)", re.MULTILINE)
 _GREETING_RE = re.compile(
     r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening|day)|greetings|to whom it may concern"
@@ -281,32 +297,32 @@ def html_text_to_lines(text: str) -> str:
     return normalize(text, marked=True)
 
 
-def strip_non_content(text: str) -> tuple[str, Counter[str]]:
+def strip_non_content(text: str) -> tuple[str, dict[str, int]]:
     """Cut quoted history, device lines, disclaimers and signatures; drop ``>`` lines and greeting lines.
 
     Returns the customer's text and how many pieces of each kind (``QUOTE``, ``SIGNATURE``, ``DEVICE``,
     ``DISCLAIMER``, ``GREETING``) were removed (only kinds that occurred are keys).
     """
-    removed: Counter[str] = Counter()
+    removed: dict[str, int] = {}  # a plain dict: most mail has nothing removed, and Counter() costs more
     # The line and disclaimer rules run on lower-cased text, with offsets that must match the text's.
     lowered = text.lower()
     if len(lowered) != len(text):  # rare: lower-casing changed the length ("İ")
         lowered = "".join(char.lower()[0] for char in text)
     cut, kinds = _cut(text, lowered, _rules_for(text, lowered))
     if cut < len(text):
-        removed.update(kinds)
+        removed.update(dict.fromkeys(kinds, 1))
         text = text[:cut]
     if ">" in text:
         text, quoted = _QUOTED_LINE_RE.subn("", text)
         if quoted:
-            removed[QUOTE] += quoted
+            removed[QUOTE] = removed.get(QUOTE, 0) + quoted
     kept = text.split("\n")
     changed = False
     if _drop_greeting(kept):
-        removed[GREETING] += 1
+        removed[GREETING] = 1
         changed = True
     if _drop_signature(kept):
-        removed[SIGNATURE] += 1
+        removed[SIGNATURE] = removed.get(SIGNATURE, 0) + 1
         changed = True
     text = "\n".join(kept).strip() if changed else text.strip()
     if "\n\n\n" in text:  # removed lines can leave blank lines next to each other
@@ -349,12 +365,31 @@ def _disclaimer(text: str, lowered: str) -> int:
         return len(text)
     found = _DISCLAIMER_WORD_RE.search(lowered)
     position = 0 if found is None else text.rfind("\n", 0, found.start()) + 1
-    while found is not None and (match := _DISCLAIMER_RE.search(lowered, position)) is not None:
-        line = text.rfind("\n", 0, match.start()) + 1
+    headings = any(map(lowered.__contains__, _DISCLAIMER_HEADING_WORDS))
+    while found is not None and (start := _disclaimer_search(lowered, position, headings=headings)) != -1:
+        line = text.rfind("\n", 0, start) + 1
         if text[:line].strip():
             return line
-        position = _next_line(text, match.start())
+        position = _next_line(text, start)
     return len(text)
+
+
+def _disclaimer_search(lowered: str, position: int, *, headings: bool) -> int:
+    """Where ``_DISCLAIMER_RE.search(lowered, position)`` would match (-1: nowhere).
+
+    The regex is tried only where a match can start: at the literals of ``_DISCLAIMER_STARTS`` and, when the
+    text holds a heading word (``headings``), where ``_DISCLAIMER_HEADING_RE`` matches.
+    """
+    end = len(lowered)
+    if headings and (heading := _DISCLAIMER_HEADING_RE.search(lowered, position)) is not None:
+        end = heading.start()
+    while (
+        candidate := _DISCLAIMER_START_RE.search(lowered, position)
+    ) is not None and candidate.start() < end:
+        if _DISCLAIMER_RE.match(lowered, candidate.start()) is not None:
+            return candidate.start()
+        position = candidate.start() + 1
+    return end if end < len(lowered) else -1
 
 
 def _drop_greeting(kept: list[str]) -> bool:

@@ -110,13 +110,13 @@ def clean_email(
         text = normalize(text)
     text, removed = strip_non_content(text)
     if quoted_blocks:
-        removed[QUOTE] += quoted_blocks
+        removed[QUOTE] = removed.get(QUOTE, 0) + quoted_blocks
     if hidden:
-        removed[HIDDEN] += hidden
+        removed[HIDDEN] = hidden
     if signatures:
-        removed[SIGNATURE] += signatures
+        removed[SIGNATURE] = removed.get(SIGNATURE, 0) + signatures
     if devices:
-        removed[DEVICE] += devices
+        removed[DEVICE] = removed.get(DEVICE, 0) + devices
     # Mask a bounded window only: masking never needs to look further than the longest text we keep.
     window = 2 * max_chars + 200
     if len(text) > window:
@@ -145,7 +145,7 @@ def clean_email(
         signature_stripped=SIGNATURE in removed or DEVICE in removed,
         disclaimer_stripped=DISCLAIMER in removed,
         pii_counts=pii_counts,
-        removed={kind: removed[kind] for kind in REMOVED_KINDS if kind in removed},
+        removed={kind: removed[kind] for kind in REMOVED_KINDS if kind in removed} if removed else {},
     )
 
 

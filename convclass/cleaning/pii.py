@@ -35,7 +35,6 @@ _NUMBERS_RE = re.compile(
     r"|(?P<digits>(?<!\d)\d{5,}(?!\d)))"
 )
 _LONG_DIGITS_RE = re.compile(r"\d{5,}")
-_WWW_RE = re.compile(r"[wW]{3}\.")
 _DATE_RE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}")
 _NANP_RE = re.compile(r"\d{3}[ .-]\d{3}[ .-]\d{4}")
 _RUN_GROUPS_RE = re.compile(r"\d+")
@@ -58,6 +57,14 @@ def _has_digit(text: str) -> bool:
     return any(map(text.__contains__, "0123456789"))
 
 
+def _has_www(text: str) -> bool:
+    """Whether ``text`` holds "www." in any mix of cases.
+
+    Substring searches, where a regex would stop at every "w" of the prose; only "W" lower-cases to "w".
+    """
+    return "www." in text or ("W" in text and "www." in text.lower())
+
+
 def mask_pii(text: str) -> tuple[str, dict[str, int]]:
     """Return the masked text and how many spans each token replaced (only tokens that occurred)."""
     counts: dict[str, int] = {}
@@ -65,7 +72,7 @@ def mask_pii(text: str) -> tuple[str, dict[str, int]]:
         text, n = _mask_emails(text)
         if n:
             counts[EMAIL] = n
-    if "://" in text or _WWW_RE.search(text) is not None:
+    if "://" in text or _has_www(text):
         text, n = _URL_RE.subn(_strip_url, text)
         if n:
             counts[URL] = n

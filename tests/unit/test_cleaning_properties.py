@@ -26,7 +26,12 @@ from convclass.cleaning._html import (
     split_tags,
     tree_text,
 )
-from convclass.cleaning._text import normalize
+from convclass.cleaning._text import (
+    _DISCLAIMER_HEADING_WORDS,
+    _DISCLAIMER_RE,
+    _disclaimer_search,
+    normalize,
+)
 from convclass.cleaning.pii import mask_pii
 
 # What HTML reads as a tag: "<" (or "</") directly followed by an ASCII letter, up to the next ">".
@@ -243,3 +248,45 @@ def test_cutting_elements_from_the_tag_pieces_matches_splitting_the_cut_markup(
     assert split is not None
     assert pruned is not None
     assert drop_spans(split, lowered, pruned[3]) == split_tags(pruned[0], pruned[1])
+
+
+_DISCLAIMER_FRAGMENTS = [
+    "confidentiality notice", "legal disclaimer", "\n\n-- disclaimer\n", "\n* important notice:",
+    "disclaimers", "this email is confidential", "this message may be privileged",
+    "this message is for the sole use", "emails and any files are privileged",
+    "the information in this email", "not the intended recipient", "isn't the intended recipient",
+    "n't the intended recipient",
+    "intended only for the named recipient", "consider the environment before printing", "registered office",
+    "registergericht", "handelsregister", "diese e-mail ist vertraulich", "nicht der richtige adressat",
+    "ce message est confidentiel", "l'intention exclusive", "el presente correo dirigido",
+    "questo messaggio riservato", "dit e-mailbericht uitsluitend bestemd", "denna e-post konfidentiell",
+    "this ", "the ", "\n", " ", "—", "x",
+]  # fmt: skip
+
+
+def _assert_disclaimer_search_agrees(text: str, position: int) -> None:
+    lowered = text.lower()
+    match = _DISCLAIMER_RE.search(lowered, position)
+    headings = any(word in lowered for word in _DISCLAIMER_HEADING_WORDS)
+    found = _disclaimer_search(lowered, position, headings=headings)
+    assert found == (-1 if match is None else match.start()), (text, position)
+
+
+@given(
+    text=st.lists(st.one_of(st.sampled_from(_DISCLAIMER_FRAGMENTS), st.text(max_size=8)), max_size=12).map(
+        "".join
+    ),
+    position=st.integers(0, 200),
+)
+def test_disclaimer_search_finds_what_the_disclaimer_regex_finds(text: str, position: int) -> None:
+    """The search that tries the disclaimer regex only where a cue can start finds its leftmost match."""
+    for start in {0, min(position, len(text))}:
+        _assert_disclaimer_search_agrees(text, start)
+
+
+def test_disclaimer_search_finds_every_cue() -> None:
+    """Every cue, after text, on its own line and inside a word: a start literal missing for any is caught."""
+    for cue in _DISCLAIMER_FRAGMENTS:
+        for text in (f"hello {cue}", f"hello\n{cue} tail", f"x{cue}", cue):
+            for position in range(len(text) + 1):
+                _assert_disclaimer_search_agrees(text, position)
