@@ -5,7 +5,8 @@
 1. Exports the shared MiniLM encoder (the installed all-MiniLM-L6-v2 weights) and writes ``--heads``
    distinct per-tenant ``head`` artifacts (77 Banking77 labels; kernel, bias and 1,500 token TF-IDF features
    re-initialised per tenant) and ``--cnns`` distinct ``cnn`` artifacts (the default cnn architecture over a
-   tokenizer trained on Banking77, weights re-initialised per tenant), as SageMaker would extract them under /opt/ml/models.
+   tokenizer trained on Banking77, weights re-initialised per tenant), as SageMaker would extract them under
+   /opt/ml/models.
 2. Starts the real server in multi-model mode (``python -m convclass.serving serve --multi-model``) on
    127.0.0.1 and loads every model over HTTP (``POST /models``), timing each load (cold load: verify the
    artifact, read it, and for a SavedModel load it and answer a warm-up call) and reading the server's RSS
