@@ -20,12 +20,15 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from convclass.artifacts import ChampionScore, ModelArtifact, extract_model_tar, load_artifact
+from convclass.artifacts import ChampionScore, ModelArtifact, ModelMetrics, extract_model_tar, load_artifact
 from convclass.errors import ConvclassError, IncompatibleModel
+
+if TYPE_CHECKING:
+    from convclass.training.data import TrainingData
 
 logger = logging.getLogger("convclass.training")
 
@@ -68,6 +71,24 @@ def score_predictions(
         accuracy=float((y_pred == y_true).mean()) if len(truth) else 0.0,
         macro_f1=float(f1_score(y_true, y_pred, average="macro", zero_division=0)) if len(truth) else 0.0,
     )
+
+
+def with_champion_score(
+    metrics: ModelMetrics, champion: Path | None, data: TrainingData, *, base_model_dir: Path | None = None
+) -> ModelMetrics:
+    """``metrics`` with the deployed ``champion`` scored on the challenger's held-out split (``champion``)."""
+    if champion is None:
+        return metrics
+    held_out = data.held_out
+    score = score_champion(
+        champion,
+        held_out.texts,
+        held_out.labels,
+        cleaning_version=data.cleaning_version,
+        evaluated_on=data.evaluated_on,
+        base_model_dir=base_model_dir,
+    )
+    return metrics.model_copy(update={"champion": score})
 
 
 def score_champion(

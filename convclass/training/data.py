@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,6 +59,16 @@ class TrainingData:
     max_length: int | None = None
     #: Validation/test rows whose label has no training rows (they cannot be predicted).
     dropped_rows: int = 0
+
+    @property
+    def evaluated_on(self) -> Literal["test", "validation"]:
+        """The split the reported figures come from: test, or validation when a small dataset has no test."""
+        return "test" if len(self.test) else "validation"
+
+    @property
+    def held_out(self) -> Split:
+        return self.test if self.evaluated_on == "test" else self.validation
+
     #: Characters cleaning kept per email when the dataset was built (manifest); serving cuts the same.
     max_chars: int = DEFAULT_MAX_CHARS
 

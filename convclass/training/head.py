@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 import numpy as np
@@ -344,12 +344,12 @@ def train_head_and_export(
     """Embed, fit the head, evaluate on the held-out split and write the head artifact into ``model_dir``.
 
     ``champion``: the deployed model's archive, scored on the same held-out split (metrics.champion)."""
+    from convclass.training.champion import with_champion_score
     from convclass.training.evaluation import build_metrics, fit_prior_correction, with_validation_figures
     from convclass.training.report import write_report
     from convclass.training.trainer import class_weights
 
-    held_out = data.test if len(data.test) else data.validation
-    evaluated_on: Literal["test", "validation"] = "test" if len(data.test) else "validation"
+    held_out, evaluated_on = data.held_out, data.evaluated_on
     max_length = config.max_length or data.max_length or 128
     labels = data.labels
     index = {label: i for i, label in enumerate(labels)}
@@ -466,18 +466,7 @@ def train_head_and_export(
         target_precision=config.target_precision,
     )
     metrics = metrics.model_copy(update={"prior_correction": correction})
-    if champion is not None:
-        from convclass.training.champion import score_champion
-
-        score = score_champion(
-            champion,
-            held_out.texts,
-            held_out.labels,
-            cleaning_version=data.cleaning_version,
-            evaluated_on=evaluated_on,
-            base_model_dir=base_model_dir,
-        )
-        metrics = metrics.model_copy(update={"champion": score})
+    metrics = with_champion_score(metrics, champion, data, base_model_dir=base_model_dir)
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=HEAD_ARCHITECTURE,

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from convclass.artifacts import (
 from convclass.errors import ConvclassError, InsufficientData, InvalidInput
 from convclass.tokenization import DEFAULT_MAX_LENGTH, Truncation
 from convclass.training import checkpoints
-from convclass.training.champion import champion_archive, score_champion
+from convclass.training.champion import champion_archive, with_champion_score
 from convclass.training.config import PRETRAINED_ARCHITECTURES, TrainingConfig
 from convclass.training.data import TrainingData, load_training_data
 from convclass.training.logs import log_epoch, log_test
@@ -195,10 +195,9 @@ def train_and_export(
     """
     started = time.monotonic() if started is None else started
     max_length = config.max_length or data.max_length or DEFAULT_MAX_LENGTH
-    held_out = data.test if len(data.test) else data.validation
+    held_out, evaluated_on = data.held_out, data.evaluated_on
     if not len(held_out):
         raise InsufficientData("both the validation and the test split are empty: nothing to evaluate on")
-    evaluated_on: Literal["test", "validation"] = "test" if len(data.test) else "validation"
     if config.architecture == "auto":
         return _select_and_export(
             data,
@@ -345,15 +344,7 @@ def train_and_export(
         target_precision=config.target_precision,
     )
     metrics = metrics.model_copy(update={"prior_correction": correction})
-    if champion is not None:
-        score = score_champion(
-            champion,
-            held_out.texts,
-            held_out.labels,
-            cleaning_version=data.cleaning_version,
-            evaluated_on=evaluated_on,
-        )
-        metrics = metrics.model_copy(update={"champion": score})
+    metrics = with_champion_score(metrics, champion, data)
     info = ArtifactInfo(
         model_version=config.model_version,
         architecture=config.architecture,
@@ -571,17 +562,7 @@ def _select_and_export(
             "training_seconds": time.monotonic() - started,
         }
     )
-    if champion is not None:
-        held_out = data.test if len(data.test) else data.validation
-        score = score_champion(
-            champion,
-            held_out.texts,
-            held_out.labels,
-            cleaning_version=data.cleaning_version,
-            evaluated_on=metrics.evaluated_on,
-            base_model_dir=_encoder_dir(config),
-        )
-        metrics = metrics.model_copy(update={"champion": score})
+    metrics = with_champion_score(metrics, champion, data, base_model_dir=_encoder_dir(config))
     shutil.copytree(work / winner / "model", model_dir, dirs_exist_ok=True)
     shutil.rmtree(work, ignore_errors=True)
     write_json_model(model_dir / METRICS_FILE, metrics)
