@@ -57,6 +57,11 @@ class TokenHead:
     def nbytes(self) -> int:
         return int(self.keys.nbytes + self.idf.nbytes + self.kernel.nbytes)
 
+    def as_stored(self) -> TokenHead:
+        """These features as ``write_head`` stores them (``token_kernel`` rounded)."""
+        rounded = self.kernel.astype(TOKEN_KERNEL_DTYPE).astype(np.float32)
+        return TokenHead(self.settings, self.keys, self.idf, rounded)
+
 
 @dataclass(frozen=True)
 class Head:
@@ -172,10 +177,7 @@ def stored(head: Head) -> Head:
     """``head`` as ``write_head`` stores it (``token_kernel`` rounded): what training must score."""
     if head.tokens is None:
         return head
-    rounded = head.tokens.kernel.astype(TOKEN_KERNEL_DTYPE).astype(np.float32)
-    return Head(
-        head.kernel, head.bias, TokenHead(head.tokens.settings, head.tokens.keys, head.tokens.idf, rounded)
-    )
+    return Head(head.kernel, head.bias, head.tokens.as_stored())
 
 
 def write_head(path: Path, head: Head) -> Head:

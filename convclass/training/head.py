@@ -296,8 +296,9 @@ def fit_token_head(
     exclude_ids: set[int],
     sample_weight: np.ndarray,
 ) -> tuple[TokenHead, np.ndarray] | None:
-    """Vocabulary, idf and a class-weighted regression on the token TF-IDF features (weight 1 for now);
-    returns the token head and the regression's bias, or None when no token n-gram is frequent enough."""
+    """Vocabulary, idf and a class-weighted regression on the token TF-IDF features (weight 1 until
+    validation chooses it); returns the token head as stored (weights rounded, what serving will read) and
+    the regression's bias, or None when no token n-gram is frequent enough."""
     keys, idf = fit_token_vocabulary(
         encoded,
         vocab_size=vocab_size,
@@ -313,7 +314,7 @@ def fit_token_head(
     )
     features = token_matrix(encoded, settings, keys, idf)
     kernel, bias = fit_head(features, y, n_labels, c=config.head_token_c, sample_weight=sample_weight)
-    return TokenHead(settings, keys, idf, kernel), bias
+    return TokenHead(settings, keys, idf, kernel).as_stored(), bias
 
 
 def choose_token_weight(
@@ -395,9 +396,7 @@ def train_head_and_export(
             sample_weight=sample_weight,
         )
         if fitted is not None:
-            tokens = stored(Head(kernel, bias, fitted[0])).tokens
-            assert tokens is not None
-            token_bias = fitted[1]
+            tokens, token_bias = fitted
             weight, scores = choose_token_weight(
                 head_logits(head, x_val),
                 token_logits(tokens, e_val[INPUT_IDS], e_val[ATTENTION_MASK]) + token_bias,
