@@ -1,10 +1,13 @@
 """Serving latency and throughput over HTTP, against the same model called in-process in the same run.
 
-    python benchmarks/bench_serve.py [--architecture cnn] [--emails N] [--singles N] [--batches N] ...
+    python benchmarks/bench_serve.py [--architecture cnn] [--emails N] [--singles N] [--batches N]
+                                     [--tf-intra-op-threads N] ...
 
 1. Generates support emails (the sample generator), builds a dataset with the preprocessing code and trains a
    model with the training entrypoint (``python -m convclass.training train``; default architecture unless
-   ``--architecture``), exactly as a SageMaker training job would.
+   ``--architecture``), exactly as a SageMaker training job would. A ``head`` runs on the shared encoder,
+   exported as ``python -m convclass.serving export-encoder`` writes it and passed to the server as
+   ``--encoder-dir``.
 2. Starts the real server (``python -m convclass.serving serve`` → uvicorn on 127.0.0.1, a free port) and
    drives it from this, second, process with a bounded, sequential load generator over one keep-alive
    connection: ``--singles`` single-email JSON requests, then ``--batches`` requests of 32 emails.
@@ -16,8 +19,14 @@
 ``overhead_ms_p99`` = p99 single-request latency over HTTP − p99 in-process latency of the same emails
 (``inprocess_ms_single``; the medians and ``overhead_ms_p50`` are reported too);
 ``batched_efficiency`` = emails/s over HTTP in batches of 32 ÷ emails/s in-process in batches of 32.
-Floors on 2 cores: overhead_ms_p99 ≤ 10 and batched_efficiency ≥ 0.8. The machine's load average is reported
-with the figures: other work on the same cores shows up in them. The last line printed is one JSON object.
+Floors on 2 cores: overhead_ms_p99 ≤ 10 and batched_efficiency ≥ 0.8. ``--tf-intra-op-threads`` sizes
+TensorFlow's intra-op pool for the server and the in-process floor alike (default: TensorFlow's own, one
+thread per core); ``email_tokens_*`` are the encoded lengths of the single-request emails.
+``--compare-threads default,1`` also classifies the single-request emails in serving processes of their
+own (``serving_latency.py``), one per intra-op setting, in alternating slices: ``inprocess_by_threads``
+compares the settings under the same load (``loadavg_1m`` right after). The machine's load average is
+reported with the figures: other work on the same cores shows up in them. The last line printed is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ from typing import Any
 import numpy as np
 
 from convclass.dataset import BuildOptions, build_dataset
-from convclass.serving import InboundEmail, load_classifier, open_artifact
+from convclass.serving import InboundEmail, load_classifier, open_artifact, open_encoder
+from convclass.serving.backends import set_tensorflow_threads
+from convclass.serving.classifier import load_head
 from convclass_local.generator import generate_emails, write_parquet
 
 BATCH = 32
@@ -101,10 +112,16 @@ def inbound(e: dict[str, Any]) -> InboundEmail:
 
 
 class InProcess:
-    """The floor: the same classifier code and model in this process, no HTTP."""
+    """The floor: the same classifier code and model in this process, no HTTP, loaded as the server does."""
 
-    def __init__(self, model_dir: Path):
-        self.classifier = load_classifier(open_artifact(model_dir))
+    def __init__(self, model_dir: Path, encoder_dir: Path | None):
+        artifact = open_artifact(model_dir)
+        if artifact.info.is_head:
+            assert encoder_dir is not None
+            self.classifier = load_head(artifact, open_encoder(encoder_dir))
+            self.classifier.warm_up()
+        else:
+            self.classifier = load_classifier(artifact)
 
     def drive(self, items: list[list[InboundEmail]]) -> tuple[list[float], float]:
         latencies = []
@@ -137,15 +154,52 @@ class InProcess:
         }
 
 
+def compare_threads(
+    settings: str | None, model_dir: Path, encoder_dir: Path | None, emails: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Single-email latency per TF intra-op setting, each in a serving process of its own, interleaved."""
+    if not settings:
+        return {}
+    from serving_latency import interleaved_latency, parse_threads
+
+    names = [s.strip() for s in settings.split(",") if s.strip()]
+    documents: list[str | dict[str, str | None]] = [
+        {"body": e["body"], "subject": e["subject"], "content_type": e["body_content_type"]} for e in emails
+    ]
+    measured = interleaved_latency(
+        model_dir,
+        documents,
+        encoder_dir=encoder_dir,
+        settings=[parse_threads(name) for name in names],
+        workdir=model_dir.parent,
+    )
+    figures: dict[str, Any] = {
+        name: {
+            "p50_ms": statistics.median(m["ms"]),
+            "p90_ms": percentile(m["ms"], 90),
+            "p99_ms": percentile(m["ms"], 99),
+        }
+        for name, m in zip(names, measured, strict=True)
+    }
+    figures["loadavg_1m"] = os.getloadavg()[0]
+    return figures
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def start_server(model_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    model_dir: Path, port: int, log: Path, encoder_dir: Path | None, intra_op_threads: int | None
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "convclass.serving", "serve", "--model-dir", str(model_dir)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    if encoder_dir is not None:
+        command += ["--encoder-dir", str(encoder_dir)]
+    if intra_op_threads is not None:
+        command += ["--tf-intra-op-threads", str(intra_op_threads)]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
@@ -221,7 +275,16 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=500, help="single-email requests to time")
     parser.add_argument("--batches", type=int, default=40, help="32-email requests to time")
     parser.add_argument("--rounds", type=int, default=10, help="in-process/HTTP alternations")
+    parser.add_argument(
+        "--tf-intra-op-threads", type=int, help="TensorFlow intra-op threads (default: one per core)"
+    )
+    parser.add_argument(
+        "--compare-threads",
+        help="TF intra-op settings (default = one per core) to compare in-process, e.g. default,1",
+    )
     args = parser.parse_args()
+    # Before anything here starts TensorFlow (the encoder export does): the floor gets the server's pools.
+    set_tensorflow_threads(args.tf_intra_op_threads)
 
     hyperparameters = {"epochs": str(args.epochs)}
     if args.architecture:
@@ -236,13 +299,26 @@ def main() -> int:
         model_dir, train_seconds = train(workdir, args.emails, hyperparameters)
         info = json.loads((model_dir / "artifact.json").read_text())
         print(f"trained {info['architecture']} in {train_seconds:.1f} s", file=sys.stderr, flush=True)
+        encoder_dir = None
+        if info["architecture"] == "head":
+            from convclass.training.head import export_encoder
+            from convclass.training.trainer import BASE_MODEL_NAME, default_base_model_dir
+
+            encoder_dir = workdir / "encoder"
+            export_encoder(default_base_model_dir(), encoder_dir, name=BASE_MODEL_NAME, max_length=512)
 
         direct_singles = [[inbound(e)] for e in load_emails[: len(singles)]]
         direct_batches = [
             [inbound(e) for e in load_emails[i : i + BATCH]] for i in range(0, len(batches) * BATCH, BATCH)
         ]
-        floor = InProcess(model_dir)
-        server = start_server(model_dir, port := free_port(), workdir / "server.log")
+        floor = InProcess(model_dir, encoder_dir)
+        tokens = [
+            int(floor.classifier.encode(floor.classifier.clean(item))["attention_mask"].sum())
+            for item in direct_singles
+        ]
+        server = start_server(
+            model_dir, port := free_port(), workdir / "server.log", encoder_dir, args.tf_intra_op_threads
+        )
         client = OverHTTP(port)
         try:
             floor.drive(direct_singles[:WARM_UP_REQUESTS])
@@ -254,6 +330,9 @@ def main() -> int:
             client.close()
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
+        by_threads = compare_threads(
+            args.compare_threads, model_dir, encoder_dir, load_emails[: len(singles)]
+        )
 
     single_ms, _ = single["http"]
     inprocess_single_ms, _ = single["inprocess"]
@@ -287,10 +366,15 @@ def main() -> int:
             "rounds": args.rounds,
             "train_seconds": train_seconds,
             "cpu_count": os.cpu_count(),
+            "tf_intra_op_threads": args.tf_intra_op_threads,
+            "email_tokens_p50": statistics.median(tokens),
+            "email_tokens_max": max(tokens),
             "loadavg_1m_before": load_before,
             "loadavg_1m_after": os.getloadavg()[0],
         }
     )
+    if by_threads:
+        result["inprocess_by_threads"] = by_threads
     print(json.dumps(result))
     return 0
 

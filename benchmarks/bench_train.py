@@ -5,7 +5,8 @@ trained in the same run.
     python benchmarks/bench_train.py [DATA_DIR] [--architecture auto|head|linear|cnn|minilm]
                                      [--candidates head,linear,cnn,minilm] [--set key=value ...]
                                      [--validation-fraction 0.1] [--limit N] [--as-email]
-                                     [--embedding-cache DIR]
+                                     [--embedding-cache DIR] [--serve-emails 1000]
+                                     [--serve-threads default,1]
 
 ``DATA_DIR`` defaults to Banking77 (Casanueva et al., 2020; CC BY 4.0, github.com/PolyAI-LDN/
 task-specific-datasets ``banking_data/``). A stratified ``--validation-fraction`` of ``train.csv`` (at least
@@ -23,6 +24,17 @@ leave out the encoder pass (``embedding_cache_files_before``: 0 means it started
 ``candidates`` lists every architecture tried with its validation and test macro-F1 and training seconds;
 ``ece`` is the test ECE after temperature scaling (``ece_uncalibrated`` before); ``auto_apply_*`` is the
 threshold chosen on validation for ``target_precision`` and its test coverage and precision.
+
+Serving latency of the selected model, through the serving code: the exported artifact is loaded the way
+``python -m convclass.serving serve`` loads it (a ``head`` on the shared encoder exported with
+``export_encoder`` as ``export-encoder`` writes it, any other model with ``load_classifier``), in serving
+processes of their own (``serving_latency.py``), and up to ``--serve-emails`` test texts (a fixed random
+sample) are classified one email per ``EmailClassifier.classify`` call after a warm-up: ``serve_ms_p50``,
+``serve_ms_p99`` and ``serve_emails`` are for the first ``--serve-threads`` setting (TensorFlow's intra-op
+threads, ``default`` = one per core, serving's default), ``serve_by_threads`` has every setting's figures,
+measured in alternating slices of the same emails; ``load_average_1m`` is ``os.getloadavg()`` right after.
+``serve_top1_accuracy`` is the served top label's accuracy on those emails (a check that serving reads the
+model as training scored it). ``--serve-emails 0`` skips it.
 
 ``--as-email`` also wraps every text in a realistic HTML/plain support email (the sample generator), cleans it
 with the production cleaning and trains/evaluates again: ``email_drop_points`` is what email noise costs.
@@ -42,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from serving_latency import interleaved_latency, parse_threads, percentile
 
 from convclass.cleaning import CLEANING_VERSION, clean_email
 from convclass.tokenization import save_tokenizer, train_tokenizer
@@ -51,6 +64,9 @@ from convclass.training.head import EMBEDDING_CACHE_ENV
 from convclass_local.generator import BANKING77_DEFAULT_DIR, LabelledText, iter_emails, load_banking77
 
 LATENCY_CALLS = 100
+#: ``python -m convclass.serving export-encoder``'s default: the encoder a server holds (a head's max_length
+#: rules what it is fed).
+SERVING_ENCODER_MAX_LENGTH = 512
 
 
 def baseline(train: Split, test: Split) -> dict[str, float]:
@@ -115,6 +131,60 @@ def serving_latency_ms(saved_model: Path, inputs: dict[str, np.ndarray]) -> dict
     return figures
 
 
+def serving_figures(
+    model_dir: Path,
+    test: Split,
+    *,
+    emails: int,
+    thread_settings: list[str],
+    base_model_dir: Path | None,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Single-email latency of the artifact in ``model_dir`` through the serving code (serving_latency.py)."""
+    info = json.loads((model_dir / "artifact.json").read_text())
+    encoder_dir = None
+    if info["architecture"] == "head":
+        from convclass.training.head import export_encoder
+        from convclass.training.trainer import BASE_MODEL_NAME, default_base_model_dir
+
+        encoder_dir = workdir / "encoder"
+        export_encoder(
+            base_model_dir or default_base_model_dir(),
+            encoder_dir,
+            name=BASE_MODEL_NAME,
+            max_length=SERVING_ENCODER_MAX_LENGTH,
+        )
+    sample = np.random.default_rng(0).permutation(len(test))[:emails]
+    texts = [test.texts[i] for i in sample]
+    truth = [test.labels[i] for i in sample]
+    settings = [parse_threads(s) for s in thread_settings]
+    measured = interleaved_latency(
+        model_dir, texts, encoder_dir=encoder_dir, settings=settings, workdir=workdir
+    )
+    load = os.getloadavg()[0]
+    by_threads = {
+        name: {
+            "serve_ms_p50": percentile(m["ms"], 50),
+            "serve_ms_p90": percentile(m["ms"], 90),
+            "serve_ms_p99": percentile(m["ms"], 99),
+            "serve_ms_max": max(m["ms"]),
+            "serve_load_seconds": m["load_seconds"],
+            "serve_top1_accuracy": float(np.mean([a == b for a, b in zip(m["labels"], truth, strict=True)])),
+        }
+        for name, m in zip(thread_settings, measured, strict=True)
+    }
+    first = by_threads[thread_settings[0]]
+    return {
+        "serve_ms_p50": first["serve_ms_p50"],
+        "serve_ms_p99": first["serve_ms_p99"],
+        "serve_emails": len(texts),
+        "serve_threads": thread_settings[0],
+        "serve_top1_accuracy": first["serve_top1_accuracy"],
+        "serve_by_threads": by_threads,
+        "load_average_1m": load,
+    }
+
+
 def split_validation(rows: list[LabelledText], fraction: float, seed: int) -> tuple[Split, Split]:
     """Stratified: ``fraction`` of each label's rows (at least one when it has two or more) to validation."""
     by_label: dict[str, list[LabelledText]] = {}
@@ -132,7 +202,14 @@ def split_validation(rows: list[LabelledText], fraction: float, seed: int) -> tu
 
 
 def train_model(
-    train: Split, validation: Split, test: Split, hyperparameters: dict[str, str], workdir: Path
+    train: Split,
+    validation: Split,
+    test: Split,
+    hyperparameters: dict[str, str],
+    workdir: Path,
+    *,
+    serve_emails: int = 0,
+    serve_threads: list[str] | None = None,
 ) -> dict[str, Any]:
     from convclass.tokenization import encode_texts, load_tokenizer
     from convclass.training.trainer import train_and_export
@@ -222,6 +299,17 @@ def train_model(
         )
     else:
         result["model_kb"] = dir_mb(workdir / "model") * 1000
+    if serve_emails > 0:
+        result.update(
+            serving_figures(
+                workdir / "model",
+                test,
+                emails=serve_emails,
+                thread_settings=serve_threads or ["default"],
+                base_model_dir=Path(config.base_model_dir) if config.base_model_dir else None,
+                workdir=workdir,
+            )
+        )
     return result
 
 
@@ -253,7 +341,24 @@ def main() -> int:
     parser.add_argument(
         "--limit", type=int, help="use only the first N training rows (quick checks, not a result)"
     )
+    parser.add_argument(
+        "--serve-emails",
+        type=int,
+        default=1000,
+        help="test emails classified singly through the serving code (0: no serving latency)",
+    )
+    parser.add_argument(
+        "--serve-threads",
+        default="default,1",
+        help="comma-separated TensorFlow intra-op thread settings to serve with (default = one per core); "
+        "the first gives serve_ms_*",
+    )
     args = parser.parse_args()
+    serve_threads = [s.strip() for s in args.serve_threads.split(",") if s.strip()]
+    try:
+        [parse_threads(s) for s in serve_threads]
+    except ValueError as exc:
+        parser.error(f"--serve-threads: {exc}")
 
     try:
         train_rows = load_banking77(args.data, "train")
@@ -295,7 +400,15 @@ def main() -> int:
     print(f"baseline (TF-IDF + LogReg, balanced): {json.dumps(reference)}", flush=True)
     result.update({f"baseline_{key}": value for key, value in reference.items()})
     with tempfile.TemporaryDirectory(prefix="convclass-bench-") as scratch:
-        model = train_model(train, validation, test, hyperparameters, Path(scratch) / "plain")
+        model = train_model(
+            train,
+            validation,
+            test,
+            hyperparameters,
+            Path(scratch) / "plain",
+            serve_emails=args.serve_emails,
+            serve_threads=serve_threads,
+        )
     print(f"model: {json.dumps(model)}", flush=True)
     result.update(model)
 

@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from convclass.artifacts import ModelArtifact
 from convclass.errors import ConvclassError, IncompatibleModel, InvalidInput
 from convclass.serving.app import ServingLimits, create_app, create_multi_model_app
+from convclass.serving.backends import INTER_OP_THREADS_ENV, INTRA_OP_THREADS_ENV, set_tensorflow_threads
 from convclass.serving.classifier import (
     EmailClassifier,
     load_classifier,
@@ -84,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tfserving-model", default="model", help="TF Serving's --model_name")
     serve.add_argument(
         "--tfserving-wait-s", type=float, default=300.0, help="how long TF Serving may take to load the model"
+    )
+    serve.add_argument(
+        "--tf-intra-op-threads",
+        type=int,
+        default=os.environ.get(INTRA_OP_THREADS_ENV),
+        help="in-process backend: threads one TensorFlow op is split across (default: "
+        f"${INTRA_OP_THREADS_ENV}, else one per core; 1 answers short emails sooner on a small busy machine)",
+    )
+    serve.add_argument(
+        "--tf-inter-op-threads",
+        type=int,
+        default=os.environ.get(INTER_OP_THREADS_ENV),
+        help=f"in-process backend: TensorFlow ops run at once (default: ${INTER_OP_THREADS_ENV}, else one "
+        "per core)",
     )
     serve.add_argument("--max-batch-emails", type=int, default=ServingLimits.max_batch_emails)
     serve.add_argument("--max-request-bytes", type=int, default=ServingLimits.max_request_bytes)
@@ -243,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_email_bytes=args.max_email_bytes,
             top_k=args.top_k,
         )
+        if args.backend == "inprocess" and importlib.util.find_spec("tensorflow") is not None:
+            set_tensorflow_threads(args.tf_intra_op_threads, args.tf_inter_op_threads)
         if args.multi_model:
             app = _multi_model_app(args, limits)
         else:

@@ -123,6 +123,28 @@ def test_serve_starts_both_servers_and_forwards_sigterm(fakes: dict[str, str]) -
     assert (log / "python.signals").read_text() == "TERM\n"
 
 
+def test_serve_leaves_tf_servings_thread_pools_alone_unless_asked(fakes: dict[str, str]) -> None:
+    log = Path(fakes["FAKE_LOG"])
+    fakes.pop("CONVCLASS_TF_INTRA_OP_THREADS", None)
+    fakes.pop("CONVCLASS_TF_INTER_OP_THREADS", None)
+    process = start(fakes, "serve")
+    tfs_args = wait_for(log / "tensorflow_model_server.args").split()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert not [arg for arg in tfs_args if "parallelism" in arg]
+
+
+def test_serve_sizes_tf_servings_thread_pools_from_the_environment(fakes: dict[str, str]) -> None:
+    log = Path(fakes["FAKE_LOG"])
+    env = {**fakes, "CONVCLASS_TF_INTRA_OP_THREADS": "1", "CONVCLASS_TF_INTER_OP_THREADS": "2"}
+    process = start(env, "serve")
+    tfs_args = wait_for(log / "tensorflow_model_server.args").split()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert "--tensorflow_intra_op_parallelism=1" in tfs_args
+    assert "--tensorflow_inter_op_parallelism=2" in tfs_args
+
+
 def test_serve_on_a_multi_model_endpoint_serves_the_shared_encoder_and_the_models_api(
     fakes: dict[str, str],
 ) -> None:
