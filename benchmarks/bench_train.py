@@ -4,14 +4,14 @@ trained in the same run.
 
     python benchmarks/bench_train.py [DATA_DIR] [--architecture auto|head|linear|cnn|minilm]
                                      [--candidates head,linear,cnn,minilm] [--set key=value ...]
-                                     [--validation-fraction 0.1] [--limit N] [--as-email]
+                                     [--validation-fraction 0.1] [--split-seed 0] [--limit N] [--as-email]
                                      [--embedding-cache DIR] [--serve-emails 1000]
                                      [--serve-threads default,1]
 
 ``DATA_DIR`` defaults to Banking77 (Casanueva et al., 2020; CC BY 4.0, github.com/PolyAI-LDN/
 task-specific-datasets ``banking_data/``). A stratified ``--validation-fraction`` of ``train.csv`` (at least
-one row of every label with two or more) becomes the validation split: model selection
-(``architecture=auto``, the default), the temperature and the auto-apply threshold are fitted there;
+one row of every label with two or more; ``--split-seed`` picks which) becomes the validation split: model
+selection (``architecture=auto``, the default), the temperature and the auto-apply threshold are fitted there;
 ``test.csv`` only gives the reported figures.
 Test rows of labels absent from ``train.csv`` are dropped (counted in ``test_rows_dropped``).
 
@@ -339,6 +339,9 @@ def main() -> int:
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1, help="of train.csv, stratified")
     parser.add_argument(
+        "--split-seed", type=int, default=0, help="which validation split (another seed: is a gain robust?)"
+    )
+    parser.add_argument(
         "--limit", type=int, help="use only the first N training rows (quick checks, not a result)"
     )
     parser.add_argument(
@@ -383,10 +386,11 @@ def main() -> int:
     cache = os.environ.get(EMBEDDING_CACHE_ENV)
     cache_files_before = len(list(Path(cache).glob("*.npz"))) if cache and Path(cache).is_dir() else 0
 
-    train, validation = split_validation(train_rows, args.validation_fraction, seed=0)
+    train, validation = split_validation(train_rows, args.validation_fraction, seed=args.split_seed)
     counts = sorted(train.labels.count(label) for label in known)
     result: dict[str, Any] = {
         "dataset": args.data.name,
+        "split_seed": args.split_seed,
         "train_rows": len(train),
         "validation_rows": len(validation),
         "test_rows": len(kept_test),

@@ -92,6 +92,12 @@ class TrainingConfig(BaseModel):
         "(0 drops them) that gives the best validation macro-F1 (convclass.heads); off: embedding only. "
         "Without a validation split there is nothing to choose on: embedding only",
     )
+    head_refit: bool = Field(
+        default=True,
+        description="head only: once validation has chosen the token weight and the prior correction, fit "
+        "the head again on train + validation with them (validation figures and the calibration stay those "
+        "of the train-only fit); never when the reported figures come from the validation split",
+    )
     head_token_c: float = Field(
         default=30.0, gt=0, le=1e6, description="head only: inverse L2 strength of the token regression"
     )
