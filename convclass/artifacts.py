@@ -20,7 +20,8 @@ SavedModel and no tokenizer; the encoder's identity in artifact.json names the e
     head.npz                    ``kernel`` float32 [encoder.dim, n_labels], ``bias`` float32 [n_labels],
                                 (no pickle): probabilities = softmax(embedding @ kernel + bias), plus, when
                                 artifact.json sets ``token_features``, a token TF-IDF vocabulary, idf and
-                                weights whose logits are added (convclass.heads, the one definition)
+                                weights, and when it sets ``hidden_layer``, small ReLU networks on the
+                                embedding, whose logits are added (convclass.heads, the one definition)
     labels.json, artifact.json (``encoder`` set), metrics.json, report/
 
 Serving signature (``serving_default``) of the SavedModel::
@@ -149,6 +150,24 @@ class TokenFeatures(BaseModel):
     weight: float = Field(gt=0, le=100, description="logits = embedding logits + weight * token logits")
 
 
+class HiddenLayerFeatures(BaseModel):
+    """artifact.json ``hidden_layer`` (heads only): the head also has ``members`` small networks on the
+    embedding (one ReLU layer of ``hidden`` units each), whose summed logits are added (convclass.heads). A
+    server that predates the field refuses the artifact (``extra="forbid"``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    activation: Literal["relu", "gelu_tanh"] = Field(
+        default="relu", description="the hidden layer's activation (gelu_tanh: GELU's tanh approximation)"
+    )
+    members: int = Field(ge=1, le=16, description="networks in head.npz mlp_kernel_1 / mlp_kernel_2")
+    hidden: int = Field(ge=1, le=4096, description="hidden units of each network")
+    weight: float = Field(gt=0, le=100, description="the bag's blend weight (already in mlp_kernel_2, bias)")
+    linear_weight: float = Field(
+        ge=0, le=100, description="the linear kernel's blend weight (already in kernel and bias)"
+    )
+
+
 class ArtifactInfo(BaseModel):
     """artifact.json: what serving needs to prepare inputs exactly as training did."""
 
@@ -174,6 +193,9 @@ class ArtifactInfo(BaseModel):
     token_features: TokenFeatures | None = Field(
         default=None, description="head artifacts only: token TF-IDF logits added to the embedding head's"
     )
+    hidden_layer: HiddenLayerFeatures | None = Field(
+        default=None, description="head artifacts only: hidden-layer networks whose logits are added too"
+    )
     confidence: Confidence | None = Field(
         default=None, description="calibration and auto-apply threshold; absent: auto_apply is always false"
     )
@@ -187,6 +209,8 @@ class ArtifactInfo(BaseModel):
             raise ValueError("encoder must be set exactly when architecture is 'head'")
         if self.token_features is not None and self.encoder is None:
             raise ValueError("token_features only applies to a head")
+        if self.hidden_layer is not None and self.encoder is None:
+            raise ValueError("hidden_layer only applies to a head")
         if self.prior_correction is not None and len(self.prior_correction.label_bias) != self.n_labels:
             raise ValueError("prior_correction.label_bias needs one value per label")
         return self

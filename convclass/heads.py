@@ -5,6 +5,7 @@ the email and the encoder's token ids (``input_ids``/``attention_mask``, already
 pass). Its logits are::
 
     logits = embedding @ kernel + bias + weight * (tfidf(tokens) @ token_kernel)
+             + sum over members m of relu(embedding @ mlp_kernel_1[m] + mlp_bias_1[m]) @ mlp_kernel_2[m]
 
 The second term (``token_features`` in artifact.json, absent for an embedding-only head) reads token
 n-grams (n = 1..``max_ngram``) of the encoder's WordPiece ids: an n-gram of ids ``t_1..t_n`` is the int64 key
@@ -14,6 +15,12 @@ of shorter n-grams), the vocabulary is ``token_keys`` (sorted, a few thousand ke
 token n-grams). Rare labels with distinctive words are where it helps: the frozen sentence embedding blurs
 them, the tokens do not.
 
+The third term (``hidden_layer`` in artifact.json, absent for an embedding-only head) is a small bag of
+one-hidden-layer ReLU networks on the embedding: where labels are not linearly separable in the embedding,
+validation prefers it to (or beside) the linear kernel. Training folds the blend weights, the bag's mean and
+the networks' output biases into ``mlp_kernel_2`` and ``bias``; a head that validation gave no linear part
+has a zero ``kernel``.
+
 ``head.npz`` (read with ``allow_pickle=False``)::
 
     kernel        float32 [encoder.dim, n_labels]    bias  float32 [n_labels]
@@ -21,6 +28,8 @@ them, the tokens do not.
     token_kernel  float16 [n_features, n_labels]     (float16 keeps the file a few hundred KB; training
                                                       scores the rounded weights it writes, so serving's
                                                       figures are training's)
+    mlp_kernel_1  float16 [members, encoder.dim, hidden]   mlp_bias_1  float32 [members, hidden]
+    mlp_kernel_2  float16 [members, hidden, n_labels]                  (hidden_layer only)
 
 The module needs numpy only: the API-only serving image imports it without TensorFlow or scipy.
 """
@@ -34,7 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convclass.artifacts import TokenFeatures
+from convclass.artifacts import HiddenLayerFeatures, TokenFeatures
 from convclass.errors import IncompatibleModel
 
 FloatMatrix = NDArray[np.float32]
@@ -42,6 +51,9 @@ FloatMatrix = NDArray[np.float32]
 TOKEN_KERNEL_DTYPE = np.float16
 EMBEDDING_ARRAYS = ("kernel", "bias")
 TOKEN_ARRAYS = ("token_keys", "token_idf", "token_kernel")
+#: Stored precision of the hidden-layer networks' kernels (read back as float32).
+HIDDEN_KERNEL_DTYPE = np.float16
+HIDDEN_ARRAYS = ("mlp_kernel_1", "mlp_bias_1", "mlp_kernel_2")
 
 
 @dataclass(frozen=True)
@@ -64,23 +76,55 @@ class TokenHead:
 
 
 @dataclass(frozen=True)
+class HiddenLayerHead:
+    """The hidden-layer part of a head: ``members`` ReLU networks, output weights already scaled."""
+
+    settings: HiddenLayerFeatures
+    kernel_1: FloatMatrix  # [members, dim, hidden]
+    bias_1: FloatMatrix  # [members, hidden]
+    kernel_2: FloatMatrix  # [members, hidden, n_labels]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.kernel_1.nbytes + self.bias_1.nbytes + self.kernel_2.nbytes)
+
+    def as_stored(self) -> HiddenLayerHead:
+        """These networks as ``write_head`` stores them (kernels rounded)."""
+        return HiddenLayerHead(
+            self.settings,
+            self.kernel_1.astype(HIDDEN_KERNEL_DTYPE).astype(np.float32),
+            self.bias_1.astype(np.float32),
+            self.kernel_2.astype(HIDDEN_KERNEL_DTYPE).astype(np.float32),
+        )
+
+
+@dataclass(frozen=True)
 class Head:
     """A head's weights as serving and training use them (``read_head`` / ``write_head``)."""
 
     kernel: FloatMatrix
     bias: FloatMatrix
     tokens: TokenHead | None = None
+    hidden: HiddenLayerHead | None = None
 
     @property
     def nbytes(self) -> int:
-        return int(self.kernel.nbytes + self.bias.nbytes + (self.tokens.nbytes if self.tokens else 0))
+        parts = (self.tokens, self.hidden)
+        return int(self.kernel.nbytes + self.bias.nbytes + sum(p.nbytes for p in parts if p is not None))
 
 
-def head_nbytes(dim: int, n_labels: int, token_features: TokenFeatures | None) -> int:
+def head_nbytes(
+    dim: int,
+    n_labels: int,
+    token_features: TokenFeatures | None,
+    hidden_layer: HiddenLayerFeatures | None = None,
+) -> int:
     """Bytes a head's arrays hold once read (``Head.nbytes``), from artifact.json alone."""
     size = 4 * (dim + 1) * n_labels
     if token_features is not None:
         size += token_features.n_features * (8 + 4 + 4 * n_labels)
+    if hidden_layer is not None:
+        size += 4 * hidden_layer.members * hidden_layer.hidden * (dim + 1 + n_labels)
     return size
 
 
@@ -140,6 +184,25 @@ def token_logits(
     return logits
 
 
+def gelu_tanh(x: FloatMatrix) -> FloatMatrix:
+    """GELU's tanh approximation, as ``keras.activations.gelu(x, approximate=True)`` computes it."""
+    result: FloatMatrix = (0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))).astype(
+        np.float32, copy=False
+    )
+    return result
+
+
+def hidden_layer_logits(hidden: HiddenLayerHead, embeddings: FloatMatrix) -> FloatMatrix:
+    """``sum_m act(embeddings @ kernel_1[m] + bias_1[m]) @ kernel_2[m]`` [batch, n_labels]."""
+    pre_activations = np.matmul(embeddings, hidden.kernel_1) + hidden.bias_1[:, None, :]
+    if hidden.settings.activation == "relu":
+        activations = np.maximum(pre_activations, 0.0)
+    else:
+        activations = gelu_tanh(pre_activations)
+    logits: FloatMatrix = np.matmul(activations, hidden.kernel_2).sum(axis=0).astype(np.float32, copy=False)
+    return logits
+
+
 def head_logits(
     head: Head,
     embeddings: FloatMatrix,
@@ -148,6 +211,8 @@ def head_logits(
 ) -> FloatMatrix:
     """The head's logits; the token ids are needed exactly when the head has token features."""
     logits: FloatMatrix = (embeddings @ head.kernel + head.bias).astype(np.float32, copy=False)
+    if head.hidden is not None:
+        logits = logits + hidden_layer_logits(head.hidden, embeddings)
     if head.tokens is not None:
         if input_ids is None or attention_mask is None:
             raise ValueError("this head reads token features: pass input_ids and attention_mask")
@@ -174,10 +239,15 @@ def head_probabilities(
 
 
 def stored(head: Head) -> Head:
-    """``head`` as ``write_head`` stores it (``token_kernel`` rounded): what training must score."""
-    if head.tokens is None:
+    """``head`` as ``write_head`` stores it (float16 kernels rounded): what training must score."""
+    if head.tokens is None and head.hidden is None:
         return head
-    return Head(head.kernel, head.bias, head.tokens.as_stored())
+    return Head(
+        head.kernel,
+        head.bias,
+        head.tokens.as_stored() if head.tokens else None,
+        head.hidden.as_stored() if head.hidden else None,
+    )
 
 
 def write_head(path: Path, head: Head) -> Head:
@@ -192,19 +262,37 @@ def write_head(path: Path, head: Head) -> Head:
             token_idf=np.asarray(head.tokens.idf, dtype=np.float32),
             token_kernel=np.asarray(head.tokens.kernel, dtype=TOKEN_KERNEL_DTYPE),
         )
+    if head.hidden is not None:
+        arrays.update(
+            mlp_kernel_1=np.asarray(head.hidden.kernel_1, dtype=HIDDEN_KERNEL_DTYPE),
+            mlp_bias_1=np.asarray(head.hidden.bias_1, dtype=np.float32),
+            mlp_kernel_2=np.asarray(head.hidden.kernel_2, dtype=HIDDEN_KERNEL_DTYPE),
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
         np.savez_compressed(handle, **arrays)
     return stored(head)
 
 
-def read_head(path: Path, *, dim: int, n_labels: int, token_features: TokenFeatures | None = None) -> Head:
+def read_head(
+    path: Path,
+    *,
+    dim: int,
+    n_labels: int,
+    token_features: TokenFeatures | None = None,
+    hidden_layer: HiddenLayerFeatures | None = None,
+) -> Head:
     """Read ``head.npz`` without pickle and check it against artifact.json; ``IncompatibleModel`` otherwise.
 
-    ``token_features`` (artifact.json) says whether the head has token arrays: a file whose arrays do not
-    match what artifact.json declares is refused, never served with a part left out.
+    ``token_features`` and ``hidden_layer`` (artifact.json) say whether the head has token and hidden-layer
+    arrays: a file whose arrays do not match what artifact.json declares is refused, never served with a part
+    left out.
     """
-    expected = EMBEDDING_ARRAYS + (TOKEN_ARRAYS if token_features is not None else ())
+    expected = (
+        EMBEDDING_ARRAYS
+        + (TOKEN_ARRAYS if token_features is not None else ())
+        + (HIDDEN_ARRAYS if hidden_layer is not None else ())
+    )
     try:
         with np.load(path, allow_pickle=False) as arrays:
             names = set(arrays.files)
@@ -247,6 +335,18 @@ def read_head(path: Path, *, dim: int, n_labels: int, token_features: TokenFeatu
         )
         if not (np.isfinite(tokens.idf).all() and np.isfinite(tokens.kernel).all()):
             raise IncompatibleModel(f"{path.name} holds non-finite weights")
+    hidden = None
+    if hidden_layer is not None:
+        kernel_1, bias_1, kernel_2 = (loaded[name].astype(np.float32) for name in HIDDEN_ARRAYS)
+        m, h = hidden_layer.members, hidden_layer.hidden
+        if kernel_1.shape != (m, dim, h) or bias_1.shape != (m, h) or kernel_2.shape != (m, h, n_labels):
+            raise IncompatibleModel(
+                f"{path.name} holds hidden-layer arrays {kernel_1.shape}/{bias_1.shape}/{kernel_2.shape}; "
+                f"expected ({m}, {dim}, {h})/({m}, {h})/({m}, {h}, {n_labels})"
+            )
+        if not all(np.isfinite(array).all() for array in (kernel_1, bias_1, kernel_2)):
+            raise IncompatibleModel(f"{path.name} holds non-finite weights")
+        hidden = HiddenLayerHead(hidden_layer, kernel_1, bias_1, kernel_2)
     if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
         raise IncompatibleModel(f"{path.name} holds non-finite weights")
-    return Head(kernel, bias, tokens)
+    return Head(kernel, bias, tokens, hidden)

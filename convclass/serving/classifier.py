@@ -277,7 +277,11 @@ def load_head(
             f"this server's encoder tokenizer has {encoder.tokenizer.get_vocab_size()}"
         )
     head = read_head(
-        artifact.head_path, dim=wanted.dim, n_labels=artifact.info.n_labels, token_features=token_features
+        artifact.head_path,
+        dim=wanted.dim,
+        n_labels=artifact.info.n_labels,
+        token_features=token_features,
+        hidden_layer=artifact.info.hidden_layer,
     )
     return EmailClassifier(
         tokenizer=encoder.tokenizer,

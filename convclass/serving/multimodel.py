@@ -64,7 +64,8 @@ def estimated_footprint(artifact: ModelArtifact) -> int:
     disk, plus a measured overhead."""
     info = artifact.info
     if info.encoder is not None:  # a head: its arrays as read (head.npz is compressed on disk)
-        return head_nbytes(info.encoder.dim, info.n_labels, info.token_features) + HEAD_OVERHEAD_BYTES
+        arrays = head_nbytes(info.encoder.dim, info.n_labels, info.token_features, info.hidden_layer)
+        return arrays + HEAD_OVERHEAD_BYTES
     files = [artifact.root / TOKENIZER_FILE, *(artifact.root / SAVED_MODEL_DIR).rglob("*")]
     return sum(p.stat().st_size for p in files if p.is_file()) + SAVED_MODEL_OVERHEAD_BYTES
 

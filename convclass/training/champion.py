@@ -166,7 +166,11 @@ def _head_predictions(
                 f"the encoder tokenizer has {vocabulary}"
             )
     head = read_head(
-        artifact.head_path, dim=wanted.dim, n_labels=info.n_labels, token_features=info.token_features
+        artifact.head_path,
+        dim=wanted.dim,
+        n_labels=info.n_labels,
+        token_features=info.token_features,
+        hidden_layer=info.hidden_layer,
     )
     embeddings = EmbeddingSource(base_model_dir, ref, info.max_length, info.truncation)(texts)
     encoded = encode_texts(load_base_tokenizer(base_model_dir), list(texts), info.max_length, info.truncation)

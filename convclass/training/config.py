@@ -89,8 +89,27 @@ class TrainingConfig(BaseModel):
         default="validation",
         description="head only: validation: also fit a class-weighted logistic regression on TF-IDF token "
         "n-grams of the encoder's token ids and add its logits to the embedding head's with the weight "
-        "(0 drops them) that gives the best validation macro-F1 (convclass.heads); off: embedding only. "
+        "(0 drops them) that gives the lowest validation log-loss (convclass.heads); off: embedding only. "
         "Without a validation split there is nothing to choose on: embedding only",
+    )
+    head_hidden: Literal["validation", "on", "off"] = Field(
+        default="validation",
+        description="head only: validation: also train a bag of one-hidden-layer networks on the embedding "
+        "and blend their logits with the linear head's (and the token logits) with the weights that give "
+        "the lowest validation log-loss, which may leave them out; on: the same, never left out; off: "
+        "linear head only. Without a validation split there is nothing to choose on: linear head only",
+    )
+    head_hidden_members: int = Field(
+        default=5, ge=1, le=16, description="head only: networks in the bag (their logits are averaged)"
+    )
+    head_hidden_activation: Literal["relu", "gelu_tanh"] = Field(
+        default="relu",
+        description="head only: the networks' activation (gelu_tanh: GELU's tanh approximation)",
+    )
+    head_hidden_units: int = Field(default=1024, ge=8, le=4096, description="head only: hidden units each")
+    head_hidden_epochs: int = Field(default=15, ge=1, le=200, description="head only: epochs per network")
+    head_hidden_dropout: float = Field(
+        default=0.5, ge=0.0, lt=1.0, description="head only: dropout on each network's hidden layer"
     )
     head_refit: bool = Field(
         default=True,

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from convclass.artifacts import (
     ArtifactInfo,
     EncoderManifest,
     EncoderRef,
+    HiddenLayerFeatures,
     LabelMap,
     ModelMetrics,
     PriorCorrection,
@@ -56,9 +58,11 @@ from convclass.artifacts import (
 from convclass.errors import InsufficientData, InvalidInput
 from convclass.heads import (
     Head,
+    HiddenLayerHead,
     TokenHead,
     head_logits,
     head_probabilities,
+    hidden_layer_logits,
     ngram_keys,
     stored,
     tfidf_entries,
@@ -324,16 +328,131 @@ def log_loss(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-log_p[np.arange(len(y)), y].mean())
 
 
-def choose_token_weight(
-    embedding_logits: np.ndarray, token_logits: np.ndarray, y: np.ndarray
-) -> tuple[float, dict[float, float]]:
-    """The token weight with the lowest validation log-loss (ties to the smaller), and every weight's loss.
+#: Blend weights (linear kernel, hidden-layer bag) tried on validation (``head_hidden=validation``);
+#: (1, 0) is the linear head alone.
+HIDDEN_BLENDS = ((1.0, 0.0), (0.0, 0.5), (0.0, 1.0), (0.5, 0.5), (1.0, 0.5), (0.5, 1.0), (1.0, 1.0))
+#: The networks read the L2-normalised embedding times this (unit-length inputs train slowly); the factor is
+#: folded into ``mlp_kernel_1``.
+HIDDEN_INPUT_SCALE = 10.0
+HIDDEN_BATCH = 64
+#: The Keras activation of each ``head_hidden_activation`` (``convclass.heads`` computes the same in numpy).
+HIDDEN_ACTIVATIONS = {"relu": "relu", "gelu_tanh": lambda x: keras.activations.gelu(x, approximate=True)}
+HIDDEN_LEARNING_RATE = 2e-3
 
-    Log-loss rather than macro-F1: on a validation split of a dozen rows per label macro-F1 moves by whole
-    rows, and on splits of Banking77 it picked weights from 0 to 1.5 where the log-loss picked 0.25-0.5,
-    which scored better on rows neither had seen (docs/training.md)."""
-    scores = {w: log_loss(embedding_logits + w * token_logits, y) for w in TOKEN_WEIGHTS}
-    return min(TOKEN_WEIGHTS, key=lambda w: (scores[w], w)), scores
+
+@dataclass(frozen=True)
+class HiddenLayerFit:
+    """A trained bag at unit weight: ``networks`` (output kernels already divided by the bag's size) and the
+    mean output bias, which blending folds into the head's bias."""
+
+    networks: HiddenLayerHead
+    bias: np.ndarray
+
+
+def fit_hidden_layer(
+    config: TrainingConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, sample_weight: np.ndarray
+) -> HiddenLayerFit:
+    """Train ``head_hidden_members`` one-hidden-layer ReLU networks on the embeddings (AdamW, cosine decay,
+    dropout; each from its own seed, so the bag averages their errors out)."""
+    members, units = config.head_hidden_members, config.head_hidden_units
+    kernel_1 = np.zeros((members, x.shape[1], units), dtype=np.float32)
+    bias_1 = np.zeros((members, units), dtype=np.float32)
+    kernel_2 = np.zeros((members, units, n_labels), dtype=np.float32)
+    output_bias = np.zeros(n_labels, dtype=np.float32)
+    steps = config.head_hidden_epochs * -(-len(x) // HIDDEN_BATCH)
+    for member in range(members):
+        keras.utils.set_random_seed(config.seed + member)
+        hidden = keras.layers.Dense(units, activation=HIDDEN_ACTIVATIONS[config.head_hidden_activation])
+        output = keras.layers.Dense(n_labels)
+        model = keras.Sequential(
+            [
+                keras.Input((x.shape[1],)),
+                hidden,
+                keras.layers.Dropout(config.head_hidden_dropout),
+                output,
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.AdamW(
+                keras.optimizers.schedules.CosineDecay(HIDDEN_LEARNING_RATE, steps), weight_decay=1e-2
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        model.fit(
+            x * HIDDEN_INPUT_SCALE,
+            y,
+            sample_weight=sample_weight,
+            epochs=config.head_hidden_epochs,
+            batch_size=HIDDEN_BATCH,
+            verbose=0,
+        )
+        w1, b1 = hidden.get_weights()
+        w2, b2 = output.get_weights()
+        kernel_1[member], bias_1[member] = w1 * HIDDEN_INPUT_SCALE, b1
+        kernel_2[member] = w2 / members
+        output_bias += b2 / members
+    # Labels without training rows are never predicted, as with the linear head.
+    output_bias[np.bincount(y, minlength=n_labels) == 0] = -1e4
+    settings = HiddenLayerFeatures(
+        activation=config.head_hidden_activation, members=members, hidden=units, weight=1.0, linear_weight=1.0
+    )
+    return HiddenLayerFit(HiddenLayerHead(settings, kernel_1, bias_1, kernel_2), output_bias)
+
+
+def choose_blend(
+    linear_logits: np.ndarray,
+    hidden_logits: np.ndarray | None,
+    token_logits_: np.ndarray | None,
+    y: np.ndarray,
+    *,
+    hidden_required: bool = False,
+) -> tuple[tuple[float, float, float], dict[tuple[float, float, float], float]]:
+    """``(linear, hidden, token)`` weights with the lowest validation log-loss, and every blend's loss.
+
+    Ties go to the cheaper blend: no networks, then smaller token weights. Without networks (or tokens) only
+    blends without them are tried; ``hidden_required`` tries only blends with them. Log-loss rather than
+    macro-F1: on a validation split of a dozen rows per label macro-F1 moves by whole rows, and on splits of
+    Banking77 it picked token weights from 0 to 1.5 where the log-loss picked 0.25-0.5, which scored better
+    on rows neither had seen (docs/training.md)."""
+    blends: tuple[tuple[float, float], ...] = (
+        HIDDEN_BLENDS if hidden_logits is not None else HIDDEN_BLENDS[:1]
+    )
+    if hidden_required and hidden_logits is not None:
+        blends = tuple(blend for blend in blends if blend[1])
+    token_weights = TOKEN_WEIGHTS if token_logits_ is not None else (0.0,)
+    scores: dict[tuple[float, float, float], float] = {}
+    for linear, hidden in blends:
+        for token in token_weights:
+            logits = linear * linear_logits
+            if hidden_logits is not None and hidden:
+                logits = logits + hidden * hidden_logits
+            if token_logits_ is not None and token:
+                logits = logits + token * token_logits_
+            scores[(linear, hidden, token)] = log_loss(logits, y)
+    best = min(scores, key=lambda blend: (scores[blend], blend[1], blend[2], -blend[0]))
+    return best, scores
+
+
+def blended(
+    kernel: np.ndarray,
+    bias: np.ndarray,
+    tokens: tuple[TokenHead, np.ndarray] | None,
+    hidden: HiddenLayerFit | None,
+    blend: tuple[float, float, float],
+) -> Head:
+    """The head whose logits are ``linear * linear logits + hidden * bag logits + token * token logits``,
+    every weight folded into the stored arrays."""
+    linear, hidden_weight, token_weight = blend
+    head = with_tokens(kernel * np.float32(linear), bias * np.float32(linear), tokens, token_weight)
+    if hidden is None or not hidden_weight:
+        return head
+    networks = hidden.networks
+    settings = networks.settings.model_copy(update={"weight": hidden_weight, "linear_weight": linear})
+    scaled = HiddenLayerHead(
+        settings, networks.kernel_1, networks.bias_1, networks.kernel_2 * np.float32(hidden_weight)
+    )
+    output_bias = np.where(hidden.bias <= -1e4, hidden.bias, hidden.bias * np.float32(hidden_weight))
+    return Head(head.kernel, (head.bias + output_bias).astype(np.float32), head.tokens, scaled)
 
 
 def with_tokens(
@@ -362,7 +481,8 @@ def refit_head(
     exclude_ids: set[int],
 ) -> Head:
     """``head`` fitted again on more rows (train + validation) with what validation chose for it: the same
-    C, token settings and weight, and the same prior correction; returned as stored.
+    C, token settings, hidden-layer bag and blend weights, and the same prior correction; returned as
+    stored.
 
     Validation has done its job once the weight and the correction are chosen; its rows then add 10 % more
     examples of every label, which the rare labels need most (docs/training.md has the measured gain).
@@ -386,12 +506,24 @@ def refit_head(
             exclude_ids=exclude_ids,
             sample_weight=sample_weight,
         )
-    refitted = with_tokens(kernel, bias, fitted, head.tokens.settings.weight if head.tokens else 0.0)
+    hidden = head.hidden.settings if head.hidden else None
+    refitted = blended(
+        kernel,
+        bias,
+        fitted,
+        fit_hidden_layer(config, x, y, n_labels, sample_weight=sample_weight) if hidden else None,
+        (
+            hidden.linear_weight if hidden else 1.0,
+            hidden.weight if hidden else 0.0,
+            head.tokens.settings.weight if head.tokens else 0.0,
+        ),
+    )
     if correction is not None:
         refitted = Head(
             refitted.kernel,
             refitted.bias + np.asarray(correction.label_bias, dtype=np.float32),
             refitted.tokens,
+            refitted.hidden,
         )
     return stored(refitted)
 
@@ -444,6 +576,8 @@ def train_head_and_export(
     head = Head(kernel, bias)
     ids: dict[str, dict[str, np.ndarray] | None] = {"train": None, "validation": None, "held_out": None}
     exclude_ids: set[int] = set()
+    fitted: tuple[TokenHead, np.ndarray] | None = None
+    validation_token_logits = None
     if config.head_tokens == "validation" and len(y_val):
         tokenizer = load_base_tokenizer(base_model_dir)
         for name, split in (("train", data.train), ("validation", data.validation), ("held_out", held_out)):
@@ -464,19 +598,40 @@ def train_head_and_export(
         )
         if fitted is not None:
             tokens, token_bias = fitted
-            weight, scores = choose_token_weight(
-                head_logits(head, x_val),
-                token_logits(tokens, e_val[INPUT_IDS], e_val[ATTENTION_MASK]) + token_bias,
-                y_val,
+            validation_token_logits = (
+                token_logits(tokens, e_val[INPUT_IDS], e_val[ATTENTION_MASK]) + token_bias
             )
             logger.info(
-                "token features: %d n-grams fitted in %.2f s; weight %s chosen on validation (log-loss %s)",
+                "token features: %d n-grams fitted in %.2f s",
                 tokens.settings.n_features,
                 time.monotonic() - fit_started,
-                weight,
-                {w: round(loss, 4) for w, loss in scores.items()},
             )
-            head = with_tokens(kernel, bias, fitted, weight)
+    hidden = None
+    if config.head_hidden != "off" and len(y_val):
+        fit_started = time.monotonic()
+        hidden = fit_hidden_layer(config, x_train, y_train, len(labels), sample_weight=sample_weight)
+        logger.info(
+            "hidden layer: %d networks of %d units fitted in %.2f s",
+            config.head_hidden_members,
+            config.head_hidden_units,
+            time.monotonic() - fit_started,
+        )
+    if len(y_val) and (hidden is not None or validation_token_logits is not None):
+        blend, scores = choose_blend(
+            head_logits(head, x_val),
+            None if hidden is None else hidden_layer_logits(hidden.networks, x_val) + hidden.bias,
+            validation_token_logits,
+            y_val,
+            hidden_required=config.head_hidden == "on",
+        )
+        logger.info(
+            "blend (linear, hidden layer, tokens) %s chosen on validation (log-loss %.4f; linear head alone "
+            "%.4f)",
+            blend,
+            scores[blend],
+            log_loss(head_logits(head, x_val), y_val),
+        )
+        head = blended(kernel, bias, fitted, hidden, blend)
     if head.tokens is None:
         ids = dict.fromkeys(ids)
 
@@ -491,7 +646,10 @@ def train_head_and_export(
         correction = fit_prior_correction(probabilities_of(x_val, ids["validation"]), y_val, train_counts)
         if correction is not None:
             head = Head(
-                head.kernel, head.bias + np.asarray(correction.label_bias, dtype=np.float32), head.tokens
+                head.kernel,
+                head.bias + np.asarray(correction.label_bias, dtype=np.float32),
+                head.tokens,
+                head.hidden,
             )
             logger.info("prior correction: strength %s chosen on validation", correction.strength)
     head = stored(head)
@@ -555,6 +713,7 @@ def train_head_and_export(
         versions=versions,
         encoder=ref,
         token_features=head.tokens.settings if head.tokens else None,
+        hidden_layer=head.hidden.settings if head.hidden else None,
         confidence=confidence,
         prior_correction=correction,
     )

@@ -61,6 +61,7 @@ def train_head(
     seed: int = 1,
     n: int = 160,
     validation: bool = False,
+    hyperparameters: dict[str, str] | None = None,
 ) -> Path:
     """Train one tenant's head with ``train_and_export`` (architecture=head) and return the artifact dir.
 
@@ -69,6 +70,8 @@ def train_head(
     from convclass.training.trainer import train_and_export
 
     data = tenant_data(base_model_dir, tenant, seed=seed, n=n, validation=validation)
-    config = parse_hyperparameters({"architecture": "head", "base_model_dir": str(base_model_dir)})
+    config = parse_hyperparameters(
+        {"architecture": "head", "base_model_dir": str(base_model_dir), **(hyperparameters or {})}
+    )
     train_and_export(data, config, model_dir=model_dir, checkpoint_dir=model_dir.parent / "checkpoints")
     return model_dir

@@ -9,14 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convclass.artifacts import ARTIFACT_FILE, ArtifactInfo, EncoderRef, TokenFeatures, load_artifact
+from convclass.artifacts import (
+    ARTIFACT_FILE,
+    ArtifactInfo,
+    EncoderRef,
+    HiddenLayerFeatures,
+    TokenFeatures,
+    load_artifact,
+)
 from convclass.errors import IncompatibleModel
 from convclass.heads import (
     Head,
+    HiddenLayerHead,
     TokenHead,
+    gelu_tanh,
     head_logits,
     head_nbytes,
     head_probabilities,
+    hidden_layer_logits,
     ngram_keys,
     read_head,
     stored,
@@ -219,3 +229,115 @@ def test_artifact_json_token_features_only_for_heads_and_only_of_a_known_kind(tm
     (model_dir / ARTIFACT_FILE).write_text(json.dumps(document))
     with pytest.raises(IncompatibleModel, match=r"artifact.json is invalid \(fields: token_features.kind"):
         load_artifact(model_dir)
+
+
+def _hidden(activation: str = "relu", members: int = 2, units: int = 6, seed: int = 1) -> HiddenLayerHead:
+    rng = np.random.default_rng(seed)
+    settings = HiddenLayerFeatures(
+        activation=activation, members=members, hidden=units, weight=1.0, linear_weight=1.0
+    )
+    return HiddenLayerHead(
+        settings,
+        rng.normal(size=(members, DIM, units)).astype(np.float32),
+        rng.normal(size=(members, units)).astype(np.float32),
+        rng.normal(size=(members, units, N_LABELS)).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu_tanh"])
+def test_hidden_layer_logits_are_the_sum_of_the_networks_as_keras_computes_them(activation: str) -> None:
+    import keras
+
+    hidden = _hidden(activation)
+    x = np.random.default_rng(2).normal(size=(5, DIM)).astype(np.float32)
+    keras_activation = (
+        "relu" if activation == "relu" else (lambda v: keras.activations.gelu(v, approximate=True))
+    )
+    expected = np.zeros((5, N_LABELS), dtype=np.float32)
+    for member in range(2):
+        model = keras.Sequential(
+            [
+                keras.Input((DIM,)),
+                keras.layers.Dense(6, activation=keras_activation),
+                keras.layers.Dense(N_LABELS),
+            ]
+        )
+        model.set_weights(
+            [
+                hidden.kernel_1[member],
+                hidden.bias_1[member],
+                hidden.kernel_2[member],
+                np.zeros(N_LABELS, np.float32),
+            ]
+        )
+        expected += model.predict(x, verbose=0)
+    np.testing.assert_allclose(hidden_layer_logits(hidden, x), expected, rtol=1e-5, atol=1e-5)
+    head = Head(np.zeros((DIM, N_LABELS), np.float32), np.ones(N_LABELS, np.float32), None, hidden)
+    np.testing.assert_allclose(head_logits(head, x), expected + 1.0, rtol=1e-5, atol=1e-5)
+
+
+def test_gelu_tanh_is_keras_approximate_gelu() -> None:
+    import keras
+
+    x = np.linspace(-6, 6, 101, dtype=np.float32)
+    np.testing.assert_allclose(
+        gelu_tanh(x), np.asarray(keras.activations.gelu(x, approximate=True)), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_a_head_with_a_hidden_layer_round_trips_and_is_refused_when_artifact_json_disagrees(
+    tmp_path: Path,
+) -> None:
+    base = _head(n_features=20)
+    head = Head(base.kernel, base.bias, base.tokens, _hidden())
+    path = tmp_path / "head.npz"
+    written = write_head(path, head)
+    assert base.tokens is not None
+    assert written.hidden is not None
+    read = read_head(
+        path, dim=DIM, n_labels=N_LABELS, token_features=base.tokens.settings, hidden_layer=_hidden().settings
+    )
+    assert read.hidden is not None
+    np.testing.assert_array_equal(
+        read.hidden.kernel_1, written.hidden.kernel_1
+    )  # training scores what is stored
+    np.testing.assert_allclose(read.hidden.kernel_1, head.hidden.kernel_1, rtol=1e-3, atol=1e-3)
+    assert read.nbytes == head_nbytes(DIM, N_LABELS, base.tokens.settings, _hidden().settings)
+    with np.load(path, allow_pickle=False) as arrays:
+        assert arrays["mlp_kernel_1"].dtype == np.float16
+    # Arrays artifact.json does not declare, arrays it declares that are missing, other shapes: refused.
+    with pytest.raises(IncompatibleModel, match="does not declare"):
+        read_head(path, dim=DIM, n_labels=N_LABELS, token_features=base.tokens.settings)
+    write_head(tmp_path / "plain.npz", Head(base.kernel, base.bias))
+    with pytest.raises(IncompatibleModel, match="lacks mlp_kernel_1"):
+        read_head(tmp_path / "plain.npz", dim=DIM, n_labels=N_LABELS, hidden_layer=_hidden().settings)
+    with pytest.raises(IncompatibleModel, match="hidden-layer arrays"):
+        read_head(
+            path,
+            dim=DIM,
+            n_labels=N_LABELS,
+            token_features=base.tokens.settings,
+            hidden_layer=_hidden(members=3).settings,
+        )
+
+
+def test_artifact_json_hidden_layer_only_for_heads() -> None:
+    settings = _hidden().settings
+    ArtifactInfo(
+        model_version=1,
+        architecture="head",
+        max_length=16,
+        n_labels=N_LABELS,
+        cleaning_version="v",
+        encoder=REF,
+        hidden_layer=settings,
+    )
+    with pytest.raises(ValueError, match="hidden_layer only applies to a head"):
+        ArtifactInfo(
+            model_version=1,
+            architecture="cnn",
+            max_length=16,
+            n_labels=N_LABELS,
+            cleaning_version="v",
+            hidden_layer=settings,
+        )

@@ -1,5 +1,6 @@
-"""A head trained with token TF-IDF features is served by the real multi-model app and answers exactly what
-training computed; a server whose encoder tokenizer differs refuses it."""
+"""A head trained with token TF-IDF features (with and without the hidden-layer networks) is served by the
+real multi-model app and answers exactly what training computed; a server whose encoder tokenizer differs
+refuses it."""
 
 from __future__ import annotations
 
@@ -33,13 +34,23 @@ pytestmark = pytest.mark.slow
 LIMITS = ServingLimits(max_batch_emails=16, max_request_bytes=64_000, max_email_bytes=4_000, top_k=3)
 
 
-def test_a_head_with_token_features_serves_what_training_computed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "hidden",
+    [{"head_hidden": "off"}, {"head_hidden": "on", "head_hidden_members": "2", "head_hidden_units": "32"}],
+    ids=["linear", "hidden-layer"],
+)
+def test_a_head_with_token_features_serves_what_training_computed(
+    tmp_path: Path, hidden: dict[str, str]
+) -> None:
     from convclass.training.head import build_encoder, embed, export_encoder
 
     base = tiny_base_model(tmp_path / "base")
     models_root = tmp_path / "opt_ml_models"
-    model_dir = train_head(base, models_root / "acme" / "model", "acme", seed=3, n=240, validation=True)
+    model_dir = train_head(
+        base, models_root / "acme" / "model", "acme", seed=3, n=240, validation=True, hyperparameters=hidden
+    )
     artifact = load_artifact(model_dir, cleaning_version=CLEANING_VERSION, require_metrics=True)
+    assert (artifact.info.hidden_layer is not None) == (hidden["head_hidden"] == "on")
     features = artifact.info.token_features
     assert features is not None, "validation chose no token weight on data where tokens separate the labels"
     assert features.weight > 0
@@ -70,7 +81,13 @@ def test_a_head_with_token_features_serves_what_training_computed(tmp_path: Path
     # Training's side: the training encoder, the base tokenizer and the head as written, calibrated as stored.
     texts = [clean_email(None, text, "text/html").text for text in emails.texts]
     encoded = encode_texts(load_base_tokenizer(base), texts, MAX_LENGTH, artifact.info.truncation)
-    head = read_head(model_dir / HEAD_FILE, dim=16, n_labels=artifact.info.n_labels, token_features=features)
+    head = read_head(
+        model_dir / HEAD_FILE,
+        dim=16,
+        n_labels=artifact.info.n_labels,
+        token_features=features,
+        hidden_layer=artifact.info.hidden_layer,
+    )
     trained = apply_temperature(
         head_probabilities(
             head, embed(build_encoder(base), encoded), encoded["input_ids"], encoded["attention_mask"]
@@ -85,7 +102,7 @@ def test_a_head_with_token_features_serves_what_training_computed(tmp_path: Path
         )
     # The token part counts: without it the head's probabilities differ.
     embeddings = embed(build_encoder(base), encoded)
-    without_tokens = head_probabilities(Head(head.kernel, head.bias), embeddings)
+    without_tokens = head_probabilities(Head(head.kernel, head.bias, None, head.hidden), embeddings)
     with_tokens = head_probabilities(head, embeddings, encoded["input_ids"], encoded["attention_mask"])
     assert np.abs(without_tokens - with_tokens).max() > 1e-2
 

@@ -91,21 +91,104 @@ def test_log_loss_is_scikit_learns_on_the_softmax() -> None:
     )
 
 
-def test_the_token_weight_is_the_one_with_the_lowest_validation_log_loss() -> None:
-    from convclass.training.head import TOKEN_WEIGHTS, choose_token_weight, log_loss
+def test_the_blend_is_the_one_with_the_lowest_validation_log_loss() -> None:
+    from convclass.training.head import HIDDEN_BLENDS, TOKEN_WEIGHTS, choose_blend, log_loss
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, size=200)
     onehot = np.eye(4, dtype=np.float32)[y]
-    embedding = 2.0 * onehot + rng.normal(size=(200, 4)).astype(np.float32)
+    linear = 2.0 * onehot + rng.normal(size=(200, 4)).astype(np.float32)
     informative = 2.0 * onehot + rng.normal(size=(200, 4)).astype(np.float32)
-    weight, scores = choose_token_weight(embedding, informative, y)
-    assert set(scores) == set(TOKEN_WEIGHTS)
-    assert scores[weight] == min(scores.values())
-    assert scores[weight] == pytest.approx(log_loss(embedding + weight * informative, y))
-    assert weight > 0
     noise = rng.normal(scale=5.0, size=(200, 4)).astype(np.float32)
-    assert choose_token_weight(embedding, noise, y)[0] == 0.0
+
+    blend, scores = choose_blend(linear, None, informative, y)
+    assert set(scores) == {(1.0, 0.0, w) for w in TOKEN_WEIGHTS}  # no networks: only the linear head's blends
+    assert scores[blend] == min(scores.values())
+    assert scores[blend] == pytest.approx(log_loss(linear + blend[2] * informative, y))
+    assert blend[2] > 0
+    assert choose_blend(linear, None, noise, y)[0] == (1.0, 0.0, 0.0)
+
+    # Networks better than the linear head replace it; noisy ones are left out; ties go to the cheaper blend.
+    blend, scores = choose_blend(noise, 3.0 * informative, None, y)
+    assert len(scores) == len(HIDDEN_BLENDS)
+    assert blend[0] == 0.0
+    assert blend[1] > 0
+    assert choose_blend(linear, noise, None, y)[0] == (1.0, 0.0, 0.0)
+    assert choose_blend(linear, np.zeros_like(linear), None, y)[0] == (1.0, 0.0, 0.0)
+
+
+def test_the_hidden_layer_bag_is_what_keras_computes_and_blends_into_the_head() -> None:
+    """The bag fitted with Keras, folded into a head, gives numpy logits equal to the Keras networks'."""
+    import keras
+
+    from convclass.heads import head_logits, hidden_layer_logits
+    from convclass.training.head import HIDDEN_INPUT_SCALE, blended, fit_hidden_layer
+
+    x, y = _blobs(3, 30)
+    config = parse_hyperparameters(
+        {
+            "architecture": "head",
+            "head_hidden_members": "2",
+            "head_hidden_units": "16",
+            "head_hidden_epochs": "3",
+        }
+    )
+    ones = np.ones(len(y), dtype=np.float32)
+    fitted = fit_hidden_layer(config, x, y, 3, sample_weight=ones)
+    networks = fitted.networks
+    assert networks.kernel_1.shape == (2, x.shape[1], 16)
+    assert networks.kernel_2.shape == (2, 16, 3)
+    # The same two networks rebuilt in Keras from the stored weights (input scale folded into kernel_1).
+    expected = np.zeros((len(x), 3), dtype=np.float32)
+    for member in range(2):
+        model = keras.Sequential(
+            [keras.Input((x.shape[1],)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+        )
+        model.set_weights(
+            [
+                networks.kernel_1[member] / HIDDEN_INPUT_SCALE,
+                networks.bias_1[member],
+                networks.kernel_2[member],
+                np.zeros(3, dtype=np.float32),
+            ]
+        )
+        expected += model.predict(x * HIDDEN_INPUT_SCALE, verbose=0)
+    np.testing.assert_allclose(hidden_layer_logits(networks, x), expected, rtol=1e-4, atol=1e-4)
+    # Trained again with the same seed: the same networks.
+    again = fit_hidden_layer(config, x, y, 3, sample_weight=ones)
+    np.testing.assert_allclose(again.networks.kernel_1, networks.kernel_1, rtol=1e-5, atol=1e-6)
+
+    kernel = np.ones((x.shape[1], 3), dtype=np.float32)
+    bias = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    head = blended(kernel, bias, None, fitted, (0.5, 2.0, 0.0))
+    assert head.hidden is not None
+    assert head.hidden.settings.weight == 2.0
+    assert head.hidden.settings.linear_weight == 0.5
+    np.testing.assert_allclose(
+        head_logits(head, x), 0.5 * (x @ kernel + bias) + 2.0 * (expected + fitted.bias), rtol=1e-4, atol=1e-4
+    )
+    assert blended(kernel, bias, None, fitted, (1.0, 0.0, 0.0)).hidden is None
+
+
+def test_a_label_without_training_rows_is_never_predicted_by_the_networks_alone() -> None:
+    from convclass.heads import head_logits
+    from convclass.training.head import blended, fit_hidden_layer
+
+    x, y = _blobs(3, 20)
+    config = parse_hyperparameters(
+        {
+            "architecture": "head",
+            "head_hidden_members": "1",
+            "head_hidden_units": "8",
+            "head_hidden_epochs": "2",
+        }
+    )
+    fitted = fit_hidden_layer(config, x, y, 4, sample_weight=np.ones(len(y), dtype=np.float32))
+    head = blended(
+        np.zeros((x.shape[1], 4), np.float32), np.zeros(4, np.float32), None, fitted, (0.0, 1.0, 0.0)
+    )
+    assert not (head_logits(head, x).argmax(axis=1) == 3).any()
+    assert head.bias[3] <= -1e4
 
 
 def test_a_refit_head_keeps_what_validation_chose_and_is_fitted_on_all_the_rows() -> None:
@@ -149,6 +232,41 @@ def test_a_refit_head_keeps_what_validation_chose_and_is_fitted_on_all_the_rows(
     np.testing.assert_array_equal(refitted.tokens.kernel, refitted.tokens.kernel.astype(TOKEN_KERNEL_DTYPE))
     with pytest.raises(ValueError, match="token ids"):
         refit_head(config, head, None, all_x, None, all_y, exclude_ids={1, 2})
+
+
+def test_a_refit_keeps_the_hidden_layer_blend_and_retrains_the_networks_on_all_the_rows() -> None:
+    from convclass.heads import stored
+    from convclass.training.head import blended, fit_head, fit_hidden_layer, refit_head
+    from convclass.training.trainer import class_weights
+
+    config = parse_hyperparameters(
+        {
+            "architecture": "head",
+            "head_hidden_members": "2",
+            "head_hidden_units": "8",
+            "head_hidden_epochs": "2",
+        }
+    )
+    x, y = _blobs(3, 20)
+    ones = np.ones(len(y), dtype=np.float32)
+    kernel, bias = fit_head(x, y, 3, c=config.head_c, sample_weight=ones)
+    head = stored(
+        blended(kernel, bias, None, fit_hidden_layer(config, x, y, 3, sample_weight=ones), (0.5, 1.0, 0.0))
+    )
+    more_x, more_y = _blobs(3, 10, seed=1)
+    all_x, all_y = np.concatenate([x, more_x]), np.concatenate([y, more_y])
+
+    refitted = refit_head(config, head, None, all_x, None, all_y, exclude_ids=set())
+
+    weights = class_weights(all_y, 3, config.class_weighting)
+    expected = fit_hidden_layer(config, all_x, all_y, 3, sample_weight=weights)
+    expected_kernel, _ = fit_head(all_x, all_y, 3, c=config.head_c, sample_weight=weights)
+    assert refitted.hidden is not None
+    assert (refitted.hidden.settings.linear_weight, refitted.hidden.settings.weight) == (0.5, 1.0)
+    np.testing.assert_allclose(refitted.kernel, 0.5 * expected_kernel, rtol=1e-5)
+    np.testing.assert_allclose(
+        refitted.hidden.kernel_1, expected.networks.kernel_1.astype(np.float16).astype(np.float32), atol=1e-3
+    )
 
 
 def test_a_head_is_refitted_on_train_and_validation_unless_told_not_to() -> None:
