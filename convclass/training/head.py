@@ -470,6 +470,12 @@ def with_tokens(
     )
 
 
+def with_prior_correction(head: Head, correction: PriorCorrection) -> Head:
+    """``head`` with the prior correction's per-label logit adjustment added to its bias."""
+    bias = head.bias + np.asarray(correction.label_bias, dtype=np.float32)
+    return Head(head.kernel, bias, head.tokens, head.hidden)
+
+
 def refit_head(
     config: TrainingConfig,
     head: Head,
@@ -519,12 +525,7 @@ def refit_head(
         ),
     )
     if correction is not None:
-        refitted = Head(
-            refitted.kernel,
-            refitted.bias + np.asarray(correction.label_bias, dtype=np.float32),
-            refitted.tokens,
-            refitted.hidden,
-        )
+        refitted = with_prior_correction(refitted, correction)
     return stored(refitted)
 
 
@@ -645,12 +646,7 @@ def train_head_and_export(
         train_counts = np.bincount(y_train, minlength=len(labels))
         correction = fit_prior_correction(probabilities_of(x_val, ids["validation"]), y_val, train_counts)
         if correction is not None:
-            head = Head(
-                head.kernel,
-                head.bias + np.asarray(correction.label_bias, dtype=np.float32),
-                head.tokens,
-                head.hidden,
-            )
+            head = with_prior_correction(head, correction)
             logger.info("prior correction: strength %s chosen on validation", correction.strength)
     head = stored(head)
     validation_probabilities = probabilities_of(x_val, ids["validation"])

@@ -323,21 +323,10 @@ def test_a_head_with_a_hidden_layer_round_trips_and_is_refused_when_artifact_jso
 
 def test_artifact_json_hidden_layer_only_for_heads() -> None:
     settings = _hidden().settings
-    ArtifactInfo(
-        model_version=1,
-        architecture="head",
-        max_length=16,
-        n_labels=N_LABELS,
-        cleaning_version="v",
-        encoder=REF,
-        hidden_layer=settings,
+    fields = {"model_version": 1, "max_length": 16, "n_labels": N_LABELS, "cleaning_version": "v"}
+    assert (
+        ArtifactInfo(architecture="head", encoder=REF, hidden_layer=settings, **fields).hidden_layer
+        == settings
     )
     with pytest.raises(ValueError, match="hidden_layer only applies to a head"):
-        ArtifactInfo(
-            model_version=1,
-            architecture="cnn",
-            max_length=16,
-            n_labels=N_LABELS,
-            cleaning_version="v",
-            hidden_layer=settings,
-        )
+        ArtifactInfo(architecture="cnn", hidden_layer=settings, **fields)

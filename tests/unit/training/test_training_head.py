@@ -8,7 +8,7 @@ import pytest
 from convclass.artifacts import ArtifactInfo, EncoderRef
 from convclass.errors import InsufficientData
 from convclass.heads import Head, head_probabilities
-from convclass.training.config import parse_hyperparameters
+from convclass.training.config import TrainingConfig, parse_hyperparameters
 
 REF = EncoderRef(name="enc", digest="0" * 64, dim=8)
 
@@ -117,6 +117,18 @@ def test_the_blend_is_the_one_with_the_lowest_validation_log_loss() -> None:
     assert choose_blend(linear, np.zeros_like(linear), None, y)[0] == (1.0, 0.0, 0.0)
 
 
+def _hidden_config(*, members: int, units: int, epochs: int) -> TrainingConfig:
+    """A head config with a small, quick bag of networks."""
+    return parse_hyperparameters(
+        {
+            "architecture": "head",
+            "head_hidden_members": str(members),
+            "head_hidden_units": str(units),
+            "head_hidden_epochs": str(epochs),
+        }
+    )
+
+
 def test_the_hidden_layer_bag_is_what_keras_computes_and_blends_into_the_head() -> None:
     """The bag fitted with Keras, folded into a head, gives numpy logits equal to the Keras networks'."""
     import keras
@@ -125,14 +137,7 @@ def test_the_hidden_layer_bag_is_what_keras_computes_and_blends_into_the_head() 
     from convclass.training.head import HIDDEN_INPUT_SCALE, blended, fit_hidden_layer
 
     x, y = _blobs(3, 30)
-    config = parse_hyperparameters(
-        {
-            "architecture": "head",
-            "head_hidden_members": "2",
-            "head_hidden_units": "16",
-            "head_hidden_epochs": "3",
-        }
-    )
+    config = _hidden_config(members=2, units=16, epochs=3)
     ones = np.ones(len(y), dtype=np.float32)
     fitted = fit_hidden_layer(config, x, y, 3, sample_weight=ones)
     networks = fitted.networks
@@ -175,14 +180,7 @@ def test_a_label_without_training_rows_is_never_predicted_by_the_networks_alone(
     from convclass.training.head import blended, fit_hidden_layer
 
     x, y = _blobs(3, 20)
-    config = parse_hyperparameters(
-        {
-            "architecture": "head",
-            "head_hidden_members": "1",
-            "head_hidden_units": "8",
-            "head_hidden_epochs": "2",
-        }
-    )
+    config = _hidden_config(members=1, units=8, epochs=2)
     fitted = fit_hidden_layer(config, x, y, 4, sample_weight=np.ones(len(y), dtype=np.float32))
     head = blended(
         np.zeros((x.shape[1], 4), np.float32), np.zeros(4, np.float32), None, fitted, (0.0, 1.0, 0.0)
@@ -239,14 +237,7 @@ def test_a_refit_keeps_the_hidden_layer_blend_and_retrains_the_networks_on_all_t
     from convclass.training.head import blended, fit_head, fit_hidden_layer, refit_head
     from convclass.training.trainer import class_weights
 
-    config = parse_hyperparameters(
-        {
-            "architecture": "head",
-            "head_hidden_members": "2",
-            "head_hidden_units": "8",
-            "head_hidden_epochs": "2",
-        }
-    )
+    config = _hidden_config(members=2, units=8, epochs=2)
     x, y = _blobs(3, 20)
     ones = np.ones(len(y), dtype=np.float32)
     kernel, bias = fit_head(x, y, 3, c=config.head_c, sample_weight=ones)
