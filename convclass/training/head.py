@@ -352,8 +352,8 @@ class HiddenLayerFit:
 def fit_hidden_layer(
     config: TrainingConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, sample_weight: np.ndarray
 ) -> HiddenLayerFit:
-    """Train ``head_hidden_members`` one-hidden-layer ReLU networks on the embeddings (AdamW, cosine decay,
-    dropout; each from its own seed, so the bag averages their errors out)."""
+    """Train ``head_hidden_members`` one-hidden-layer networks (``head_hidden_activation``) on the embeddings
+    (AdamW, cosine decay, dropout; each from its own seed, so the bag averages their errors out)."""
     members, units = config.head_hidden_members, config.head_hidden_units
     kernel_1 = np.zeros((members, x.shape[1], units), dtype=np.float32)
     bias_1 = np.zeros((members, units), dtype=np.float32)
@@ -618,8 +618,9 @@ def train_head_and_export(
             time.monotonic() - fit_started,
         )
     if len(y_val) and (hidden is not None or validation_token_logits is not None):
+        linear_logits = head_logits(head, x_val)
         blend, scores = choose_blend(
-            head_logits(head, x_val),
+            linear_logits,
             None if hidden is None else hidden_layer_logits(hidden.networks, x_val) + hidden.bias,
             validation_token_logits,
             y_val,
@@ -630,7 +631,7 @@ def train_head_and_export(
             "%.4f)",
             blend,
             scores[blend],
-            log_loss(head_logits(head, x_val), y_val),
+            log_loss(linear_logits, y_val),
         )
         head = blended(kernel, bias, fitted, hidden, blend)
     if head.tokens is None:
