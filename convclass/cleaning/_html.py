@@ -1,25 +1,23 @@
 """HTML → plain text that keeps the email's paragraph and line structure.
 
-selectolax's lexbor backend parses with a spec-compliant C parser (the error recovery browsers use);
-everything else is C-speed string work (``str.find``, compiled regexes) or a CSS query that runs only when the
-markup contains its trigger words. ``benchmarks/bench_preprocess.py`` measures the whole cleaning pipeline
-against BeautifulSoup on the same corpus.
+selectolax's lexbor backend parses with a spec-compliant C parser (the error recovery browsers use); most
+mail never needs it. One compiled pass (``_scan.WordFinder``) finds every word that decides which rules an
+email needs, another (``_scan.split_tags``) splits it into text and tags; the rest is C-speed string work
+(``bytes.find``, compiled regexes) or a CSS query that runs only when the markup contains its trigger words.
+``benchmarks/bench_preprocess.py`` measures the whole cleaning pipeline against BeautifulSoup on the same
+corpus.
 """
 
 from __future__ import annotations
 
 import html as _html
 import re
-from collections import Counter
+from collections.abc import Collection
 from functools import cache
-from itertools import compress, repeat
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-# Substring tests on bytes are written ``data.find(needle) != -1``: ``needle in data`` first tries the needle
-# as an integer (``65 in b"A"``) and builds and discards a TypeError for every bytes needle, which costs more
-# than searching a few kilobytes of markup.
-_NOT_FOUND = -1
+from convclass.cleaning._scan import TagTable, WordFinder, split_tags
 
 #: Line-break marker inserted at block boundaries. clean_email removes it from the input first, so every
 #: marker in the extracted text is ours; source newlines are just whitespace, as in browsers.
@@ -91,6 +89,17 @@ _HISTORY_TEXT = (b"-----original message-----", "-----ursprüngliche nachricht--
 # contains none of them: four searches of the markup rule out fourteen.
 _QUOTE, _CITE, _REPLY, _DASHES = b"quote", b"cite", b"divrplyfwdmsg", b"-----"
 _MARKER_HINTS = (_QUOTE, _CITE, _REPLY, _DASHES)
+_OUTLOOK_HEADER_CLASS, _APPEND_ON_SEND, _GMAIL_EXTRA = (
+    b"outlookmessageheader",
+    b"appendonsend",
+    b"gmail_extra",
+)
+# Every word whose presence decides which rules below an email needs (the marker hints first): one compiled
+# pass finds them all (_HINTS), where a search per word would read the markup twenty times.
+_HINT_WORDS = (
+    *_MARKER_HINTS, *_HIDDEN_TRIGGERS, _SIGNATURE_HINT, _OUTLOOK_HEADER_CLASS, _APPEND_ON_SEND, _GMAIL_EXTRA,
+)  # fmt: skip
+_HINTS = WordFinder(_HINT_WORDS)
 
 _BLOCK_NAMES = [
     "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section", "article",
@@ -109,10 +118,6 @@ _NEEDS_CLOSE = [
 #: this (far beyond any real email) is reduced to text without a tree, and reported as malformed.
 MAX_DEPTH = 512
 _DEPTH_CHECK_TAGS = 2 * MAX_DEPTH
-# Every hidden trigger contains one of these ("display" alone would match the "display:block" of half of all
-# mail; "hid" stands for both "hidden" and "mso-hide"). The zero sizes share ":0" / ": 0": one search each
-# rules out six triggers where they are absent, and hidden_triggers looks for the three each stands for.
-_HIDDEN_HINTS = (b"display:none", b"display: none", b"hid", b":0", b": 0")
 _PRUNABLE = frozenset((b"div", b"span", b"font", b"center", b"blockquote"))
 _PRUNED_BLOCKS = frozenset((b"div", b"center", b"blockquote"))
 _ATTRIBUTE_RE = re.compile(rb"""([a-z][a-z0-9:_-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
@@ -120,22 +125,14 @@ _TAG_NAME_ENDS = frozenset((b" ", b"\t", b"\n", b"\r", b"\f", b"/", b">"))
 _VOID = frozenset(
     b"area base br col embed hr img input link meta param source track wbr !doctype o:p".split()
 )
-# The tag regexes, one per job (each reads lower-cased markup unless it says otherwise):
-# - _PLAIN_TAG_SPLIT_RE (split_tags, original case): a whole tag, name captured, whose name ends where HTML's
-#   tokenizer ends it (whitespace, "/" or ">"), so that _BLOCK_TAG_RE and tag_names agree on its element:
-#   "<div-x>" and "<p.x>" are not the elements "div" and "p";
-# - _TAG_NAME_PREFIX_RE (tag_names, split_tags' fallback): the "<div" / "</div" of anything tag-like,
-#   well-formed or not, to count elements;
+# The tag regexes, one per job (each reads lower-cased markup):
 # - _CANDIDATE_START_TAG_RE (prune_elements): the start tag at a candidate offset, name and attributes
 #   captured;
 # - _DEPTH_TAG_RE (_nesting_depth): end-tag slash, name and self-closing slash of every tag;
 # - _BRACKETED_RE (simple_text's fallback): anything from "<" to the next ">", what the fast path deletes;
 # - _FLAT_MARKUP_RE (_flat_text): the same plus comments, for markup too deep for a tree.
-# Its attributes are read with [^>]* (sre scans a single excluded character three times faster than a class):
-# a "<" that this swallows is not a tag of its own, so the count check in split_tags rejects such markup just
-# as it rejected the stricter [^<>]*.
-_PLAIN_TAG_SPLIT_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^>]*>")
-_TAG_NAME_PREFIX_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
+# split_tags ends a tag name where HTML's tokenizer ends it (whitespace, "/" or ">"), as _BLOCK_TAG_RE does,
+# so both agree on its element: "<div-x>" and "<p.x>" are not the elements "div" and "p".
 _CANDIDATE_START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _DEPTH_TAG_RE = re.compile(rb"<(/?)([a-z!][a-z0-9:]*)(?:[^<>]*?(/)?)?>")
 _BRACKETED = rb"<[^<>]*>"
@@ -195,63 +192,26 @@ _TABLE_NAMES = ["table", "tbody", "thead", "tfoot", "tr", "td", "th"]
 _BLOCK_INSIDE_RE = re.compile(
     rf"</?{trie_pattern([*_BLOCK_NAMES, *_TABLE_NAMES], fold_case=False)}[\s/>]".encode()
 )
-# Start tag → end tag and back (as tag_names spells them) of the elements in _NEEDS_CLOSE.
-_END_TAG_OF = {b"<" + name.encode(): b"</" + name.encode() for name in _NEEDS_CLOSE}
-_START_TAG_OF = {end: start for start, end in _END_TAG_OF.items()}
 _BLOCK_NAMES_BYTES = [name.encode() for name in _BLOCK_NAMES]
-# tag_names of the simple elements: one set comparison checks a whole document's tags.
+# Tag names as split_tags spells them ("<div", "</div"), looked up in C (_TAGS): the simple elements, the tags
+# _BLOCK_TAG_RE marks (each ends a line), and start tag → end tag of the elements in _NEEDS_CLOSE.
 _SIMPLE_TAG_KEYS = frozenset(prefix + name for name in _SIMPLE_TAGS for prefix in (b"<", b"</"))
-# The tag names _BLOCK_TAG_RE marks, as tag_names spells them, each mapped to its line-break marker.
-_BLOCK_SEPARATORS = dict.fromkeys(
-    [
-        *(prefix + name for name in _BLOCK_NAMES_BYTES for prefix in (b"<", b"</")),
-        b"<table",
-        b"</td",
-        b"</th",
-    ],
-    _BREAK_BYTES,
+_LINE_ENDING_TAGS = frozenset(
+    (*(prefix + name for name in _BLOCK_NAMES_BYTES for prefix in (b"<", b"</")), b"<table", b"</td", b"</th")
 )
+_END_TAG_OF = {b"<" + name.encode(): b"</" + name.encode() for name in _NEEDS_CLOSE}
+_TAGS = TagTable(_SIMPLE_TAG_KEYS, _LINE_ENDING_TAGS, _END_TAG_OF)
 
 
-def tag_names(lowered: bytes) -> list[bytes]:
-    """Start tags (``b"<div"``) and end tags (``b"</div"``) of lower-cased markup, in document order."""
-    return _TAG_NAME_PREFIX_RE.findall(lowered)
-
-
-def split_tags(html: bytes, lowered: bytes) -> tuple[list[bytes], list[bytes] | None]:
-    """``(tag_names(lowered), pieces)`` of ``html`` from one regex pass where most mail allows it.
-
-    ``pieces`` alternate text and tag name (``[text, name, text, ..., text]``) when every "<" opens a plain
-    tag (see ``_PLAIN_TAG_SPLIT_RE``), else they are None; the names then come from the same pass, lower-cased
-    only when the markup spells one in capitals.
-    """
-    pieces = _PLAIN_TAG_SPLIT_RE.split(html)
-    names = pieces[1::2]
-    if len(names) != lowered.count(b"<"):
-        return tag_names(lowered), None
-    joined = b" ".join(names)
-    folded = joined.lower()
-    if folded != joined:
-        names = folded.split(b" ")
-    return names, pieces
-
-
-def markup_issues(lowered: bytes, tags: Counter[bytes], *, cut_short: bool = False) -> int:
+def markup_issues(lowered: bytes, names: list[bytes], *, cut_short: bool = False) -> int:
     """Count signs of malformed markup: unbalanced elements, unterminated tags and comments.
 
     The parser repairs all of these silently (as browsers do); counting them lets the dataset manifest report
     how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased, and
-    ``tags`` counts its ``tag_names``. When it was ``cut_short`` before quoted history, elements still open at
-    the cut are expected, not counted.
+    ``names`` its tag names (``split_tags``). When it was ``cut_short`` before quoted history, elements still
+    open at the cut are expected, not counted.
     """
-    issues = 0
-    # Set intersections (C speed) pick the few tags that matter out of the document's tag names.
-    for tag in tags.keys() & _END_TAG_OF.keys():
-        missing_ends = tags[tag] - tags.get(_END_TAG_OF[tag], 0)
-        issues += abs(missing_ends) if not cut_short or missing_ends < 0 else 0
-    for tag in tags.keys() & _START_TAG_OF.keys():
-        if _START_TAG_OF[tag] not in tags:
-            issues += tags[tag]  # end tags of an element that was never opened
+    issues: int = _TAGS.unbalanced(names, cut_short)
     if lowered.find(b"<!--") != -1:
         issues += max(0, lowered.count(b"<!--") - lowered.count(b"-->"))
     if lowered.rfind(b"<") > lowered.rfind(b">"):
@@ -310,31 +270,27 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     body = lowered.find(b"<body")
     if body > 0:  # nothing in <head> is text: skip it (Outlook's style sheets are kilobytes long)
         html, lowered = html[body:], lowered[body:]
-    # Searches of the whole markup that rule out most markers; cutting and pruning only ever remove text.
-    hints = _found(_MARKER_HINTS, lowered)
+    # The hint words of the whole markup rule out most rules; cutting and pruning only ever remove text.
+    offsets = _HINTS.first_offsets(lowered)
+    hints = [hint for hint, offset in zip(_MARKER_HINTS, offsets, strict=False) if offset != -1]
     cut = cut_quoted_history(lowered, hints) if hints else len(lowered)
     quoted = 0
     if cut < len(html):
         html, lowered = html[:cut], lowered[:cut]
         quoted = 1
+    # A word's first occurrence is in what the cut kept, or the word is not.
+    present = {
+        word for word, offset in zip(_HINT_WORDS, offsets, strict=True) if -1 < offset <= cut - len(word)
+    }
     removed = Removed(quoted)
     names, pieces = split_tags(html, lowered)
-    issues = markup_issues(lowered, Counter(names), cut_short=quoted > 0)
+    issues = markup_issues(lowered, names, cut_short=quoted > 0)
     if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), removed, issues + 1
-    hidden_hints = _found(_HIDDEN_HINTS, lowered)
-    triggers = hidden_triggers(lowered, hidden_hints) if hidden_hints else {}
-    signatures = lowered.find(_SIGNATURE_HINT) != -1
-    # A marker hint found before the cut is only searched for again when the cut removed something.
-    outlook = (_REPLY in hints and (not quoted or lowered.find(_REPLY) != -1)) or (
-        lowered.find(b"outlookmessageheader") != -1
-    )
-    quotes = (
-        (_QUOTE in hints and (not quoted or lowered.find(_QUOTE) != -1))
-        or (_CITE in hints and (not quoted or lowered.find(_CITE) != -1))
-        or lowered.find(b"appendonsend") != -1
-        or lowered.find(b"gmail_extra") != -1
-    )
+    triggers = hidden_triggers(lowered, present)
+    signatures = _SIGNATURE_HINT in present
+    outlook = _REPLY in present or _OUTLOOK_HEADER_CLASS in present
+    quotes = _QUOTE in present or _CITE in present or _APPEND_ON_SEND in present or _GMAIL_EXTRA in present
     if (triggers or signatures or quotes) and not (issues or outlook):
         pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
         if pruned is not None:
@@ -370,14 +326,13 @@ def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[by
     skips lexbor's fixed cost per document, which is most of the time a short email takes. One difference
     is kept on purpose: text a malformed table holds outside its cells stays in place, where the parser would
     move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
-    ``names`` and ``pieces`` are what ``split_tags`` returned for the markup; ``pieces`` is reused in place.
+    ``names`` and ``pieces`` are what ``split_tags`` returned for the markup.
     """
-    if not _SIMPLE_TAG_KEYS.issuperset(names):
+    if not _TAGS.all_simple(names):
         return None
     if pieces is not None:
         # Every "<" opens a plain tag, so a block tag's name says where a line ends: no marker pass is needed.
-        pieces[1::2] = map(_BLOCK_SEPARATORS.get, names, repeat(b""))
-        text = b"".join(pieces)
+        text = _TAGS.join_text(pieces, _BREAK_BYTES)
         if text.find(b">") != -1:
             return None  # a stray ">" between tags: markup that is not tags and text alone goes to the tree
     else:
@@ -462,11 +417,6 @@ def _node_is_hidden(attributes: dict[str, str | None]) -> bool:
         return True
     style = attributes.get("style")
     return style is not None and hidden_style(style.lower().encode("utf-8", errors="replace"))
-
-
-def _found(needles: tuple[bytes, ...], data: bytes) -> tuple[bytes, ...]:
-    """The ``needles`` that occur in ``data``, in order (compress/map keep the loop in C)."""
-    return tuple(compress(needles, map(_NOT_FOUND.__ne__, map(data.find, needles))))
 
 
 @cache
@@ -557,10 +507,7 @@ def drop_spans(
         pieces[2 * tags] = pieces[2 * first] + gap + pieces[2 * tags]
         copied = 2 * tags
     kept += pieces[copied:]
-    names = kept[1::2]
-    joined = b" ".join(names)
-    folded = joined.lower()  # names as tag_names spells them, as split_tags returns them
-    return (folded.split(b" ") if folded != joined else names), kept
+    return kept[1::2], kept
 
 
 def _find_all(lowered: bytes, marker: bytes) -> list[int]:
@@ -611,14 +558,12 @@ def _attributes_hide(attributes: bytes) -> bool:
     return False
 
 
-def hidden_triggers(
-    lowered: bytes, hints: tuple[bytes, ...] | list[bytes] = _HIDDEN_HINTS
-) -> dict[bytes, list[int]]:
-    """Offsets of each hidden trigger that occurs in ``lowered`` (only triggers that contain one of ``hints``,
-    the ``_HIDDEN_HINTS`` found in it)."""
+def hidden_triggers(lowered: bytes, present: Collection[bytes] = _HIDDEN_TRIGGERS) -> dict[bytes, list[int]]:
+    """Offsets of each hidden trigger that occurs in ``lowered`` (only triggers in ``present`` are looked for:
+    html_to_text knows which occur)."""
     triggers = {}
-    for trigger in _containing_any(_HIDDEN_TRIGGERS, tuple(hints)):
-        if found := _find_all(lowered, trigger):
+    for trigger in _HIDDEN_TRIGGERS:
+        if trigger in present and (found := _find_all(lowered, trigger)):
             triggers[trigger] = found
     return triggers
 

@@ -13,18 +13,20 @@ import unicodedata
 from functools import cache, lru_cache
 
 from convclass.cleaning._html import BREAK, trie_pattern
+from convclass.cleaning._scan import LineCollapser
 
-# Zero-width, bidi and other format characters, C0/C1 controls (except tab/newline, handled as whitespace) and
-# private-use code points, except U+E000: that is the line marker, and callers remove foreign ones first.
-_INVISIBLE_RE = re.compile(
-    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\ufffd\ue001-\uf8ff"
-    "\U000e0000-\U000e0fff]"
-)
-# Written as two literal markers, so sre jumps to candidates with a substring search (twice as fast).
-_BREAK_RUN_RE = re.compile(BREAK + BREAK + "+")
+# Code points normalisation drops, as (first, last) ranges: C0/C1 controls (except tab, newline, form feed and
+# carriage return, which are whitespace), soft hyphen, zero-width, bidi and other format characters, fillers,
+# variation selectors, tags, the replacement character and private-use code points except U+E000 (the line
+# marker: callers remove foreign ones first).
+_INVISIBLE = (
+    (0x00, 0x08), (0x0B, 0x0B), (0x0E, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x34F, 0x34F), (0x61C, 0x61C),
+    (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xE001, 0xF8FF), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0xFFFD, 0xFFFD), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+_LINES = LineCollapser(_INVISIBLE, BREAK)
 _BLANK_RUN_RE = re.compile("\n{3,}")
-_ASCII_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 # Kinds of removed text, as CleanedEmail.removed counts them.
 QUOTE, SIGNATURE, DEVICE, DISCLAIMER, GREETING, HIDDEN = (
@@ -262,34 +264,12 @@ def normalize(text: str, *, marked: bool = False) -> str:
             text = text.replace(BREAK, "")  # only our own markers may end lines
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-    ascii_only = text.isascii()
-    unmarked = text  # what the control search reads: the text without its markers
-    if not ascii_only:
+    if not text.isascii():
         text = text.replace("\xa0", " ")  # the most common non-NFKC character in mail, and cheap to replace
-        if marked:
-            # Text from HTML is never ASCII (its markers are not), but mostly is apart from them: markers are
-            # NFKC-stable and no invisible character, so such text only needs the ASCII steps.
-            unmarked = text.replace(BREAK, "")
-            ascii_only = unmarked.isascii()
-    if ascii_only:
-        if _ASCII_CONTROL_RE.search(unmarked):
-            text = _ASCII_CONTROL_RE.sub("", text)
-    else:
         if not unicodedata.is_normalized("NFKC", text):
             text = unicodedata.normalize("NFKC", text)
-        text = _INVISIBLE_RE.sub("", text)
-    if not marked:
-        text = text.replace("\n", BREAK)
-    # str.split() is C-speed whitespace collapsing; markers are not whitespace, so line structure survives.
-    text = " ".join(text.split())
-    # A space is printable, and a same-length replace is the cheaper one.
-    if not ascii_only and not text.replace(BREAK, " ").isprintable():
-        # Rare: format, private-use, surrogate or unassigned code points the fast pattern does not list.
-        text = " ".join("".join(c for c in text if c == BREAK or c.isprintable() or c == " ").split())
-    if BREAK in text:
-        text = text.replace(" " + BREAK, BREAK).replace(BREAK + " ", BREAK)
-        text = _BREAK_RUN_RE.sub("\n\n", text).replace(BREAK, "\n")
-    return text.strip()
+    # Invisible and other unprintable characters out, whitespace collapsed, line ends as "\n": one pass in C.
+    return _LINES.collapse(text, not marked)
 
 
 def html_text_to_lines(text: str) -> str:
