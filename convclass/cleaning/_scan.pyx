@@ -60,6 +60,20 @@ cdef class WordFinder:
             self.by_first[self.starts[k][0]] |= (<uint64_t> 1) << k
             self.by_second[self.starts[k][1]] |= (<uint64_t> 1) << k
 
+    def occurs(self, bytes data):
+        """Whether any of the words occurs in ``data``."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data), i, k
+        cdef const unsigned char* text = <const unsigned char*> PyBytes_AS_STRING(data)
+        cdef uint64_t candidates
+        for i in range(size - 1):
+            candidates = self.by_first[text[i]] & self.by_second[text[i + 1]]
+            while candidates:
+                k = __builtin_ctzll(candidates)
+                candidates &= candidates - 1
+                if self.lengths[k] <= size - i and memcmp(text + i, self.starts[k], self.lengths[k]) == 0:
+                    return True
+        return False
+
     def first_offsets(self, bytes data):
         """``[data.find(word) for word in words]``."""
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data), i, k

@@ -13,7 +13,7 @@ import unicodedata
 from functools import cache, lru_cache
 
 from convclass.cleaning._html import BREAK, trie_pattern
-from convclass.cleaning._scan import LineCollapser
+from convclass.cleaning._scan import LineCollapser, WordFinder
 
 # Code points normalisation drops, as (first, last) ranges: C0/C1 controls (except tab, newline, form feed and
 # carriage return, which are whitespace), soft hyphen, zero-width, bidi and other format characters, fillers,
@@ -95,7 +95,7 @@ _ADDRESS_END_RE = re.compile(r">\s*[:：]")
 
 
 @cache
-def _line_rules(*, address: bool, cjk_header: bool, device_suffixed: bool) -> re.Pattern[str]:
+def _line_rules(address: bool, cjk_header: bool, device_suffixed: bool) -> re.Pattern[str]:
     """The line rules with only the alternatives a text can match: the costly ones scan every line.
 
     Compiled on first use (eight variants at most), so importing cleaning stays cheap.
@@ -120,10 +120,10 @@ def _rules_for(text: str, lowered: str) -> re.Pattern[str]:
     suffixed = not text.isascii() and (
         _CJK_OR_ABOVE_RE.search(text) is not None or any(map(text.__contains__, _SUFFIXED_WORDS))
     )
-    return _line_rules(
-        address=address,
-        cjk_header=suffixed and ("写道" in lowered or "寫道" in lowered or "のメッセージ" in lowered),
-        device_suffixed=suffixed and any(map(lowered.__contains__, _DEVICE_SUFFIXES)),
+    return _line_rules(  # positional: the cache looks keyword arguments up more slowly
+        address,
+        suffixed and ("写道" in lowered or "寫道" in lowered or "のメッセージ" in lowered),
+        suffixed and any(map(lowered.__contains__, _DEVICE_SUFFIXES)),
     )
 
 
@@ -136,6 +136,7 @@ _DISCLAIMER_WORDS = (
 )  # fmt: skip
 # Searched in the lower-cased text: a trie without case classes is several times faster than one with them.
 _DISCLAIMER_WORD_RE = re.compile(trie_pattern(list(_DISCLAIMER_WORDS), fold_case=False))
+_DISCLAIMER_FINDER = WordFinder(tuple(word.encode() for word in _DISCLAIMER_WORDS))
 _DISCLAIMER_RE = re.compile(
     r"confidentiality (?:notice|note|statement|warning)|legal (?:notice|disclaimer)"
     r"|^\W{0,3}(?:disclaimer|important notice)\b"
@@ -341,7 +342,8 @@ def _cut(text: str, lowered: str, rules: re.Pattern[str]) -> tuple[int, set[str]
 
 def _disclaimer(text: str, lowered: str) -> int:
     """Start of the first line holding a disclaimer cue after some text (``len(text)``: none)."""
-    if not any(map(lowered.__contains__, _DISCLAIMER_WORDS)):  # every cue holds one; most mail holds none
+    # Every cue holds one of the words, and most mail holds none: one pass over the text rules them out.
+    if not _DISCLAIMER_FINDER.occurs(lowered.encode("utf-8", "surrogatepass")):
         return len(text)
     found = _DISCLAIMER_WORD_RE.search(lowered)
     position = 0 if found is None else text.rfind("\n", 0, found.start()) + 1
@@ -374,12 +376,17 @@ def _disclaimer_search(lowered: str, position: int, *, headings: bool) -> int:
 
 def _drop_greeting(kept: list[str]) -> bool:
     first = 0 if kept[0] else next((i for i, line in enumerate(kept) if line), None)
-    if first is None or not _GREETING_RE.match(kept[first]) or len(kept[first].split()) > 5:
+    if first is None or not _is_greeting(kept[first]):
         return False
     if not any(kept[first + 1 :]):  # never drop the only line there is
         return False
     del kept[first]
     return True
+
+
+@lru_cache(maxsize=_LINE_CACHE_SIZE)
+def _is_greeting(line: str) -> bool:
+    return _GREETING_RE.match(line) is not None and len(line.split()) <= 5
 
 
 def _drop_signature(kept: list[str]) -> bool:
