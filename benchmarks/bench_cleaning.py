@@ -65,7 +65,7 @@ def main() -> None:
     result = {
         **figures,
         "emails_per_s": round(len(emails) / best, 1),
-        # Whether the figures are those of the compiled cleaning that ships (setup.py), built from this source.
+        # Whether these are figures of the compiled cleaning that ships (setup.py), built from this source.
         "cleaning_compiled": cleaning_build().fresh,
         "removed": dict(sorted(removed.items())),
         "bs4_core_recall": peer["core_recall"],

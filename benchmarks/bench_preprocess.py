@@ -130,7 +130,7 @@ def main() -> None:
         "unquoted_emails": len(unquoted),
         "speedup_vs_bs4_unquoted": round(bs4_unquoted / ours_unquoted, 2),
         "us_per_email": round(ours_s / len(records) * 1e6, 1),
-        # Whether the figures are those of the compiled cleaning that ships (setup.py), built from this source.
+        # Whether these are figures of the compiled cleaning that ships (setup.py), built from this source.
         "cleaning_compiled": cleaning_build().fresh,
         "peak_rss_mb": round(peak_rss_mb, 1),
         "handler_import_s": round(import_s, 3),
