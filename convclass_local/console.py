@@ -199,7 +199,12 @@ def build_demo_state(
     first = [_request(runtime, tenant, classifier, 1, emails, epochs) for tenant, classifier in DEMO_TENANTS]
     results = drive(operator, first, approve_deployment=True)
     if set(results.values()) != {"SUCCEEDED"}:
-        raise RuntimeError(f"the first runs did not deploy: {results}")
+        failures = {
+            name: (detail.error, detail.cause)
+            for name, status in results.items()
+            if status != "SUCCEEDED" and (detail := operator.describe_run(name))
+        }
+        raise RuntimeError(f"the first runs did not deploy: {results}; errors: {failures}")
     for seed, (tenant, classifier) in enumerate(DEMO_TENANTS, start=100):
         classify_some(runtime, tenant, classifier, inbound, seed)
     wait_for_archive(runtime, inbound * len(DEMO_TENANTS))
