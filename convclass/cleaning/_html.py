@@ -2,10 +2,10 @@
 
 selectolax's lexbor backend parses with a spec-compliant C parser (the error recovery browsers use); most
 mail never needs it. One compiled pass (``_scan.WordFinder``) finds every word that decides which rules an
-email needs, another (``_scan.split_tags``) splits it into text and tags; the rest is C-speed string work
-(``bytes.find``, compiled regexes) or a CSS query that runs only when the markup contains its trigger words.
-``benchmarks/bench_preprocess.py`` measures the whole cleaning pipeline against BeautifulSoup on the same
-corpus.
+email needs, another (``_scan.TagTable.scan``) reads its tags and joins the text between them; the rest is
+C-speed string work (``bytes.find``, compiled regexes) or a CSS query that runs only when the markup contains
+its trigger words. ``benchmarks/bench_preprocess.py`` measures the whole cleaning pipeline against
+BeautifulSoup on the same corpus.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import cache
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from convclass.cleaning._scan import TagTable, WordFinder, split_tags
+from convclass.cleaning._scan import TagTable, WordFinder
 
 #: Line-break marker inserted at block boundaries. clean_email removes it from the input first, so every
 #: marker in the extracted text is ours; source newlines are just whitespace, as in browsers.
@@ -131,7 +131,7 @@ _VOID = frozenset(
 # - _DEPTH_TAG_RE (_nesting_depth): end-tag slash, name and self-closing slash of every tag;
 # - _BRACKETED_RE (simple_text's fallback): anything from "<" to the next ">", what the fast path deletes;
 # - _FLAT_MARKUP_RE (_flat_text): the same plus comments, for markup too deep for a tree.
-# split_tags ends a tag name where HTML's tokenizer ends it (whitespace, "/" or ">"), as _BLOCK_TAG_RE does,
+# _TAGS.scan ends a tag name where HTML's tokenizer ends it (whitespace, "/" or ">"), as _BLOCK_TAG_RE does,
 # so both agree on its element: "<div-x>" and "<p.x>" are not the elements "div" and "p".
 _CANDIDATE_START_TAG_RE = re.compile(rb"<([a-z][a-z0-9:]*)((?:\s[^<>]*)?)/?>")
 _DEPTH_TAG_RE = re.compile(rb"<(/?)([a-z!][a-z0-9:]*)(?:[^<>]*?(/)?)?>")
@@ -193,7 +193,7 @@ _BLOCK_INSIDE_RE = re.compile(
     rf"</?{trie_pattern([*_BLOCK_NAMES, *_TABLE_NAMES], fold_case=False)}[\s/>]".encode()
 )
 _BLOCK_NAMES_BYTES = [name.encode() for name in _BLOCK_NAMES]
-# Tag names as split_tags spells them ("<div", "</div"), looked up in C (_TAGS): the simple elements, the tags
+# Tag names as _TAGS.scan reads them ("<div", "</div"), looked up in C: the simple elements, the tags
 # _BLOCK_TAG_RE marks (each ends a line), and start tag → end tag of the elements in _NEEDS_CLOSE.
 _SIMPLE_TAG_KEYS = frozenset(prefix + name for name in _SIMPLE_TAGS for prefix in (b"<", b"</"))
 _LINE_ENDING_TAGS = frozenset(
@@ -203,15 +203,14 @@ _END_TAG_OF = {b"<" + name.encode(): b"</" + name.encode() for name in _NEEDS_CL
 _TAGS = TagTable(_SIMPLE_TAG_KEYS, _LINE_ENDING_TAGS, _END_TAG_OF)
 
 
-def markup_issues(lowered: bytes, names: list[bytes], *, cut_short: bool = False) -> int:
+def markup_issues(lowered: bytes, unbalanced: int) -> int:
     """Count signs of malformed markup: unbalanced elements, unterminated tags and comments.
 
     The parser repairs all of these silently (as browsers do); counting them lets the dataset manifest report
     how much of a tenant's mail arrived broken. ``lowered`` is the UTF-8 markup, ASCII-lower-cased, and
-    ``names`` its tag names (``split_tags``). When it was ``cut_short`` before quoted history, elements still
-    open at the cut are expected, not counted.
+    ``unbalanced`` what ``_TAGS.scan`` counted of its elements.
     """
-    issues: int = _TAGS.unbalanced(names, cut_short)
+    issues = unbalanced
     if lowered.find(b"<!--") != -1:
         issues += max(0, lowered.count(b"<!--") - lowered.count(b"-->"))
     if lowered.rfind(b"<") > lowered.rfind(b">"):
@@ -283,9 +282,10 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
         word for word, offset in zip(_HINT_WORDS, offsets, strict=True) if -1 < offset <= cut - len(word)
     }
     removed = Removed(quoted)
-    names, pieces = split_tags(html, lowered)
-    issues = markup_issues(lowered, names, cut_short=quoted > 0)
-    if len(names) > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
+    # When it was cut short before quoted history, elements still open at the cut are expected.
+    tags, unbalanced, simple, joined = _TAGS.scan(html, lowered, _BREAK_BYTES, quoted > 0)
+    issues = markup_issues(lowered, unbalanced)
+    if tags > _DEPTH_CHECK_TAGS and _nesting_depth(lowered) > MAX_DEPTH:
         return _flat_text(html), removed, issues + 1
     triggers = hidden_triggers(lowered, present)
     signatures = _SIGNATURE_HINT in present
@@ -295,11 +295,8 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
         pruned = prune_elements(html, lowered, triggers, signatures=signatures, quotes=quotes)
         if pruned is not None:
             if pruned[0] is not html:  # something was cut: the tags are those of the new markup
-                if pieces is not None:
-                    names, pieces = drop_spans(pieces, lowered, pruned[3])
-                else:
-                    names, pieces = split_tags(pruned[0], pruned[1])
-                html, lowered, elements, _ = pruned
+                html, lowered, elements = pruned
+                tags, _, simple, joined = _TAGS.scan(html, lowered, _BREAK_BYTES)
                 removed.hidden, removed.signatures, removed.devices = (
                     elements.hidden,
                     elements.signatures,
@@ -309,7 +306,7 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
             triggers, signatures, quotes = {}, False, False
     hidden = _hidden_selector(lowered, triggers) if triggers else ""
     if not (hidden or outlook or quotes or signatures):
-        text = simple_text(html, lowered, names, pieces)
+        text = simple_text(html, lowered, tags, simple, joined)
         if text is not None:
             return text, removed, issues
     marked = _BLOCK_TAG_RE.sub(_MARKED_TAG, html)
@@ -319,27 +316,27 @@ def html_to_text(html: bytes) -> tuple[str, Removed, int]:
     return text, removed, issues
 
 
-def simple_text(html: bytes, lowered: bytes, names: list[bytes], pieces: list[bytes] | None) -> str | None:
+def simple_text(html: bytes, lowered: bytes, tags: int, simple: bool, joined: bytes | None) -> str | None:
     """Text of markup made only of ``_SIMPLE_TAGS`` (no comments, tables, hidden or quoted parts), or None.
 
     For such markup the tree's text is exactly "tags removed, character references decoded", so the fast path
     skips lexbor's fixed cost per document, which is most of the time a short email takes. One difference
     is kept on purpose: text a malformed table holds outside its cells stays in place, where the parser would
     move it in front of the table. ``tests/unit/test_cleaning_properties.py`` checks that both paths agree.
-    ``names`` and ``pieces`` are what ``split_tags`` returned for the markup.
+    ``tags``, ``simple`` and ``joined`` are what ``_TAGS.scan`` read of the markup.
     """
-    if not _TAGS.all_simple(names):
+    if not simple:
         return None
-    if pieces is not None:
+    if joined is not None:
         # Every "<" opens a plain tag, so a block tag's name says where a line ends: no marker pass is needed.
-        text = _TAGS.join_text(pieces, _BREAK_BYTES)
+        text = joined
         if text.find(b">") != -1:
             return None  # a stray ">" between tags: markup that is not tags and text alone goes to the tree
     else:
         opened = lowered.count(b"<")
         if (
             lowered.count(b">") != opened
-            or len(names) != opened
+            or tags != opened
             or len(_BRACKETED_RE.split(html)) != opened + 1
         ):
             return None
@@ -431,16 +428,15 @@ def _containing_any(words: tuple[bytes, ...], hints: tuple[bytes, ...]) -> tuple
 
 def prune_elements(
     html: bytes, lowered: bytes, triggers: dict[bytes, list[int]], *, signatures: bool, quotes: bool
-) -> tuple[bytes, bytes, Removed, list[tuple[int, int, bytes]]] | None:
+) -> tuple[bytes, bytes, Removed] | None:
     """Cut hidden elements, signature containers and quoted blocks out of well-formed markup.
 
     They are common (pre-headers, Gmail and Outlook signatures, inline quotes), and cutting them from the
     bytes keeps such mail on the tree-free path: a document's first CSS query costs more than parsing it.
     Candidates are the tags around the hidden ``triggers`` (``hidden_triggers``), around "signature" (when
-    ``signatures``) and the quote markers (when ``quotes``). Returns ``(html, lowered, removed, spans)``
-    (``spans``: what was cut, as ``(start, end, tag name)`` offsets into the markup given), or None
-    (use the tree) when an element to cut is of a kind the bytes cannot cut safely or its end tag cannot be
-    found.
+    ``signatures``) and the quote markers (when ``quotes``). Returns ``(html, lowered, removed)`` (the markup
+    given when nothing was cut), or None (use the tree) when an element to cut is of a kind the bytes cannot
+    cut safely or its end tag cannot be found.
     """
     candidates: dict[int, list[int]] = {}
     for wanted, markers in ((signatures, (_SIGNATURE_HINT,)), (quotes, _QUOTE_MARKERS)):
@@ -471,7 +467,7 @@ def prune_elements(
         spans.append((candidate, end, name))
         setattr(removed, kind, getattr(removed, kind) + 1)
     if not spans:
-        return html, lowered, removed, spans  # triggers, but nothing they hide ("line-height:0")
+        return html, lowered, removed  # triggers, but nothing they hide ("line-height:0")
     # A block element leaves the line break its start tag's marker would have left in the parsed tree.
     html_parts: list[bytes] = []
     lowered_parts: list[bytes] = []
@@ -482,32 +478,7 @@ def prune_elements(
         lowered_parts += [lowered[last:start], gap]
         last = end
     html = b"".join([*html_parts, html[last:]])
-    return html, b"".join([*lowered_parts, lowered[last:]]), removed, spans
-
-
-def drop_spans(
-    pieces: list[bytes], lowered: bytes, spans: list[tuple[int, int, bytes]]
-) -> tuple[list[bytes], list[bytes]]:
-    """``split_tags`` of the markup ``prune_elements`` returned, from the ``pieces`` of the markup it cut.
-
-    Only valid when every "<" of ``lowered`` opens a plain tag (``pieces`` is not None): the number of "<"
-    before an offset is then the number of tags before it. The pieces of each cut element go, and the text
-    around it joins, with the line break a block leaves in between. ``pieces`` is reused in place.
-    """
-    kept: list[bytes] = []
-    copied = tags = scanned = 0
-    for start, end, name in spans:
-        tags += lowered.count(b"<", scanned, start)
-        first = tags  # the cut element's start tag is tag number ``first``
-        tags += lowered.count(b"<", start, end)
-        scanned = end
-        # pieces: [text 0, tag 0, text 1, tag 1, …]; the text before tag n is pieces[2n].
-        kept += pieces[copied : 2 * first]
-        gap = _BREAK_BYTES if name in _PRUNED_BLOCKS else b""
-        pieces[2 * tags] = pieces[2 * first] + gap + pieces[2 * tags]
-        copied = 2 * tags
-    kept += pieces[copied:]
-    return kept[1::2], kept
+    return html, b"".join([*lowered_parts, lowered[last:]]), removed
 
 
 def _find_all(lowered: bytes, marker: bytes) -> list[int]:

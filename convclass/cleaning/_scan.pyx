@@ -2,20 +2,18 @@
 """Single passes over an email's bytes, compiled: each answers in one pass what took a dozen Python-level scans.
 
 Cleaning's rules stay in ``_html.py`` and ``_text.py``; this module answers the questions they ask of every
-email: where each hint word first occurs (``WordFinder``), where the tags are and what they are called
-(``split_tags``), what the tag names add up to (``TagTable``), and the text with its whitespace collapsed
-(``collapse_whitespace``). Each function's docstring states the exact result, which the tests hold it to.
+email: where each hint word first occurs (``WordFinder``), what the tags add up to and the text between them
+(``TagTable``), and the text with invisible characters dropped and whitespace collapsed (``LineCollapser``). Each function's docstring states the exact result, which the tests hold it to.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 cdef enum:
     # The most needles first_offsets takes at once (one bit each in a 64-bit mask).
     MAX_NEEDLES = 64
-    # Tag names as split_tags spells them ("</figcaption" is 12 bytes); longer names are in no table.
+    # Tag names with their "<" or "</" ("</figcaption" is 12 bytes); longer names are in no table.
     MAX_NAME = 16
     # A power of two, several times the names a table holds.
     TABLE_SLOTS = 512
@@ -117,75 +115,6 @@ cdef inline bint _ends_name(unsigned char c) noexcept:
     return c == 32 or (9 <= c <= 13) or c == 47 or c == 62
 
 
-def split_tags(bytes html, bytes lowered):
-    """``(names, pieces)`` of ``html`` (``lowered``: ``html.lower()``) in one pass.
-
-    ``names`` are the start tags (``b"<div"``) and end tags (``b"</div"``) of the markup in document order,
-    lower-cased: every ``</?[a-z][a-z0-9:]*`` of ``lowered``. When every "<" opens a plain tag (its name
-    ends where HTML's tokenizer ends it, at whitespace, "/" or ">", and no other "<" comes before its ">"),
-    ``pieces`` alternate text and tag name (``[text, name, text, ..., text]``, texts from ``html``, the tags
-    themselves left out), else ``pieces`` is None.
-    """
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(html), last = 0, position = 0, opening, name_end, close
-    cdef const char* raw = PyBytes_AS_STRING(html)
-    cdef const unsigned char* low = <const unsigned char*> PyBytes_AS_STRING(lowered)
-    cdef const unsigned char* found
-    if PyBytes_GET_SIZE(lowered) != size:
-        raise ValueError("lowered must be html.lower()")
-    cdef list names = []
-    cdef list pieces = []
-    while True:
-        found = <const unsigned char*> memchr(low + position, 60, size - position)  # "<"
-        if found == NULL:
-            break
-        opening = found - low
-        name_end = opening + 1
-        if name_end < size and low[name_end] == 47:  # "/"
-            name_end += 1
-        if name_end >= size or not _lower_letter(low[name_end]):
-            return _tag_names(low, size), None
-        while name_end < size and _lower_name_char(low[name_end]):
-            name_end += 1
-        if name_end >= size or not _ends_name(low[name_end]):
-            return _tag_names(low, size), None
-        found = <const unsigned char*> memchr(low + name_end, 62, size - name_end)  # ">"
-        if found == NULL:
-            return _tag_names(low, size), None
-        close = found - low
-        if memchr(low + name_end, 60, close - name_end) != NULL:
-            return _tag_names(low, size), None  # a "<" inside the tag: not every "<" opens one
-        pieces.append(PyBytes_FromStringAndSize(raw + last, opening - last))
-        name = PyBytes_FromStringAndSize(<const char*> low + opening, name_end - opening)
-        pieces.append(name)
-        names.append(name)
-        last = position = close + 1
-    pieces.append(PyBytes_FromStringAndSize(raw + last, size - last))
-    return names, pieces
-
-
-cdef list _tag_names(const unsigned char* low, Py_ssize_t size):
-    """Every ``</?[a-z][a-z0-9:]*`` of lower-cased markup, left to right, as ``re.findall`` finds them."""
-    cdef list names = []
-    cdef Py_ssize_t position = 0, opening, end
-    cdef const unsigned char* found
-    while True:
-        found = <const unsigned char*> memchr(low + position, 60, size - position)
-        if found == NULL:
-            return names
-        opening = found - low
-        end = opening + 1
-        if end < size and low[end] == 47 and end + 1 < size and _lower_letter(low[end + 1]):
-            end += 1
-        if end < size and _lower_letter(low[end]):
-            end += 1
-            while end < size and _lower_name_char(low[end]):
-                end += 1
-            names.append(PyBytes_FromStringAndSize(<const char*> low + opening, end - opening))
-            position = end
-        else:
-            position = opening + 1
-
-
 cdef struct _Entry:
     char name[MAX_NAME]
     Py_ssize_t length
@@ -203,7 +132,7 @@ cdef inline uint32_t _hash(const unsigned char* name, Py_ssize_t length) noexcep
 
 
 cdef class TagTable:
-    """What cleaning needs to know of a tag name (as ``split_tags`` spells it), looked up in C.
+    """What cleaning needs to know of a tag name (``b"<div"``, ``b"</div"``), looked up in C.
 
     ``simple``: the names of elements whose markup parses to exactly its text; ``separated``: the names that
     end a line; ``paired``: start tag → end tag of the elements HTML requires to be closed.
@@ -249,75 +178,119 @@ cdef class TagTable:
                 return entry
             slot = (slot + 1) & (TABLE_SLOTS - 1)
 
-    cdef inline _Entry* _find(self, object name) noexcept:
-        cdef Py_ssize_t length = PyBytes_GET_SIZE(name)
+    cdef inline _Entry* _lookup(self, const unsigned char* name, Py_ssize_t length) noexcept:
         cdef _Entry* entry
         if length >= MAX_NAME:
             return NULL
-        entry = self._slot(<const unsigned char*> PyBytes_AS_STRING(name), length)
+        entry = self._slot(name, length)
         return NULL if entry.length == 0 else entry
 
-    def all_simple(self, list names):
-        """Whether every one of ``names`` is in ``simple``."""
-        cdef Py_ssize_t i
-        cdef _Entry* entry
-        for i in range(PyList_GET_SIZE(names)):
-            entry = self._find(<object> PyList_GET_ITEM(names, i))
-            if entry == NULL or not entry.flags & 1:
-                return False
-        return True
+    def scan(self, bytes html, bytes lowered, bytes separator, bint cut_short=False):
+        """``(tags, unbalanced, simple, text)`` of the markup ``html`` (``lowered``: ``html.lower()``), in one pass.
 
-    def join_text(self, list pieces, bytes separator):
-        """The texts of ``pieces`` (from ``split_tags``) joined, with ``separator`` for each ``separated``
-        tag between them."""
-        cdef Py_ssize_t count = PyList_GET_SIZE(pieces), i, total = 0, at = 0, length
-        cdef Py_ssize_t separator_length = PyBytes_GET_SIZE(separator)
-        cdef _Entry* entry
-        cdef object piece
-        for i in range(count):
-            piece = <object> PyList_GET_ITEM(pieces, i)
-            if i & 1:
-                entry = self._find(piece)
-                if entry != NULL and entry.flags & 2:
-                    total += separator_length
-            else:
-                total += PyBytes_GET_SIZE(piece)
-        joined = PyBytes_FromStringAndSize(NULL, total)
-        cdef char* out = PyBytes_AS_STRING(joined)
-        for i in range(count):
-            piece = <object> PyList_GET_ITEM(pieces, i)
-            if i & 1:
-                entry = self._find(piece)
-                if entry != NULL and entry.flags & 2:
-                    memcpy(out + at, PyBytes_AS_STRING(separator), separator_length)
-                    at += separator_length
-            else:
-                length = PyBytes_GET_SIZE(piece)
-                memcpy(out + at, PyBytes_AS_STRING(piece), length)
-                at += length
-        return joined
-
-    def unbalanced(self, list names, bint cut_short=False):
-        """Start tags of ``paired`` elements without their end tag and end tags without any start tag.
-
-        Per element: the difference between its start and end tags when it has start tags (when
-        ``cut_short``, only surplus end tags count: the cut left elements open), else its end tags.
+        Its tag names are every ``</?[a-z][a-z0-9:]*`` of ``lowered`` (``b"<div"``, ``b"</div"``): ``tags``
+        counts them; ``simple`` says whether every one is in ``simple``; ``unbalanced`` counts, per ``paired``
+        element, the difference between its start and end tags when it has start tags (when ``cut_short``,
+        only surplus end tags: the cut left elements open), else its end tags. When every "<" opens a plain
+        tag (its name ends where HTML's tokenizer ends it, at whitespace, "/" or ">", and no other "<" comes
+        before its ">"), ``text`` is the text between the tags, joined with ``separator`` where a
+        ``separated`` tag was; else None.
         """
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(html), separator_length = PyBytes_GET_SIZE(separator)
+        cdef Py_ssize_t last = 0, position = 0, opening, name_end, close, at = 0, tags = 0
+        cdef const char* raw = PyBytes_AS_STRING(html)
+        cdef const unsigned char* low = <const unsigned char*> PyBytes_AS_STRING(lowered)
+        cdef const unsigned char* found
         cdef int opened[TABLE_SLOTS]
         cdef int closed[TABLE_SLOTS]
-        cdef Py_ssize_t i
-        cdef int element, missing, issues = 0
+        cdef bint simple = True, plain = True
         cdef _Entry* entry
+        cdef char* out
+        if PyBytes_GET_SIZE(lowered) != size:
+            raise ValueError("lowered must be html.lower()")
         memset(opened, 0, sizeof(int) * self.elements)
         memset(closed, 0, sizeof(int) * self.elements)
-        for i in range(PyList_GET_SIZE(names)):
-            entry = self._find(<object> PyList_GET_ITEM(names, i))
-            if entry == NULL or entry.element < 0:
-                continue
-            if entry.closing:
-                closed[entry.element] += 1
+        # A tag takes at least three bytes ("<a>"), so the text never outgrows this.
+        text = PyBytes_FromStringAndSize(NULL, size + (size // 3 + 1) * separator_length)
+        out = PyBytes_AS_STRING(text)
+        while True:
+            found = <const unsigned char*> memchr(low + position, 60, size - position)  # "<"
+            if found == NULL:
+                break
+            opening = found - low
+            name_end = opening + 1
+            if name_end < size and low[name_end] == 47:  # "/"
+                name_end += 1
+            if name_end >= size or not _lower_letter(low[name_end]):
+                plain = False
+                break
+            while name_end < size and _lower_name_char(low[name_end]):
+                name_end += 1
+            if name_end >= size or not _ends_name(low[name_end]):
+                plain = False
+                break
+            found = <const unsigned char*> memchr(low + name_end, 62, size - name_end)  # ">"
+            if found == NULL or memchr(low + name_end, 60, found - low - name_end) != NULL:
+                plain = False  # a tag left open, or a "<" inside one: not every "<" opens a tag
+                break
+            close = found - low
+            memcpy(out + at, raw + last, opening - last)
+            at += opening - last
+            entry = self._lookup(low + opening, name_end - opening)
+            tags += 1
+            if entry == NULL:
+                simple = False
             else:
-                opened[entry.element] += 1
+                simple = simple and entry.flags & 1
+                if entry.flags & 2:
+                    memcpy(out + at, PyBytes_AS_STRING(separator), separator_length)
+                    at += separator_length
+                if entry.element >= 0:
+                    if entry.closing:
+                        closed[entry.element] += 1
+                    else:
+                        opened[entry.element] += 1
+            last = position = close + 1
+        if plain:
+            memcpy(out + at, raw + last, size - last)
+            at += size - last
+            text = text[:at]
+        else:
+            text = None
+            tags = 0
+            simple = True
+            memset(opened, 0, sizeof(int) * self.elements)
+            memset(closed, 0, sizeof(int) * self.elements)
+            position = 0
+            while True:
+                found = <const unsigned char*> memchr(low + position, 60, size - position)
+                if found == NULL:
+                    break
+                opening = found - low
+                name_end = opening + 1
+                if name_end < size and low[name_end] == 47 and name_end + 1 < size and _lower_letter(low[name_end + 1]):
+                    name_end += 1
+                if name_end >= size or not _lower_letter(low[name_end]):
+                    position = opening + 1
+                    continue
+                while name_end < size and _lower_name_char(low[name_end]):
+                    name_end += 1
+                position = name_end
+                tags += 1
+                entry = self._lookup(low + opening, name_end - opening)
+                if entry == NULL:
+                    simple = False
+                    continue
+                simple = simple and entry.flags & 1
+                if entry.element >= 0:
+                    if entry.closing:
+                        closed[entry.element] += 1
+                    else:
+                        opened[entry.element] += 1
+        return tags, self._unbalanced(opened, closed, cut_short), simple, text
+
+    cdef int _unbalanced(self, int* opened, int* closed, bint cut_short) noexcept:
+        cdef int element, missing, issues = 0
         for element in range(self.elements):
             if opened[element]:
                 missing = opened[element] - closed[element]

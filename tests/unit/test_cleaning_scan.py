@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from convclass.cleaning._html import _END_TAG_OF, _HINT_WORDS, _LINE_ENDING_TAGS, _SIMPLE_TAG_KEYS, _TAGS
-from convclass.cleaning._scan import LineCollapser, TagTable, WordFinder, split_tags
+from convclass.cleaning._scan import LineCollapser, TagTable, WordFinder
 from convclass.cleaning._text import _INVISIBLE, BREAK, normalize
 from convclass_local.cleaning_build import CleaningBuild, cleaning_build, compiled_sources
 
@@ -33,23 +33,39 @@ _PLAIN_TAG_SPLIT_RE = re.compile(rb"(</?[a-zA-Z][a-zA-Z0-9:]*+)(?=[\s/>])[^>]*>"
 _TAG_NAME_RE = re.compile(rb"</?[a-z][a-z0-9:]*")
 
 
-@given(markup)
-@example(b"<a <b>x")
-@example(b"<div-x>a</div>")
-def test_split_tags_is_the_tag_regex_split_when_every_lt_opens_a_tag(html: bytes) -> None:
+def _reference_scan(html: bytes, cut_short: bool) -> tuple[int, int, bool, bytes | None]:
+    """What TagTable.scan promises for _TAGS, from the tag regexes, a Counter and set lookups."""
     lowered = html.lower()
-    names, pieces = split_tags(html, lowered)
-    assert names == _TAG_NAME_RE.findall(lowered)
-    expected = _PLAIN_TAG_SPLIT_RE.split(html)
-    if len(expected) // 2 == lowered.count(b"<"):
-        assert pieces == [piece.lower() if i % 2 else piece for i, piece in enumerate(expected)]
-    else:
-        assert pieces is None
+    names = _TAG_NAME_RE.findall(lowered)
+    tags = Counter(names)
+    unbalanced = 0
+    for start, end in _END_TAG_OF.items():
+        if tags[start]:
+            missing = tags[start] - tags[end]
+            unbalanced += abs(missing) if not cut_short or missing < 0 else 0
+        else:
+            unbalanced += tags[end]
+    pieces = _PLAIN_TAG_SPLIT_RE.split(html)
+    joined = None
+    if len(pieces) // 2 == lowered.count(b"<"):
+        joined = b"".join(
+            (BREAK.encode() if piece.lower() in _LINE_ENDING_TAGS else b"") if i % 2 else piece
+            for i, piece in enumerate(pieces)
+        )
+    return len(names), unbalanced, _SIMPLE_TAG_KEYS.issuperset(names), joined
 
 
-def test_split_tags_refuses_markup_that_is_not_its_lower_case() -> None:
+@given(markup, st.booleans())
+@example(b"<a <b>x", False)
+@example(b"<div-x>a</div>", False)
+@example(b"<DIV>a</p></div><br/>b", True)
+def test_tag_scan_is_the_tag_regexes_and_the_sets_it_was_built_from(html: bytes, cut_short: bool) -> None:
+    assert _TAGS.scan(html, html.lower(), BREAK.encode(), cut_short) == _reference_scan(html, cut_short)
+
+
+def test_tag_scan_refuses_markup_that_is_not_its_lower_case() -> None:
     with pytest.raises(ValueError, match="lower"):
-        split_tags(b"<div>a</div>", b"<div>")
+        _TAGS.scan(b"<div>a</div>", b"<div>", b"")
 
 
 @given(markup)
@@ -66,31 +82,6 @@ def test_word_finder_finds_each_word_where_find_does(data: bytes) -> None:
 def test_word_finder_refuses_words_it_cannot_search(words: tuple[bytes, ...]) -> None:
     with pytest.raises(ValueError):
         WordFinder(words)
-
-
-def _unbalanced(names: list[bytes], cut_short: bool) -> int:
-    tags = Counter(names)
-    issues = 0
-    for start, end in _END_TAG_OF.items():
-        if tags[start]:
-            missing = tags[start] - tags[end]
-            issues += abs(missing) if not cut_short or missing < 0 else 0
-        else:
-            issues += tags[end]
-    return issues
-
-
-@given(markup, st.booleans())
-def test_tag_table_answers_as_the_sets_it_was_built_from(html: bytes, cut_short: bool) -> None:
-    names, pieces = split_tags(html, html.lower())
-    assert _TAGS.all_simple(names) == _SIMPLE_TAG_KEYS.issuperset(names)
-    assert _TAGS.unbalanced(names, cut_short) == _unbalanced(names, cut_short)
-    if pieces is not None:
-        joined = b"".join(
-            (BREAK.encode() if piece in _LINE_ENDING_TAGS else b"") if i % 2 else piece
-            for i, piece in enumerate(pieces)
-        )
-        assert _TAGS.join_text(pieces, BREAK.encode()) == joined
 
 
 def test_tag_table_refuses_names_too_long_to_hold() -> None:
