@@ -334,11 +334,7 @@ def simple_text(html: bytes, lowered: bytes, tags: int, simple: bool, joined: by
             return None  # a stray ">" between tags: markup that is not tags and text alone goes to the tree
     else:
         opened = lowered.count(b"<")
-        if (
-            lowered.count(b">") != opened
-            or tags != opened
-            or len(_BRACKETED_RE.split(html)) != opened + 1
-        ):
+        if lowered.count(b">") != opened or tags != opened or len(_BRACKETED_RE.split(html)) != opened + 1:
             return None
         # rare: a name such as "<div-x>" is not the element its prefix names
         text = _BRACKETED_RE.sub(b"", _BLOCK_TAG_RE.sub(_MARKED_TAG, html))
